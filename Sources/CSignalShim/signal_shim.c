@@ -1,0 +1,78 @@
+// See CSignalShim.h for why this file exists. The rule here: the handler touches only the flag,
+// errno and the saved previous action; no allocation, no locks, no Swift.
+#include "CSignalShim.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+
+// The stop flag: the number of the last trapped signal, 0 while none. Exported (with the library's
+// prefix) so that a caller who wants no function call at all can read it; see gracefulstop.h.
+volatile sig_atomic_t gracefulstop_signal_flag = 0;
+
+// The action each signal had before ours, to chain to from the handler and to restore.
+static struct sigaction previous_action[NSIG];
+
+static int is_trappable(int signo) {
+    return signo > 0 && signo < NSIG && signo != SIGKILL && signo != SIGSTOP;
+}
+
+// Records the signal, then hands it on to the previous handler (a Python `signal.signal` handler,
+// say) so that installing gracefulstop never silences somebody else's. SIG_DFL is not chained to:
+// for SIGTERM and SIGUSR1 it would kill the process, which is exactly what a graceful stop avoids.
+static void stop_handler(int signo, siginfo_t *info, void *context) {
+    int saved_errno = errno;
+    gracefulstop_signal_flag = signo;
+    const struct sigaction *prev = &previous_action[signo];
+    if (prev->sa_flags & SA_SIGINFO) {
+        if (prev->sa_sigaction != NULL) prev->sa_sigaction(signo, info, context);
+    } else if (prev->sa_handler != SIG_DFL && prev->sa_handler != SIG_IGN && prev->sa_handler != NULL) {
+        prev->sa_handler(signo);
+    }
+    errno = saved_errno;
+}
+
+static int handler_is_ours(const struct sigaction *action) {
+    return (action->sa_flags & SA_SIGINFO) && action->sa_sigaction == stop_handler;
+}
+
+int gracefulstop_shim_install(int signo) {
+    if (!is_trappable(signo)) return EINVAL;
+    struct sigaction current;
+    if (sigaction(signo, NULL, &current) != 0) return errno;
+    if (handler_is_ours(&current)) return 0;
+    // Saved before ours goes in, so the handler never chains to a half-written action.
+    previous_action[signo] = current;
+    struct sigaction ours;
+    ours.sa_sigaction = stop_handler;
+    sigemptyset(&ours.sa_mask);
+    // SA_RESTART: the user's blocking reads and waits resume instead of failing with EINTR.
+    // SA_ONSTACK: run on an alternate stack when the thread has one (as Go and Python do).
+    ours.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    if (sigaction(signo, &ours, NULL) != 0) return errno;
+    return 0;
+}
+
+int gracefulstop_shim_uninstall(int signo) {
+    if (!is_trappable(signo)) return EINVAL;
+    struct sigaction current;
+    if (sigaction(signo, NULL, &current) != 0) return errno;
+    if (!handler_is_ours(&current)) return EBUSY;
+    if (sigaction(signo, &previous_action[signo], NULL) != 0) return errno;
+    return 0;
+}
+
+int gracefulstop_shim_is_installed(int signo) {
+    if (signo <= 0 || signo >= NSIG) return 0;
+    struct sigaction current;
+    if (sigaction(signo, NULL, &current) != 0) return 0;
+    return handler_is_ours(&current);
+}
+
+int gracefulstop_shim_last_signal(void) {
+    return gracefulstop_signal_flag;
+}
+
+void gracefulstop_shim_clear(void) {
+    gracefulstop_signal_flag = 0;
+}

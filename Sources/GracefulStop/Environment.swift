@@ -1,0 +1,50 @@
+import Glibc
+
+/// The environment variables gracefulstop reads: their names are part of the public contract
+/// (README, docs), so they live in one place.
+public enum Environment {
+    public static let stateDirectory = "GRACEFULSTOP_STATE_DIR"
+    public static let nodeVariable = "GRACEFULSTOP_NODE"
+    public static let deadline = "GRACEFULSTOP_DEADLINE"
+    public static let attemptStart = "GRACEFULSTOP_ATTEMPT_START"
+    public static let checkInterval = "GRACEFULSTOP_CHECK_INTERVAL"
+    public static let signals = "GRACEFULSTOP_SIGNALS"
+
+    /// The value of `name`, nil when unset or empty.
+    public static func value(_ name: String) -> String? {
+        guard let raw = getenv(name) else { return nil }
+        let text = String(cString: raw)
+        return text.isEmpty ? nil : text
+    }
+
+    /// This process's node: GRACEFULSTOP_NODE, else SLURM_ARRAY_TASK_ID (one node per array task),
+    /// else SLURM_NODEID (one node per host of a multi-node job), else 0. Also says where it came from.
+    public static func node() throws -> (number: Int, source: String) {
+        for name in [nodeVariable, "SLURM_ARRAY_TASK_ID", "SLURM_NODEID"] {
+            guard let text = value(name) else { continue }
+            guard let number = Int(text), number >= 0 else {
+                throw GracefulStopError(.invalidArgument, "\(name)='\(text)' is not a node number (a whole number from 0)")
+            }
+            return (number, " (from \(name))")
+        }
+        return (0, "")
+    }
+
+    /// Unix seconds from a variable, nil when unset.
+    static func unixTime(_ name: String) throws -> Double? {
+        guard let text = value(name) else { return nil }
+        guard let seconds = Double(text), seconds.isFinite, seconds >= 0 else {
+            throw GracefulStopError(.invalidArgument, "\(name)='\(text)' is not a unix time in seconds")
+        }
+        return seconds
+    }
+
+    /// Seconds between two looks at the stop-request file; default 1.
+    static func checkIntervalSeconds() throws -> Double {
+        guard let text = value(checkInterval) else { return StopCheck.defaultIntervalSeconds }
+        guard let seconds = Double(text), seconds.isFinite, seconds >= 0 else {
+            throw GracefulStopError(.invalidArgument, "\(checkInterval)='\(text)' is not a number of seconds")
+        }
+        return seconds
+    }
+}

@@ -1,0 +1,231 @@
+import Glibc
+import Synchronization
+
+/// One process's view of a run: its state directory (manifest, done-markers, stop request), its
+/// node, and its stop check. Every operation of the C ABI, the Python package and `gstop` goes
+/// through this type. Thread-safe: the filesystem is the shared state, and the little kept in
+/// memory (which units are known done) sits behind a mutex.
+public final class RunState: Sendable {
+    /// The files of a state directory; absent for a handle that only checks signals and a deadline.
+    struct Files: Sendable {
+        let directory: Directory
+        let manifest: Manifest
+        let markers: DoneMarkers
+    }
+
+    /// What this handle knows to be done: refreshed by every scan, updated by its own marks. It lets
+    /// `markDone` notice, without a scan per call, when a node may have finished.
+    private struct Knowledge: Sendable {
+        var done: DoneSet
+        var doneByNode: [Int]
+    }
+
+    let files: Files?
+    /// The state directory as given, nil for a handle without one.
+    public let path: String?
+    /// This process's node (from the caller, else the environment: see `Environment.node()`).
+    public let node: Int
+    public let stopCheck: StopCheck
+    private let knowledge = Mutex<Knowledge?>(nil)
+
+    private init(path: String?, files: Files?, node: Int, stopCheck: StopCheck) {
+        self.path = path
+        self.files = files
+        self.node = node
+        self.stopCheck = stopCheck
+    }
+
+    // MARK: - Opening
+
+    /// Creates the state at `path` for `units`, or opens it when it exists for the same run.
+    /// Throws `.mismatch` when it exists for another unit list, node count or partition rule.
+    public static func create(
+        at path: String, units: [String], nodes: Int, partition: PartitionRule = .roundRobin,
+        legacyDoneDirectory: String? = nil, node: Int? = nil
+    ) throws -> RunState {
+        let table = try UnitTable(names: units.map { $0.utf8 })
+        return try create(at: path, units: table, nodes: nodes, partition: partition, legacyDoneDirectory: legacyDoneDirectory, node: node)
+    }
+
+    static func create(
+        at path: String, units: UnitTable, nodes: Int, partition: PartitionRule, legacyDoneDirectory: String?, node: Int?
+    ) throws -> RunState {
+        try validate(path: path)
+        let wanted = try Manifest(units: units, nodes: nodes, rule: partition, legacyDoneDirectory: legacyDoneDirectory)
+        let directory = try Directory(opening: path, create: true)
+        if try !directory.exists(Manifest.fileName) {
+            // Concurrent creators (every array task at start) each rename a complete, identical file.
+            try directory.writeAtomically(Manifest.fileName, wanted.encoded())
+        }
+        let state = try open(directory: directory, path: path, node: node)
+        if let difference = state.files!.manifest.difference(from: wanted) {
+            throw GracefulStopError(
+                .mismatch,
+                "the state at \(path) belongs to a different run (\(difference)); use a new state directory, or open this one without a unit list")
+        }
+        return state
+    }
+
+    /// Opens the state at `path`; nil means `GRACEFULSTOP_STATE_DIR`, and when that is unset too,
+    /// a handle without a state directory (it checks signals and the deadline; marking fails).
+    public static func open(at path: String?, node: Int? = nil) throws -> RunState {
+        guard let path = path ?? Environment.value(Environment.stateDirectory) else {
+            return RunState(path: nil, files: nil, node: try node ?? Environment.node().number, stopCheck: try makeStopCheck(directory: nil))
+        }
+        try validate(path: path)
+        return try open(directory: Directory(opening: path), path: path, node: node)
+    }
+
+    private static func validate(path: String) throws {
+        if path.isEmpty { throw GracefulStopError(.invalidArgument, "the state directory path is empty") }
+        if path.utf8.contains(0) { throw GracefulStopError(.invalidArgument, "the state directory path contains a NUL byte") }
+    }
+
+    private static func open(directory: Directory, path: String, node: Int?) throws -> RunState {
+        guard let bytes = try directory.readFile(Manifest.fileName) else {
+            throw GracefulStopError(
+                .badState,
+                "\(directory.pathOf(Manifest.fileName)) does not exist: \(path) is not a gracefulstop state (create one with gracefulstop.create() or `gstop init`)")
+        }
+        let manifest = try Manifest.decode(bytes, source: directory.pathOf(Manifest.fileName))
+        let markers = try DoneMarkers(
+            directory: directory.subdirectory(DoneMarkers.directoryName, create: true),
+            legacy: openLegacyDirectory(manifest.legacyDoneDirectory, in: directory))
+        let chosen: (number: Int, source: String) = try node.map { ($0, "") } ?? Environment.node()
+        try manifest.partition.validate(node: chosen.number, source: chosen.source)
+        return RunState(
+            path: path, files: Files(directory: directory, manifest: manifest, markers: markers),
+            node: chosen.number, stopCheck: try makeStopCheck(directory: directory))
+    }
+
+    /// The seed's `completed/` directory; one that does not exist yet simply holds no markers.
+    private static func openLegacyDirectory(_ legacy: String?, in directory: Directory) throws -> Directory? {
+        guard let legacy else { return nil }
+        let resolved = legacy.hasPrefix("/") ? legacy : directory.pathOf(legacy)
+        do { return try Directory(opening: resolved) } catch let error as GracefulStopError where error.errno == ENOENT { return nil }
+    }
+
+    private static func makeStopCheck(directory: Directory?) throws -> StopCheck {
+        StopCheck(
+            directory: directory,
+            attemptStart: try Environment.unixTime(Environment.attemptStart) ?? Clock.unixSeconds(),
+            deadline: try Environment.unixTime(Environment.deadline),
+            intervalSeconds: try Environment.checkIntervalSeconds())
+    }
+
+    // MARK: - The run
+
+    func requireFiles() throws -> Files {
+        guard let files else {
+            throw GracefulStopError(
+                .invalidArgument,
+                "no state directory: set \(Environment.stateDirectory) or open a state (gracefulstop.open(path) / gracefulstop_open)")
+        }
+        return files
+    }
+
+    public var manifest: Manifest? { files?.manifest }
+
+    /// The position of `unit` in the manifest; throws for invalid or unknown names.
+    func unitIndex<Name: Collection<UInt8>>(_ unit: Name, in files: Files) throws -> Int {
+        try UnitName.validate(unit)
+        guard let index = files.manifest.units.index(ofUnit: unit) else {
+            throw GracefulStopError(
+                .unknownUnit,
+                "unit \(UnitName.preview(unit)) is not in the manifest of \(files.directory.path) (\(files.manifest.unitCount) units)")
+        }
+        return index
+    }
+
+    /// Marks `unit` done (see `DoneMarkers.mark`). Returns true when it was already done. When this
+    /// makes the unit's node look finished, a scan follows, which creates `run.done` if every unit is.
+    @discardableResult
+    public func markDone<Name: Collection<UInt8>>(_ unit: Name) throws -> Bool {
+        let files = try requireFiles()
+        let index = try unitIndex(unit, in: files)
+        let alreadyDone = try files.markers.mark(index, in: files.manifest.units)
+        let partition = files.manifest.partition
+        let owner = partition.node(ofUnit: index)
+        let scanNow = knowledge.withLock { known -> Bool in
+            guard known != nil else { return true }
+            guard known!.done.insert(index) else { return false }
+            known!.doneByNode[owner] += 1
+            return known!.doneByNode[owner] == partition.unitCount(ofNode: owner)
+        }
+        if scanNow { try refresh() }
+        return alreadyDone
+    }
+
+    @discardableResult
+    public func markDone(_ unit: String) throws -> Bool { try markDone(unit.utf8) }
+
+    /// Whether `unit` is done: a stat, no scan.
+    public func isDone<Name: Collection<UInt8>>(_ unit: Name) throws -> Bool {
+        let files = try requireFiles()
+        return try files.markers.isDone(unitIndex(unit, in: files), in: files.manifest.units)
+    }
+
+    public func isDone(_ unit: String) throws -> Bool { try isDone(unit.utf8) }
+
+    /// Scans the markers (one directory read), updates what this handle knows, and creates
+    /// `run.done` when every unit is done.
+    @discardableResult
+    func refresh() throws -> DoneSet {
+        let files = try requireFiles()
+        let manifest = files.manifest
+        let done = try files.markers.scan(manifest.units)
+        var doneByNode = [Int](repeating: 0, count: manifest.nodes)
+        for index in 0..<manifest.unitCount where done.contains(index) { doneByNode[manifest.partition.node(ofUnit: index)] += 1 }
+        knowledge.withLock { $0 = Knowledge(done: done, doneByNode: doneByNode) }
+        if done.count == manifest.unitCount, try !RunCompletion.exists(in: files.directory) {
+            try RunCompletion.write(in: files.directory, unitCount: manifest.unitCount)
+        }
+        return done
+    }
+
+    private func checkedNode(_ node: Int?, _ files: Files) throws -> Int {
+        let chosen = node ?? self.node
+        try files.manifest.partition.validate(node: chosen)
+        return chosen
+    }
+
+    /// The manifest positions of `node`'s units that are not done, in manifest order (default:
+    /// this handle's node). One directory read, however many units.
+    public func remainingUnitIndices(node: Int? = nil) throws -> [Int] {
+        let files = try requireFiles()
+        let chosen = try checkedNode(node, files)
+        let done = try refresh()
+        return files.manifest.partition.units(ofNode: chosen).filter { !done.contains($0) }
+    }
+
+    public func remainingUnits(node: Int? = nil) throws -> [String] {
+        let table = try requireFiles().manifest.units
+        return try remainingUnitIndices(node: node).map { table.name($0) }
+    }
+
+    /// Done and total units of `node`, or of the whole run when `node` is nil.
+    public func counts(node: Int?) throws -> (done: Int, total: Int) {
+        let files = try requireFiles()
+        let done = try refresh()
+        guard let node else { return (done.count, files.manifest.unitCount) }
+        try files.manifest.partition.validate(node: node)
+        let units = files.manifest.partition.units(ofNode: node)
+        return (units.reduce(0) { $0 + (done.contains($1) ? 1 : 0) }, files.manifest.partition.unitCount(ofNode: node))
+    }
+
+    /// Scans, and says whether every unit is done (creating `run.done` if so).
+    public func checkRunDone() throws -> Bool {
+        let files = try requireFiles()
+        return try refresh().count == files.manifest.unitCount
+    }
+
+    /// Asks every process of the run to stop: writes the stop request, and stops this process at once.
+    /// Without a state directory, only this process is asked.
+    public func requestStop(reason: String) throws {
+        if let files { try StopRequest.now(reason: reason).write(to: files.directory) }
+        stopCheck.latch(.request, "stop requested by this process: \(reason)")
+    }
+
+    @inline(__always)
+    public func shouldStop() -> Bool { stopCheck.shouldStop() }
+}

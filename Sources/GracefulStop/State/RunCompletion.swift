@@ -1,0 +1,21 @@
+import Glibc
+
+/// `run.done`: every unit of the whole run is done. Created by the first process that observes it —
+/// the one that marks the last unit, or any later scan (`remaining_units`, the supervisor) — so it
+/// appears whichever node finishes last. Written atomically (rename), so concurrent finishers each
+/// leave one complete file and never a mixed one.
+enum RunCompletion {
+    static let fileName = "run.done"
+
+    static func exists(in directory: Directory) throws -> Bool { try directory.exists(fileName) }
+
+    static func write(in directory: Directory, unitCount: Int) throws {
+        var json = JSONWriter()
+        json.raw("{\"units\": \(unitCount), \"completed_at\": ")
+        json.number(Clock.unixSeconds())
+        json.raw(", \"by\": ")
+        json.string("\(HostName.current):\(getpid())")
+        json.raw("}\n")
+        try directory.writeAtomically(fileName, json.bytes)
+    }
+}

@@ -1,0 +1,86 @@
+import Glibc
+
+/// `stop.request`: asks every process of the run to stop, wherever it runs — written by the
+/// supervisor on a stop signal, by `request_stop()`, or by `gstop stop`, and read by every
+/// `should_stop()` through the shared filesystem.
+///
+/// A request counts only for attempts that began before it was made: each process knows when its
+/// attempt started (`GRACEFULSTOP_ATTEMPT_START`, set by the supervisor, else when it opened the
+/// state), so a request left over from an earlier attempt never stops a restarted job. No file
+/// has to be removed by hand, and no node can remove another node's current request.
+public struct StopRequest: Sendable, Equatable {
+    public static let fileName = "stop.request"
+
+    /// Unix seconds when the request was made (the requester's clock).
+    public var requestedAt: Double
+    /// host:pid of the requester.
+    public var by: String
+    /// Why, in words ("signal SIGUSR1 to gstop", "request_stop()").
+    public var reason: String
+
+    public init(requestedAt: Double, by: String, reason: String) {
+        self.requestedAt = requestedAt
+        self.by = by
+        self.reason = reason
+    }
+
+    /// A request made now by this process.
+    public static func now(reason: String) -> StopRequest {
+        StopRequest(requestedAt: Clock.unixSeconds(), by: "\(HostName.current):\(getpid())", reason: reason)
+    }
+
+    /// Whether the request applies to an attempt that started at `attemptStart` (unix seconds).
+    public func applies(toAttemptStartedAt attemptStart: Double) -> Bool { requestedAt >= attemptStart }
+
+    func encoded() -> [UInt8] {
+        var json = JSONWriter()
+        json.raw("{\"requested_at\": ")
+        json.number(requestedAt)
+        json.raw(", \"by\": ")
+        json.string(by)
+        json.raw(", \"reason\": ")
+        json.string(reason)
+        json.raw("}\n")
+        return json.bytes
+    }
+
+    func write(to directory: Directory) throws {
+        try directory.writeAtomically(StopRequest.fileName, encoded())
+    }
+
+    /// The current request in `directory`, or nil. A file that is not our JSON (say, one made with
+    /// `touch`) is still a request: its modification time says when it was made.
+    static func read(from directory: Directory) throws -> StopRequest? {
+        guard let bytes = try directory.readFile(fileName) else { return nil }
+        let source = directory.pathOf(fileName)
+        if let parsed = try? decode(bytes, source: source) { return parsed }
+        guard let info = try fileName.withCString({ try directory.status($0, display: fileName) }) else { return nil }
+        let modified = Double(info.st_mtim.tv_sec) + Double(info.st_mtim.tv_nsec) / 1e9
+        return StopRequest(requestedAt: modified, by: "unknown", reason: "\(source) exists (not gracefulstop's format; its modification time counts)")
+    }
+
+    static func decode(_ bytes: [UInt8], source: String) throws -> StopRequest {
+        var reader = JSONReader(bytes, source: source)
+        var request = StopRequest(requestedAt: .nan, by: "unknown", reason: "")
+        try reader.readObject { reader, key in
+            switch key {
+            case "requested_at": request.requestedAt = try reader.readDouble()
+            case "by": request.by = try reader.readString()
+            case "reason": request.reason = try reader.readString()
+            default: try reader.skipValue()
+            }
+        }
+        try reader.expectEnd()
+        if request.requestedAt.isNaN { throw GracefulStopError(.badState, "\(source) has no requested_at") }
+        return request
+    }
+}
+
+/// This host's name, read once.
+enum HostName {
+    static let current: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown-host" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }()
+}

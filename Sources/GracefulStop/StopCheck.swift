@@ -1,0 +1,99 @@
+import Synchronization
+
+/// `should_stop()`: true once a trapped signal reached this process, a current stop request exists
+/// in the state directory, or the deadline has passed.
+///
+/// The call is on the user's hot path, so it costs a flag read, a vDSO clock read and two atomic
+/// loads; the stop-request file is looked at only when the check interval has elapsed (one
+/// fstatat, usually ENOENT), so a million calls in a second make one system call, not a million.
+/// Once a stop is seen it stays seen (latched): a loop never sees true, then false.
+public final class StopCheck: Sendable {
+    public enum Reason: Int32, Sendable {
+        case none = 0
+        case signal = 1
+        case request = 2
+        case deadline = 3
+    }
+
+    public static let defaultIntervalSeconds = 1.0
+
+    private let directory: Directory?
+    /// Unix seconds when this attempt started: requests older than this are stale.
+    public let attemptStart: Double
+    /// Unix seconds after which to stop, if any.
+    public let deadline: Double?
+    private let deadlineMonotonic: Int64
+    private let intervalNanoseconds: Atomic<Int64>
+    private let nextFileCheck = Atomic<Int64>(0)
+    private let latchedReason = Atomic<Int32>(0)
+    private let latchedDetail = Mutex<String>("")
+
+    init(directory: Directory?, attemptStart: Double, deadline: Double?, intervalSeconds: Double) {
+        self.directory = directory
+        self.attemptStart = attemptStart
+        self.deadline = deadline
+        if let deadline {
+            let remaining = (deadline - Clock.unixSeconds()) * 1e9
+            deadlineMonotonic = Clock.monotonicNanoseconds() &+ Int64(max(min(remaining, 1e17), -1e17))
+        } else {
+            deadlineMonotonic = .max
+        }
+        intervalNanoseconds = Atomic(Int64(intervalSeconds * 1e9))
+    }
+
+    /// Seconds between two looks at the stop-request file.
+    public var intervalSeconds: Double {
+        get { Double(intervalNanoseconds.load(ordering: .relaxed)) / 1e9 }
+        set {
+            intervalNanoseconds.store(Int64(max(0, newValue) * 1e9), ordering: .relaxed)
+            nextFileCheck.store(0, ordering: .relaxed)
+        }
+    }
+
+    @inline(__always)
+    public func shouldStop() -> Bool {
+        if StopSignals.received != 0 || latchedReason.load(ordering: .relaxed) != 0 { return true }
+        let now = Clock.monotonicNanoseconds()
+        if now >= deadlineMonotonic {
+            latch(.deadline, "the deadline \(deadline.map { String($0) } ?? "") (\(Environment.deadline)) has passed")
+            return true
+        }
+        let due = nextFileCheck.load(ordering: .relaxed)
+        if now < due || directory == nil { return false }
+        // One thread per interval looks at the file; the others go on.
+        let next = now &+ intervalNanoseconds.load(ordering: .relaxed)
+        guard nextFileCheck.compareExchange(expected: due, desired: next, ordering: .relaxed).exchanged else {
+            return latchedReason.load(ordering: .relaxed) != 0
+        }
+        return lookForRequest()
+    }
+
+    private func lookForRequest() -> Bool {
+        guard let directory else { return false }
+        // Errors reading the request (a flaky NFS mount) are not a reason to stop; the next
+        // interval looks again.
+        guard let request = try? StopRequest.read(from: directory), request.applies(toAttemptStartedAt: attemptStart) else {
+            return false
+        }
+        latch(.request, "stop requested by \(request.by) at \(request.requestedAt): \(request.reason)")
+        return true
+    }
+
+    func latch(_ reason: Reason, _ detail: String) {
+        latchedDetail.withLock { current in
+            if latchedReason.load(ordering: .relaxed) == 0 {
+                current = detail
+                latchedReason.store(reason.rawValue, ordering: .relaxed)
+            }
+        }
+    }
+
+    /// Why `shouldStop()` is true: the reason, the signal for `.signal`, and a sentence.
+    public func reason() -> (reason: Reason, signal: Int32, detail: String) {
+        let signal = StopSignals.received
+        if signal != 0 { return (.signal, signal, "received \(StopSignals.name(of: signal))") }
+        return latchedDetail.withLock { detail in
+            (Reason(rawValue: latchedReason.load(ordering: .relaxed)) ?? .none, 0, detail)
+        }
+    }
+}

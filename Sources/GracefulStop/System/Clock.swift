@@ -1,0 +1,19 @@
+import Glibc
+
+/// The two clocks gracefulstop reads. Both go through the vDSO on Linux: no system call.
+enum Clock {
+    /// Nanoseconds on CLOCK_MONOTONIC: for rate limits and deadlines, immune to clock changes.
+    @inline(__always)
+    static func monotonicNanoseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) &* 1_000_000_000 &+ Int64(now.tv_nsec)
+    }
+
+    /// Unix time in seconds: for what is written to disk and compared across hosts.
+    static func unixSeconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+}

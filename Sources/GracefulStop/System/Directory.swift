@@ -1,0 +1,186 @@
+import Glibc
+import Synchronization
+
+/// An open directory: the descriptor that every file operation of the state works relative to, and
+/// its path for error messages. Working through one descriptor (openat, fstatat, renameat) saves a
+/// path walk per call and keeps every operation inside this directory.
+final class Directory: Sendable {
+    let path: String
+    let fd: Int32
+
+    /// Opens `path`, creating it (and missing parents) first when `create` is true.
+    init(opening path: String, create: Bool = false) throws {
+        if create { try Directory.makeDirectories(path) }
+        let fd = retryingOnInterrupt { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        if fd.result == -1 {
+            switch fd.errno {
+            case ENOENT: throw GracefulStopError(.system, "directory \(path) does not exist", errno: ENOENT)
+            case ENOTDIR: throw GracefulStopError(.system, "\(path) is not a directory", errno: ENOTDIR)
+            default: throw GracefulStopError.system("cannot open directory", path, errno: fd.errno)
+            }
+        }
+        self.path = path
+        self.fd = fd.result
+    }
+
+    deinit { close(fd) }
+
+    /// The path of `name` inside this directory, for messages.
+    func pathOf(_ name: String) -> String { path.hasSuffix("/") ? path + name : path + "/" + name }
+
+    /// `mkdir -p`: creates `path` and its missing parents; an existing directory is fine.
+    static func makeDirectories(_ path: String) throws {
+        var prefix = ""
+        for component in path.split(separator: "/", omittingEmptySubsequences: false) {
+            prefix += prefix.isEmpty && path.hasPrefix("/") ? "/" : (prefix.isEmpty || prefix == "/" ? "" : "/")
+            prefix += component
+            if component.isEmpty || component == "." { continue }
+            let made = retryingOnInterrupt { mkdir(prefix, 0o755) }
+            if made.result == -1 && made.errno != EEXIST {
+                throw GracefulStopError.system("cannot create directory", prefix, errno: made.errno)
+            }
+        }
+    }
+
+    /// Opens (creating if asked) the subdirectory `name`.
+    func subdirectory(_ name: String, create: Bool) throws -> Directory {
+        if create {
+            let made = retryingOnInterrupt { mkdirat(fd, name, 0o755) }
+            if made.result == -1 && made.errno != EEXIST {
+                throw GracefulStopError.system("cannot create directory", pathOf(name), errno: made.errno)
+            }
+        }
+        return try Directory(opening: pathOf(name))
+    }
+
+    /// Metadata of the entry `name`, or nil when it does not exist.
+    func status(_ name: UnsafePointer<CChar>, display: @autoclosure () -> String) throws -> stat? {
+        var info = stat()
+        let result = retryingOnInterrupt { fstatat(fd, name, &info, 0) }
+        if result.result == 0 { return info }
+        if result.errno == ENOENT { return nil }
+        throw GracefulStopError.system("cannot stat", pathOf(display()), errno: result.errno)
+    }
+
+    func exists(_ name: UnsafePointer<CChar>, display: @autoclosure () -> String) throws -> Bool {
+        try status(name, display: display()) != nil
+    }
+
+    func exists(_ name: String) throws -> Bool {
+        try name.withCString { (cName) throws -> Bool in try exists(cName, display: name) }
+    }
+
+    /// The whole content of `name`, or nil when it does not exist.
+    func readFile(_ name: String) throws -> [UInt8]? {
+        let opened = retryingOnInterrupt { openat(fd, name, O_RDONLY | O_CLOEXEC) }
+        if opened.result == -1 {
+            if opened.errno == ENOENT { return nil }
+            throw GracefulStopError.system("cannot open", pathOf(name), errno: opened.errno)
+        }
+        defer { close(opened.result) }
+        var content: [UInt8] = []
+        var info = stat()
+        if fstat(opened.result, &info) == 0, info.st_size > 0 { content.reserveCapacity(Int(info.st_size) + 1) }
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = try systemCall("cannot read", pathOf(name)) {
+                chunk.withUnsafeMutableBytes { read(opened.result, $0.baseAddress, $0.count) }
+            }
+            if count == 0 { return content }
+            content.append(contentsOf: chunk[0..<count])
+        }
+    }
+
+    /// Writes `bytes` as `name` atomically and durably: a uniquely named temporary file is written,
+    /// fsynced and renamed over `name`, then this directory is fsynced. A reader sees the old
+    /// content or the whole new one, never a part; once this returns, the file survives kill -9 and
+    /// power loss. rename(2) is atomic on local filesystems, NFS and Lustre alike, and needs no lock.
+    func writeAtomically(_ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer, display: @autoclosure () -> String) throws {
+        let temporary = TemporaryName.next()
+        try temporary.withUnsafeBufferPointer { (tmp) in
+            let tmpName = tmp.baseAddress!
+            let created = retryingOnInterrupt { openat(fd, tmpName, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+            if created.result == -1 { throw GracefulStopError.system("cannot create", pathOf(display()), errno: created.errno) }
+            var written = 0
+            var failure: GracefulStopError? = nil
+            while written < bytes.count {
+                let count = retryingOnInterrupt { write(created.result, bytes.baseAddress! + written, bytes.count - written) }
+                if count.result == -1 { failure = .system("cannot write", pathOf(display()), errno: count.errno); break }
+                written += count.result
+            }
+            if failure == nil {
+                let synced = retryingOnInterrupt { fsync(created.result) }
+                if synced.result == -1 { failure = .system("cannot fsync", pathOf(display()), errno: synced.errno) }
+            }
+            // NFS reports deferred write errors at close: a failed close is a failed write.
+            if close(created.result) == -1 && failure == nil {
+                failure = .system("cannot write", pathOf(display()), errno: Glibc.errno)
+            }
+            if failure == nil {
+                let renamed = retryingOnInterrupt { renameat(fd, tmpName, fd, name) }
+                if renamed.result == -1 { failure = .system("cannot rename a temporary file to", pathOf(display()), errno: renamed.errno) }
+            }
+            if let failure {
+                _ = unlinkat(fd, tmpName, 0)
+                throw failure
+            }
+        }
+        try sync()
+    }
+
+    func writeAtomically(_ name: String, _ bytes: [UInt8]) throws {
+        try name.withCString { (cName) in
+            try bytes.withUnsafeBytes { (raw) in try writeAtomically(cName, raw, display: name) }
+        }
+    }
+
+    /// fsync of the directory itself: makes the entries created or renamed in it durable.
+    func sync() throws {
+        try systemCall("cannot fsync directory", path) { fsync(fd) }
+    }
+
+    func remove(_ name: String) throws {
+        let removed = retryingOnInterrupt { unlinkat(fd, name, 0) }
+        if removed.result == -1 && removed.errno != ENOENT { throw GracefulStopError.system("cannot remove", pathOf(name), errno: removed.errno) }
+    }
+
+    /// Calls `body` with the name of every entry (without "." and ".."): one pass of readdir over a
+    /// fresh descriptor, so concurrent scans never share a directory offset.
+    func forEachEntry(_ body: (UnsafeBufferPointer<UInt8>) -> Void) throws {
+        let opened = retryingOnInterrupt { openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        if opened.result == -1 { throw GracefulStopError.system("cannot open directory", path, errno: opened.errno) }
+        guard let stream = fdopendir(opened.result) else {
+            let error = Glibc.errno
+            close(opened.result)
+            throw GracefulStopError.system("cannot read directory", path, errno: error)
+        }
+        defer { closedir(stream) }
+        let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+        while true {
+            Glibc.errno = 0
+            guard let entry = readdir(stream) else {
+                if Glibc.errno != 0 { throw GracefulStopError.system("cannot read directory", path, errno: Glibc.errno) }
+                return
+            }
+            let name = UnsafeRawPointer(entry).advanced(by: nameOffset).assumingMemoryBound(to: UInt8.self)
+            let length = strlen(name)
+            if name[0] == UInt8(ascii: ".") && (length == 1 || (length == 2 && name[1] == UInt8(ascii: "."))) { continue }
+            body(UnsafeBufferPointer(start: name, count: length))
+        }
+    }
+}
+
+/// Names for temporary files that are unique across threads, processes and hosts without any
+/// coordination: pid, a random number drawn once per process image, and a per-process counter.
+/// They start with "." so that scans of marker directories skip them.
+enum TemporaryName {
+    private static let processRandom = UInt64.random(in: .min ... .max)
+    private static let counter = Atomic<UInt64>(0)
+
+    /// A NUL-terminated name.
+    static func next() -> [CChar] {
+        let serial = counter.add(1, ordering: .relaxed).newValue
+        let name = ".tmp.\(getpid()).\(String(processRandom, radix: 16)).\(serial)"
+        return Array(name.utf8CString)
+    }
+}

@@ -1,0 +1,42 @@
+import Glibc
+
+/// The one error type of gracefulstop: a code the C ABI returns as a status, and a message that
+/// names the path and the problem. Modelled on swift-system's `Errno`: data, not a class tree.
+public struct GracefulStopError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// The status codes of include/gracefulstop.h (`GRACEFULSTOP_E*`); 0 is success and is not a code.
+    public enum Code: Int32, Sendable {
+        /// A bad argument: empty unit name, NUL in a name, NULL pointer, bad option value.
+        case invalidArgument = 1
+        /// A unit that is not in the state's manifest.
+        case unknownUnit = 2
+        /// A system call failed (missing or unwritable directory, full disk, ...): see `errno`.
+        case system = 3
+        /// The state on disk is not readable: truncated or corrupt manifest, unknown format version.
+        case badState = 4
+        /// The state exists with a different unit list, node count or partition rule.
+        case mismatch = 5
+        /// A node number outside 0..<nodes.
+        case nodeOutOfRange = 6
+        /// A bug in gracefulstop; the message says where.
+        case `internal` = 7
+    }
+
+    public var code: Code
+    public var message: String
+    /// The errno behind a `.system` error, 0 otherwise.
+    public var errno: Int32
+
+    public init(_ code: Code, _ message: String, errno: Int32 = 0) {
+        self.code = code
+        self.message = message
+        self.errno = errno
+    }
+
+    /// A failed system call: "<what> <path>: <strerror> (errno N)".
+    public static func system(_ what: String, _ path: String, errno: Int32) -> GracefulStopError {
+        let reason = String(cString: strerror(errno))
+        return GracefulStopError(.system, "\(what) \(path): \(reason) (errno \(errno))", errno: errno)
+    }
+
+    public var description: String { message }
+}

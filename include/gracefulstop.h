@@ -1,0 +1,240 @@
+/*
+ * gracefulstop.h — the C ABI of libgracefulstop.so.
+ *
+ * A job on a SLURM cluster calls three things in its loop: should_stop() (a stop signal, a stop
+ * request from any node, or a deadline), mark_done(unit) (durably, once the unit is finished) and
+ * remaining_units(node) (what this node still has to do). The state they share is a directory on
+ * a shared filesystem; its format is docs/state-format.md.
+ *
+ * Conventions
+ *   - Every symbol starts with gracefulstop_ (macros and types with GRACEFULSTOP_ / gracefulstop_).
+ *   - Functions that can fail return a status (gracefulstop_status); results come back through
+ *     out-parameters, which are written only on success. On failure, gracefulstop_last_error()
+ *     describes the problem (naming the path) on the calling thread.
+ *   - Every buffer the library returns is freed with the matching *_free function.
+ *   - All functions are thread-safe. A state handle may be used from many threads at once, but
+ *     must not be closed while another thread uses it.
+ *   - No function ever lets an error escape as a crash or an exception.
+ */
+#ifndef GRACEFULSTOP_H
+#define GRACEFULSTOP_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Nullability annotations are a clang extension; other compilers see nothing. */
+#if defined(__clang__) && defined(__has_feature)
+#if __has_feature(nullability)
+#define GRACEFULSTOP_NONNULL _Nonnull
+#define GRACEFULSTOP_NULLABLE _Nullable
+#endif
+#endif
+#ifndef GRACEFULSTOP_NONNULL
+#define GRACEFULSTOP_NONNULL
+#define GRACEFULSTOP_NULLABLE
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version this header describes; compare with gracefulstop_version() at load time. */
+#define GRACEFULSTOP_VERSION "0.1.0"
+
+/* Status codes returned by the functions below. */
+typedef enum gracefulstop_status {
+    GRACEFULSTOP_OK = 0,
+    GRACEFULSTOP_EINVAL = 1,         /* bad argument: NULL, empty or NUL-containing unit name, bad value */
+    GRACEFULSTOP_EUNKNOWN_UNIT = 2,  /* the unit is not in the state's manifest */
+    GRACEFULSTOP_ESYSTEM = 3,        /* a system call failed (missing/unwritable directory, disk full) */
+    GRACEFULSTOP_EBAD_STATE = 4,     /* the state is unreadable: truncated/corrupt manifest, unknown version */
+    GRACEFULSTOP_EMISMATCH = 5,      /* the state exists for a different unit list, node count or partition */
+    GRACEFULSTOP_ENODE = 6,          /* node number out of range */
+    GRACEFULSTOP_EINTERNAL = 7       /* a bug in gracefulstop; the message says where */
+} gracefulstop_status;
+
+/* Why should_stop() is true. */
+typedef enum gracefulstop_reason {
+    GRACEFULSTOP_REASON_NONE = 0,     /* no stop */
+    GRACEFULSTOP_REASON_SIGNAL = 1,   /* a trapped signal reached this process */
+    GRACEFULSTOP_REASON_REQUEST = 2,  /* a stop request in the state directory (or request_stop()) */
+    GRACEFULSTOP_REASON_DEADLINE = 3  /* GRACEFULSTOP_DEADLINE has passed */
+} gracefulstop_reason;
+
+/* Node arguments: this handle's own node, or (for gracefulstop_counts) the whole run. */
+#define GRACEFULSTOP_NODE_DEFAULT ((int64_t)-1)
+#define GRACEFULSTOP_ALL_NODES ((int64_t)-2)
+
+/* For unit arguments given as (pointer, length): the name is NUL-terminated. */
+#define GRACEFULSTOP_NUL_TERMINATED ((size_t)-1)
+
+/* An opened state directory (opaque). */
+typedef struct gracefulstop_state gracefulstop_state;
+
+/*
+ * A list of unit names: `count` names, each followed by a NUL byte, back to back in `names`
+ * (`size` bytes in all, terminators included). Walk it with p += strlen(p) + 1.
+ * Lists returned by the library are freed with gracefulstop_unit_list_free().
+ */
+typedef struct gracefulstop_unit_list {
+    char *GRACEFULSTOP_NULLABLE names;
+    size_t size;
+    size_t count;
+} gracefulstop_unit_list;
+
+/* ---- Library ------------------------------------------------------------------------------ */
+
+/* The library's version, e.g. "0.1.0". Static storage: never freed. Callers (the Python package)
+ * refuse to run with a library whose version differs from their own. */
+const char *GRACEFULSTOP_NONNULL gracefulstop_version(void);
+
+/* The message of the last failed call on this thread, or NULL if none failed yet. Valid until
+ * the next failing call on the same thread; not cleared by successful calls. */
+const char *GRACEFULSTOP_NULLABLE gracefulstop_last_error(void);
+
+/* Frees a string returned by the library (NULL is fine). */
+void gracefulstop_string_free(char *GRACEFULSTOP_NULLABLE string);
+
+/* ---- Opening a state ---------------------------------------------------------------------- */
+
+/*
+ * Creates the state directory `path` (and missing parents) for a run of `units`, or opens it if it
+ * already exists for the same run, so every task of an array can call this at start.
+ *   units            the ordered unit names (non-empty UTF-8, no NUL, at most 4096 bytes; no repeats)
+ *   nodes            how many nodes share the run (1 to 1,000,000)
+ *   partition        "round-robin" (unit i -> node i mod nodes) or "block" (contiguous slices);
+ *                    NULL means "round-robin"
+ *   legacy_done_dir  a directory of the seed scripts' <unit>.done files to honour as done-markers
+ *                    (absolute, or relative to `path`), or NULL
+ *   node             this process's node, or GRACEFULSTOP_NODE_DEFAULT to take it from the
+ *                    environment (GRACEFULSTOP_NODE, SLURM_ARRAY_TASK_ID, SLURM_NODEID, else 0)
+ * Returns GRACEFULSTOP_EMISMATCH when the state exists with another unit list, node count,
+ * partition or legacy directory. On success *out_state is a handle for gracefulstop_close().
+ */
+int gracefulstop_create(const char *GRACEFULSTOP_NONNULL path,
+                        const gracefulstop_unit_list *GRACEFULSTOP_NONNULL units,
+                        uint32_t nodes,
+                        const char *GRACEFULSTOP_NULLABLE partition,
+                        const char *GRACEFULSTOP_NULLABLE legacy_done_dir,
+                        int64_t node,
+                        gracefulstop_state *GRACEFULSTOP_NULLABLE *GRACEFULSTOP_NONNULL out_state);
+
+/*
+ * Opens an existing state. `path` NULL means $GRACEFULSTOP_STATE_DIR; if that is unset too, the
+ * handle has no state directory: should_stop() checks signals and the deadline, and the unit
+ * functions fail with GRACEFULSTOP_EINVAL. `node` as for gracefulstop_create().
+ * Reads GRACEFULSTOP_DEADLINE, GRACEFULSTOP_ATTEMPT_START and GRACEFULSTOP_CHECK_INTERVAL.
+ */
+int gracefulstop_open(const char *GRACEFULSTOP_NULLABLE path,
+                      int64_t node,
+                      gracefulstop_state *GRACEFULSTOP_NULLABLE *GRACEFULSTOP_NONNULL out_state);
+
+/* Releases a handle (NULL is fine). The state on disk is not touched. */
+void gracefulstop_close(gracefulstop_state *GRACEFULSTOP_NULLABLE state);
+
+/* This handle's node, the state's node count and unit count (any out-parameter may be NULL).
+ * Fails with GRACEFULSTOP_EINVAL for a handle without a state directory. */
+int gracefulstop_info(const gracefulstop_state *GRACEFULSTOP_NONNULL state,
+                      int64_t *GRACEFULSTOP_NULLABLE out_node,
+                      uint32_t *GRACEFULSTOP_NULLABLE out_nodes,
+                      uint64_t *GRACEFULSTOP_NULLABLE out_units);
+
+/* ---- Stopping ----------------------------------------------------------------------------- */
+
+/*
+ * True once a stop is due: a trapped signal reached this process, a stop request newer than this
+ * attempt exists in the state directory, or GRACEFULSTOP_DEADLINE has passed. Once true it stays
+ * true. Cheap enough for every iteration of a loop: the request file is looked at once per check
+ * interval (default 1 s), all else is memory and the vDSO clock. `state` NULL checks signals only.
+ */
+bool gracefulstop_should_stop(const gracefulstop_state *GRACEFULSTOP_NULLABLE state);
+
+/*
+ * Why should_stop() is true: *out_reason a gracefulstop_reason, *out_signal the signal number for
+ * GRACEFULSTOP_REASON_SIGNAL (else 0), *out_detail a sentence to free with
+ * gracefulstop_string_free(). Any out-parameter may be NULL. `state` NULL: signals only.
+ */
+int gracefulstop_stop_reason(const gracefulstop_state *GRACEFULSTOP_NULLABLE state,
+                             int *GRACEFULSTOP_NULLABLE out_reason,
+                             int *GRACEFULSTOP_NULLABLE out_signal,
+                             char *GRACEFULSTOP_NULLABLE *GRACEFULSTOP_NULLABLE out_detail);
+
+/* Asks every process of the run to stop (writes the stop request) and stops this one at once.
+ * `reason` (may be NULL) is recorded for the others to read. */
+int gracefulstop_request_stop(gracefulstop_state *GRACEFULSTOP_NONNULL state,
+                              const char *GRACEFULSTOP_NULLABLE reason);
+
+/* Sets how often should_stop() looks at the stop-request file, in seconds (0: every call). */
+int gracefulstop_set_check_interval(gracefulstop_state *GRACEFULSTOP_NONNULL state, double seconds);
+
+/*
+ * Traps `count` signals with an async-signal-safe handler that records the stop and chains to the
+ * handler installed before it (a Python signal.signal handler keeps running). SA_RESTART is set so
+ * blocking calls are not interrupted. `signals` NULL: $GRACEFULSTOP_SIGNALS (e.g. "USR1,TERM",
+ * "none"), else SIGUSR1 and SIGTERM; SIGINT is not trapped by default so Ctrl+C stays immediate.
+ * Installing twice is harmless. Forked children inherit the handlers and the flag; exec resets them.
+ */
+int gracefulstop_install_signals(const int *GRACEFULSTOP_NULLABLE signals, size_t count);
+
+/* Restores the handlers that were installed before ours (`signals` NULL: as for install). A handler
+ * somebody installed after ours is left in place. */
+int gracefulstop_uninstall_signals(const int *GRACEFULSTOP_NULLABLE signals, size_t count);
+
+/* The last trapped signal that reached this process, 0 if none. */
+int gracefulstop_received_signal(void);
+
+/* The same value as a variable, for callers that want no function call at all (read it, never
+ * write it). It covers signals only: call should_stop() for stop requests and deadlines. */
+extern volatile sig_atomic_t gracefulstop_signal_flag;
+
+/* ---- Units -------------------------------------------------------------------------------- */
+
+/*
+ * Marks `unit` done: atomically (readers never see a partial marker) and durably (the file and its
+ * directory are fsynced: the mark survives kill -9 and power loss once this returns). Idempotent,
+ * and safe from many processes on many hosts at once without file locks. `length` is the name's
+ * length in bytes, or GRACEFULSTOP_NUL_TERMINATED. *out_was_done (may be NULL) says whether it was
+ * already done. When this finishes the whole run, run.done is created.
+ */
+int gracefulstop_mark_done(gracefulstop_state *GRACEFULSTOP_NONNULL state,
+                           const char *GRACEFULSTOP_NONNULL unit, size_t length,
+                           bool *GRACEFULSTOP_NULLABLE out_was_done);
+
+/* Whether `unit` is done (one stat, no directory scan). `length` as for mark_done. */
+int gracefulstop_is_done(const gracefulstop_state *GRACEFULSTOP_NONNULL state,
+                         const char *GRACEFULSTOP_NONNULL unit, size_t length,
+                         bool *GRACEFULSTOP_NONNULL out_done);
+
+/*
+ * The units of `node` (GRACEFULSTOP_NODE_DEFAULT: this handle's node) that are not done, in
+ * manifest order, with one read of the marker directory. Free *out_list with
+ * gracefulstop_unit_list_free(). Creates run.done when it finds every unit of the run done.
+ */
+int gracefulstop_remaining_units(gracefulstop_state *GRACEFULSTOP_NONNULL state, int64_t node,
+                                 gracefulstop_unit_list *GRACEFULSTOP_NONNULL out_list);
+
+/* Frees the names of a list returned by the library and zeroes it (NULL is fine). */
+void gracefulstop_unit_list_free(gracefulstop_unit_list *GRACEFULSTOP_NULLABLE list);
+
+/* Done and total units of `node`, of this handle's node (GRACEFULSTOP_NODE_DEFAULT) or of the whole
+ * run (GRACEFULSTOP_ALL_NODES). One directory read. */
+int gracefulstop_counts(gracefulstop_state *GRACEFULSTOP_NONNULL state, int64_t node,
+                        uint64_t *GRACEFULSTOP_NULLABLE out_done,
+                        uint64_t *GRACEFULSTOP_NULLABLE out_total);
+
+/* Scans the markers and sets *out_done to whether every unit of the run is done; creates run.done
+ * if so (call it after a worker's loop ends, so the last finisher always leaves run.done). */
+int gracefulstop_run_done(gracefulstop_state *GRACEFULSTOP_NONNULL state, bool *GRACEFULSTOP_NONNULL out_done);
+
+/* The file name of `unit`'s done-marker (docs/state-format.md), to free with
+ * gracefulstop_string_free(). `length` as for mark_done. */
+int gracefulstop_marker_name(const char *GRACEFULSTOP_NONNULL unit, size_t length,
+                             char *GRACEFULSTOP_NULLABLE *GRACEFULSTOP_NONNULL out_name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GRACEFULSTOP_H */
