@@ -1,0 +1,112 @@
+"""gracefulstop: stop Python jobs on SLURM cleanly before their time limit, remember exactly which
+units finished, and requeue only when work remains.
+
+The module-level functions work on a default state taken from the environment
+($GRACEFULSTOP_STATE_DIR, node from $GRACEFULSTOP_NODE, $SLURM_ARRAY_TASK_ID, $SLURM_NODEID, else 0),
+opened on first use::
+
+    import gracefulstop
+
+    for unit in gracefulstop.work():      # this node's remaining units; ends early on a stop
+        solve(unit)
+        gracefulstop.mark_done(unit)      # durable: survives kill -9
+
+The same methods exist on a handle from ``gracefulstop.create(...)`` or ``gracefulstop.open(...)``.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Iterator, Optional
+
+from ._ffi import LIBRARY_PATH, VERSION, signal_flag
+from .errors import (
+    BadStateError,
+    GracefulStopError,
+    InternalError,
+    InvalidArgumentError,
+    NodeOutOfRangeError,
+    StateMismatchError,
+    StateSystemError,
+    UnknownUnitError,
+)
+from .state import (
+    PARTITIONS,
+    Progress,
+    State,
+    StopReason,
+    Unit,
+    create,
+    install_signals,
+    marker_name,
+    open,
+    uninstall_signals,
+)
+
+__version__ = VERSION
+
+__all__ = [
+    "BadStateError", "GracefulStopError", "InternalError", "InvalidArgumentError", "LIBRARY_PATH",
+    "NodeOutOfRangeError", "PARTITIONS", "Progress", "State", "StateMismatchError", "StateSystemError",
+    "StopReason", "UnknownUnitError", "create", "default_state", "install_signals", "is_done", "mark_done",
+    "marker_name", "open", "progress", "remaining_units", "request_stop", "run_done", "should_stop",
+    "signal_flag", "stop_reason", "uninstall_signals", "work",
+]
+
+_default: Optional[State] = None
+_default_lock = threading.Lock()
+
+
+def default_state() -> State:
+    """The state the module-level functions use: $GRACEFULSTOP_STATE_DIR, opened on first use
+    (without it, a handle that checks signals and the deadline only)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = open()
+    return _default
+
+
+def should_stop() -> bool:
+    """``default_state().should_stop()``: true once a stop signal, stop request or deadline came."""
+    return default_state().should_stop()
+
+
+def stop_reason() -> Optional[StopReason]:
+    """``default_state().stop_reason()``."""
+    return default_state().stop_reason()
+
+
+def mark_done(unit: Unit) -> None:
+    """``default_state().mark_done(unit)``: durably marks the unit done."""
+    default_state().mark_done(unit)
+
+
+def is_done(unit: Unit) -> bool:
+    """``default_state().is_done(unit)``."""
+    return default_state().is_done(unit)
+
+
+def remaining_units(node: Optional[int] = None) -> list[str]:
+    """``default_state().remaining_units(node)``: this node's units not done yet, in order."""
+    return default_state().remaining_units(node)
+
+
+def request_stop(reason: str = "request_stop()") -> None:
+    """``default_state().request_stop(reason)``: asks every process of the run to stop."""
+    default_state().request_stop(reason)
+
+
+def progress(node: Optional[int] = None) -> Progress:
+    """``default_state().progress(node)``."""
+    return default_state().progress(node)
+
+
+def run_done() -> bool:
+    """``default_state().run_done()``."""
+    return default_state().run_done()
+
+
+def work() -> Iterator[str]:
+    """``default_state().work()``: this node's remaining units, ending early on a stop."""
+    return default_state().work()

@@ -1,0 +1,167 @@
+"""The ctypes binding to libgracefulstop.so: where the library is found, and one table that
+declares every C function of include/gracefulstop.h (argument types, result type, error check).
+
+Nothing is compiled at import: the library is found, loaded, its version checked, and its
+functions declared.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import GracefulStopError, error_for_status
+
+#: The package version; the library must report the same one.
+VERSION = "0.1.0"
+
+LIBRARY_NAME = "libgracefulstop.so"
+LIBRARY_ENV = "GRACEFULSTOP_LIBRARY"
+
+
+class UnitList(ctypes.Structure):
+    """``gracefulstop_unit_list``: ``count`` NUL-terminated names back to back in ``names``."""
+
+    _fields_ = [("names", ctypes.c_void_p), ("size", ctypes.c_size_t), ("count", ctypes.c_size_t)]
+
+
+NODE_DEFAULT = -1
+ALL_NODES = -2
+
+_c_state = ctypes.c_void_p
+_c_state_out = ctypes.POINTER(ctypes.c_void_p)
+
+
+def _candidates() -> list[Path]:
+    """Where to look for the library, in order: $GRACEFULSTOP_LIBRARY, the package folder, then
+    the build folders of a source checkout (release before debug)."""
+    places: list[Path] = []
+    override = os.environ.get(LIBRARY_ENV)
+    if override:
+        places.append(Path(override))
+    package = Path(__file__).resolve().parent
+    places.append(package / LIBRARY_NAME)
+    checkout = package.parent.parent
+    for build in (".build/release", ".build-wheel/release", ".build/debug"):
+        places.append(checkout / build / LIBRARY_NAME)
+    return places
+
+
+def _load() -> ctypes.CDLL:
+    tried: list[str] = []
+    override = os.environ.get(LIBRARY_ENV)
+    for path in _candidates():
+        if not path.is_file():
+            tried.append(f"{path} (not there)")
+            if override and str(path) == override:
+                # An explicit override that is wrong is an error, not a reason to load another library.
+                break
+            continue
+        try:
+            return ctypes.CDLL(str(path))
+        except OSError as error:
+            tried.append(f"{path} ({error})")
+            if override and str(path) == override:
+                break
+    raise ImportError(
+        "gracefulstop: cannot load libgracefulstop.so; tried:\n  "
+        + "\n  ".join(tried)
+        + f"\nInstall the package with `pip install ./python` from a checkout, or set {LIBRARY_ENV}."
+    )
+
+
+def _check_status(result: int, function: Callable[..., Any], arguments: tuple[Any, ...]) -> int:
+    """The error checker of every status-returning function: raise with the library's message."""
+    if result != 0:
+        message = _lib.gracefulstop_last_error()
+        text = message.decode("utf-8", "replace") if message else f"{function.__name__} failed"
+        raise error_for_status(result, text)
+    return result
+
+
+# name: (argument types, result type, error checker)
+_DECLARATIONS: dict[str, tuple[list[Any], Any, Any]] = {
+    "gracefulstop_version": ([], ctypes.c_char_p, None),
+    "gracefulstop_last_error": ([], ctypes.c_char_p, None),
+    "gracefulstop_string_free": ([ctypes.c_void_p], None, None),
+    "gracefulstop_create": (
+        [ctypes.c_char_p, ctypes.POINTER(UnitList), ctypes.c_uint32, ctypes.c_char_p, ctypes.c_char_p,
+         ctypes.c_int64, _c_state_out],
+        ctypes.c_int, _check_status),
+    "gracefulstop_open": ([ctypes.c_char_p, ctypes.c_int64, _c_state_out], ctypes.c_int, _check_status),
+    "gracefulstop_close": ([_c_state], None, None),
+    "gracefulstop_info": (
+        [_c_state, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint64)],
+        ctypes.c_int, _check_status),
+    "gracefulstop_should_stop": ([_c_state], ctypes.c_bool, None),
+    "gracefulstop_stop_reason": (
+        [_c_state, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_void_p)],
+        ctypes.c_int, _check_status),
+    "gracefulstop_request_stop": ([_c_state, ctypes.c_char_p], ctypes.c_int, _check_status),
+    "gracefulstop_set_check_interval": ([_c_state, ctypes.c_double], ctypes.c_int, _check_status),
+    "gracefulstop_install_signals": ([ctypes.POINTER(ctypes.c_int), ctypes.c_size_t], ctypes.c_int, _check_status),
+    "gracefulstop_uninstall_signals": ([ctypes.POINTER(ctypes.c_int), ctypes.c_size_t], ctypes.c_int, _check_status),
+    "gracefulstop_received_signal": ([], ctypes.c_int, None),
+    "gracefulstop_mark_done": (
+        [_c_state, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)], ctypes.c_int, _check_status),
+    "gracefulstop_is_done": (
+        [_c_state, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)], ctypes.c_int, _check_status),
+    "gracefulstop_remaining_units": ([_c_state, ctypes.c_int64, ctypes.POINTER(UnitList)], ctypes.c_int, _check_status),
+    "gracefulstop_unit_list_free": ([ctypes.POINTER(UnitList)], None, None),
+    "gracefulstop_counts": (
+        [_c_state, ctypes.c_int64, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint64)],
+        ctypes.c_int, _check_status),
+    "gracefulstop_run_done": ([_c_state, ctypes.POINTER(ctypes.c_bool)], ctypes.c_int, _check_status),
+    "gracefulstop_marker_name": (
+        [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int, _check_status),
+}
+
+
+def _declare(library: ctypes.CDLL) -> None:
+    for name, (argtypes, restype, errcheck) in _DECLARATIONS.items():
+        function = getattr(library, name)
+        function.argtypes = argtypes
+        function.restype = restype
+        if errcheck is not None:
+            function.errcheck = errcheck
+
+
+_lib = _load()
+_declare(_lib)
+LIBRARY_PATH: str = _lib._name
+
+_library_version = _lib.gracefulstop_version().decode()
+if _library_version != VERSION:
+    raise ImportError(
+        f"gracefulstop: the library {LIBRARY_PATH} is version {_library_version}, but the Python package is "
+        f"version {VERSION}; reinstall both from the same checkout (pip install ./python)"
+    )
+
+#: The loaded library, declared.
+lib = _lib
+
+#: The signal flag as a ctypes integer: reading ``signal_flag.value`` costs no function call.
+signal_flag = ctypes.c_int.in_dll(_lib, "gracefulstop_signal_flag")
+
+
+def take_string(pointer: ctypes.c_void_p) -> str:
+    """Copies a library-allocated string into Python and frees it."""
+    if not pointer.value:
+        return ""
+    try:
+        return ctypes.string_at(pointer.value).decode("utf-8", "replace")
+    finally:
+        _lib.gracefulstop_string_free(pointer)
+
+
+def take_unit_list(units: UnitList) -> list[str]:
+    """Copies a library-allocated unit list into Python and frees it."""
+    try:
+        if units.count == 0:
+            return []
+        return ctypes.string_at(units.names, units.size)[:-1].decode("utf-8").split("\0")
+    finally:
+        _lib.gracefulstop_unit_list_free(ctypes.byref(units))
+
+

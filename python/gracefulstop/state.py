@@ -1,0 +1,298 @@
+"""``State``: one opened gracefulstop state directory, and the functions that open one."""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from typing import Iterable, Iterator, NamedTuple, Optional, Union
+
+from . import _ffi
+from .errors import InvalidArgumentError
+
+Unit = Union[str, bytes]
+
+#: Partition rules: unit i goes to node i mod nodes, or node k gets the k-th contiguous slice.
+PARTITIONS = ("round-robin", "block")
+
+_REASONS = {1: "signal", 2: "request", 3: "deadline"}
+
+
+class StopReason(NamedTuple):
+    """Why ``should_stop()`` is true."""
+
+    #: "signal", "request" or "deadline".
+    kind: str
+    #: The signal number for kind "signal", else None.
+    signal: Optional[int]
+    #: A sentence from the library ("received SIGUSR1", "stop requested by host:pid ...").
+    detail: str
+
+    def __str__(self) -> str:
+        return self.detail or self.kind
+
+
+class Progress(NamedTuple):
+    """Done and total units of one node and of the whole run."""
+
+    node: int
+    done: int
+    total: int
+    run_done: int
+    run_total: int
+
+    @property
+    def remaining(self) -> int:
+        """Units of this node still to do."""
+        return self.total - self.done
+
+
+def _unit_bytes(unit: Unit) -> bytes:
+    if isinstance(unit, bytes):
+        return unit
+    if isinstance(unit, str):
+        # surrogatepass: a str that is not valid Unicode reaches the library, which says so.
+        return unit.encode("utf-8", "surrogatepass")
+    raise TypeError(f"a unit name is a str or bytes, not {type(unit).__name__}")
+
+
+_signals_installed = False
+_signals_lock = threading.Lock()
+
+
+def install_signals(signals: Optional[Iterable[int]] = None) -> None:
+    """Traps the stop signals: ``signals``, else $GRACEFULSTOP_SIGNALS, else SIGUSR1 and SIGTERM.
+
+    The handler records the signal and chains to the one installed before it, so a
+    ``signal.signal`` handler you set earlier keeps running. Opening a state calls this once; call
+    it again after installing your own handler later (Python's ``signal.signal`` replaces ours).
+    """
+    global _signals_installed
+    with _signals_lock:
+        if signals is None:
+            _ffi.lib.gracefulstop_install_signals(None, 0)
+        else:
+            numbers = [int(s) for s in signals]
+            array = (ctypes.c_int * len(numbers))(*numbers)
+            _ffi.lib.gracefulstop_install_signals(array, len(numbers))
+        _signals_installed = True
+
+
+def uninstall_signals(signals: Optional[Iterable[int]] = None) -> None:
+    """Restores the handlers that were installed before ours (ours only where still installed)."""
+    global _signals_installed
+    with _signals_lock:
+        if signals is None:
+            _ffi.lib.gracefulstop_uninstall_signals(None, 0)
+        else:
+            numbers = [int(s) for s in signals]
+            array = (ctypes.c_int * len(numbers))(*numbers)
+            _ffi.lib.gracefulstop_uninstall_signals(array, len(numbers))
+        _signals_installed = False
+
+
+def _ensure_signals() -> None:
+    if not _signals_installed:
+        install_signals()
+
+
+class State:
+    """An opened state directory: the run's units, this process's node, and the stop check.
+
+    Use ``gracefulstop.create()`` or ``gracefulstop.open()`` to get one. Thread-safe. Closing is
+    optional (the handle is released when garbage-collected); ``with`` closes it.
+    """
+
+    def __init__(self, handle: ctypes.c_void_p, path: Optional[str]) -> None:
+        self._handle = handle
+        #: The state directory, or None for a handle that only checks signals and the deadline.
+        self.path = path
+        if path is not None:
+            node, nodes, units = ctypes.c_int64(), ctypes.c_uint32(), ctypes.c_uint64()
+            _ffi.lib.gracefulstop_info(handle, ctypes.byref(node), ctypes.byref(nodes), ctypes.byref(units))
+            #: This process's node.
+            self.node: Optional[int] = node.value
+            #: How many nodes share the run.
+            self.nodes: Optional[int] = nodes.value
+            #: How many units the run has.
+            self.unit_count: Optional[int] = units.value
+        else:
+            self.node = self.nodes = self.unit_count = None
+
+    def __repr__(self) -> str:
+        if self.path is None:
+            return "<gracefulstop.State without a state directory>"
+        return f"<gracefulstop.State {self.path!r} node {self.node} of {self.nodes}, {self.unit_count} units>"
+
+    def close(self) -> None:
+        """Releases the handle. The state on disk is not touched."""
+        handle, self._handle = self._handle, None
+        if handle:
+            _ffi.lib.gracefulstop_close(handle)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: the library may be gone already
+            pass
+
+    def __enter__(self) -> "State":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _live(self) -> ctypes.c_void_p:
+        if not self._handle:
+            raise InvalidArgumentError(f"the state {self.path} is closed")
+        return self._handle
+
+    # Stopping
+
+    def should_stop(self) -> bool:
+        """True once this process should stop: a trapped signal arrived, another process or node
+        asked for a stop (checked once per interval, default 1 s), or GRACEFULSTOP_DEADLINE passed.
+        Stays true once true. Cheap: call it every iteration."""
+        return _ffi.lib.gracefulstop_should_stop(self._handle)
+
+    def stop_reason(self) -> Optional[StopReason]:
+        """Why ``should_stop()`` is true, or None while it is not."""
+        reason, signal, detail = ctypes.c_int(), ctypes.c_int(), ctypes.c_void_p()
+        _ffi.lib.gracefulstop_stop_reason(self._handle, ctypes.byref(reason), ctypes.byref(signal), ctypes.byref(detail))
+        text = _ffi.take_string(detail)
+        if reason.value == 0:
+            return None
+        return StopReason(_REASONS.get(reason.value, "unknown"), signal.value or None, text)
+
+    def request_stop(self, reason: str = "request_stop()") -> None:
+        """Asks every process of the run to stop (through the state directory) and this one at once."""
+        _ffi.lib.gracefulstop_request_stop(self._live(), reason.encode())
+
+    def set_check_interval(self, seconds: float) -> None:
+        """How often ``should_stop()`` looks at the stop-request file (0: every call)."""
+        _ffi.lib.gracefulstop_set_check_interval(self._live(), float(seconds))
+
+    # Units
+
+    def mark_done(self, unit: Unit) -> None:
+        """Marks ``unit`` done, durably: once this returns, the mark survives kill -9 and power
+        loss. Idempotent. Raises ``UnknownUnitError`` for a unit that is not in the manifest."""
+        data = _unit_bytes(unit)
+        _ffi.lib.gracefulstop_mark_done(self._live(), data, len(data), None)
+
+    def is_done(self, unit: Unit) -> bool:
+        """Whether ``unit`` is done (one stat)."""
+        data = _unit_bytes(unit)
+        done = ctypes.c_bool()
+        _ffi.lib.gracefulstop_is_done(self._live(), data, len(data), ctypes.byref(done))
+        return done.value
+
+    def remaining_units(self, node: Optional[int] = None) -> list[str]:
+        """The units of ``node`` (default: this process's node) not done yet, in manifest order.
+        One directory read, however many units."""
+        units = _ffi.UnitList()
+        _ffi.lib.gracefulstop_remaining_units(self._live(), _ffi.NODE_DEFAULT if node is None else _node(node), ctypes.byref(units))
+        return _ffi.take_unit_list(units)
+
+    def progress(self, node: Optional[int] = None) -> Progress:
+        """Done and total units of ``node`` (default: this process's node) and of the whole run."""
+        chosen = self.node if node is None else _node(node)
+        done, total = ctypes.c_uint64(), ctypes.c_uint64()
+        _ffi.lib.gracefulstop_counts(self._live(), chosen, ctypes.byref(done), ctypes.byref(total))
+        run_done, run_total = ctypes.c_uint64(), ctypes.c_uint64()
+        _ffi.lib.gracefulstop_counts(self._live(), _ffi.ALL_NODES, ctypes.byref(run_done), ctypes.byref(run_total))
+        return Progress(chosen, done.value, total.value, run_done.value, run_total.value)
+
+    def run_done(self) -> bool:
+        """Whether every unit of the whole run is done; creates ``run.done`` when so."""
+        done = ctypes.c_bool()
+        _ffi.lib.gracefulstop_run_done(self._live(), ctypes.byref(done))
+        return done.value
+
+    def work(self) -> Iterator[str]:
+        """This node's remaining units, one at a time, ending early once ``should_stop()`` is true.
+
+        Call ``mark_done(unit)`` when a unit is finished::
+
+            for unit in state.work():
+                solve(unit)
+                state.mark_done(unit)
+
+        A unit finished meanwhile by another process is skipped. When the loop runs out of units,
+        the run is checked for completion, so whichever worker finishes last leaves ``run.done``.
+        """
+        for unit in self.remaining_units():
+            if self.should_stop():
+                return
+            if self.is_done(unit):
+                continue
+            yield unit
+        self.run_done()
+
+
+def _node(node: int) -> int:
+    if isinstance(node, bool) or not isinstance(node, int):
+        raise TypeError(f"a node is an int, not {type(node).__name__}")
+    if node < 0:
+        raise InvalidArgumentError(f"node {node} is out of range: nodes are numbered from 0")
+    return node
+
+
+def _path(path: Union[str, "os.PathLike[str]"]) -> bytes:
+    return os.fsencode(os.fspath(path))
+
+
+def create(
+    state_dir: Union[str, "os.PathLike[str]"],
+    units: Iterable[Unit],
+    nodes: int = 1,
+    partition: str = "round-robin",
+    *,
+    legacy_done_dir: Union[str, "os.PathLike[str]", None] = None,
+    node: Optional[int] = None,
+) -> State:
+    """Creates the state ``state_dir`` for ``units`` shared by ``nodes`` nodes, or opens it when it
+    exists for the same run (so every task may call this at start).
+
+    ``partition`` is "round-robin" (unit i to node i mod nodes) or "block" (contiguous slices).
+    ``legacy_done_dir`` is a directory of the old scripts' ``<unit>.done`` files to honour.
+    ``node`` defaults to $GRACEFULSTOP_NODE, $SLURM_ARRAY_TASK_ID, $SLURM_NODEID, else 0.
+    Raises ``StateMismatchError`` when the state exists for a different run.
+    """
+    encoded = []
+    for index, unit in enumerate(units):
+        data = _unit_bytes(unit)
+        if b"\0" in data:
+            raise InvalidArgumentError(f"unit #{index} {data[:80]!r} contains a NUL byte")
+        encoded.append(data)
+    blob = b"\0".join(encoded) + b"\0" if encoded else b""
+    buffer = ctypes.create_string_buffer(blob, len(blob))
+    unit_list = _ffi.UnitList(ctypes.cast(buffer, ctypes.c_void_p), len(blob), len(encoded))
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or not 1 <= nodes <= 0xFFFFFFFF:
+        raise InvalidArgumentError(f"the node count must be a whole number from 1 (got {nodes!r})")
+    handle = ctypes.c_void_p()
+    _ffi.lib.gracefulstop_create(
+        _path(state_dir), ctypes.byref(unit_list), nodes, partition.encode(),
+        None if legacy_done_dir is None else _path(legacy_done_dir),
+        _ffi.NODE_DEFAULT if node is None else _node(node), ctypes.byref(handle))
+    _ensure_signals()
+    return State(handle, os.fspath(state_dir))
+
+
+def open(state_dir: Union[str, "os.PathLike[str]", None] = None, node: Optional[int] = None) -> State:  # noqa: A001
+    """Opens an existing state. ``state_dir`` None means $GRACEFULSTOP_STATE_DIR; when that is unset
+    too, the handle checks signals and the deadline only, and marking units raises.
+    ``node`` as for ``create()``. Installs the stop signal handlers (see ``install_signals``)."""
+    handle = ctypes.c_void_p()
+    _ffi.lib.gracefulstop_open(None if state_dir is None else _path(state_dir),
+                               _ffi.NODE_DEFAULT if node is None else _node(node), ctypes.byref(handle))
+    _ensure_signals()
+    path = os.fspath(state_dir) if state_dir is not None else os.environ.get("GRACEFULSTOP_STATE_DIR") or None
+    return State(handle, path)
+
+
+def marker_name(unit: Unit) -> str:
+    """The file name of ``unit``'s done-marker (docs/state-format.md)."""
+    data = _unit_bytes(unit)
+    name = ctypes.c_void_p()
+    _ffi.lib.gracefulstop_marker_name(data, len(data), ctypes.byref(name))
+    return _ffi.take_string(name)
