@@ -177,6 +177,15 @@ struct JSONReader {
         return value
     }
 
+    mutating func readBool() throws -> Bool {
+        _ = try peek()
+        for (word, value) in [("true", true), ("false", false)] where bytes[position...].starts(with: word.utf8) {
+            position += word.utf8.count
+            return value
+        }
+        throw error("expected true or false")
+    }
+
     /// Consumes `null` and returns true, or returns false and consumes nothing.
     mutating func readNull() throws -> Bool {
         if try peek() == UInt8(ascii: "n") {

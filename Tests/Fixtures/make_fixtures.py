@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Writes the fixtures under Tests/Fixtures from docs/state-format.md alone: an independent,
+pure-Python implementation of the format (no gracefulstop import), so that the Swift and the Python
+test suites both check the library against the documented format rather than against itself.
+
+Run it after changing the format; commit its output. Each state directory has an expected.json that
+both suites assert.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+KEPT = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+def marker_stem(unit: str) -> str:
+    """docs/state-format.md, "Marker file names"."""
+    raw = unit.encode("utf-8")
+    out = []
+    for i, byte in enumerate(raw):
+        if byte in KEPT and not (i == 0 and byte == ord(".")):
+            out.append(chr(byte))
+        else:
+            out.append("%{:02X}".format(byte))
+    stem = "".join(out)
+    if len(stem) + len(".done") <= 255:
+        return stem
+    cut = 128
+    if stem[cut - 1] == "%":
+        cut -= 1
+    elif stem[cut - 2] == "%":
+        cut -= 2
+    return stem[:cut] + "+" + hashlib.sha256(raw).hexdigest()
+
+
+def marker_file(unit: str) -> str:
+    return marker_stem(unit) + ".done"
+
+
+def owner(index: int, count: int, nodes: int, rule: str) -> int:
+    """docs/state-format.md, "Partition"."""
+    if rule == "round-robin":
+        return index % nodes
+    q, r = divmod(count, nodes)
+    large = r * (q + 1)
+    return index // (q + 1) if index < large else r + (index - large) // q
+
+
+def write_manifest(path: Path, units: list[str], nodes: int, rule: str, legacy: str | None) -> None:
+    manifest = {"format": "gracefulstop-state", "version": 1, "nodes": nodes, "partition": rule,
+                "legacy_done_dir": legacy, "unit_count": len(units), "units": units}
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def make_state(name: str, units: list[str], nodes: int, rule: str, done: list[str], *,
+               legacy: str | None = None, legacy_done: list[str] = (), stale_stop: bool = False,
+               run_done: bool = False, strays: list[str] = ()) -> None:
+    root = HERE / "states" / name
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "done").mkdir(parents=True)
+    write_manifest(root / "manifest.json", units, nodes, rule, legacy)
+    for unit in done:
+        (root / "done" / marker_file(unit)).write_bytes(unit.encode("utf-8"))
+    for stray in strays:  # files a scan must ignore: temporaries, foreign files
+        (root / "done" / stray).write_bytes(b"")
+    if legacy is not None:
+        (root / legacy).mkdir(parents=True, exist_ok=True)
+        for unit in legacy_done:
+            (root / legacy / (unit + ".done")).write_bytes(b"")
+    if stale_stop:  # a request from an attempt long ago: must not stop anybody now
+        (root / "stop.request").write_text(
+            json.dumps({"requested_at": 1000000000.0, "by": "old-node:123", "reason": "signal SIGUSR1 to gstop"}) + "\n")
+    if run_done:
+        (root / "run.done").write_text(json.dumps({"units": len(units), "completed_at": 1700000000.0, "by": "n1:1"}) + "\n")
+    all_done = set(done) | set(legacy_done)
+    remaining = {str(n): [u for i, u in enumerate(units) if owner(i, len(units), nodes, rule) == n and u not in all_done]
+                 for n in range(nodes)}
+    totals = {str(n): sum(1 for i in range(len(units)) if owner(i, len(units), nodes, rule) == n) for n in range(nodes)}
+    expected = {"nodes": nodes, "partition": rule, "unit_count": len(units), "done_count": len(all_done),
+                "remaining": remaining, "totals": totals, "run_done": len(all_done) == len(units),
+                "should_stop": False}
+    (root / "expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if not any((root / "done").iterdir()):
+        (root / "done" / ".keep").write_bytes(b"")  # git keeps no empty directory; scans skip dot files
+
+
+ODD_NAMES = ["a/b/c", "with space", "..", ".hidden", "%41", "new\nline", "tab\tquote\"back\\slash", "ünïcödé ✓",
+             "plus+sign", "x" * 1000, "é" * 200, "dots...", "-", "日本語の名前"]
+
+
+def main() -> None:
+    names = {name: marker_file(name) for name in ODD_NAMES + ["eq_1", "A-Z_0.9", "y" * 250, "y" * 251]}
+    (HERE / "marker_names.json").write_text(json.dumps(names, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    equations = [f"eq_{i}" for i in range(1, 11)]
+    make_state("round-robin-3", equations, 3, "round-robin", done=["eq_1", "eq_5", "eq_9", "eq_10"], stale_stop=True,
+               strays=[".tmp.1234.abcdef.1", "README", "eq_2.done.partial", "eq_2.DONE"])
+    make_state("block-odd-names", ODD_NAMES, 4, "block", done=["a/b/c", "..", "x" * 1000, "new\nline", "日本語の名前"])
+    make_state("seed-layout", equations, 2, "block", done=["eq_7"], legacy="logs/completed",
+               legacy_done=["eq_1", "eq_2", "eq_3", "eq_9"])
+    make_state("complete", ["u1", "u2", "u3"], 2, "round-robin", done=["u1", "u2", "u3"], run_done=True)
+    make_state("more-nodes-than-units", ["only", "two"], 5, "block", done=["two"])
+
+    bad = HERE / "bad-manifests"
+    shutil.rmtree(bad, ignore_errors=True)
+    bad.mkdir()
+    good = {"format": "gracefulstop-state", "version": 1, "nodes": 2, "partition": "round-robin",
+            "legacy_done_dir": None, "unit_count": 2, "units": ["a", "b"]}
+    cases = {
+        "truncated": (json.dumps(good)[:60], 4, "truncated"),
+        "not-json": ("hello, world\n", 4, "not valid"),
+        "empty": ("", 4, "empty"),
+        "wrong-version": (json.dumps({**good, "version": 7}), 4, "format version 7"),
+        "wrong-format": (json.dumps({**good, "format": "something-else"}), 4, "not a gracefulstop manifest"),
+        "duplicate-units": (json.dumps({**good, "units": ["a", "b", "a"], "unit_count": 3}), 4, "appears twice"),
+        "zero-nodes": (json.dumps({**good, "nodes": 0}), 4, "at least 1"),
+        "huge-node-count": (json.dumps({**good, "nodes": 10**12}), 4, "above the limit"),
+        "unknown-partition": (json.dumps({**good, "partition": "random"}), 4, "unknown partition rule"),
+        "empty-unit": (json.dumps({**good, "units": ["a", ""]}), 4, "must not be empty"),
+        "nul-in-unit": (json.dumps({**good, "units": ["a", "b\u0000c"]}), 4, "NUL"),
+        "count-mismatch": (json.dumps({**good, "unit_count": 3}), 4, "declares 3 units but lists 2"),
+        "no-units": (json.dumps({k: v for k, v in good.items() if k != "units"}), 4, "no \"units\" field"),
+        "zero-units": (json.dumps({**good, "units": [], "unit_count": 0}), 4, "at least one unit"),
+        "trailing-garbage": (json.dumps(good) + " {}", 4, "after the end"),
+    }
+    expected = {}
+    for name, (text, status, message) in cases.items():
+        (bad / name).mkdir()
+        (bad / name / "manifest.json").write_text(text, encoding="utf-8")
+        expected[name] = {"status": status, "message": message}
+    (bad / "expected.json").write_text(json.dumps(expected, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

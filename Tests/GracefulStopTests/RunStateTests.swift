@@ -1,0 +1,155 @@
+import Dispatch
+import Glibc
+import Synchronization
+import Testing
+@testable import GracefulStop
+
+@Suite struct RunStateTests {
+    @Test(arguments: ["round-robin-3", "block-odd-names", "seed-layout", "complete", "more-nodes-than-units"])
+    func fixtureStatesReadAsExpected(name: String) throws {
+        let temporary = TemporaryDirectory()
+        let path = copyOfFixture(name, into: temporary)
+        let expected = try Expected.state(name)
+        for node in 0..<expected.nodes {
+            let state = try RunState.open(at: path, node: node)
+            #expect(state.manifest?.unitCount == expected.unitCount)
+            #expect(try state.remainingUnits() == expected.remaining[node], "\(name) node \(node)")
+            let counts = try state.counts(node: node)
+            #expect(counts.total == expected.totals[node])
+            #expect(counts.total - counts.done == expected.remaining[node]?.count)
+        }
+        let state = try RunState.open(at: path, node: 0)
+        #expect(try state.counts(node: nil) == (expected.doneCount, expected.unitCount))
+        #expect(try state.checkRunDone() == expected.runDone)
+        #expect(fileExists(path + "/run.done") == expected.runDone)
+    }
+
+    @Test func createThenOpenAndMismatch() throws {
+        let temporary = TemporaryDirectory()
+        let path = temporary.sub("nested/state")
+        let units = (0..<10).map { "u\($0)" }
+        let created = try RunState.create(at: path, units: units, nodes: 2, partition: .block, node: 1)
+        #expect(try created.remainingUnits() == ["u5", "u6", "u7", "u8", "u9"])
+        // The same run again is fine (every array task calls create at start).
+        _ = try RunState.create(at: path, units: units, nodes: 2, partition: .block, node: 0)
+        for (changedUnits, nodes, rule, what) in [
+            (units + ["u10"], 2, PartitionRule.block, "11 asked"), (Array(units.reversed()), 2, .block, "unit #0"),
+            (units, 3, .block, "node count"), (units, 2, .roundRobin, "partition"),
+        ] {
+            do {
+                _ = try RunState.create(at: path, units: changedUnits, nodes: nodes, partition: rule, node: 0)
+                Issue.record("mismatch not detected: \(what)")
+            } catch let error as GracefulStopError {
+                #expect(error.code == .mismatch)
+                #expect(error.message.contains(path) && error.message.contains(what), "\(error.message)")
+            }
+        }
+    }
+
+    @Test func markDoneIsDurableIdempotentAndChecked() throws {
+        let temporary = TemporaryDirectory()
+        let units = ["plain", "a/b c", "..", String(repeating: "L", count: 1000), "ünï"]
+        let state = try RunState.create(at: temporary.path, units: units, nodes: 1, node: 0)
+        for unit in units {
+            #expect(try !state.isDone(unit))
+            #expect(try state.markDone(unit) == false)
+            #expect(try state.markDone(unit) == true)
+            #expect(try state.isDone(unit))
+            // The marker holds the unit's name: the reverse of a hashed file name.
+            #expect(readFile(temporary.path + "/done/" + MarkerName.fileName(of: unit)) == Array(unit.utf8))
+        }
+        #expect(try state.remainingUnits().isEmpty)
+        #expect(fileExists(temporary.path + "/run.done"))
+        // No temporary file is left behind.
+        #expect(listDirectory(temporary.path + "/done").count == units.count)
+    }
+
+    @Test func badUnitsAndNodes() throws {
+        let temporary = TemporaryDirectory()
+        let state = try RunState.create(at: temporary.path, units: ["a", "b"], nodes: 2, node: 0)
+        let cases: [([UInt8], GracefulStopError.Code, String)] = [
+            (Array("zzz".utf8), .unknownUnit, "not in the manifest"), ([], .invalidArgument, "empty"),
+            (Array("a\0".utf8), .invalidArgument, "NUL"), ([0xC3], .invalidArgument, "UTF-8"),
+        ]
+        for (unit, code, text) in cases {
+            do {
+                try state.markDone(unit)
+                Issue.record("accepted \(unit)")
+            } catch let error as GracefulStopError {
+                #expect(error.code == code && error.message.contains(text), "\(error.message)")
+            }
+        }
+        #expect(listDirectory(temporary.path + "/done").isEmpty)
+        #expect(throws: GracefulStopError(.nodeOutOfRange, "node 2 is out of range: this state has 2 nodes, numbered 0 to 1")) {
+            _ = try state.remainingUnits(node: 2)
+        }
+        #expect(throws: GracefulStopError.self) { _ = try RunState.open(at: temporary.path, node: 5) }
+    }
+
+    @Test func missingAndUnusableStateDirectories() throws {
+        let temporary = TemporaryDirectory()
+        for (path, text) in [(temporary.sub("absent"), "does not exist"), (temporary.path, "manifest.json does not exist")] {
+            do {
+                _ = try RunState.open(at: path, node: 0)
+                Issue.record("opened \(path)")
+            } catch let error as GracefulStopError {
+                #expect(error.message.contains(path) && error.message.contains(text), "\(error.message)")
+            }
+        }
+        writeFile(temporary.sub("file"), "x")
+        #expect(throws: GracefulStopError.self) { _ = try RunState.create(at: temporary.sub("file"), units: ["a"], nodes: 1) }
+        #expect(throws: GracefulStopError.self) { _ = try RunState.create(at: temporary.sub("file/below"), units: ["a"], nodes: 1) }
+        #expect(throws: GracefulStopError.self) { _ = try RunState.create(at: "", units: ["a"], nodes: 1) }
+        #expect(throws: GracefulStopError.self) { _ = try RunState.create(at: temporary.sub("e"), units: [], nodes: 1) }
+        #expect(throws: GracefulStopError.self) { _ = try RunState.create(at: temporary.sub("d"), units: ["a", "a"], nodes: 1) }
+    }
+
+    @Test func aMarkerRemovedByHandMakesItsUnitRemainingAgain() throws {
+        let temporary = TemporaryDirectory()
+        let state = try RunState.create(at: temporary.path, units: ["a", "b"], nodes: 1, node: 0)
+        try state.markDone("a")
+        #expect(try state.remainingUnits() == ["b"])
+        unlink(temporary.path + "/done/a.done")
+        #expect(try state.remainingUnits() == ["a", "b"])
+    }
+
+    @Test func threadsMarkingConcurrentlyFinishTheRunOnce() throws {
+        let temporary = TemporaryDirectory()
+        let units = (0..<4000).map { "unit-\($0)" }
+        _ = try RunState.create(at: temporary.path, units: units, nodes: 4, partition: .roundRobin, node: 0)
+        let failures = Mutex<[String]>([])
+        // Eight workers, two per node, each with its own handle, interleaving over the node's units.
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            do {
+                let state = try RunState.open(at: temporary.path, node: worker % 4)
+                // Split each node's units between its two workers by the unit's number, which (unlike
+                // a position in the remaining list) does not shift while the other worker marks.
+                for unit in try state.remainingUnits() where Int(unit.dropFirst(5))! / 4 % 2 == worker / 4 {
+                    try state.markDone(unit)
+                }
+                _ = try state.checkRunDone()
+            } catch {
+                failures.withLock { $0.append("\(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty)
+        let state = try RunState.open(at: temporary.path, node: 0)
+        for node in 0..<4 { #expect(try state.remainingUnits(node: node).isEmpty) }
+        #expect(fileExists(temporary.path + "/run.done"))
+        #expect(listDirectory(temporary.path + "/done").count == units.count)
+    }
+
+    @Test func theLastMarkOfTheRunCreatesRunDoneWithoutAScanByTheCaller() throws {
+        let temporary = TemporaryDirectory()
+        let units = (0..<30).map { "u\($0)" }
+        let nodeStates = try (0..<3).map { node in try RunState.create(at: temporary.path, units: units, nodes: 3, partition: .block, node: node) }
+        for (node, state) in nodeStates.enumerated() {
+            for unit in units[(node * 10)..<(node * 10 + 10)] {
+                #expect(!fileExists(temporary.path + "/run.done"))
+                try state.markDone(unit)
+            }
+        }
+        #expect(fileExists(temporary.path + "/run.done"))
+    }
+}
+
