@@ -36,6 +36,11 @@
 #define GRACEFULSTOP_NULLABLE
 #endif
 
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wnullability-extension"
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -185,6 +190,10 @@ int gracefulstop_uninstall_signals(const int *GRACEFULSTOP_NULLABLE signals, siz
 /* The last trapped signal that reached this process, 0 if none. */
 int gracefulstop_received_signal(void);
 
+/* Forgets a received signal, so should_stop() is false again unless a request or deadline holds
+ * (for a process that goes on after a stop: a new attempt in the same process, tests). */
+void gracefulstop_clear_signal(void);
+
 /* The same value as a variable, for callers that want no function call at all (read it, never
  * write it). It covers signals only: call should_stop() for stop requests and deadlines. */
 extern volatile sig_atomic_t gracefulstop_signal_flag;
@@ -235,6 +244,10 @@ int gracefulstop_marker_name(const char *GRACEFULSTOP_NONNULL unit, size_t lengt
 
 #ifdef __cplusplus
 }
+#endif
+
+#if defined(__clang__)
+#pragma clang diagnostic pop
 #endif
 
 #endif /* GRACEFULSTOP_H */

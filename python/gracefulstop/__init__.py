@@ -35,10 +35,12 @@ from .state import (
     State,
     StopReason,
     Unit,
+    clear_signal,
     create,
     install_signals,
     marker_name,
     open,
+    received_signal,
     uninstall_signals,
 )
 
@@ -47,8 +49,8 @@ __version__ = VERSION
 __all__ = [
     "BadStateError", "GracefulStopError", "InternalError", "InvalidArgumentError", "LIBRARY_PATH",
     "NodeOutOfRangeError", "PARTITIONS", "Progress", "State", "StateMismatchError", "StateSystemError",
-    "StopReason", "UnknownUnitError", "create", "default_state", "install_signals", "is_done", "mark_done",
-    "marker_name", "open", "progress", "remaining_units", "request_stop", "run_done", "should_stop",
+    "StopReason", "UnknownUnitError", "clear_signal", "create", "default_state", "install_signals", "is_done", "mark_done",
+    "marker_name", "open", "progress", "received_signal", "remaining_units", "request_stop", "run_done", "should_stop",
     "signal_flag", "stop_reason", "uninstall_signals", "work",
 ]
 

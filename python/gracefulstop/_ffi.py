@@ -103,6 +103,7 @@ _DECLARATIONS: dict[str, tuple[list[Any], Any, Any]] = {
     "gracefulstop_install_signals": ([ctypes.POINTER(ctypes.c_int), ctypes.c_size_t], ctypes.c_int, _check_status),
     "gracefulstop_uninstall_signals": ([ctypes.POINTER(ctypes.c_int), ctypes.c_size_t], ctypes.c_int, _check_status),
     "gracefulstop_received_signal": ([], ctypes.c_int, None),
+    "gracefulstop_clear_signal": ([], None, None),
     "gracefulstop_mark_done": (
         [_c_state, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)], ctypes.c_int, _check_status),
     "gracefulstop_is_done": (

@@ -90,6 +90,16 @@ def uninstall_signals(signals: Optional[Iterable[int]] = None) -> None:
         _signals_installed = False
 
 
+def received_signal() -> Optional[int]:
+    """The last trapped signal that reached this process, or None."""
+    return _ffi.lib.gracefulstop_received_signal() or None
+
+
+def clear_signal() -> None:
+    """Forgets a received signal (for a process that goes on after a stop, and for tests)."""
+    _ffi.lib.gracefulstop_clear_signal()
+
+
 def _ensure_signals() -> None:
     if not _signals_installed:
         install_signals()

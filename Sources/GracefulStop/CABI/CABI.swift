@@ -171,6 +171,9 @@ public func gracefulstop_uninstall_signals(_ signals: UnsafePointer<Int32>?, _ c
 @_cdecl("gracefulstop_received_signal")
 public func gracefulstop_received_signal() -> Int32 { StopSignals.received }
 
+@_cdecl("gracefulstop_clear_signal")
+public func gracefulstop_clear_signal() { StopSignals.clear() }
+
 @_cdecl("gracefulstop_mark_done")
 public func gracefulstop_mark_done(
     _ pointer: OpaquePointer?, _ unit: UnsafePointer<CChar>?, _ length: Int, _ outWasDone: UnsafeMutablePointer<Bool>?

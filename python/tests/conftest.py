@@ -1,0 +1,63 @@
+"""Shared helpers for the Python tests: where the fixtures are, copies of fixture states, and a
+way to run a fresh Python process with gracefulstop (signals and environment are per process)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+FIXTURES = REPOSITORY / "Tests" / "Fixtures"
+
+import gracefulstop  # noqa: E402  (after the paths, for the messages below)
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_signal():
+    """Each test starts and ends with no received signal (tests send real ones to this process)."""
+    gracefulstop.clear_signal()
+    yield
+    gracefulstop.clear_signal()
+
+
+@pytest.fixture
+def fixture_state(tmp_path):
+    """Returns a function that copies a fixture state into tmp_path and returns its path."""
+
+    def copy(name: str) -> Path:
+        target = tmp_path / name
+        shutil.copytree(FIXTURES / "states" / name, target, symlinks=True)
+        return target
+
+    return copy
+
+
+def expected(name: str) -> dict:
+    return json.loads((FIXTURES / "states" / name / "expected.json").read_text(encoding="utf-8"))
+
+
+def child_environment(**extra: str) -> dict[str, str]:
+    """The environment for a child Python: it imports the same gracefulstop as this process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRACEFULSTOP_", "SLURM_"))}
+    package_parent = str(Path(gracefulstop.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = package_parent + os.pathsep + env.get("PYTHONPATH", "")
+    env["GRACEFULSTOP_LIBRARY"] = gracefulstop.LIBRARY_PATH
+    env.update(extra)
+    return env
+
+
+def run_python(code: str, *, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    """Runs `code` in a fresh Python with gracefulstop importable; returns the finished process."""
+    return subprocess.run([sys.executable, "-c", code], env=child_environment(**env), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def start_python(code: str, **env: str) -> subprocess.Popen:
+    """Starts `code` in a fresh Python (stdout piped, line-buffered text)."""
+    return subprocess.Popen([sys.executable, "-u", "-c", code], env=child_environment(**env), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, bufsize=1)

@@ -1,0 +1,63 @@
+"""The committed fixtures (written from docs/state-format.md by an independent implementation)
+read the same through the Python binding as through the Swift tests."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import gracefulstop
+from conftest import FIXTURES, expected
+
+STATES = ["round-robin-3", "block-odd-names", "seed-layout", "complete", "more-nodes-than-units"]
+
+
+@pytest.mark.parametrize("name", STATES)
+def test_fixture_state_reads_as_expected(fixture_state, name):
+    path = fixture_state(name)
+    want = expected(name)
+    for node in range(want["nodes"]):
+        with gracefulstop.open(path, node=node) as state:
+            assert state.nodes == want["nodes"] and state.unit_count == want["unit_count"]
+            assert state.remaining_units() == want["remaining"][str(node)]
+            progress = state.progress()
+            assert (progress.node, progress.total, progress.remaining) == (
+                node, want["totals"][str(node)], len(want["remaining"][str(node)]))
+            assert (progress.run_done, progress.run_total) == (want["done_count"], want["unit_count"])
+    with gracefulstop.open(path, node=0) as state:
+        state.set_check_interval(0)
+        assert state.should_stop() is want["should_stop"]
+        assert state.run_done() is want["run_done"]
+    assert (path / "run.done").exists() is want["run_done"]
+
+
+def test_marker_names_follow_the_documented_encoding():
+    names = json.loads((FIXTURES / "marker_names.json").read_text(encoding="utf-8"))
+    assert len(names) >= 15
+    for unit, file_name in names.items():
+        assert gracefulstop.marker_name(unit) == file_name, unit
+
+
+def test_seed_layout_is_honoured_without_redoing_work(fixture_state):
+    path = fixture_state("seed-layout")
+    with gracefulstop.open(path, node=0) as state:
+        # eq_1..eq_3 were finished by the old scripts (logs/completed/<eq>.done).
+        assert state.is_done("eq_1") and state.is_done("eq_3")
+        assert list(state.work()) == ["eq_4", "eq_5"]
+        state.mark_done("eq_2")  # already done the old way: nothing new is written
+    assert not (path / "done" / "eq_2.done").exists()
+
+
+BAD = json.loads((FIXTURES / "bad-manifests" / "expected.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_manifests_give_clear_errors(name):
+    path = FIXTURES / "bad-manifests" / name
+    before = (path / "manifest.json").read_bytes()
+    with pytest.raises(gracefulstop.BadStateError) as raised:
+        gracefulstop.open(path, node=0)
+    assert raised.value.status == BAD[name]["status"]
+    assert BAD[name]["message"] in str(raised.value)
+    assert str(path) in str(raised.value)
+    assert (path / "manifest.json").read_bytes() == before

@@ -1,0 +1,50 @@
+"""How the package finds, checks and loads the library."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import gracefulstop
+from conftest import child_environment
+
+
+def test_the_library_carries_the_swift_runtime_inside():
+    libraries = subprocess.run(["ldd", gracefulstop.LIBRARY_PATH], capture_output=True, text=True, check=True).stdout
+    assert "libswift" not in libraries and "libFoundation" not in libraries, libraries
+    if os.environ.get("GRACEFULSTOP_TEST_INSTALLED") == "1":
+        # Under the test command, gracefulstop is the pip-installed package with its own library.
+        assert gracefulstop.LIBRARY_PATH == os.path.join(os.path.dirname(gracefulstop.__file__), "libgracefulstop.so")
+
+
+def test_a_wrong_override_is_an_import_error_listing_what_was_tried(tmp_path):
+    env = child_environment(GRACEFULSTOP_LIBRARY=str(tmp_path / "missing.so"))
+    out = subprocess.run([sys.executable, "-c", "import gracefulstop"], env=env, capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert out.returncode != 0
+    assert "ImportError: gracefulstop: cannot load libgracefulstop.so; tried:" in out.stderr
+    assert f"{tmp_path / 'missing.so'} (not there)" in out.stderr
+
+
+def test_a_version_mismatch_is_an_import_error_that_says_so(tmp_path):
+    package = tmp_path / "gracefulstop"
+    shutil.copytree(os.path.dirname(gracefulstop.__file__), package,
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    ffi = package / "_ffi.py"
+    ffi.write_text(ffi.read_text().replace(f'VERSION = "{gracefulstop.__version__}"', 'VERSION = "9.9.9"'))
+    env = child_environment(PYTHONPATH=str(tmp_path), GRACEFULSTOP_LIBRARY=gracefulstop.LIBRARY_PATH)
+    out = subprocess.run([sys.executable, "-c", "import gracefulstop"], env=env, capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert out.returncode != 0
+    assert f"is version {gracefulstop.__version__}, but the Python package is version 9.9.9" in out.stderr
+
+
+def test_import_from_any_directory_compiles_nothing(tmp_path):
+    env = child_environment()
+    out = subprocess.run([sys.executable, "-c", "import gracefulstop, sys; print(gracefulstop.LIBRARY_PATH)"],
+                         env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == gracefulstop.LIBRARY_PATH

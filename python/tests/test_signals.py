@@ -1,0 +1,116 @@
+"""Real signals: sent to this test process and to child processes, with a user's Python handler
+installed first (it must keep running)."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import gracefulstop
+from conftest import start_python
+
+
+def test_sigusr1_to_this_process_stops_and_the_python_handler_still_runs(tmp_path):
+    seen = []
+    previous = signal.signal(signal.SIGUSR1, lambda number, frame: seen.append(number))
+    try:
+        state = gracefulstop.create(tmp_path, ["a", "b"], nodes=1)
+        gracefulstop.install_signals()  # chains to the Python handler set above
+        assert not state.should_stop()
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert state.should_stop()  # on the very next call
+        assert gracefulstop.should_stop()
+        assert gracefulstop.signal_flag.value == signal.SIGUSR1
+        for _ in range(100):  # Python runs its handlers between bytecodes of the main thread
+            if seen:
+                break
+            time.sleep(0.001)
+        assert seen == [signal.SIGUSR1]
+        reason = state.stop_reason()
+        assert (reason.kind, reason.signal, reason.detail) == ("signal", signal.SIGUSR1, "received SIGUSR1")
+    finally:
+        gracefulstop.uninstall_signals()
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_sigterm_does_not_kill_and_sigint_is_not_trapped(tmp_path):
+    gracefulstop.install_signals()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)  # default action would end pytest here
+        assert gracefulstop.received_signal() == signal.SIGTERM
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        gracefulstop.uninstall_signals()
+
+
+LOOP = """
+import os, signal, sys, time, gracefulstop
+handled = []
+signal.signal(signal.SIGUSR1, lambda n, f: handled.append(n))
+state = gracefulstop.create(sys.argv[1] if len(sys.argv) > 1 else {state!r}, [f"u{{i}}" for i in range(1000)], nodes=1)
+print("ready", flush=True)
+for unit in state.work():
+    time.sleep(0.02)          # a unit of work; the signal lands in the middle of one
+    state.mark_done(unit)
+print("stopped", state.stop_reason(), "handler ran" if handled else "handler did not run", flush=True)
+print("remaining", len(state.remaining_units()), flush=True)
+"""
+
+
+def test_a_child_loop_stops_after_its_current_unit_on_sigusr1(tmp_path):
+    child = start_python(LOOP.format(state=str(tmp_path)))
+    assert child.stdout.readline().strip() == "ready"
+    time.sleep(0.3)
+    child.send_signal(signal.SIGUSR1)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "stopped received SIGUSR1 handler ran"
+    remaining = int(lines[1].split()[1])
+    done = sorted(os.listdir(tmp_path / "done"))
+    assert 0 < len(done) < 1000 and len(done) + remaining == 1000
+    # It finished the unit it was in: the done units are exactly the first ones, no gap.
+    assert done == sorted(f"u{i}.done" for i in range(len(done)))
+
+
+def test_sigterm_to_a_child_is_graceful_and_sigint_is_immediate(tmp_path):
+    child = start_python(LOOP.format(state=str(tmp_path / "term")))
+    assert child.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    child.terminate()
+    out, _ = child.communicate(timeout=60)
+    assert child.returncode == 0 and out.startswith("stopped received SIGTERM")
+
+    child = start_python(LOOP.format(state=str(tmp_path / "int")))
+    assert child.stdout.readline().strip() == "ready"
+    time.sleep(0.2)
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode != 0 and "KeyboardInterrupt" in err and "stopped" not in out
+
+
+def test_forked_children_inherit_the_handler_and_the_flag(tmp_path):
+    child = start_python("""
+import os, signal, time, gracefulstop
+gracefulstop.install_signals()
+pid = os.fork()
+if pid == 0:                     # a data-loader-like worker
+    print("worker ready", flush=True)
+    while not gracefulstop.should_stop():
+        time.sleep(0.01)
+    os._exit(0 if gracefulstop.received_signal() == signal.SIGUSR1 else 3)
+print("parent ready", flush=True)
+time.sleep(0.3)
+os.kill(pid, signal.SIGUSR1)     # not killed by it: the inherited handler records it
+_, status = os.waitpid(pid, 0)
+print("worker exit", os.waitstatus_to_exitcode(status), "parent stop", gracefulstop.should_stop(), flush=True)
+os.kill(os.getpid(), signal.SIGUSR1)
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if gracefulstop.should_stop() else 4)   # forked after the stop: already sees it
+_, status = os.waitpid(pid, 0)
+print("late worker exit", os.waitstatus_to_exitcode(status), flush=True)
+""")
+    out, err = child.communicate(timeout=60)
+    assert "worker exit 0 parent stop False" in out, err
+    assert "late worker exit 0" in out, err

@@ -1,0 +1,165 @@
+"""Creating and opening states, marking units, errors for bad input, work()."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import gracefulstop
+from conftest import run_python
+
+UNITS = [f"eq{i}" for i in range(1, 11)] + ["a/b c", "..", "x" * 1000, "ünï ✓", "new\nline"]
+
+
+def test_create_mark_and_remaining(tmp_path):
+    state = gracefulstop.create(tmp_path / "s", UNITS, nodes=3, partition="block", node=1)
+    assert repr(state).endswith("node 1 of 3, 15 units>")
+    assert state.remaining_units() == UNITS[5:10]
+    assert state.remaining_units(node=2) == UNITS[10:]
+    for unit in UNITS[10:]:
+        assert not state.is_done(unit)
+        state.mark_done(unit)
+        state.mark_done(unit)  # idempotent
+        assert state.is_done(unit)
+    assert state.remaining_units(node=2) == []
+    assert state.progress(node=2) == gracefulstop.Progress(2, 5, 5, 5, 15)
+    assert sorted(os.listdir(tmp_path / "s" / "done")) == sorted(gracefulstop.marker_name(u) for u in UNITS[10:])
+    # The hashed marker of the 1000-byte name holds the name.
+    assert (tmp_path / "s" / "done" / gracefulstop.marker_name("x" * 1000)).read_bytes() == b"x" * 1000
+
+
+def test_create_again_opens_and_a_different_run_is_refused(tmp_path):
+    gracefulstop.create(tmp_path, UNITS, nodes=2)
+    assert gracefulstop.create(tmp_path, UNITS, nodes=2).unit_count == len(UNITS)
+    with pytest.raises(gracefulstop.StateMismatchError, match="unit #0"):
+        gracefulstop.create(tmp_path, list(reversed(UNITS)), nodes=2)
+    with pytest.raises(gracefulstop.StateMismatchError, match="node count 2 here, 3 asked"):
+        gracefulstop.create(tmp_path, UNITS, nodes=3)
+    with pytest.raises(gracefulstop.StateMismatchError, match="partition"):
+        gracefulstop.create(tmp_path, UNITS, nodes=2, partition="block")
+
+
+@pytest.mark.parametrize("unit, error, text", [
+    ("", gracefulstop.InvalidArgumentError, "must not be empty"),
+    ("a\0b", gracefulstop.InvalidArgumentError, "NUL"),
+    (b"\xc3", gracefulstop.InvalidArgumentError, "not valid UTF-8"),
+    ("\udcff", gracefulstop.InvalidArgumentError, "not valid UTF-8"),
+    ("not-a-unit", gracefulstop.UnknownUnitError, "not in the manifest"),
+    ("y" * 5000, gracefulstop.InvalidArgumentError, "the limit is 4096"),
+])
+def test_bad_unit_names_raise_and_write_nothing(tmp_path, unit, error, text):
+    state = gracefulstop.create(tmp_path, UNITS, nodes=1)
+    state.mark_done("eq1")
+    with pytest.raises(error, match=text):
+        state.mark_done(unit)
+    assert os.listdir(tmp_path / "done") == ["eq1.done"]
+    with pytest.raises(error):
+        state.is_done(unit)
+
+
+@pytest.mark.parametrize("units, nodes, partition, error, text", [
+    ([], 1, "block", gracefulstop.InvalidArgumentError, "at least one unit"),
+    (["a", "a"], 1, "block", gracefulstop.InvalidArgumentError, "appears twice"),
+    (["a", ""], 1, "block", gracefulstop.InvalidArgumentError, "must not be empty"),
+    (["a\0b"], 1, "block", gracefulstop.InvalidArgumentError, "NUL"),
+    (["a"], 0, "block", gracefulstop.InvalidArgumentError, "node count"),
+    (["a"], 2_000_000, "block", gracefulstop.InvalidArgumentError, "above the limit"),
+    (["a"], 1, "random", gracefulstop.InvalidArgumentError, "unknown partition rule 'random'"),
+])
+def test_bad_create_arguments(tmp_path, units, nodes, partition, error, text):
+    with pytest.raises(error, match=text):
+        gracefulstop.create(tmp_path / "s", units, nodes=nodes, partition=partition)
+    assert not (tmp_path / "s" / "manifest.json").exists()
+
+
+def test_nodes_out_of_range_and_missing_states(tmp_path):
+    gracefulstop.create(tmp_path / "s", ["a", "b"], nodes=2)
+    with pytest.raises(gracefulstop.NodeOutOfRangeError, match="node 2 is out of range"):
+        gracefulstop.open(tmp_path / "s", node=2)
+    with pytest.raises(gracefulstop.NodeOutOfRangeError):
+        gracefulstop.open(tmp_path / "s", node=0).remaining_units(node=5)
+    with pytest.raises(gracefulstop.InvalidArgumentError):
+        gracefulstop.open(tmp_path / "s", node=-1)
+    with pytest.raises(gracefulstop.StateSystemError, match=f"{tmp_path}/absent does not exist"):
+        gracefulstop.open(tmp_path / "absent")
+    with pytest.raises(gracefulstop.BadStateError, match="manifest.json does not exist"):
+        gracefulstop.open(tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(gracefulstop.StateSystemError, match="file"):
+        gracefulstop.create(tmp_path / "file", ["a"], nodes=1)
+
+
+def test_closed_handles_refuse_politely(tmp_path):
+    state = gracefulstop.create(tmp_path, ["a"], nodes=1)
+    state.close()
+    state.close()
+    with pytest.raises(gracefulstop.InvalidArgumentError, match="closed"):
+        state.mark_done("a")
+
+
+def test_work_yields_remaining_units_and_ends_on_a_stop(tmp_path):
+    state = gracefulstop.create(tmp_path, UNITS[:6], nodes=1)
+    state.mark_done("eq2")
+    seen = []
+    for unit in state.work():
+        seen.append(unit)
+        state.mark_done(unit)
+        if unit == "eq4":
+            state.request_stop("test: enough")
+    assert seen == ["eq1", "eq3", "eq4"]
+    assert state.should_stop()
+    reason = state.stop_reason()
+    assert reason.kind == "request" and "test: enough" in reason.detail
+    assert (tmp_path / "stop.request").exists()
+    # A new attempt (started after the request) is not stopped by it, and finishes.
+    assert run_python(f"""
+import gracefulstop, time
+state = gracefulstop.open({str(tmp_path)!r})
+state.set_check_interval(0)
+assert not state.should_stop(), state.stop_reason()
+units = list(state.work())
+for unit in units: state.mark_done(unit)
+print(units)
+assert state.run_done()
+""").stdout.strip() == "['eq5', 'eq6']"
+    assert (tmp_path / "run.done").exists()
+
+
+def test_module_level_api_uses_the_environment(tmp_path):
+    gracefulstop.create(tmp_path, [f"u{i}" for i in range(6)], nodes=3)
+    code = """
+import gracefulstop
+units = list(gracefulstop.work())
+for unit in units:
+    gracefulstop.mark_done(unit)
+print(gracefulstop.default_state().node, units, gracefulstop.progress())
+"""
+    out = run_python(code, GRACEFULSTOP_STATE_DIR=str(tmp_path), SLURM_ARRAY_TASK_ID="1")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("1 ['u1', 'u4'] Progress(node=1, done=2, total=2, run_done=2, run_total=6)")
+    out = run_python(code, GRACEFULSTOP_STATE_DIR=str(tmp_path), SLURM_NODEID="2", GRACEFULSTOP_NODE="0")
+    assert out.stdout.startswith("0 ['u0', 'u3']"), out.stderr
+    out = run_python(code, GRACEFULSTOP_STATE_DIR=str(tmp_path), SLURM_NODEID="2")
+    assert out.stdout.startswith("2 ['u2', 'u5']"), out.stderr
+    assert (tmp_path / "run.done").exists()
+    # Without a state directory: should_stop() works, marking says what is missing.
+    out = run_python("""
+import gracefulstop
+print(gracefulstop.should_stop())
+gracefulstop.mark_done("x")
+""")
+    assert out.stdout.strip() == "False"
+    assert "no state directory: set GRACEFULSTOP_STATE_DIR" in out.stderr
+    out = run_python("import gracefulstop; gracefulstop.should_stop()", GRACEFULSTOP_STATE_DIR=str(tmp_path),
+                     GRACEFULSTOP_NODE="9")
+    assert "node 9 (from GRACEFULSTOP_NODE) is out of range" in out.stderr
+
+
+def test_deadline_from_the_environment(tmp_path):
+    out = run_python("import gracefulstop; print(gracefulstop.should_stop(), gracefulstop.stop_reason().kind)",
+                     GRACEFULSTOP_DEADLINE="1000")
+    assert out.stdout.strip() == "True deadline", out.stderr
+    out = run_python("import gracefulstop; print(gracefulstop.should_stop())", GRACEFULSTOP_DEADLINE="9999999999")
+    assert out.stdout.strip() == "False", out.stderr
+    out = run_python("import gracefulstop; gracefulstop.should_stop()", GRACEFULSTOP_DEADLINE="tomorrow")
+    assert "GRACEFULSTOP_DEADLINE='tomorrow' is not a unix time in seconds" in out.stderr
