@@ -59,6 +59,14 @@ _signals_installed = False
 _signals_lock = threading.Lock()
 
 
+def _signal_array(signals: Optional[Iterable[int]]) -> tuple[Optional[ctypes.Array], int]:
+    """(array, count) for the C calls; (None, 0) means the configured default signals."""
+    if signals is None:
+        return None, 0
+    numbers = [int(s) for s in signals]
+    return (ctypes.c_int * len(numbers))(*numbers), len(numbers)
+
+
 def install_signals(signals: Optional[Iterable[int]] = None) -> None:
     """Traps the stop signals: ``signals``, else $GRACEFULSTOP_SIGNALS, else SIGUSR1 and SIGTERM.
 
@@ -68,12 +76,7 @@ def install_signals(signals: Optional[Iterable[int]] = None) -> None:
     """
     global _signals_installed
     with _signals_lock:
-        if signals is None:
-            _ffi.lib.gracefulstop_install_signals(None, 0)
-        else:
-            numbers = [int(s) for s in signals]
-            array = (ctypes.c_int * len(numbers))(*numbers)
-            _ffi.lib.gracefulstop_install_signals(array, len(numbers))
+        _ffi.lib.gracefulstop_install_signals(*_signal_array(signals))
         _signals_installed = True
 
 
@@ -81,12 +84,7 @@ def uninstall_signals(signals: Optional[Iterable[int]] = None) -> None:
     """Restores the handlers that were installed before ours (ours only where still installed)."""
     global _signals_installed
     with _signals_lock:
-        if signals is None:
-            _ffi.lib.gracefulstop_uninstall_signals(None, 0)
-        else:
-            numbers = [int(s) for s in signals]
-            array = (ctypes.c_int * len(numbers))(*numbers)
-            _ffi.lib.gracefulstop_uninstall_signals(array, len(numbers))
+        _ffi.lib.gracefulstop_uninstall_signals(*_signal_array(signals))
         _signals_installed = False
 
 

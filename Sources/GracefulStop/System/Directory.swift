@@ -30,11 +30,9 @@ final class Directory: Sendable {
 
     /// `mkdir -p`: creates `path` and its missing parents; an existing directory is fine.
     static func makeDirectories(_ path: String) throws {
-        var prefix = ""
-        for component in path.split(separator: "/", omittingEmptySubsequences: false) {
-            prefix += prefix.isEmpty && path.hasPrefix("/") ? "/" : (prefix.isEmpty || prefix == "/" ? "" : "/")
-            prefix += component
-            if component.isEmpty || component == "." { continue }
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for component in path.split(separator: "/") where component != "." {
+            prefix += (prefix.isEmpty || prefix.hasSuffix("/") ? "" : "/") + component
             let made = retryingOnInterrupt { mkdir(prefix, 0o755) }
             if made.result == -1 && made.errno != EEXIST {
                 throw GracefulStopError.system("cannot create directory", prefix, errno: made.errno)
