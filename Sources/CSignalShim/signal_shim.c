@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stddef.h>
+#include <sys/prctl.h>
 
 // The stop flag: the number of the last trapped signal, 0 while none. Exported (with the library's
 // prefix) so that a caller who wants no function call at all can read it; see gracefulstop.h.
@@ -75,4 +76,8 @@ int gracefulstop_shim_last_signal(void) {
 
 void gracefulstop_shim_clear(void) {
     gracefulstop_signal_flag = 0;
+}
+
+int gracefulstop_shim_set_parent_death_signal(int signo) {
+    return prctl(PR_SET_PDEATHSIG, (unsigned long)signo, 0UL, 0UL, 0UL) == 0 ? 0 : errno;
 }

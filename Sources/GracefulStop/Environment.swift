@@ -9,6 +9,31 @@ public enum Environment {
     public static let attemptStart = "GRACEFULSTOP_ATTEMPT_START"
     public static let checkInterval = "GRACEFULSTOP_CHECK_INTERVAL"
     public static let signals = "GRACEFULSTOP_SIGNALS"
+    /// Set by gstop for the command: the restart count (SLURM_RESTART_COUNT, or local restarts).
+    public static let restartCount = "GRACEFULSTOP_RESTART_COUNT"
+    /// Set by gstop for the command: "1" on a restart, "0" on the first attempt.
+    public static let resume = "GRACEFULSTOP_RESUME"
+
+    /// The whole environment of this process.
+    public static func all() -> [String: String] {
+        var values: [String: String] = [:]
+        var entry = environ
+        while let pointer = entry.pointee {
+            let text = String(cString: pointer)
+            if let equals = text.firstIndex(of: "=") { values[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
+            entry += 1
+        }
+        return values
+    }
+
+    /// The restart count a command sees: GRACEFULSTOP_RESTART_COUNT (set by gstop), else
+    /// SLURM_RESTART_COUNT, else 0.
+    public static func restarts() -> Int {
+        for name in [restartCount, "SLURM_RESTART_COUNT"] {
+            if let text = value(name), let count = Int(text) { return count }
+        }
+        return 0
+    }
 
     /// The value of `name`, nil when unset or empty.
     public static func value(_ name: String) -> String? {
@@ -29,6 +54,10 @@ public enum Environment {
         }
         return (0, "")
     }
+
+    /// The SLURM job this process belongs to, as stop requests scope it: ARRAY_TASK for an array
+    /// task, else SLURM_JOB_ID (shared by every node of a job); nil outside SLURM.
+    public static func job() -> String? { SlurmJob.current()?.logID }
 
     /// Unix seconds from a variable, nil when unset.
     static func unixTime(_ name: String) throws -> Double? {

@@ -107,7 +107,7 @@ public final class RunState: Sendable {
 
     private static func makeStopCheck(directory: Directory?) throws -> StopCheck {
         StopCheck(
-            directory: directory,
+            directory: directory, job: Environment.job(),
             attemptStart: try Environment.unixTime(Environment.attemptStart) ?? Clock.unixSeconds(),
             deadline: try Environment.unixTime(Environment.deadline),
             intervalSeconds: try Environment.checkIntervalSeconds())
@@ -213,16 +213,27 @@ public final class RunState: Sendable {
         return (units.reduce(0) { $0 + (done.contains($1) ? 1 : 0) }, files.manifest.partition.unitCount(ofNode: node))
     }
 
+    /// Done and total units of every node, from one scan.
+    public func countsByNode() throws -> [(done: Int, total: Int)] {
+        let files = try requireFiles()
+        let done = try refresh()
+        let partition = files.manifest.partition
+        return (0..<partition.nodes).map { node in
+            (partition.units(ofNode: node).reduce(0) { $0 + (done.contains($1) ? 1 : 0) }, partition.unitCount(ofNode: node))
+        }
+    }
+
     /// Scans, and says whether every unit is done (creating `run.done` if so).
     public func checkRunDone() throws -> Bool {
         let files = try requireFiles()
         return try refresh().count == files.manifest.unitCount
     }
 
-    /// Asks every process of the run to stop: writes the stop request, and stops this process at once.
-    /// Without a state directory, only this process is asked.
-    public func requestStop(reason: String) throws {
-        if let files { try StopRequest.now(reason: reason).write(to: files.directory) }
+    /// Asks the processes of this job (every node of it; everybody outside SLURM, or when
+    /// `everyJob`) to stop: writes the stop request, and stops this process at once. Without a
+    /// state directory, only this process is asked.
+    public func requestStop(reason: String, everyJob: Bool = false) throws {
+        if let files { try StopRequest.now(reason: reason).write(to: files.directory, job: everyJob ? nil : Environment.job()) }
         stopCheck.latch(.request, "stop requested by this process: \(reason)")
     }
 

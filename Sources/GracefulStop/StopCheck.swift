@@ -18,6 +18,8 @@ public final class StopCheck: Sendable {
     public static let defaultIntervalSeconds = 1.0
 
     private let directory: Directory?
+    /// The request files that apply: the one for everybody, and the one for this job.
+    private let requestFiles: [String]
     /// Unix seconds when this attempt started: requests older than this are stale.
     public let attemptStart: Double
     /// Unix seconds after which to stop, if any.
@@ -28,8 +30,9 @@ public final class StopCheck: Sendable {
     private let latchedReason = Atomic<Int32>(0)
     private let latchedDetail = Mutex<String>("")
 
-    init(directory: Directory?, attemptStart: Double, deadline: Double?, intervalSeconds: Double) {
+    init(directory: Directory?, job: String?, attemptStart: Double, deadline: Double?, intervalSeconds: Double) {
         self.directory = directory
+        self.requestFiles = [StopRequest.fileName] + (job.map { [StopRequest.fileName(forJob: $0)] } ?? [])
         self.attemptStart = attemptStart
         self.deadline = deadline
         if let deadline {
@@ -72,11 +75,13 @@ public final class StopCheck: Sendable {
         guard let directory else { return false }
         // Errors reading the request (a flaky NFS mount) are not a reason to stop; the next
         // interval looks again.
-        guard let request = try? StopRequest.read(from: directory), request.applies(toAttemptStartedAt: attemptStart) else {
-            return false
+        for file in requestFiles {
+            guard let request = try? StopRequest.read(from: directory, fileName: file), request.applies(toAttemptStartedAt: attemptStart)
+            else { continue }
+            latch(.request, "stop requested by \(request.by) at \(request.requestedAt): \(request.reason)")
+            return true
         }
-        latch(.request, "stop requested by \(request.by) at \(request.requestedAt): \(request.reason)")
-        return true
+        return false
     }
 
     func latch(_ reason: Reason, _ detail: String) {

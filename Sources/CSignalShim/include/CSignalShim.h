@@ -25,4 +25,9 @@ int gracefulstop_shim_last_signal(void);
 /// Forgets a recorded signal (tests, and a fresh attempt inside one process).
 void gracefulstop_shim_clear(void);
 
+/// Asks the kernel to send `signo` to this process when its parent dies (prctl PR_SET_PDEATHSIG).
+/// C because prctl is variadic, which Swift cannot call. gstop's child calls it between fork and
+/// exec, so that the job's command never outlives a killed supervisor. Returns 0 or an errno value.
+int gracefulstop_shim_set_parent_death_signal(int signo);
+
 #endif

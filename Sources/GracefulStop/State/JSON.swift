@@ -252,3 +252,84 @@ struct JSONWriter {
     /// A number that reads back exactly (Swift's shortest round-trip form).
     mutating func number(_ value: Double) { raw(value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)) }
 }
+
+/// A JSON value, for small records of mixed fields (the events log).
+public enum JSONValue: Equatable, Sendable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([(String, JSONValue)])
+
+    public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
+        switch (lhs, rhs) {
+        case (.null, .null): return true
+        case let (.bool(a), .bool(b)): return a == b
+        case let (.number(a), .number(b)): return a == b
+        case let (.string(a), .string(b)): return a == b
+        case let (.array(a), .array(b)): return a == b
+        case let (.object(a), .object(b)): return a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        default: return false
+        }
+    }
+
+    public subscript(key: String) -> JSONValue? {
+        guard case .object(let fields) = self else { return nil }
+        return fields.first { $0.0 == key }?.1
+    }
+
+    public var string: String? { if case .string(let text) = self { return text } else { return nil } }
+    public var number: Double? { if case .number(let value) = self { return value } else { return nil } }
+    public var int: Int? { number.flatMap { $0 == $0.rounded() && abs($0) < 1e15 ? Int($0) : nil } }
+}
+
+extension JSONReader {
+    mutating func readValue() throws -> JSONValue {
+        skipWhitespace()
+        guard position < bytes.count else { throw error("unexpected end of file (truncated?)") }
+        switch bytes[position] {
+        case UInt8(ascii: "{"):
+            var fields: [(String, JSONValue)] = []
+            try readObject { reader, key in fields.append((key, try reader.readValue())) }
+            return .object(fields)
+        case UInt8(ascii: "["):
+            var items: [JSONValue] = []
+            try readArray { reader in items.append(try reader.readValue()) }
+            return .array(items)
+        case UInt8(ascii: "\""): return .string(try readString())
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): return .bool(try readBool())
+        case UInt8(ascii: "n"):
+            _ = try readNull()
+            return .null
+        default: return .number(try readDouble())
+        }
+    }
+}
+
+extension JSONWriter {
+    mutating func value(_ value: JSONValue) {
+        switch value {
+        case .null: raw("null")
+        case .bool(let flag): raw(flag ? "true" : "false")
+        case .number(let number): self.number(number)
+        case .string(let text): string(text)
+        case .array(let items):
+            raw("[")
+            for (index, item) in items.enumerated() {
+                if index > 0 { raw(", ") }
+                self.value(item)
+            }
+            raw("]")
+        case .object(let fields):
+            raw("{")
+            for (index, (key, item)) in fields.enumerated() {
+                if index > 0 { raw(", ") }
+                string(key)
+                raw(": ")
+                self.value(item)
+            }
+            raw("}")
+        }
+    }
+}

@@ -19,3 +19,9 @@ enum RunCompletion {
         try directory.writeAtomically(fileName, json.bytes)
     }
 }
+
+/// `study.done`: a sweep's study has all its trials (written by `gracefulstop.optuna`). Like
+/// run.done, its presence means that no attempt needs to run again.
+public enum StudyCompletion {
+    public static let fileName = "study.done"
+}

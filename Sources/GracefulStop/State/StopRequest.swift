@@ -1,15 +1,26 @@
 import Glibc
 
-/// `stop.request`: asks every process of the run to stop, wherever it runs — written by the
-/// supervisor on a stop signal, by `request_stop()`, or by `gstop stop`, and read by every
-/// `should_stop()` through the shared filesystem.
+/// A request that processes of the run stop, wherever they run, read by every `should_stop()`
+/// through the shared filesystem. `stop.request` asks every process (`gstop stop`);
+/// `stop.<job>.request` asks the processes of one SLURM job — every node of it, or one array task —
+/// and is what the supervisor (on a stop signal) and `request_stop()` write, so that one array
+/// task's time-limit warning does not stop the other tasks sharing the state.
 ///
 /// A request counts only for attempts that began before it was made: each process knows when its
 /// attempt started (`GRACEFULSTOP_ATTEMPT_START`, set by the supervisor, else when it opened the
 /// state), so a request left over from an earlier attempt never stops a restarted job. No file
 /// has to be removed by hand, and no node can remove another node's current request.
 public struct StopRequest: Sendable, Equatable {
+    /// The request to every process of every job using the state.
     public static let fileName = "stop.request"
+
+    /// The request file for `job` (a SLURM job id, or ARRAY_TASK for an array task); the one for
+    /// everybody when `job` is nil.
+    public static func fileName(forJob job: String?) -> String {
+        guard let job else { return fileName }
+        let safe = String(job.map { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") ? $0 : "-" })
+        return "stop.\(safe).request"
+    }
 
     /// Unix seconds when the request was made (the requester's clock).
     public var requestedAt: Double
@@ -44,13 +55,20 @@ public struct StopRequest: Sendable, Equatable {
         return json.bytes
     }
 
-    func write(to directory: Directory) throws {
-        try directory.writeAtomically(StopRequest.fileName, encoded())
+    /// Asks every process of every job using the state at `path` to stop (`gstop stop`); the state
+    /// needs no manifest (a sweep has none).
+    public static func requestEverybody(stateDirectory path: String, reason: String) throws {
+        try StopRequest.now(reason: reason).write(to: Directory(opening: path), job: nil)
     }
 
-    /// The current request in `directory`, or nil. A file that is not our JSON (say, one made with
-    /// `touch`) is still a request: its modification time says when it was made.
-    static func read(from directory: Directory) throws -> StopRequest? {
+    /// Writes the request for `job`'s processes (every process when nil).
+    func write(to directory: Directory, job: String?) throws {
+        try directory.writeAtomically(StopRequest.fileName(forJob: job), encoded())
+    }
+
+    /// The request in `fileName`, or nil. A file that is not our JSON (say, one made with `touch`)
+    /// is still a request: its modification time says when it was made.
+    static func read(from directory: Directory, fileName: String = fileName) throws -> StopRequest? {
         guard let bytes = try directory.readFile(fileName) else { return nil }
         let source = directory.pathOf(fileName)
         if let parsed = try? decode(bytes, source: source) { return parsed }

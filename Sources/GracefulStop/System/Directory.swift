@@ -89,6 +89,17 @@ final class Directory: Sendable {
         }
     }
 
+    /// Everything on standard input.
+    static func readStandardInput() throws -> [UInt8] {
+        var content: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let count = try systemCall("cannot read", "standard input") { chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) } }
+            if count == 0 { return content }
+            content.append(contentsOf: chunk[0..<count])
+        }
+    }
+
     /// Writes `bytes` as `name` atomically and durably: a uniquely named temporary file is written,
     /// fsynced and renamed over `name`, then this directory is fsynced. A reader sees the old
     /// content or the whole new one, never a part; once this returns, the file survives kill -9 and

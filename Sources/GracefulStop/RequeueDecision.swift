@@ -1,0 +1,224 @@
+/// Whether a job that just ended should run again: a pure function of facts the supervisor
+/// gathered (why it stopped, how the command exited, what work is left, the restart history), so
+/// the whole table of cases is tested as plain data (RequeueDecisionTests).
+
+/// Why the supervised command stopped, as the supervisor saw it.
+public enum StopCause: Equatable, Sendable {
+    /// Nobody asked it to stop: the command ended on its own.
+    case none
+    /// The time-limit warning: SLURM's `--signal=B:USR1@N`, or local mode's `--warn-before`.
+    case warning(signal: Int32)
+    /// The time limit itself: TERM while `scontrol show job` says Reason=TimeLimit (or local mode's limit).
+    case timeLimit
+    /// The command stopped itself at GRACEFULSTOP_DEADLINE, before any signal.
+    case deadline
+    /// TERM without a time limit: `scancel`.
+    case cancelled
+    /// SLURM preempted the job; it requeues (or cancels) preempted jobs by itself.
+    case preempted
+    /// SIGINT: a person's immediate stop.
+    case interrupted
+    /// A stop request in the state (`gstop stop`, `request_stop()`), with its words.
+    case requested(String)
+    /// TERM, but scontrol could not say whether it was the time limit or a cancel (its error).
+    case unclassifiedTerm(String)
+
+    var description: String {
+        switch self {
+        case .none: return "the command ended on its own"
+        case .warning(let signal): return "stopped by \(StopSignals.name(of: signal)) (the time-limit warning)"
+        case .timeLimit: return "stopped by the time limit (TERM, Reason=TimeLimit)"
+        case .deadline: return "stopped itself at its deadline (\(Environment.deadline))"
+        case .cancelled: return "cancelled (TERM without a time limit, as scancel sends)"
+        case .preempted: return "preempted"
+        case .interrupted: return "interrupted (SIGINT)"
+        case .requested(let detail): return "a stop was requested (\(detail))"
+        case .unclassifiedTerm(let error): return "TERM, and scontrol could not say why (\(error))"
+        }
+    }
+
+    /// The causes after which the work goes on in a new attempt.
+    var continuesWork: Bool {
+        switch self {
+        case .warning, .timeLimit, .deadline: return true
+        default: return false
+        }
+    }
+}
+
+/// How the supervised command ended.
+public enum ChildExit: Equatable, Sendable {
+    case exited(Int32)
+    case signaled(Int32)
+
+    /// The exit status a shell would report: the code, or 128 + the signal.
+    public var status: Int32 {
+        switch self {
+        case .exited(let code): return code
+        case .signaled(let signal): return 128 + signal
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .exited(let code): return "exit \(code)"
+        case .signaled(let signal): return "killed by \(StopSignals.name(of: signal))"
+        }
+    }
+}
+
+/// What to requeue.
+public enum RequeueMode: String, CaseIterable, Sendable {
+    /// This job; for an array task, the task alone.
+    case task
+    /// The whole array (the seed's sweeps behaviour: every task works on one shared study).
+    case array
+    /// Never requeue; only report what would have been done.
+    case never
+}
+
+public struct RequeueLimits: Sendable, Equatable {
+    /// Restarts (SLURM_RESTART_COUNT) after which no requeue happens.
+    public var maxRestarts: Int = 20
+    /// Attempts in a row that marked no unit after which no requeue happens (crash-loop guard).
+    public var maxIdleAttempts: Int = 3
+    /// Failed attempts in a row (non-zero exit, no stop asked) that are retried.
+    public var retryFailures: Int = 0
+
+    public init(maxRestarts: Int = 20, maxIdleAttempts: Int = 3, retryFailures: Int = 0) {
+        self.maxRestarts = maxRestarts
+        self.maxIdleAttempts = maxIdleAttempts
+        self.retryFailures = retryFailures
+    }
+}
+
+public struct RequeueFacts: Sendable, Equatable {
+    public var cause: StopCause
+    public var exit: ChildExit
+    /// The marker that says all work is done ("run.done", "study.done"), when present.
+    public var workDone: String?
+    /// Units left in the decision's scope; nil when the state has no unit list (a sweep).
+    public var remaining: Int?
+    /// Whose units `remaining` counts: "node 3", "the run".
+    public var scope: String
+    /// This attempt's restart count (0 for the first attempt).
+    public var restartCount: Int
+    /// Attempts in a row, this one included, that marked no unit (0 when unknown).
+    public var idleAttempts: Int
+    /// Failed attempts in a row, this one included.
+    public var failedAttempts: Int
+    public var mode: RequeueMode
+    public var limits: RequeueLimits
+    /// What a requeue names: "123_4", "123", or "a local restart".
+    public var target: String
+
+    public init(
+        cause: StopCause, exit: ChildExit, workDone: String? = nil, remaining: Int?, scope: String, restartCount: Int = 0,
+        idleAttempts: Int = 0, failedAttempts: Int = 0, mode: RequeueMode = .task, limits: RequeueLimits = RequeueLimits(),
+        target: String
+    ) {
+        self.cause = cause
+        self.exit = exit
+        self.workDone = workDone
+        self.remaining = remaining
+        self.scope = scope
+        self.restartCount = restartCount
+        self.idleAttempts = idleAttempts
+        self.failedAttempts = failedAttempts
+        self.mode = mode
+        self.limits = limits
+        self.target = target
+    }
+}
+
+public struct RequeueDecision: Sendable, Equatable {
+    public enum Action: Equatable, Sendable {
+        /// The work is done (or this job's part of it): end normally.
+        case finish
+        /// Run again: `scontrol requeue target`, or a local restart.
+        case requeue(target: String)
+        /// End without finishing the work, and do not requeue.
+        case stop
+    }
+
+    /// Exit code when work remains but the job ends without a requeue (sysexits EX_TEMPFAIL).
+    public static let workRemainsExitCode: Int32 = 75
+
+    public var action: Action
+    public var exitCode: Int32
+    public var reasons: [String]
+
+    /// One line: the action, then its reasons.
+    public var line: String {
+        let verb: String
+        switch action {
+        case .finish: verb = "finish"
+        case .requeue(let target): verb = "requeue \(target)"
+        case .stop: verb = "stop without requeue"
+        }
+        return "decision: \(verb) (exit \(exitCode)): " + reasons.joined(separator: "; ")
+    }
+
+    public static func decide(_ facts: RequeueFacts) -> RequeueDecision {
+        let how = "\(facts.cause.description), \(facts.exit.description)"
+        if let marker = facts.workDone {
+            return RequeueDecision(action: .finish, exitCode: 0, reasons: [how, "all work is done (\(marker))"])
+        }
+        switch facts.cause {
+        case .interrupted:
+            return RequeueDecision(action: .stop, exitCode: 130, reasons: [how, "an interrupt ends the job"])
+        case .cancelled:
+            return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: [how, "a cancel always ends the job"])
+        case .preempted:
+            return RequeueDecision(action: .stop, exitCode: 0, reasons: [how, "SLURM handles preempted jobs itself; not requeued a second time"])
+        case .requested:
+            return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: [how, "a requested stop ends the job"])
+        case .unclassifiedTerm:
+            return RequeueDecision(
+                action: .stop, exitCode: workRemainsExitCode,
+                reasons: [how, "without knowing whether this was the time limit or a cancel, the job is not requeued (a cancel must always end it)"])
+        case .none:
+            let failed = facts.exit != .exited(0)
+            if failed {
+                if facts.failedAttempts <= facts.limits.retryFailures {
+                    return requeueUnlessGuarded(
+                        facts, reasons: [how, "failure \(facts.failedAttempts) of \(facts.limits.retryFailures) retried (--retry-failures)"])
+                }
+                return RequeueDecision(
+                    action: .stop, exitCode: facts.exit.status,
+                    reasons: [how, "the command failed on its own; not requeued" + (facts.limits.retryFailures > 0
+                        ? " (\(facts.failedAttempts - 1) retries used of --retry-failures \(facts.limits.retryFailures))" : " (--retry-failures 0)")])
+            }
+            if let remaining = facts.remaining, remaining > 0 {
+                return RequeueDecision(
+                    action: .stop, exitCode: workRemainsExitCode,
+                    reasons: [how, "\(facts.scope) has \(remaining) unit\(remaining == 1 ? "" : "s") left, but no stop was asked; not requeued"])
+            }
+            return RequeueDecision(action: .finish, exitCode: 0, reasons: [how, facts.remaining == 0 ? "\(facts.scope) has no units left" : "the command finished"])
+        case .warning, .timeLimit, .deadline:
+            if facts.remaining == 0 {
+                return RequeueDecision(action: .finish, exitCode: 0, reasons: [how, "\(facts.scope) has no units left"])
+            }
+            let left = facts.remaining.map { "\(facts.scope) has \($0) unit\($0 == 1 ? "" : "s") left" } ?? "the work is not done"
+            return requeueUnlessGuarded(facts, reasons: [how, left])
+        }
+    }
+
+    private static func requeueUnlessGuarded(_ facts: RequeueFacts, reasons: [String]) -> RequeueDecision {
+        var reasons = reasons
+        if facts.restartCount >= facts.limits.maxRestarts {
+            reasons.append("restart \(facts.restartCount) reached --max-restarts \(facts.limits.maxRestarts); not requeued")
+            return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: reasons)
+        }
+        if facts.limits.maxIdleAttempts > 0 && facts.idleAttempts >= facts.limits.maxIdleAttempts {
+            reasons.append("\(facts.idleAttempts) attempts in a row marked no unit (--max-idle-attempts \(facts.limits.maxIdleAttempts)); not requeued")
+            return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: reasons)
+        }
+        if facts.mode == .never {
+            reasons.append("--requeue never: would requeue \(facts.target)")
+            return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: reasons)
+        }
+        reasons.append("restart \(facts.restartCount + 1) of at most \(facts.limits.maxRestarts)")
+        return RequeueDecision(action: .requeue(target: facts.target), exitCode: 0, reasons: reasons)
+    }
+}

@@ -1,0 +1,38 @@
+import Glibc
+
+/// `events.jsonl`: what happened to the run, one JSON object per line, appended by `gstop` at each
+/// step of an attempt (`attempt_start`, `signal`, `child_exit`, `decision`). `gstop status` shows
+/// it, and the crash-loop guard counts attempts that marked no unit from it.
+///
+/// Each line is one `write` to a file opened with O_APPEND, so lines from concurrent writers never
+/// interleave on a local filesystem. NFS does not make O_APPEND atomic across hosts: there two
+/// lines may rarely collide, and readers skip a line that does not parse.
+public enum EventLog {
+    public static let fileName = "events.jsonl"
+
+    /// Appends `fields` (with `time` first) as one line.
+    static func append(_ fields: [(String, JSONValue)], in directory: Directory) throws {
+        var json = JSONWriter()
+        json.value(.object([("time", .number((Clock.unixSeconds() * 1000).rounded() / 1000))] + fields))
+        json.raw("\n")
+        let opened = retryingOnInterrupt { openat(directory.fd, fileName, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644) }
+        if opened.result == -1 { throw GracefulStopError.system("cannot open", directory.pathOf(fileName), errno: opened.errno) }
+        defer { close(opened.result) }
+        let bytes = json.bytes
+        let written = retryingOnInterrupt { bytes.withUnsafeBytes { write(opened.result, $0.baseAddress, $0.count) } }
+        if written.result != bytes.count {
+            throw GracefulStopError.system("cannot append to", directory.pathOf(fileName), errno: written.result == -1 ? written.errno : EIO)
+        }
+        _ = fsync(opened.result)
+    }
+
+    /// Every event that parses, oldest first.
+    static func read(from directory: Directory) throws -> [JSONValue] {
+        guard let bytes = try directory.readFile(fileName) else { return [] }
+        return bytes.split(separator: UInt8(ascii: "\n")).compactMap { line in
+            var reader = JSONReader(Array(line), source: fileName)
+            guard let value = try? reader.readValue(), (try? reader.expectEnd()) != nil, value["event"] != nil else { return nil }
+            return value
+        }
+    }
+}

@@ -1,0 +1,405 @@
+import Glibc
+
+/// `gstop run`'s options.
+public struct SupervisorOptions: Sendable {
+    /// Whose remaining units decide a requeue.
+    public enum RemainingScope: String, CaseIterable, Sendable {
+        /// Every node's for a multi-node job (one batch script decides for all), else this node's.
+        case automatic = "auto"
+        /// This node's (the array task's, the batch node's).
+        case thisNode = "this"
+        /// Any node's: requeue while the run has work anywhere.
+        case anyNode = "any"
+    }
+
+    public var command: [String]
+    public var stateDirectory: String
+    public var requeue: RequeueMode = .task
+    public var remainingScope: RemainingScope = .automatic
+    /// Signals that mean "stop gracefully" (default USR1 and TERM).
+    public var gracefulSignals: [Int32] = StopSignals.defaults
+    /// The signal that asks the command to stop (with the stop request).
+    public var childSignal: Int32 = SIGUSR1
+    /// How long the command may take to stop after a warning; nil: until 10 s before the job's end
+    /// (or 120 s when the end is unknown).
+    public var grace: Double? = nil
+    /// How long after a TERM (time limit, cancel) before escalating; below SLURM's KillWait (30 s).
+    public var termGrace: Double = 20
+    /// Between the escalating TERM and KILL.
+    public var killAfter: Double = 5
+    /// GRACEFULSTOP_DEADLINE is the job's end minus this; nil: 60 s under SLURM, the warning's lead locally.
+    public var deadlineMargin: Double? = nil
+    public var limits = RequeueLimits()
+    /// Local mode: the time limit to act out, and the warning's lead before it.
+    public var timeLimit: Double? = nil
+    public var warnBefore: Double? = nil
+
+    public init(command: [String], stateDirectory: String) {
+        self.command = command
+        self.stateDirectory = stateDirectory
+    }
+}
+
+/// `gstop run`: starts the job's command, turns SLURM's signals (or local mode's timer) into a
+/// graceful stop, and after the command exits decides — from the same state files the library
+/// writes — whether to requeue. Single-threaded: every signal it handles is blocked and taken with
+/// sigtimedwait, so it sleeps in the kernel while the command works (no polling, no CPU) and never
+/// runs code inside a signal handler.
+public final class Supervisor {
+    let options: SupervisorOptions
+    let slurm: SlurmJob?
+    let directory: Directory
+    let statePath: String
+    let node: Int
+    /// Names the attempts of one job in the events log: the SLURM job (stable across requeues), or
+    /// this local run.
+    let chain: String
+    let report: (String) -> Void
+    private var mask = sigset_t()
+
+    /// Signals gstop takes with sigtimedwait: the graceful ones, plus those it forwards.
+    private var handledSignals: [Int32] { Array(Set(options.gracefulSignals + [SIGCHLD, SIGINT, SIGTERM, SIGHUP])) }
+
+    public init(options: SupervisorOptions, report: @escaping (String) -> Void) throws {
+        slurm = SlurmJob.current()
+        if slurm != nil && (options.timeLimit != nil || options.warnBefore != nil) {
+            throw GracefulStopError(
+                .invalidArgument, "--time-limit and --warn-before are for local mode; under SLURM the job's own limit and --signal apply")
+        }
+        if options.warnBefore != nil && options.timeLimit == nil {
+            throw GracefulStopError(.invalidArgument, "--warn-before needs --time-limit")
+        }
+        if let limit = options.timeLimit, let warn = options.warnBefore, warn >= limit {
+            throw GracefulStopError(.invalidArgument, "--warn-before (\(TimeSpan.format(warn))) must be shorter than --time-limit (\(TimeSpan.format(limit)))")
+        }
+        self.options = options
+        statePath = options.stateDirectory.hasPrefix("/") ? options.stateDirectory : Supervisor.currentDirectory() + "/" + options.stateDirectory
+        directory = try Directory(opening: statePath, create: true)
+        node = try Environment.node().number
+        chain = slurm?.logID ?? "local-\(HostName.current)-\(getpid())"
+        self.report = report
+    }
+
+    static func currentDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { return "." }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Runs attempts until the work is done or a decision ends the job; returns the exit code.
+    public func run() throws -> Int32 {
+        guard !options.command.isEmpty else { throw GracefulStopError(.invalidArgument, "no command to run: put it after --") }
+        sigemptyset(&mask)
+        for signal in handledSignals { sigaddset(&mask, signal) }
+        sigprocmask(SIG_BLOCK, &mask, nil)
+        var restart = slurm?.restartCount ?? 0
+        while true {
+            let attempt = try runAttempt(restart: restart)
+            let decision = RequeueDecision.decide(facts(for: attempt, restart: restart))
+            report(decision.line)
+            switch decision.action {
+            case .requeue(let target) where slurm != nil:
+                do {
+                    try Scontrol.requeue(target)
+                } catch let error as GracefulStopError {
+                    report("could not requeue: \(error.message)")
+                    record("decision", decision, extra: [("requeue_error", .string(error.message))])
+                    return RequeueDecision.workRemainsExitCode
+                }
+                record("decision", decision)
+                return 0
+            case .requeue:
+                record("decision", decision)
+                restart += 1
+                report("local mode: starting the command again (restart \(restart))")
+            default:
+                record("decision", decision)
+                return decision.exitCode
+            }
+        }
+    }
+
+    /// The decision `run` would make had its command just stopped after a time-limit warning, for
+    /// batch scripts that keep their own trap (`gstop should-requeue`).
+    public func decisionAfterWarning() throws -> RequeueDecision {
+        let after = try progress()
+        let attempt = Attempt(cause: .warning(signal: SIGUSR1), exit: .exited(0), workDone: try workDoneMarker(),
+                              remaining: after?.remaining, scope: after?.scope ?? "the run")
+        return RequeueDecision.decide(facts(for: attempt, restart: Environment.restarts()))
+    }
+
+    // MARK: - One attempt
+
+    struct Attempt {
+        var cause: StopCause
+        var exit: ChildExit
+        var workDone: String?
+        var remaining: Int?
+        var scope: String
+    }
+
+    private func runAttempt(restart: Int) throws -> Attempt {
+        let attemptStart = Clock.unixSeconds()
+        let endTime = jobEndTime(attemptStart: attemptStart)
+        let margin = options.deadlineMargin ?? (slurm != nil ? 60 : (options.warnBefore ?? 0))
+        let deadline = endTime.map { $0 - margin }
+        if let marker = try workDoneMarker() {
+            report("all work is done already (\(marker)): not starting the command")
+            return Attempt(cause: .none, exit: .exited(0), workDone: marker, remaining: 0, scope: "the run")
+        }
+        let before = try progress()
+        var environment = Environment.all()
+        environment[Environment.stateDirectory] = statePath
+        environment[Environment.restartCount] = String(restart)
+        environment[Environment.resume] = restart > 0 ? "1" : "0"
+        environment[Environment.attemptStart] = String(attemptStart)
+        environment[Environment.deadline] = deadline.map { String($0) }
+        record("attempt_start", [
+            ("restart", .number(Double(restart))), ("command", .array(options.command.map { .string($0) })),
+            ("deadline", deadline.map { .number($0) } ?? .null),
+        ])
+        let child = try ChildProcess.start(options.command, environment: environment)
+        report("started `\(options.command.joined(separator: " "))` (pid \(child.pid), restart \(restart))"
+            + (deadline.map { ", deadline in \(TimeSpan.format($0 - attemptStart))" } ?? ""))
+        var (cause, exit) = supervise(child, endTime: endTime)
+        if cause == .none, let deadline, Clock.unixSeconds() >= deadline { cause = .deadline }  // the command can only have seen it after it passed
+        if cause == .none, let request = currentRequest(since: attemptStart) { cause = .requested("\(request.reason), by \(request.by)") }
+        let after = try progress()
+        let marked = after.map { $0.done - (before?.done ?? 0) }
+        report("command ended (\(exit.description)) after \(TimeSpan.format(child.runningSeconds)); \(cause.description)"
+            + (after.map { "; \($0.scope): \($0.remaining) of \($0.total) units left" } ?? ""))
+        record("child_exit", [
+            ("restart", .number(Double(restart))), ("exit", .number(Double(exit.status))), ("cause", .string(cause.description)),
+            ("asked_to_stop", .bool(cause != .none)), ("marked", marked.map { .number(Double($0)) } ?? .null),
+            ("remaining", after.map { .number(Double($0.remaining)) } ?? .null),
+        ])
+        return Attempt(cause: cause, exit: exit, workDone: try workDoneMarker(), remaining: after?.remaining, scope: after?.scope ?? "the run")
+    }
+
+    /// Waits for the command to end, turning signals and timers into a graceful stop.
+    private func supervise(_ child: ChildProcess, endTime: Double?) -> (StopCause, ChildExit) {
+        var cause = StopCause.none
+        var stopping = false
+        let start = Clock.monotonicNanoseconds()
+        func at(_ seconds: Double) -> Int64 { start + Int64(seconds * 1e9) }
+        var warningAt = options.timeLimit.map { at($0 - (options.warnBefore ?? 0)) }
+        if options.warnBefore == nil { warningAt = nil }
+        var limitAt = options.timeLimit.map { at($0) }
+        var graceEnds: Int64? = nil
+        var killAt: Int64? = nil
+
+        func shorten(_ seconds: Double) {
+            let limit = Clock.monotonicNanoseconds() + Int64(seconds * 1e9)
+            graceEnds = min(graceEnds ?? .max, limit)
+        }
+        func beginStop(_ newCause: StopCause, signalName: String, grace: Double) {
+            if !stopping || isStronger(newCause, than: cause) { cause = newCause }
+            if stopping { shorten(grace); return }
+            stopping = true
+            do {
+                try StopRequest.now(reason: "\(signalName) to gstop").write(to: directory, job: slurm?.logID)
+            } catch let error as GracefulStopError {
+                report("warning: could not write the stop request: \(error.message)")
+            } catch {}
+            child.signal(options.childSignal)
+            shorten(grace)
+            report("\(signalName): \(newCause.description); asked the command to stop (\(StopSignals.name(of: options.childSignal)) and a stop request), escalating in \(TimeSpan.format(grace))")
+        }
+
+        while true {
+            if let exit = child.reap() { return (cause, exit) }
+            let now = Clock.monotonicNanoseconds()
+            let next = [warningAt, limitAt, graceEnds, killAt].compactMap { $0 }.min()
+            var info = siginfo_t()
+            var taken: Int32
+            if let next {
+                if next <= now {
+                    taken = 0
+                } else {
+                    var wait = timespec(tv_sec: Int((next - now) / 1_000_000_000), tv_nsec: Int((next - now) % 1_000_000_000))
+                    taken = sigtimedwait(&mask, &info, &wait)
+                }
+            } else {
+                taken = sigwaitinfo(&mask, &info)
+            }
+            if taken == -1 {
+                if Glibc.errno == EINTR { continue }
+                taken = 0  // EAGAIN: a timer is due
+            }
+            switch taken {
+            case 0:
+                let due = Clock.monotonicNanoseconds()
+                if let time = killAt, time <= due {
+                    killAt = nil
+                    report("the command is still running: SIGKILL to its process group")
+                    child.signalGroup(SIGKILL)
+                }
+                if let time = graceEnds, time <= due {
+                    graceEnds = nil
+                    report("the command did not stop in time: SIGTERM to its process group, SIGKILL in \(TimeSpan.format(options.killAfter))")
+                    child.signalGroup(SIGTERM)
+                    killAt = due + Int64(options.killAfter * 1e9)
+                }
+                if let time = limitAt, time <= due {
+                    limitAt = nil
+                    warningAt = nil
+                    record("signal", [("signal", .string("local time limit")), ("cause", .string(StopCause.timeLimit.description))])
+                    beginStop(.timeLimit, signalName: "local time limit \(TimeSpan.format(options.timeLimit!))", grace: options.termGrace)
+                }
+                if let time = warningAt, time <= due {
+                    warningAt = nil
+                    record("signal", [("signal", .string("local warning")), ("cause", .string(StopCause.warning(signal: SIGUSR1).description))])
+                    beginStop(.warning(signal: SIGUSR1), signalName: "local time-limit warning", grace: warningGrace(endTime: endTime))
+                }
+            case SIGCHLD:
+                continue
+            case SIGINT:
+                cause = .interrupted
+                record("signal", [("signal", .string("SIGINT")), ("cause", .string(cause.description))])
+                report("SIGINT: forwarded to the command's process group (an immediate stop)")
+                child.signalGroup(SIGINT)
+                if graceEnds == nil && killAt == nil { shorten(options.killAfter) }
+            case let signal where options.gracefulSignals.contains(signal):
+                let newCause = signal == SIGTERM ? classifyTerm() : .warning(signal: signal)
+                record("signal", [("signal", .string(StopSignals.name(of: signal))), ("cause", .string(newCause.description))])
+                beginStop(newCause, signalName: StopSignals.name(of: signal),
+                          grace: signal == SIGTERM ? options.termGrace : warningGrace(endTime: endTime))
+            default:
+                // Handled but not graceful (TERM or HUP when --signals leaves them out): passed on as they are.
+                let newCause = taken == SIGTERM ? classifyTerm() : cause
+                if isStronger(newCause, than: cause) { cause = newCause }
+                record("signal", [("signal", .string(StopSignals.name(of: taken))), ("cause", .string(cause.description))])
+                report("\(StopSignals.name(of: taken)): forwarded to the command's process group")
+                child.signalGroup(taken)
+                if taken == SIGTERM { shorten(options.termGrace) }
+            }
+        }
+    }
+
+    /// A later cause replaces an earlier one when it says more about how the job ends: a cancel or
+    /// an interrupt always wins, a time limit replaces its own warning.
+    private func isStronger(_ new: StopCause, than old: StopCause) -> Bool {
+        func rank(_ cause: StopCause) -> Int {
+            switch cause {
+            case .none: return 0
+            case .warning, .deadline, .requested: return 1
+            case .timeLimit: return 2
+            case .preempted, .unclassifiedTerm: return 3
+            case .cancelled: return 4
+            case .interrupted: return 5
+            }
+        }
+        return rank(new) > rank(old)
+    }
+
+    private func warningGrace(endTime: Double?) -> Double {
+        if let grace = options.grace { return grace }
+        guard let endTime else { return 120 }
+        return max(options.termGrace, endTime - Clock.unixSeconds() - 10)
+    }
+
+    /// A TERM is SLURM's time limit, a preemption or a cancel: `scontrol show job` tells which.
+    private func classifyTerm() -> StopCause {
+        guard let slurm else { return .cancelled }
+        do {
+            let info = try Scontrol.showJob(slurm.jobID)
+            if info.isTimeLimit { return .timeLimit }
+            if info.isPreempted { return .preempted }
+            return .cancelled
+        } catch let error as GracefulStopError {
+            report("cannot tell a time limit from a cancel: \(error.message)")
+            return .unclassifiedTerm(error.message)
+        } catch {
+            return .unclassifiedTerm("\(error)")
+        }
+    }
+
+    // MARK: - Facts
+
+    private func jobEndTime(attemptStart: Double) -> Double? {
+        guard let slurm else { return options.timeLimit.map { attemptStart + $0 } }
+        do {
+            return try Scontrol.showJob(slurm.jobID).endTime
+        } catch let error as GracefulStopError {
+            report("warning: cannot read the job's end time (no deadline for the command): \(error.message)")
+        } catch {}
+        return nil
+    }
+
+    private var scopeIsEveryNode: Bool {
+        switch options.remainingScope {
+        case .anyNode: return true
+        case .thisNode: return false
+        case .automatic: return slurm.map { !$0.isArrayTask && $0.nodeCount > 1 } ?? false
+        }
+    }
+
+    /// Done, remaining and total units in the decision's scope; nil while the state has no manifest.
+    private func progress() throws -> (done: Int, remaining: Int, total: Int, scope: String)? {
+        guard try directory.exists(Manifest.fileName) else { return nil }
+        let state = try RunState.open(at: statePath, node: scopeIsEveryNode ? 0 : node)
+        let counts = try state.counts(node: scopeIsEveryNode ? nil : node)
+        return (counts.done, counts.total - counts.done, counts.total, scopeIsEveryNode ? "the run" : "node \(node)")
+    }
+
+    /// "run.done" or "study.done" when all work is done. A scan first, so that a run whose last
+    /// markers the workers' own scans missed (NFS caches) gets its run.done here.
+    private func workDoneMarker() throws -> String? {
+        if try directory.exists(Manifest.fileName) {
+            if try RunState.open(at: statePath, node: 0).checkRunDone() { return RunCompletion.fileName }
+        } else if try directory.exists(RunCompletion.fileName) {
+            return RunCompletion.fileName
+        }
+        return try directory.exists(StudyCompletion.fileName) ? StudyCompletion.fileName : nil
+    }
+
+    private func currentRequest(since attemptStart: Double) -> StopRequest? {
+        for file in [StopRequest.fileName, StopRequest.fileName(forJob: slurm?.logID)] {
+            if let request = try? StopRequest.read(from: directory, fileName: file), request.applies(toAttemptStartedAt: attemptStart),
+               !request.by.hasSuffix(":\(getpid())")
+            {
+                return request
+            }
+        }
+        return nil
+    }
+
+    private func facts(for attempt: Attempt, restart: Int) -> RequeueFacts {
+        let exits = (try? EventLog.read(from: directory))?.filter {
+            $0["event"]?.string == "child_exit" && $0["job"]?.string == chain && $0["node"]?.int == node
+        } ?? []
+        let idle = attempt.remaining == nil ? 0 : exits.reversed().prefix { $0["marked"]?.int == 0 }.count
+        let failed = exits.reversed().prefix { $0["asked_to_stop"] == .bool(false) && $0["exit"]?.int != 0 }.count
+        let target = slurm?.requeueID(wholeArray: options.requeue == .array) ?? "a local restart"
+        return RequeueFacts(
+            cause: attempt.cause, exit: attempt.exit, workDone: attempt.workDone, remaining: attempt.remaining, scope: attempt.scope,
+            restartCount: restart, idleAttempts: idle, failedAttempts: failed, mode: options.requeue, limits: options.limits,
+            target: target)
+    }
+
+    // MARK: - Events
+
+    private func record(_ event: String, _ fields: [(String, JSONValue)]) {
+        let common: [(String, JSONValue)] = [
+            ("event", .string(event)), ("job", .string(chain)), ("node", .number(Double(node))), ("host", .string(HostName.current)),
+            ("pid", .number(Double(getpid()))),
+        ]
+        do { try EventLog.append(common + fields, in: directory) } catch let error as GracefulStopError {
+            report("warning: could not write the events log: \(error.message)")
+        } catch {}
+    }
+
+    private func record(_ event: String, _ decision: RequeueDecision, extra: [(String, JSONValue)] = []) {
+        let action: String
+        var fields: [(String, JSONValue)] = []
+        switch decision.action {
+        case .finish: action = "finish"
+        case .stop: action = "stop"
+        case .requeue(let target):
+            action = "requeue"
+            fields.append(("target", .string(target)))
+        }
+        record(event, [("action", .string(action)), ("exit", .number(Double(decision.exitCode))),
+                       ("reasons", .array(decision.reasons.map { .string($0) }))] + fields + extra)
+    }
+}

@@ -1,0 +1,64 @@
+import Glibc
+
+/// Runs a short command (scontrol, squeue) and captures what it prints. stdout and stderr share
+/// one pipe, so a large error output can never block the command, and a failure's message is
+/// whatever it printed.
+enum Command {
+    struct Result: Sendable {
+        let status: Int32
+        let output: String
+    }
+
+    /// The full path of `name` on PATH, or nil.
+    static func find(_ name: String) -> String? {
+        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
+        let path = Environment.value("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
+        for directory in path.split(separator: ":") {
+            let candidate = "\(directory)/\(name)"
+            var info = stat()
+            if stat(candidate, &info) == 0, info.st_mode & S_IFMT == S_IFREG, access(candidate, X_OK) == 0 { return candidate }
+        }
+        return nil
+    }
+
+    /// Runs `arguments` with signals unblocked in the child (the supervisor blocks its own).
+    static func run(_ arguments: [String]) throws -> Result {
+        guard let executable = find(arguments[0]) else {
+            throw GracefulStopError(.system, "command not found: \(arguments[0]) (is it installed and on PATH?)", errno: ENOENT)
+        }
+        var pipeEnds: [Int32] = [0, 0]
+        try systemCall("cannot create a pipe for", arguments[0]) { pipe(&pipeEnds) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 2)
+        posix_spawn_file_actions_addclose(&actions, pipeEnds[0])
+        posix_spawn_file_actions_addclose(&actions, pipeEnds[1])
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid = pid_t()
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        close(pipeEnds[1])
+        defer { close(pipeEnds[0]) }
+        if spawned != 0 { throw GracefulStopError.system("cannot run", executable, errno: spawned) }
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = retryingOnInterrupt { chunk.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress, $0.count) } }
+            if count.result <= 0 { break }
+            output.append(contentsOf: chunk[0..<count.result])
+        }
+        var status: Int32 = 0
+        _ = retryingOnInterrupt { waitpid(pid, &status, 0) }
+        let exitStatus = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return Result(status: exitStatus, output: String(decoding: output, as: UTF8.self))
+    }
+}

@@ -1,0 +1,167 @@
+/// The help of gstop and of each subcommand: what it does, its options with their defaults, and
+/// an example to copy.
+enum Help {
+    static let overview = """
+    gstop: stop a SLURM job gracefully before its time limit, and requeue it only while work remains.
+
+    usage: gstop COMMAND [OPTIONS]
+
+    commands:
+      run             supervise the job's command: turn SLURM's signals into a graceful stop, then decide on requeue
+      init            create a state for a list of units
+      status          done / remaining / total per node
+      remaining       this node's remaining units, one per line
+      mark-done       mark units done
+      should-requeue  exit 0 if the job should be requeued, 1 if not (for your own trap)
+      stop            ask every process of every job using the state to stop
+      resume-flag     print --resume on a restart, nothing on the first attempt
+
+    `gstop COMMAND --help` explains each. The state directory comes from --state DIR or
+    $GRACEFULSTOP_STATE_DIR; its format is docs/state-format.md.
+
+    A batch script becomes its #SBATCH lines and one exec:
+
+      #!/bin/bash
+      #SBATCH --time=04:00:00 --signal=B:USR1@300 --requeue --open-mode=append
+      exec gstop run --state /shared/exp1/state -- python train.py
+
+    Exit codes: 0 done (or requeued); 64 bad usage; 65 bad data (state, unit); 70 internal error;
+    74 a file could not be read or written; 75 work remains but the job was not requeued;
+    otherwise the command's own exit code when it failed by itself.
+    """
+
+    static let run = """
+    usage: gstop run [OPTIONS] -- COMMAND [ARG...]
+
+    Runs COMMAND in its own process group and waits (asleep, using no CPU) until it ends. On a
+    graceful signal (USR1 and TERM by default) gstop writes a stop request into the state (so every
+    node hears it through the shared filesystem) and sends the command SIGUSR1; a Python loop using
+    gracefulstop finishes its current unit and exits. If the command has not stopped within the grace
+    period, gstop sends SIGTERM, then SIGKILL, to its process group. SIGINT is forwarded at once.
+    If gstop itself is killed, the command is killed too.
+
+    When the command has ended, gstop decides, prints the decision on one line with its reasons, and
+    appends it to STATE/events.jsonl:
+      - all work done (run.done, study.done)               -> no requeue, exit 0
+      - stopped by the time-limit warning (USR1), or by TERM while scontrol says Reason=TimeLimit,
+        and work remains                                   -> scontrol requeue, exit 0
+      - cancelled (scancel: TERM without a time limit)     -> never requeued
+      - preempted (SLURM requeues it itself)               -> not requeued again
+      - the command failed on its own                      -> not requeued; its exit code
+      - --max-restarts reached, or --max-idle-attempts attempts in a row marked no unit -> exit 75
+
+    The command sees GRACEFULSTOP_STATE_DIR, GRACEFULSTOP_RESTART_COUNT (SLURM_RESTART_COUNT, 0 on
+    the first attempt), GRACEFULSTOP_RESUME (1 on restarts), GRACEFULSTOP_ATTEMPT_START and
+    GRACEFULSTOP_DEADLINE (the job's end time minus --deadline-margin).
+
+    options:
+      --state DIR               the state directory (default: $GRACEFULSTOP_STATE_DIR); created if missing
+      --requeue MODE            task: the job, or for an array task that task alone (default)
+                                array: the whole array (every task shares one piece of work, as a sweep)
+                                never: only report what would be done
+      --remaining SCOPE         whose units must remain for a requeue: this (this node or array task),
+                                any (any node), auto (any for a multi-node job, else this; default)
+      --signals LIST            graceful signals (default USR1,TERM); others among TERM, HUP are forwarded
+      --child-signal SIG        the signal that asks the command to stop (default USR1)
+      --grace DURATION          time to stop after a warning (default: until 10 s before the job's end, else 2m)
+      --term-grace DURATION     time to stop after a TERM (default 20s; keep it below SLURM's KillWait)
+      --kill-after DURATION     from the escalating SIGTERM to SIGKILL (default 5s)
+      --deadline-margin DURATION  GRACEFULSTOP_DEADLINE = end time - this (default 60s; locally: --warn-before)
+      --max-restarts N          no requeue once the restart count reaches N (default 20)
+      --max-idle-attempts K     no requeue after K attempts in a row that marked no unit (default 3; 0: off)
+      --retry-failures K        requeue a command that failed on its own, at most K times in a row (default 0)
+
+    local mode (outside SLURM, for a laptop or a test):
+      --time-limit DURATION     act out a time limit: at the limit, stop as SLURM's TERM would
+      --warn-before DURATION    send the warning this long before the limit (as --signal=B:USR1@N)
+    A "requeue" then starts the command again with the restart count increased, until the work is
+    done or a guard stops it.
+
+    examples:
+      #SBATCH --time=04:00:00 --signal=B:USR1@300 --requeue --open-mode=append
+      exec gstop run --state /shared/exp1/state -- python train.py
+
+      #SBATCH --array=0-3 --signal=B:USR1@120 --requeue
+      exec gstop run --state /shared/sweep/state -- python sweep.py $(gstop resume-flag)
+
+      gstop run --state /tmp/demo --time-limit 90s --warn-before 30s -- python loop.py
+    """
+
+    static let initialize = """
+    usage: gstop init --units FILE --nodes N [--partition RULE] [--legacy-done-dir DIR] [--null] [--state DIR]
+
+    Creates a state for the units listed in FILE (one per line; --null: separated by NUL bytes; "-"
+    reads standard input). Running it again with the same list is fine; a different list, node count
+    or rule is an error.
+
+    options:
+      --units FILE              the units, in order
+      --nodes N                 how many nodes (or array tasks) share them
+      --partition RULE          round-robin (unit i to node i mod N; default) or block (contiguous slices)
+      --legacy-done-dir DIR     a directory of the old scripts' <unit>.done files to honour
+      --null                    units in FILE are separated by NUL bytes, not newlines
+      --state DIR               the state directory (default: $GRACEFULSTOP_STATE_DIR)
+
+    example:
+      gstop init --state /shared/exp1/state --units equations.txt --nodes 4 --partition block
+    """
+
+    static let status = """
+    usage: gstop status [--json] [--state DIR]
+
+    Shows done / remaining / total units per node (progress bars on a terminal, a plain table
+    otherwise), whether run.done or study.done exists, stop requests, and the last decision.
+
+    options:
+      --json        one JSON object instead
+      --state DIR   the state directory (default: $GRACEFULSTOP_STATE_DIR)
+    """
+
+    static let remaining = """
+    usage: gstop remaining [--node N] [--null] [--state DIR]
+
+    Prints the units of a node that are not done, in manifest order, one per line.
+
+    options:
+      --node N      the node (default: $GRACEFULSTOP_NODE, $SLURM_ARRAY_TASK_ID, $SLURM_NODEID, else 0)
+      --null        end each unit with a NUL byte instead of a newline (for names with newlines)
+      --state DIR   the state directory (default: $GRACEFULSTOP_STATE_DIR)
+    """
+
+    static let markDone = """
+    usage: gstop mark-done [--state DIR] UNIT...
+
+    Marks units done, durably (as gracefulstop.mark_done does). Marking a done unit again is fine.
+
+    example:
+      gstop mark-done --state /shared/exp1/state eq_17 eq_18
+    """
+
+    static let shouldRequeue = """
+    usage: gstop should-requeue [--remaining SCOPE] [--node N] [--max-restarts N] [--max-idle-attempts K] [--state DIR]
+
+    For a batch script that keeps its own trap: after the job's command has stopped, decides as
+    `gstop run` would after a time-limit warning. Prints the decision; exits 0 when the job should be
+    requeued, 1 when not. It does not requeue anything itself.
+
+    example:
+      trap 'kill -USR1 $pid; wait $pid; gstop should-requeue && scontrol requeue $SLURM_JOB_ID' USR1
+    """
+
+    static let stop = """
+    usage: gstop stop [--reason TEXT] [--state DIR]
+
+    Asks every process of every job using the state to stop gracefully: writes STATE/stop.request,
+    which each should_stop() sees within its check interval (1 s by default). Attempts that start
+    later ignore it. The jobs then end without a requeue.
+    """
+
+    static let resumeFlag = """
+    usage: gstop resume-flag [--flag TEXT]
+
+    Prints --resume (or TEXT) when this is a restart (GRACEFULSTOP_RESTART_COUNT or
+    SLURM_RESTART_COUNT above 0), and nothing on the first attempt:
+
+      exec gstop run -- python sweep.py $(gstop resume-flag)
+    """
+}
