@@ -24,7 +24,9 @@ except ImportError:  # pragma: no cover - setuptools >= 70 ships its own
 HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parent
 SCRATCH = REPOSITORY / ".build-wheel"
-PRODUCTS = {"libgracefulstop.so": "gracefulstop"}
+NATIVE = HERE / "build" / "native"
+# The supervisor goes to the environment's bin/ as the binary itself: no Python start-up in front of it.
+GSTOP = NATIVE / "gstop"
 
 
 def swift_build(product: str) -> Path:
@@ -44,17 +46,19 @@ def swift_build(product: str) -> Path:
 
 
 class BuildWithSwift(build_py):
-    """build_py, plus the Swift products copied into the package."""
+    """build_py, plus the library copied into the package and gstop staged for the bin/ directory."""
 
     def run(self) -> None:
         super().run()
-        built = None
-        for name, product in PRODUCTS.items():
-            built = swift_build(product)
-            target = Path(self.build_lib) / "gracefulstop" / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(built / name, target)
-            os.chmod(target, 0o755)
+        built = swift_build("gracefulstop")
+        target = Path(self.build_lib) / "gracefulstop" / "libgracefulstop.so"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(built / "libgracefulstop.so", target)
+        os.chmod(target, 0o755)
+        built = swift_build("gstop")
+        NATIVE.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(built / "gstop", GSTOP)
+        os.chmod(GSTOP, 0o755)
 
 
 class PlatformWheel(bdist_wheel):
@@ -77,4 +81,5 @@ class BinaryDistribution(Distribution):
 setup(
     cmdclass={"build_py": BuildWithSwift, "bdist_wheel": PlatformWheel},
     distclass=BinaryDistribution,
+    data_files=[("bin", [str(GSTOP.relative_to(HERE))])],
 )

@@ -16,6 +16,9 @@ public enum StopSignals {
     private static let names: [(String, Int32)] = [
         ("HUP", SIGHUP), ("INT", SIGINT), ("QUIT", SIGQUIT), ("USR1", SIGUSR1), ("USR2", SIGUSR2),
         ("TERM", SIGTERM), ("ALRM", SIGALRM), ("CONT", SIGCONT), ("XCPU", SIGXCPU), ("PWR", SIGPWR),
+        // Named for messages about how a process ended; they cannot (or should not) be trapped.
+        ("KILL", SIGKILL), ("SEGV", SIGSEGV), ("ABRT", SIGABRT), ("BUS", SIGBUS), ("FPE", SIGFPE), ("ILL", SIGILL),
+        ("PIPE", SIGPIPE), ("STOP", SIGSTOP), ("CHLD", SIGCHLD),
     ]
 
     /// "SIGUSR1" for 10.

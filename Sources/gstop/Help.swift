@@ -157,11 +157,14 @@ enum Help {
     """
 
     static let resumeFlag = """
-    usage: gstop resume-flag [--flag TEXT]
+    usage: gstop resume-flag [--flag=TEXT]
 
     Prints --resume (or TEXT) when this is a restart (GRACEFULSTOP_RESTART_COUNT or
     SLURM_RESTART_COUNT above 0), and nothing on the first attempt:
 
       exec gstop run -- python sweep.py $(gstop resume-flag)
+      exec gstop run -- python sweep.py $(gstop resume-flag --flag=--continue)
+
+    (A value that starts with -- is given with =, as above.)
     """
 }

@@ -51,6 +51,25 @@ def child_environment(**extra: str) -> dict[str, str]:
     return env
 
 
+def find_gstop() -> str:
+    """The gstop that belongs to the gracefulstop under test: $GSTOP, next to this Python (pip
+    installs it into the environment's bin/), on PATH, then the checkout's build folders."""
+    candidates = [os.environ.get("GSTOP"), str(Path(sys.executable).parent / "gstop"), shutil.which("gstop"),
+                  str(REPOSITORY / ".build-wheel/release/gstop"), str(REPOSITORY / ".build/debug/gstop")]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeError("gstop not found: pip install ./python, or swift build, or set GSTOP")
+
+
+GSTOP = find_gstop()
+WORKER = str(Path(__file__).resolve().parent / "job_worker.py")
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-u", WORKER]
+
+
 def run_python(code: str, *, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
     """Runs `code` in a fresh Python with gracefulstop importable; returns the finished process."""
     return subprocess.run([sys.executable, "-c", code], env=child_environment(**env), capture_output=True,

@@ -1,0 +1,104 @@
+import Glibc
+import Testing
+@testable import GracefulStop
+
+/// The table of cases of RequeueDecision.decide: facts in, action and exit code out.
+@Suite struct RequeueDecisionTests {
+    typealias Row = (name: String, facts: RequeueFacts, action: RequeueDecision.Action, exitCode: Int32, reason: String)
+
+    static func facts(
+        _ cause: StopCause, _ exit: ChildExit = .exited(0), done: String? = nil, remaining: Int? = 5, restart: Int = 0, idle: Int = 0,
+        failed: Int = 0, mode: RequeueMode = .task, limits: RequeueLimits = RequeueLimits(), target: String = "12_3"
+    ) -> RequeueFacts {
+        RequeueFacts(
+            cause: cause, exit: exit, workDone: done, remaining: remaining, scope: "node 3", restartCount: restart, idleAttempts: idle,
+            failedAttempts: failed, mode: mode, limits: limits, target: target)
+    }
+
+    static let rows: [Row] = [
+        ("all work done", facts(.warning(signal: SIGUSR1), done: "run.done"), .finish, 0, "all work is done (run.done)"),
+        ("study done even when cancelled", facts(.cancelled, done: "study.done"), .finish, 0, "study.done"),
+        ("warning with work left", facts(.warning(signal: SIGUSR1)), .requeue(target: "12_3"), 0, "node 3 has 5 units left"),
+        ("time-limit TERM with work left", facts(.timeLimit), .requeue(target: "12_3"), 0, "restart 1 of at most 20"),
+        ("deadline with work left", facts(.deadline), .requeue(target: "12_3"), 0, "deadline"),
+        ("killed after the warning still requeues", facts(.warning(signal: SIGUSR1), .signaled(SIGKILL)), .requeue(target: "12_3"), 0, "killed by SIGKILL"),
+        ("warning, this node done", facts(.warning(signal: SIGUSR1), remaining: 0), .finish, 0, "node 3 has no units left"),
+        ("warning on a sweep without units", facts(.warning(signal: SIGUSR1), remaining: nil), .requeue(target: "12_3"), 0, "the work is not done"),
+        ("cancel never requeues", facts(.cancelled), .stop, 75, "a cancel always ends the job"),
+        ("cancel after a warning never requeues", facts(.cancelled, .signaled(SIGTERM)), .stop, 75, "cancel"),
+        ("preempted: SLURM requeues", facts(.preempted), .stop, 0, "not requeued a second time"),
+        ("interrupt", facts(.interrupted, .signaled(SIGINT)), .stop, 130, "an interrupt ends the job"),
+        ("requested stop", facts(.requested("gstop stop")), .stop, 75, "a requested stop ends the job"),
+        ("unclassified TERM", facts(.unclassifiedTerm("scontrol: not found")), .stop, 75, "a cancel must always end it"),
+        ("failed on its own", facts(.none, .exited(3), failed: 1), .stop, 3, "failed on its own"),
+        ("crashed by a signal", facts(.none, .signaled(SIGSEGV), failed: 1), .stop, 128 + SIGSEGV, "not requeued"),
+        ("failure retried", facts(.none, .exited(3), failed: 2, limits: RequeueLimits(retryFailures: 2)), .requeue(target: "12_3"), 0, "failure 2 of 2 retried"),
+        ("failure retries used up", facts(.none, .exited(3), failed: 3, limits: RequeueLimits(retryFailures: 2)), .stop, 3, "2 retries used"),
+        ("finished on its own", facts(.none, remaining: 0), .finish, 0, "no units left"),
+        ("sweep finished on its own", facts(.none, remaining: nil), .finish, 0, "the command finished"),
+        ("exited early without a stop", facts(.none, remaining: 4), .stop, 75, "no stop was asked"),
+        ("restart limit", facts(.warning(signal: SIGUSR1), restart: 20), .stop, 75, "--max-restarts 20"),
+        ("below the restart limit", facts(.warning(signal: SIGUSR1), restart: 19), .requeue(target: "12_3"), 0, "restart 20 of at most 20"),
+        ("no progress guard", facts(.timeLimit, idle: 3), .stop, 75, "3 attempts in a row marked no unit"),
+        ("no progress guard off", facts(.timeLimit, idle: 9, limits: RequeueLimits(maxIdleAttempts: 0)), .requeue(target: "12_3"), 0, "restart"),
+        ("requeue never reports only", facts(.warning(signal: SIGUSR1), mode: .never), .stop, 75, "would requeue 12_3"),
+        ("whole array", facts(.warning(signal: SIGUSR1), mode: .array, target: "12"), .requeue(target: "12"), 0, "restart"),
+    ]
+
+    @Test(arguments: rows.indices)
+    func decide(row: Int) {
+        let (name, facts, action, exitCode, reason) = Self.rows[row]
+        let decision = RequeueDecision.decide(facts)
+        #expect(decision.action == action, "\(name): \(decision.line)")
+        #expect(decision.exitCode == exitCode, "\(name): \(decision.line)")
+        #expect(decision.line.contains(reason), "\(name): \(decision.line)")
+    }
+}
+
+@Suite struct SlurmFactsTests {
+    @Test func requeueIDsOfArrayTasksNeverUseTheJobID() {
+        // For the last task of an array, SLURM_JOB_ID equals the array's id: requeueing it would requeue every task.
+        let lastTask = SlurmJob(jobID: "40", arrayJobID: "40", arrayTaskID: "3")
+        #expect(lastTask.requeueID(wholeArray: false) == "40_3")
+        #expect(lastTask.requeueID(wholeArray: true) == "40")
+        let otherTask = SlurmJob(jobID: "41", arrayJobID: "40", arrayTaskID: "0")
+        #expect(otherTask.requeueID(wholeArray: false) == "40_0")
+        #expect(SlurmJob(jobID: "7").requeueID(wholeArray: false) == "7")
+        #expect(SlurmJob(jobID: "7").requeueID(wholeArray: true) == "7")
+    }
+
+    @Test(arguments: [
+        ("cancel-term", "COMPLETING", "None", false),
+        ("timelimit-term", "COMPLETING", "TimeLimit", true),
+        ("cancel-running", "RUNNING", "None", false),
+    ])
+    func scontrolOutputCapturedOnARealCluster(file: String, state: String, reason: String, timeLimit: Bool) throws {
+        let text = String(decoding: readFile(fixturesPath + "/scontrol/\(file).txt")!, as: UTF8.self)
+        let info = try JobInfo.parse(text)
+        #expect(info.state == state && info.reason == reason && info.isTimeLimit == timeLimit)
+        #expect(!info.isPreempted)
+        #expect(info.requeueAllowed == true)
+    }
+
+    @Test func endTimesAndPreemption() throws {
+        let info = try JobInfo.parse("JobId=5 JobState=PREEMPTED Reason=None EndTime=2026-11-25T16:40:51 Restarts=2 Requeue=1")
+        #expect(info.isPreempted && info.restarts == 2)
+        var parts = tm()
+        parts.tm_year = 126; parts.tm_mon = 10; parts.tm_mday = 25; parts.tm_hour = 16; parts.tm_min = 40; parts.tm_sec = 51; parts.tm_isdst = -1
+        #expect(info.endTime == Double(mktime(&parts)))
+        #expect(try JobInfo.parse("JobState=RUNNING EndTime=Unknown").endTime == nil)
+        #expect(throws: GracefulStopError.self) { try JobInfo.parse("slurm_load_jobs error: Invalid job id specified") }
+    }
+}
+
+@Suite struct TimeSpanTests {
+    @Test func formsPeopleWrite() throws {
+        let cases: [(String, Double)] = [("90", 90), ("90s", 90), ("5m", 300), ("1h30m", 5400), ("2h", 7200), ("1d", 86400),
+                                         ("1.5m", 90), ("250ms", 0.25), ("01:30", 90), ("1:00:00", 3600), ("1-00:00:10", 86410)]
+        for (text, seconds) in cases { #expect(try TimeSpan.parse(text) == seconds, "\(text)") }
+        for bad in ["", "soon", "5x", "m", "-5s", "1:2:3:4", "1h-"] {
+            #expect(throws: GracefulStopError.self, "\(bad)") { try TimeSpan.parse(bad) }
+        }
+        #expect(TimeSpan.format(5400) == "1h30m" && TimeSpan.format(45) == "45s" && TimeSpan.format(2.5) == "2.5s")
+    }
+}

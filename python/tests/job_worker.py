@@ -1,0 +1,47 @@
+"""A job's Python side for the gstop tests: works through this node's units with gracefulstop and
+logs every start of a unit to STATE/work.log as "unit node restart resume", so that tests can
+check that each unit was worked on exactly once and by which node and attempt.
+
+Configured by environment variables: WORKER_UNITS (count, default 12), WORKER_NODES (1),
+WORKER_PARTITION (block), WORKER_SECONDS per unit (0.5), WORKER_MODE: work (default), crash (exit 3
+after the first unit), idle (mark nothing; wait for a stop), ignore (ignore the stop signal and
+sleep; for escalation tests).
+"""
+import os
+import signal
+import sys
+import time
+
+import gracefulstop
+
+state_dir = os.environ["GRACEFULSTOP_STATE_DIR"]
+units = [f"u{i:03d}" for i in range(int(os.environ.get("WORKER_UNITS", "12")))]
+mode = os.environ.get("WORKER_MODE", "work")
+seconds = float(os.environ.get("WORKER_SECONDS", "0.5"))
+state = gracefulstop.create(state_dir, units, nodes=int(os.environ.get("WORKER_NODES", "1")),
+                            partition=os.environ.get("WORKER_PARTITION", "block"))
+restart = os.environ.get("GRACEFULSTOP_RESTART_COUNT", "?")
+resume = os.environ.get("GRACEFULSTOP_RESUME", "?")
+print(f"worker: node {state.node}, restart {restart}, resume {resume}, pid {os.getpid()}, "
+      f"{len(state.remaining_units())} units to do", flush=True)
+
+if mode == "ignore":
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while True:
+        time.sleep(1)
+if mode == "idle":
+    while not state.should_stop():
+        time.sleep(0.1)
+    print(f"worker: stopped without marking anything ({state.stop_reason()})", flush=True)
+    sys.exit(0)
+
+for count, unit in enumerate(state.work()):
+    with open(os.path.join(state_dir, "work.log"), "a") as log:
+        log.write(f"{unit} {state.node} {restart} {resume}\n")
+    time.sleep(seconds)
+    state.mark_done(unit)
+    if mode == "crash":
+        print("worker: crashing on purpose", flush=True)
+        sys.exit(3)
+print(f"worker: node {state.node} leaves {len(state.remaining_units())} units; stop: {state.stop_reason()}", flush=True)
