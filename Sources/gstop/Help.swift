@@ -66,7 +66,8 @@ enum Help {
       --grace DURATION          time to stop after a warning (default: until 10 s before the job's end, else 2m)
       --term-grace DURATION     time to stop after a TERM (default 20s; keep it below SLURM's KillWait)
       --kill-after DURATION     from the escalating SIGTERM to SIGKILL (default 5s)
-      --deadline-margin DURATION  GRACEFULSTOP_DEADLINE = end time - this (default 60s; locally: --warn-before)
+      --deadline-margin DURATION  GRACEFULSTOP_DEADLINE = end time - this (default 60s, at most a tenth of the
+                                time left; locally: --warn-before); "off": no deadline, only signals stop the command
       --max-restarts N          no requeue once the restart count reaches N (default 20)
       --max-idle-attempts K     no requeue after K attempts in a row that marked no unit (default 3; 0: off)
       --retry-failures K        requeue a command that failed on its own, at most K times in a row (default 0)

@@ -56,7 +56,11 @@ let subcommands: [String: Subcommand] = [
         options.grace = try arguments.duration("grace")
         options.termGrace = try arguments.duration("term-grace") ?? options.termGrace
         options.killAfter = try arguments.duration("kill-after") ?? options.killAfter
-        options.deadlineMargin = try arguments.duration("deadline-margin")
+        if arguments.string("deadline-margin") == "off" {
+            options.setsDeadline = false
+        } else {
+            options.deadlineMargin = try arguments.duration("deadline-margin")
+        }
         options.limits.maxRestarts = try arguments.integer("max-restarts") ?? options.limits.maxRestarts
         options.limits.maxIdleAttempts = try arguments.integer("max-idle-attempts") ?? options.limits.maxIdleAttempts
         options.limits.retryFailures = try arguments.integer("retry-failures") ?? options.limits.retryFailures

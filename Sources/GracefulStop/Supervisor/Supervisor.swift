@@ -27,8 +27,11 @@ public struct SupervisorOptions: Sendable {
     public var termGrace: Double = 20
     /// Between the escalating TERM and KILL.
     public var killAfter: Double = 5
-    /// GRACEFULSTOP_DEADLINE is the job's end minus this; nil: 60 s under SLURM, the warning's lead locally.
+    /// GRACEFULSTOP_DEADLINE is the job's end minus this; nil: 60 s under SLURM (at most a tenth of
+    /// the attempt's time, so a short job is not stopped at once), the warning's lead locally.
     public var deadlineMargin: Double? = nil
+    /// Whether the command gets a GRACEFULSTOP_DEADLINE at all.
+    public var setsDeadline = true
     public var limits = RequeueLimits()
     /// Local mode: the time limit to act out, and the warning's lead before it.
     public var timeLimit: Double? = nil
@@ -141,8 +144,10 @@ public final class Supervisor {
     private func runAttempt(restart: Int) throws -> Attempt {
         let attemptStart = Clock.unixSeconds()
         let endTime = jobEndTime(attemptStart: attemptStart)
-        let margin = options.deadlineMargin ?? (slurm != nil ? 60 : (options.warnBefore ?? 0))
-        let deadline = endTime.map { $0 - margin }
+        let deadline = options.setsDeadline ? endTime.flatMap { end -> Double? in
+            let margin = options.deadlineMargin ?? (slurm != nil ? min(60, (end - attemptStart) / 10) : (options.warnBefore ?? 0))
+            return end - margin > attemptStart ? end - margin : nil
+        } : nil
         if let marker = try workDoneMarker() {
             report("all work is done already (\(marker)): not starting the command")
             return Attempt(cause: .none, exit: .exited(0), workDone: marker, remaining: 0, scope: "the run")

@@ -1,0 +1,260 @@
+"""gstop on a real SLURM cluster: munged, slurmctld and three slurmd on this machine
+(scripts/slurm-cluster), real sbatch jobs, real signals from scancel and from the time limit.
+
+These tests need root (to install and run SLURM). Elsewhere they skip and say why; under CI=true
+they must run, and a cluster that does not start fails them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import gracefulstop
+from conftest import GSTOP, REPOSITORY, WORKER, child_environment
+
+CLUSTER_DIR = os.environ.get("GSTOP_SLURM_DIR", "/tmp/gracefulstop-slurm")
+
+
+class Cluster:
+    """The running test cluster, and the few SLURM commands the tests use."""
+
+    def __init__(self, conf: str) -> None:
+        self.env = child_environment(SLURM_CONF=conf)
+
+    def command(self, *arguments: str, check: bool = True) -> str:
+        result = subprocess.run(list(arguments), env=self.env, capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(arguments)} failed: {result.stderr}")
+        return result.stdout
+
+    def submit(self, directory: Path, state: Path, gstop_options: str = "", command: str = "", sbatch: str = "",
+               **worker_env: str) -> str:
+        """Submits a batch script that execs gstop run on the test worker; returns the job id."""
+        exports = " ".join(f"{k}={v}" for k, v in worker_env.items())
+        run = command or f"{sys.executable} -u {WORKER}"
+        script = directory / "job.sh"
+        script.write_text(f"""#!/bin/bash
+#SBATCH --requeue --open-mode=append --output={directory}/slurm-%j.out {sbatch}
+export {exports or 'WORKER_UNITS=12'}
+exec {GSTOP} run --state {state} {gstop_options} -- {run}
+""")
+        return self.command("sbatch", "--parsable", str(script)).strip()
+
+    def show(self, job: str) -> dict[str, str]:
+        """`scontrol show job -o JOB` as a dict (the first line: the job, or the array task named)."""
+        line = self.command("scontrol", "show", "job", "-o", job).splitlines()[0]
+        return dict(token.split("=", 1) for token in line.split() if "=" in token)
+
+    def wait(self, what: str, condition, timeout: float = 120):
+        """Waits until condition() is true (returns its value), or fails saying what was awaited."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            time.sleep(0.5)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def wait_state(self, job: str, *states: str, restarts: int | None = None, timeout: float = 120) -> dict[str, str]:
+        def reached():
+            info = self.show(job)
+            ok = info["JobState"] in states and (restarts is None or int(info["Restarts"]) == restarts)
+            return info if ok else None
+        return self.wait(f"job {job} in {'/'.join(states)}" + (f" with Restarts={restarts}" if restarts is not None else ""),
+                         reached, timeout)
+
+    def release(self, job: str) -> None:
+        """Starts a requeued job now instead of after SLURM's requeue delay (about 120 s).
+
+        Not in the same second as the requeue: slurmd revokes the old run's credential, and a new
+        start within that second fails with "Job credential revoked" (seen in slurmctld.log here).
+        """
+        time.sleep(2.5)
+        self.command("scontrol", "update", f"JobId={job}", "StartTime=now")
+
+    def warn(self, job: str) -> None:
+        """The time-limit warning, as --signal=B:USR1@N sends it: SIGUSR1 to the batch script."""
+        self.command("scancel", "-b", "-s", "USR1", job)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if os.geteuid() != 0 and os.environ.get("CI") != "true":
+        pytest.skip("the SLURM tests need root to install and start slurmctld/slurmd (run ./scripts/test as root, as CI does)")
+    started = time.monotonic()
+    result = subprocess.run([str(REPOSITORY / "scripts" / "slurm-cluster"), "start", CLUSTER_DIR], capture_output=True, text=True,
+                            timeout=600)
+    if result.returncode != 0:
+        message = f"the SLURM test cluster did not start:\n{result.stdout}\n{result.stderr}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    print(f"\nSLURM cluster up in {time.monotonic() - started:.1f} s: {result.stdout.strip()}")
+    yield Cluster(f"{CLUSTER_DIR}/slurm.conf")
+    if "already running" not in result.stdout:  # a cluster somebody else started stays up
+        subprocess.run([str(REPOSITORY / "scripts" / "slurm-cluster"), "stop", CLUSTER_DIR], timeout=120)
+
+
+@pytest.fixture(scope="module")
+def time_limit_job(cluster, tmp_path_factory):
+    """A job that reaches a real time limit (--time=1, no early warning), submitted first so that
+    the other scenarios run while it waits for its limit."""
+    directory = tmp_path_factory.mktemp("time-limit")
+    state = directory / "state"
+    # No deadline either: the command must be stopped by the TERM itself.
+    job = cluster.submit(directory, state, gstop_options="--deadline-margin off", sbatch="--time=1", WORKER_UNITS="400",
+                         WORKER_SECONDS="1")
+    return job, directory, state
+
+
+def work_log(state: Path) -> list[list[str]]:
+    path = state / "work.log"
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def events(state: Path, kind: str | None = None) -> list[dict]:
+    path = state / "events.jsonl"
+    if not path.exists():
+        return []
+    found = [json.loads(line) for line in path.read_text().splitlines()]
+    return [e for e in found if kind is None or e["event"] == kind]
+
+
+def assert_each_unit_once(state: Path, count: int) -> list[list[str]]:
+    log = work_log(state)
+    times = Counter(unit for unit, *_ in log)
+    assert sorted(times) == [f"u{i:03d}" for i in range(count)], "units missing from the work log"
+    assert [unit for unit, n in times.items() if n != 1] == [], "units worked on more than once"
+    return log
+
+
+def test_warning_requeues_and_the_restart_resumes_and_finishes(cluster, time_limit_job, tmp_path):
+    state = tmp_path / "state"
+    job = cluster.submit(tmp_path, state, WORKER_UNITS="12", WORKER_SECONDS="1")
+    cluster.wait("three units started", lambda: len(work_log(state)) >= 3)
+    cluster.warn(job)
+    info = cluster.wait_state(job, "PENDING", restarts=1)
+    assert info["Reason"] in ("BeginTime", "None", "Priority", "Resources")
+    cluster.release(job)
+    cluster.wait_state(job, "COMPLETED", restarts=1, timeout=180)
+    log = assert_each_unit_once(state, 12)
+    first = [u for u, _, restart, resume in log if restart == "0" and resume == "0"]
+    second = [u for u, _, restart, resume in log if restart == "1" and resume == "1"]
+    assert len(first) >= 3 and len(second) >= 1 and len(first) + len(second) == 12
+    assert [d["action"] for d in events(state, "decision")] == ["requeue", "finish"]
+    assert events(state, "decision")[0]["target"] == job
+    assert events(state, "signal")[0]["signal"] == "SIGUSR1"
+    time.sleep(3)
+    assert cluster.show(job)["Restarts"] == "1"  # no further requeue
+    output = (tmp_path / f"slurm-{job}.out").read_text()
+    assert "decision: requeue" in output and "decision: finish" in output
+
+
+def test_scancel_ends_the_job_without_requeue(cluster, time_limit_job, tmp_path):
+    state = tmp_path / "state"
+    job = cluster.submit(tmp_path, state, WORKER_UNITS="100", WORKER_SECONDS="0.5")
+    cluster.wait("two units started", lambda: len(work_log(state)) >= 2)
+    cluster.command("scancel", job)
+    cluster.wait("gstop's decision", lambda: events(state, "decision"), timeout=60)
+    decision = events(state, "decision")[0]
+    assert decision["action"] == "stop" and any("a cancel always ends the job" in r for r in decision["reasons"])
+    for _ in range(6):
+        info = cluster.show(job)
+        assert info["JobState"] in ("CANCELLED", "COMPLETING") and info["Restarts"] == "0", info
+        time.sleep(1)
+    # The command finished its current unit: nothing half-done, every started unit is marked.
+    with gracefulstop.open(state) as opened:
+        assert len(work_log(state)) == 100 - len(opened.remaining_units())
+
+
+def test_an_array_task_warned_alone_is_requeued_alone(cluster, time_limit_job, tmp_path):
+    state = tmp_path / "state"
+    array = cluster.submit(tmp_path, state, sbatch="--array=0-3", WORKER_UNITS="16", WORKER_NODES="4", WORKER_SECONDS="1")
+    cluster.wait("all four tasks working", lambda: {node for _, node, *_ in work_log(state)} == {"0", "1", "2", "3"})
+    cluster.warn(f"{array}_2")
+    cluster.wait_state(f"{array}_2", "PENDING", restarts=1)
+    cluster.release(f"{array}_2")
+    for task in range(4):
+        info = cluster.wait_state(f"{array}_{task}", "COMPLETED", timeout=180)
+        assert info["Restarts"] == ("1" if task == 2 else "0"), f"task {task}: {info['Restarts']} restarts"
+    log = assert_each_unit_once(state, 16)
+    assert {node for _, node, restart, _ in log if restart == "1"} == {"2"}
+    requeues = [d for d in events(state, "decision") if d["action"] == "requeue"]
+    assert [d["target"] for d in requeues] == [f"{array}_2"]  # the task, never the array id
+    assert (state / "run.done").exists()
+
+
+def test_a_three_node_job_works_per_node_and_is_requeued_as_a_job(cluster, time_limit_job, tmp_path):
+    state = tmp_path / "state"
+    job = cluster.submit(tmp_path, state, sbatch="--nodes=3", command=f"srun {sys.executable} -u {WORKER}",
+                         WORKER_UNITS="15", WORKER_NODES="3", WORKER_SECONDS="1")
+    cluster.wait("all three nodes working", lambda: {node for _, node, *_ in work_log(state)} == {"0", "1", "2"})
+    cluster.warn(job)
+    cluster.wait_state(job, "PENDING", restarts=1)
+    cluster.release(job)
+    cluster.wait_state(job, "COMPLETED", restarts=1, timeout=180)
+    log = assert_each_unit_once(state, 15)
+    # Each node worked its own block of units (block partition: node k has units 5k..5k+4).
+    assert all(int(unit[1:]) // 5 == int(node) for unit, node, *_ in log)
+    decision = events(state, "decision")[0]
+    assert decision["action"] == "requeue" and any("the run has" in r for r in decision["reasons"])
+
+
+def test_a_crash_is_not_requeued(cluster, time_limit_job, tmp_path):
+    state = tmp_path / "state"
+    job = cluster.submit(tmp_path, state, WORKER_MODE="crash")
+    info = cluster.wait_state(job, "FAILED", timeout=60)
+    assert info["ExitCode"] == "3:0" and info["Restarts"] == "0"
+    assert events(state, "decision")[0]["action"] == "stop"
+
+
+def test_attempts_without_progress_stop_requeuing_at_the_guard(cluster, time_limit_job, tmp_path):
+    state = tmp_path / "state"
+    job = cluster.submit(tmp_path, state, gstop_options="--max-idle-attempts 2", WORKER_MODE="idle")
+    for restart in range(2):
+        cluster.wait(f"attempt {restart} running",
+                     lambda: any(e["restart"] == restart for e in events(state, "attempt_start")), timeout=60)
+        time.sleep(1)
+        cluster.warn(job)
+        if restart == 0:
+            cluster.wait_state(job, "PENDING", restarts=1)
+            cluster.release(job)
+    info = cluster.wait_state(job, "FAILED", timeout=60)
+    assert info["Restarts"] == "1" and info["ExitCode"] == "75:0"
+    last = events(state, "decision")[-1]
+    assert last["action"] == "stop" and any("2 attempts in a row marked no unit" in r for r in last["reasons"])
+
+
+def test_a_completed_run_exits_at_once_without_starting_the_work(cluster, time_limit_job, tmp_path):
+    state = tmp_path / "state"
+    with gracefulstop.create(state, ["a", "b"], nodes=1) as done:
+        done.mark_done("a")
+        done.mark_done("b")
+    marker = tmp_path / "started"
+    job = cluster.submit(tmp_path, state, command=f"touch {marker}")
+    cluster.wait_state(job, "COMPLETED", timeout=60)
+    assert not marker.exists()
+    assert "all work is done already (run.done): not starting the command" in (tmp_path / f"slurm-{job}.out").read_text()
+
+
+def test_a_real_time_limit_requeues_from_the_term(cluster, time_limit_job):
+    job, directory, state = time_limit_job
+    cluster.wait_state(job, "PENDING", restarts=1, timeout=240)
+    signal_events = events(state, "signal")
+    assert signal_events[0]["signal"] == "SIGTERM"
+    assert signal_events[0]["cause"] == "stopped by the time limit (TERM, Reason=TimeLimit)"
+    decision = events(state, "decision")[0]
+    assert decision["action"] == "requeue" and decision["target"] == job
+    exits = events(state, "child_exit")
+    assert exits[0]["asked_to_stop"] and exits[0]["marked"] > 0
+    # The command stopped after a whole unit: every unit it started is marked.
+    with gracefulstop.open(state) as opened:
+        assert len(work_log(state)) == 400 - len(opened.remaining_units())
+    cluster.command("scancel", job)
