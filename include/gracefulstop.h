@@ -166,8 +166,9 @@ int gracefulstop_stop_reason(const gracefulstop_state *GRACEFULSTOP_NULLABLE sta
                              int *GRACEFULSTOP_NULLABLE out_signal,
                              char *GRACEFULSTOP_NULLABLE *GRACEFULSTOP_NULLABLE out_detail);
 
-/* Asks every process of the run to stop (writes the stop request) and stops this one at once.
- * `reason` (may be NULL) is recorded for the others to read. */
+/* Asks the processes of this job to stop — every node of it (SLURM_JOB_ID), or this array task;
+ * every process of the state outside SLURM — by writing its stop request, and stops this one at
+ * once. `reason` (may be NULL) is recorded for the others to read. */
 int gracefulstop_request_stop(gracefulstop_state *GRACEFULSTOP_NONNULL state,
                               const char *GRACEFULSTOP_NULLABLE reason);
 

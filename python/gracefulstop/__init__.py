@@ -95,7 +95,7 @@ def remaining_units(node: Optional[int] = None) -> list[str]:
 
 
 def request_stop(reason: str = "request_stop()") -> None:
-    """``default_state().request_stop(reason)``: asks every process of the run to stop."""
+    """``default_state().request_stop(reason)``: asks the processes of this job to stop."""
     default_state().request_stop(reason)
 
 

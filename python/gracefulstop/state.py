@@ -172,7 +172,8 @@ class State:
         return StopReason(_REASONS.get(reason.value, "unknown"), signal.value or None, text)
 
     def request_stop(self, reason: str = "request_stop()") -> None:
-        """Asks every process of the run to stop (through the state directory) and this one at once."""
+        """Asks the processes of this job (every node of it, or this array task; everyone outside
+        SLURM) to stop through the state directory, and this one at once."""
         _ffi.lib.gracefulstop_request_stop(self._live(), reason.encode())
 
     def set_check_interval(self, seconds: float) -> None:
