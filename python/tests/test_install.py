@@ -48,3 +48,15 @@ def test_import_from_any_directory_compiles_nothing(tmp_path):
                          env=env, capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == gracefulstop.LIBRARY_PATH
+
+
+def test_pip_installs_the_native_gstop_next_to_python():
+    if os.environ.get("GRACEFULSTOP_TEST_INSTALLED") != "1":
+        pytest.skip("only meaningful for the pip-installed package (./scripts/test installs it)")
+    gstop = os.path.join(os.path.dirname(sys.executable), "gstop")
+    with open(gstop, "rb") as binary:
+        assert binary.read(4) == b"\x7fELF"  # the executable itself, no Python start-up in front of it
+    assert os.access(gstop, os.X_OK)
+    libraries = subprocess.run(["ldd", gstop], capture_output=True, text=True, check=True).stdout
+    assert "libswift" not in libraries and "libFoundation" not in libraries, libraries
+    assert subprocess.run([gstop, "--version"], capture_output=True, text=True).stdout == f"gstop {gracefulstop.__version__}\n"
