@@ -20,6 +20,15 @@ def gstop(*arguments: str, timeout: float = 120, env: dict | None = None, **extr
     return subprocess.run([GSTOP, *arguments], env=environment, capture_output=True, text=True, timeout=timeout)
 
 
+def start_supervisor(state: Path, env: dict | None = None, **worker_env: str) -> subprocess.Popen:
+    """Starts `gstop run` on the test worker and returns once the command has started."""
+    supervisor = subprocess.Popen([GSTOP, "run", "--state", str(state), "--", *worker_command()],
+                                  env=child_environment(**worker_env) if env is None else env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    supervisor.stdout.readline()  # the worker's first line
+    return supervisor
+
+
 def work_log(state: Path) -> list[list[str]]:
     path = state / "work.log"
     return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
@@ -129,10 +138,7 @@ def test_killing_gstop_kills_the_command(tmp_path):
 
 
 def test_sigint_is_forwarded_as_an_immediate_stop(tmp_path):
-    supervisor = subprocess.Popen([GSTOP, "run", "--state", str(tmp_path), "--", *worker_command()],
-                                  env=child_environment(WORKER_UNITS="100", WORKER_SECONDS="0.2"),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    supervisor.stdout.readline()
+    supervisor = start_supervisor(tmp_path, WORKER_UNITS="100", WORKER_SECONDS="0.2")
     time.sleep(0.5)
     supervisor.send_signal(signal.SIGINT)
     _, err = supervisor.communicate(timeout=60)
@@ -141,10 +147,7 @@ def test_sigint_is_forwarded_as_an_immediate_stop(tmp_path):
 
 
 def test_sigterm_outside_slurm_is_a_cancel(tmp_path):
-    supervisor = subprocess.Popen([GSTOP, "run", "--state", str(tmp_path), "--", *worker_command()],
-                                  env=child_environment(WORKER_UNITS="100", WORKER_SECONDS="0.2"),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    supervisor.stdout.readline()
+    supervisor = start_supervisor(tmp_path, WORKER_UNITS="100", WORKER_SECONDS="0.2")
     time.sleep(0.5)
     supervisor.terminate()
     _, err = supervisor.communicate(timeout=60)
@@ -158,9 +161,7 @@ def test_sigterm_outside_slurm_is_a_cancel(tmp_path):
 def test_a_missing_scontrol_under_slurm_is_a_clear_failure(tmp_path):
     env = child_environment(SLURM_JOB_ID="999999", WORKER_UNITS="50", WORKER_SECONDS="0.2")
     env["PATH"] = str(Path(sys.executable).parent) + ":/nonexistent"
-    supervisor = subprocess.Popen([GSTOP, "run", "--state", str(tmp_path), "--", *worker_command()], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    supervisor.stdout.readline()
+    supervisor = start_supervisor(tmp_path, env=env)
     time.sleep(0.3)
     supervisor.send_signal(signal.SIGUSR1)
     _, err = supervisor.communicate(timeout=60)
@@ -196,10 +197,7 @@ def test_init_status_remaining_mark_done_and_stop(tmp_path):
 
 
 def test_gstop_stop_reaches_a_running_job_which_is_not_requeued(tmp_path):
-    supervisor = subprocess.Popen([GSTOP, "run", "--state", str(tmp_path), "--", *worker_command()],
-                                  env=child_environment(WORKER_UNITS="200", WORKER_SECONDS="0.1"),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    supervisor.stdout.readline()
+    supervisor = start_supervisor(tmp_path, WORKER_UNITS="200", WORKER_SECONDS="0.1")
     time.sleep(0.5)
     assert gstop("stop", "--state", str(tmp_path), "--reason", "enough for today").returncode == 0
     _, err = supervisor.communicate(timeout=60)
