@@ -136,6 +136,13 @@ int gracefulstop_open(const char *GRACEFULSTOP_NULLABLE path,
                       int64_t node,
                       gracefulstop_state *GRACEFULSTOP_NULLABLE *GRACEFULSTOP_NONNULL out_state);
 
+/* Opens `path` (creating it and missing parents) as a sweep's state: one that need not hold a unit
+ * list, because its work is a shared study rather than units. should_stop() sees its stop requests;
+ * gracefulstop_mark_study_done() declares the work complete. A directory that does hold a manifest
+ * opens as with gracefulstop_open(). The node comes from the environment. */
+int gracefulstop_open_sweep(const char *GRACEFULSTOP_NONNULL path,
+                            gracefulstop_state *GRACEFULSTOP_NULLABLE *GRACEFULSTOP_NONNULL out_state);
+
 /* Releases a handle (NULL is fine). The state on disk is not touched. */
 void gracefulstop_close(gracefulstop_state *GRACEFULSTOP_NULLABLE state);
 
@@ -237,6 +244,26 @@ int gracefulstop_counts(gracefulstop_state *GRACEFULSTOP_NONNULL state, int64_t 
 /* Scans the markers and sets *out_done to whether every unit of the run is done; creates run.done
  * if so (call it after a worker's loop ends, so the last finisher always leaves run.done). */
 int gracefulstop_run_done(gracefulstop_state *GRACEFULSTOP_NONNULL state, bool *GRACEFULSTOP_NONNULL out_done);
+
+/* ---- Sweeps ------------------------------------------------------------------------------- */
+
+/* Declares a sweep's work complete: writes study.done (atomically and durably), which tells gstop
+ * not to requeue and tells later tasks there is nothing left to do. `detail` (may be NULL) says what
+ * was completed, e.g. "40 trials of study s". */
+int gracefulstop_mark_study_done(gracefulstop_state *GRACEFULSTOP_NONNULL state, const char *GRACEFULSTOP_NULLABLE detail);
+
+/* Whether study.done exists in the state (false for a handle without a state directory). */
+int gracefulstop_study_done(const gracefulstop_state *GRACEFULSTOP_NONNULL state, bool *GRACEFULSTOP_NONNULL out_done);
+
+/* This process's SLURM job as stop requests name it: "ARRAYJOBID_TASKID" for an array task, else
+ * SLURM_JOB_ID; *out_job is NULL outside SLURM. Free it with gracefulstop_string_free(). */
+int gracefulstop_job(char *GRACEFULSTOP_NULLABLE *GRACEFULSTOP_NONNULL out_job);
+
+/* ---- Helpers ------------------------------------------------------------------------------ */
+
+/* This attempt's restart count: GRACEFULSTOP_RESTART_COUNT (set by gstop), else SLURM_RESTART_COUNT,
+ * else 0. Above 0, the job is resuming work an earlier attempt began. */
+int64_t gracefulstop_restart_count(void);
 
 /* The file name of `unit`'s done-marker (docs/state-format.md), to free with
  * gracefulstop_string_free(). `length` as for mark_done. */

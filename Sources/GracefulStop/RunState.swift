@@ -21,6 +21,8 @@ public final class RunState: Sendable {
     }
 
     let files: Files?
+    /// The state directory: present for unit states and for sweep states (which have no unit list).
+    let directory: Directory?
     /// The state directory as given, nil for a handle without one.
     public let path: String?
     /// This process's node (from the caller, else the environment: see `Environment.node()`).
@@ -28,9 +30,10 @@ public final class RunState: Sendable {
     public let stopCheck: StopCheck
     private let knowledge = Mutex<Knowledge?>(nil)
 
-    private init(path: String?, files: Files?, node: Int, stopCheck: StopCheck) {
+    private init(path: String?, files: Files?, directory: Directory? = nil, node: Int, stopCheck: StopCheck) {
         self.path = path
         self.files = files
+        self.directory = files?.directory ?? directory
         self.node = node
         self.stopCheck = stopCheck
     }
@@ -76,6 +79,18 @@ public final class RunState: Sendable {
         return try open(directory: Directory(opening: path), path: path, node: node)
     }
 
+    /// Opens (creating it if missing) a state directory that need not hold a unit list: a sweep's,
+    /// whose work is a shared study rather than units. `should_stop()` sees its stop requests, and
+    /// `markStudyDone()` declares the work complete. If the directory has a manifest, the handle is
+    /// a full unit state as from `open`.
+    public static func openSweep(at path: String) throws -> RunState {
+        try validate(path: path)
+        let directory = try Directory(opening: path, create: true)
+        if try directory.exists(Manifest.fileName) { return try open(directory: directory, path: path, node: nil) }
+        return RunState(path: path, files: nil, directory: directory, node: try Environment.node().number,
+                        stopCheck: try makeStopCheck(directory: directory))
+    }
+
     private static func validate(path: String) throws {
         if path.isEmpty { throw GracefulStopError(.invalidArgument, "the state directory path is empty") }
         if path.utf8.contains(0) { throw GracefulStopError(.invalidArgument, "the state directory path contains a NUL byte") }
@@ -116,6 +131,11 @@ public final class RunState: Sendable {
     // MARK: - The run
 
     func requireFiles() throws -> Files {
+        if files == nil, let directory {
+            throw GracefulStopError(
+                .invalidArgument,
+                "the state at \(directory.path) has no unit list (a sweep state); create it with a unit list (gracefulstop.create() or `gstop init`) to mark units")
+        }
         guard let files else {
             throw GracefulStopError(
                 .invalidArgument,
@@ -239,4 +259,16 @@ public final class RunState: Sendable {
 
     @inline(__always)
     public func shouldStop() -> Bool { stopCheck.shouldStop() }
+
+    /// Declares a sweep's work complete (`study.done`), with a few words on what was completed.
+    public func markStudyDone(detail: String) throws {
+        guard let directory else { throw GracefulStopError(.invalidArgument, "no state directory: set \(Environment.stateDirectory) or open a state") }
+        try StudyCompletion.write(in: directory, detail: detail)
+    }
+
+    /// Whether `study.done` exists.
+    public func isStudyDone() throws -> Bool {
+        guard let directory else { return false }
+        return try directory.exists(StudyCompletion.fileName)
+    }
 }

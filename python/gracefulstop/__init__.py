@@ -15,6 +15,7 @@ The same methods exist on a handle from ``gracefulstop.create(...)`` or ``gracef
 """
 from __future__ import annotations
 
+import os as _os
 import threading
 from typing import Iterator, Optional
 
@@ -38,9 +39,13 @@ from .state import (
     clear_signal,
     create,
     install_signals,
+    job,
     marker_name,
     open,
+    open_sweep,
     received_signal,
+    restart_count,
+    resuming,
     uninstall_signals,
 )
 
@@ -49,8 +54,8 @@ __version__ = VERSION
 __all__ = [
     "BadStateError", "GracefulStopError", "InternalError", "InvalidArgumentError", "LIBRARY_PATH",
     "NodeOutOfRangeError", "PARTITIONS", "Progress", "State", "StateMismatchError", "StateSystemError",
-    "StopReason", "UnknownUnitError", "clear_signal", "create", "default_state", "install_signals", "is_done", "mark_done",
-    "marker_name", "open", "progress", "received_signal", "remaining_units", "request_stop", "run_done", "should_stop",
+    "StopReason", "UnknownUnitError", "clear_signal", "create", "default_state", "install_signals", "is_done", "job",
+    "mark_done", "marker_name", "open", "open_sweep", "progress", "received_signal", "remaining_units", "request_stop", "restart_count", "resuming", "run_done", "should_stop",
     "signal_flag", "stop_reason", "uninstall_signals", "work",
 ]
 
@@ -60,12 +65,15 @@ _default_lock = threading.Lock()
 
 def default_state() -> State:
     """The state the module-level functions use: $GRACEFULSTOP_STATE_DIR, opened on first use
-    (without it, a handle that checks signals and the deadline only)."""
+    (as a sweep state when it holds no unit list; without the variable, a handle that checks
+    signals and the deadline only)."""
     global _default
     if _default is None:
         with _default_lock:
             if _default is None:
-                _default = open()
+                path = _os.environ.get("GRACEFULSTOP_STATE_DIR")
+                has_units = path and _os.path.exists(_os.path.join(path, "manifest.json"))
+                _default = open() if not path or has_units else open_sweep(path)
     return _default
 
 

@@ -90,6 +90,7 @@ _DECLARATIONS: dict[str, tuple[list[Any], Any, Any]] = {
          ctypes.c_int64, _c_state_out],
         ctypes.c_int, _check_status),
     "gracefulstop_open": ([ctypes.c_char_p, ctypes.c_int64, _c_state_out], ctypes.c_int, _check_status),
+    "gracefulstop_open_sweep": ([ctypes.c_char_p, _c_state_out], ctypes.c_int, _check_status),
     "gracefulstop_close": ([_c_state], None, None),
     "gracefulstop_info": (
         [_c_state, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint64)],
@@ -114,6 +115,10 @@ _DECLARATIONS: dict[str, tuple[list[Any], Any, Any]] = {
         [_c_state, ctypes.c_int64, ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint64)],
         ctypes.c_int, _check_status),
     "gracefulstop_run_done": ([_c_state, ctypes.POINTER(ctypes.c_bool)], ctypes.c_int, _check_status),
+    "gracefulstop_mark_study_done": ([_c_state, ctypes.c_char_p], ctypes.c_int, _check_status),
+    "gracefulstop_study_done": ([_c_state, ctypes.POINTER(ctypes.c_bool)], ctypes.c_int, _check_status),
+    "gracefulstop_job": ([ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int, _check_status),
+    "gracefulstop_restart_count": ([], ctypes.c_int64, None),
     "gracefulstop_marker_name": (
         [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int, _check_status),
 }

@@ -110,11 +110,11 @@ class State:
     optional (the handle is released when garbage-collected); ``with`` closes it.
     """
 
-    def __init__(self, handle: ctypes.c_void_p, path: Optional[str]) -> None:
+    def __init__(self, handle: ctypes.c_void_p, path: Optional[str], units: bool = True) -> None:
         self._handle = handle
         #: The state directory, or None for a handle that only checks signals and the deadline.
         self.path = path
-        if path is not None:
+        if path is not None and units:
             node, nodes, units = ctypes.c_int64(), ctypes.c_uint32(), ctypes.c_uint64()
             _ffi.lib.gracefulstop_info(handle, ctypes.byref(node), ctypes.byref(nodes), ctypes.byref(units))
             #: This process's node.
@@ -129,6 +129,8 @@ class State:
     def __repr__(self) -> str:
         if self.path is None:
             return "<gracefulstop.State without a state directory>"
+        if self.nodes is None:
+            return f"<gracefulstop.State {self.path!r} without a unit list (a sweep)>"
         return f"<gracefulstop.State {self.path!r} node {self.node} of {self.nodes}, {self.unit_count} units>"
 
     def close(self) -> None:
@@ -217,6 +219,17 @@ class State:
         _ffi.lib.gracefulstop_run_done(self._live(), ctypes.byref(done))
         return done.value
 
+    def mark_study_done(self, detail: str = "") -> None:
+        """Declares a sweep's work complete: writes ``study.done``, so that gstop does not requeue
+        and tasks that start later find nothing to do."""
+        _ffi.lib.gracefulstop_mark_study_done(self._live(), detail.encode())
+
+    def study_done(self) -> bool:
+        """Whether ``study.done`` exists."""
+        done = ctypes.c_bool()
+        _ffi.lib.gracefulstop_study_done(self._live(), ctypes.byref(done))
+        return done.value
+
     def work(self) -> Iterator[str]:
         """This node's remaining units, one at a time, ending early once ``should_stop()`` is true.
 
@@ -297,6 +310,36 @@ def open(state_dir: Union[str, "os.PathLike[str]", None] = None, node: Optional[
     _ensure_signals()
     path = os.fspath(state_dir) if state_dir is not None else os.environ.get("GRACEFULSTOP_STATE_DIR") or None
     return State(handle, path)
+
+
+def open_sweep(state_dir: Union[str, "os.PathLike[str]"]) -> State:
+    """Opens (creating it if missing) a state directory that need not hold a unit list: a sweep's,
+    whose work is a shared study. ``should_stop()`` sees its stop requests, ``mark_study_done()``
+    declares the work complete. A directory that does hold a manifest opens as with ``open()``."""
+    handle = ctypes.c_void_p()
+    _ffi.lib.gracefulstop_open_sweep(_path(state_dir), ctypes.byref(handle))
+    _ensure_signals()
+    has_units = os.path.exists(os.path.join(os.fspath(state_dir), "manifest.json"))
+    return State(handle, os.fspath(state_dir), units=has_units)
+
+
+def job() -> Optional[str]:
+    """This process's SLURM job as stop requests name it ("ARRAYJOBID_TASKID" for an array task,
+    else SLURM_JOB_ID), or None outside SLURM."""
+    pointer = ctypes.c_void_p()
+    _ffi.lib.gracefulstop_job(ctypes.byref(pointer))
+    return _ffi.take_string(pointer) or None
+
+
+def restart_count() -> int:
+    """This attempt's restart count: $GRACEFULSTOP_RESTART_COUNT (set by gstop), else
+    $SLURM_RESTART_COUNT, else 0."""
+    return _ffi.lib.gracefulstop_restart_count()
+
+
+def resuming() -> bool:
+    """Whether this attempt continues work an earlier one began (a restart)."""
+    return restart_count() > 0
 
 
 def marker_name(unit: Unit) -> str:

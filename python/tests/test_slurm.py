@@ -244,6 +244,45 @@ def test_a_completed_run_exits_at_once_without_starting_the_work(cluster, time_l
     assert "all work is done already (run.done): not starting the command" in (tmp_path / f"slurm-{job}.out").read_text()
 
 
+def test_a_sweep_array_warned_mid_trial_finishes_at_exactly_n_trials(cluster, time_limit_job, tmp_path):
+    from test_optuna import FINISHED, gso, optuna  # installs optuna when missing
+    state, log = tmp_path / "state", tmp_path / "optuna.log"
+    sweep = REPOSITORY / "examples" / "sweeps" / "sweep.py"
+    started = time.monotonic()
+    array = cluster.submit(tmp_path, state, sbatch="--array=0-3",
+                           command=f"{sys.executable} -u {sweep} --storage journal:{log} --study s --n-trials 40 --trial-seconds 1")
+
+    def study():
+        return optuna.load_study(study_name="s", storage=gso.storage(f"journal:{log}"))
+
+    def running(task: int) -> bool:
+        return log.exists() and any(t.state == optuna.trial.TrialState.RUNNING and t.user_attrs.get(gso.OWNER, "").startswith(f"{array}_{task}/")
+                                    for t in study().get_trials(deepcopy=False))
+
+    cluster.wait("6 finished trials", lambda: log.exists() and len(study().get_trials(deepcopy=False, states=FINISHED)) >= 6)
+    for task in (1, 3):
+        cluster.wait(f"task {task} in the middle of a trial", lambda task=task: running(task))
+        cluster.warn(f"{array}_{task}")
+    for task in (1, 3):
+        cluster.wait_state(f"{array}_{task}", "PENDING", restarts=1)
+        cluster.release(f"{array}_{task}")
+    for task in range(4):
+        cluster.wait_state(f"{array}_{task}", "COMPLETED", restarts=1 if task in (1, 3) else 0, timeout=180)
+    elapsed = time.monotonic() - started
+    trials = study().get_trials(deepcopy=False)
+    uncounted = {t.number for t in trials if t.user_attrs.get(gso.SURPLUS)} | {t.user_attrs[gso.RETRY_OF] for t in trials if gso.RETRY_OF in t.user_attrs}
+    finished = [t for t in trials if t.state in FINISHED and t.number not in uncounted]
+    assert len(finished) == 40
+    assert not [t for t in trials if t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)]
+    assert (state / "study.done").exists()
+    decisions = events(state, "decision")
+    assert sorted(d["target"] for d in decisions if d["action"] == "requeue") == [f"{array}_1", f"{array}_3"]
+    time.sleep(3)
+    assert [cluster.show(f"{array}_{task}")["Restarts"] for task in range(4)] == ["0", "1", "0", "1"]  # none after the end
+    print(f"\nsweep on SLURM: {len(trials)} trials in all, {len(finished)} finished, {len(uncounted)} surplus or retried, "
+          f"{elapsed:.1f} s")
+
+
 def test_a_real_time_limit_requeues_from_the_term(cluster, time_limit_job):
     job, directory, state = time_limit_job
     cluster.wait_state(job, "PENDING", restarts=1, timeout=240)

@@ -95,6 +95,15 @@ public func gracefulstop_open(_ path: UnsafePointer<CChar>?, _ node: Int64, _ ou
     }
 }
 
+@_cdecl("gracefulstop_open_sweep")
+public func gracefulstop_open_sweep(_ path: UnsafePointer<CChar>?, _ outState: UnsafeMutablePointer<OpaquePointer?>?) -> Int32 {
+    cStatus {
+        let out = try required(outState, "out_state")
+        let opened = try RunState.openSweep(at: try required(string(path), "the state path"))
+        out.pointee = OpaquePointer(Unmanaged.passRetained(opened).toOpaque())
+    }
+}
+
 @_cdecl("gracefulstop_close")
 public func gracefulstop_close(_ pointer: OpaquePointer?) {
     guard let pointer else { return }
@@ -244,6 +253,30 @@ public func gracefulstop_run_done(_ pointer: OpaquePointer?, _ outDone: UnsafeMu
         out.pointee = try state(pointer).checkRunDone()
     }
 }
+
+@_cdecl("gracefulstop_mark_study_done")
+public func gracefulstop_mark_study_done(_ pointer: OpaquePointer?, _ detail: UnsafePointer<CChar>?) -> Int32 {
+    cStatus { try state(pointer).markStudyDone(detail: string(detail) ?? "") }
+}
+
+@_cdecl("gracefulstop_study_done")
+public func gracefulstop_study_done(_ pointer: OpaquePointer?, _ outDone: UnsafeMutablePointer<Bool>?) -> Int32 {
+    cStatus {
+        let out = try required(outDone, "out_done")
+        out.pointee = try state(pointer).isStudyDone()
+    }
+}
+
+@_cdecl("gracefulstop_job")
+public func gracefulstop_job(_ outJob: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    cStatus {
+        let out = try required(outJob, "out_job")
+        out.pointee = Environment.job().map { strdup($0) } ?? nil
+    }
+}
+
+@_cdecl("gracefulstop_restart_count")
+public func gracefulstop_restart_count() -> Int64 { Int64(Environment.restarts()) }
 
 @_cdecl("gracefulstop_marker_name")
 public func gracefulstop_marker_name(

@@ -24,4 +24,16 @@ enum RunCompletion {
 /// run.done, its presence means that no attempt needs to run again.
 public enum StudyCompletion {
     public static let fileName = "study.done"
+
+    static func write(in directory: Directory, detail: String) throws {
+        var json = JSONWriter()
+        json.raw("{\"completed_at\": ")
+        json.number(Clock.unixSeconds())
+        json.raw(", \"by\": ")
+        json.string("\(HostName.current):\(getpid())")
+        json.raw(", \"detail\": ")
+        json.string(detail)
+        json.raw("}\n")
+        try directory.writeAtomically(fileName, json.bytes)
+    }
 }

@@ -1,0 +1,279 @@
+"""One Optuna study shared by many SLURM tasks (the seed's "sweeps" script), stopped between trials,
+finished at exactly ``n_trials``, with a study-level done marker that ends the requeues.
+
+    import gracefulstop.optuna as gso
+
+    study = gso.load_or_create_study("sweep", "journal:/shared/sweep/optuna.log", direction="minimize")
+    result = gso.optimize(study, objective, n_trials=200)
+
+Stopping. A warning (SIGUSR1 from gstop, a stop request, GRACEFULSTOP_DEADLINE) lets the running
+trial finish; the loop then ends before asking for another. SIGTERM (the time limit, gstop's
+escalation, scancel) interrupts the running trial: it is recorded as FAIL (never left RUNNING, the
+zombie trials of optuna issue #3215) and its parameters are enqueued so that a worker tries them
+again after the requeue. A trial left RUNNING by a process that was killed outright (kill -9, a node
+failure) is found and handled the same way when its task's next attempt starts.
+
+Exactly n_trials. Optuna's MaxTrialsCallback counts finished trials after each trial, so workers
+that start trials at the same time overshoot by up to the number of workers (optuna issue #3518).
+Here each trial, right after ``ask()``, counts the trials with a lower number that are finished or
+running; trial numbers are assigned by the storage one at a time, so every worker sees the same
+order. When ``n_trials`` are already finished or running, the new trial is a *surplus* trial: it is
+recorded as FAIL with the user attribute ``gracefulstop:surplus`` (never counted) and the worker stops.
+Finished means COMPLETE or PRUNED (and FAIL with ``count_failed=True``). If a running trial later
+fails, a worker that is still running fills its place.
+
+Done. When the study has its trials, ``study.done`` is written into the gracefulstop state:
+``gstop run`` then does not requeue, and a task that starts later returns at once without a trial.
+
+Storage. For many nodes on a shared filesystem (NFS, Lustre) use Optuna's journal file storage
+(``journal:PATH``): it needs no fcntl locks. SQLite (``sqlite:///PATH``) is for one node only: on
+NFS it fails with "database is locked" and corrupted files (optuna issues #820, #815, #6036).
+
+Requires ``pip install "./python[optuna]"``; the core package has no dependency on Optuna.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence, Union
+
+try:
+    import optuna
+    from optuna.trial import FrozenTrial, Trial, TrialState
+except ImportError as error:  # pragma: no cover - exercised by users without the extra
+    raise ImportError('gracefulstop.optuna needs Optuna: pip install "./python[optuna]" (or pip install optuna)') from error
+
+from . import state as _state
+from .state import State, StopReason
+
+__all__ = ["SURPLUS", "INTERRUPTED", "OWNER", "ATTEMPT", "SweepResult", "TrialInterrupted", "load_or_create_study",
+           "optimize", "storage"]
+
+#: User attributes gracefulstop sets on trials.
+SURPLUS = "gracefulstop:surplus"          # a trial asked for when the study was already full; never counted
+INTERRUPTED = "gracefulstop:interrupted"  # a trial stopped by a signal (its params were enqueued: see RETRY_OF)
+OWNER = "gracefulstop:owner"              # which task ran it ("JOB/NODE")
+ATTEMPT = "gracefulstop:attempt"          # which attempt of that task (its restart count)
+RETRY_OF = "gracefulstop:retry_of"        # on an enqueued trial: the number of the trial it repeats
+
+_log = logging.getLogger("gracefulstop.optuna")
+
+
+class TrialInterrupted(BaseException):
+    """Raised inside the objective by SIGTERM (a BaseException, so ``except Exception`` in user code
+    does not swallow it)."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(f"trial interrupted by {signal.Signals(signal_number).name}")
+        self.signal_number = signal_number
+
+
+class SweepResult(NamedTuple):
+    """What one call of ``optimize`` did."""
+
+    #: Trials this process finished (any final state, surplus excluded).
+    ran: int
+    #: Finished trials in the whole study when the call returned (as counted for n_trials).
+    finished: int
+    #: Whether the study has its n_trials (and study.done was written).
+    done: bool
+    #: Why the loop stopped early, if it did.
+    stopped: Optional[StopReason]
+
+
+def storage(spec: str) -> Union[str, "optuna.storages.BaseStorage"]:
+    """An Optuna storage from a string: ``journal:PATH`` (or a path ending in .log or .journal) is a
+    journal file storage, for many nodes on a shared filesystem; anything else (``sqlite:///PATH``
+    for one node, an RDB URL) is passed to Optuna as it is."""
+    path = spec[len("journal:"):] if spec.startswith("journal:") else spec
+    if spec.startswith("journal:") or (":" not in spec and spec.endswith((".log", ".journal"))):
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+    return spec
+
+
+def load_or_create_study(study_name: str, storage_spec: Union[str, "optuna.storages.BaseStorage"], **create_options: Any) -> optuna.Study:
+    """The study named ``study_name``: created on the first attempt, loaded (with all its trials) on
+    restarts and by every other task. ``create_options`` go to ``optuna.create_study`` (direction,
+    sampler, pruner, ...)."""
+    resolved = storage(storage_spec) if isinstance(storage_spec, str) else storage_spec
+    return optuna.create_study(study_name=study_name, storage=resolved, load_if_exists=True, **create_options)
+
+
+def _owner(state: State) -> str:
+    job = _state.job() or "local"
+    return f"{job}/{state.node if state.node is not None else os.environ.get('GRACEFULSTOP_NODE', '0')}"
+
+
+def _counted_states(count_failed: bool) -> tuple:
+    return (TrialState.COMPLETE, TrialState.PRUNED) + ((TrialState.FAIL,) if count_failed else ())
+
+
+def _replaced(trials: Sequence[FrozenTrial]) -> set:
+    """Numbers of trials that never count: surplus trials, and trials whose place (and parameters)
+    went to a retry."""
+    return {t.number for t in trials if t.user_attrs.get(SURPLUS)} | {t.user_attrs[RETRY_OF] for t in trials if RETRY_OF in t.user_attrs}
+
+
+def _finished(trials: Sequence[FrozenTrial], counted: tuple) -> int:
+    replaced = _replaced(trials)
+    return sum(1 for t in trials if t.state in counted and t.number not in replaced)
+
+
+def _taken_before(trials: Sequence[FrozenTrial], number: int, counted: tuple) -> int:
+    """Trials numbered below `number` that hold a place: finished, or running."""
+    replaced = _replaced(trials)
+    return sum(1 for t in trials if t.number < number and t.number not in replaced
+               and (t.state in counted or t.state == TrialState.RUNNING))
+
+
+def _retry(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Gives the place of a trial that could not finish to a new one with its parameters (enqueued:
+    the next ``ask()`` of any worker takes it)."""
+    study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number})
+
+
+def _recover_dead_trials(study: optuna.Study, owner: str, attempt: int) -> int:
+    """Fails the RUNNING trials an earlier attempt of this task left behind (it was killed outright:
+    its successor is running, so it is dead) and enqueues their parameters."""
+    recovered = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get(OWNER) == owner and int(trial.user_attrs.get(ATTEMPT, attempt)) < attempt:
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            _retry(study, trial)
+            recovered += 1
+    return recovered
+
+
+class _Interrupter:
+    """Turns SIGTERM into TrialInterrupted while (and only while) the objective runs, so that Optuna's
+    own bookkeeping (ask, tell, storage writes) is never cut in half. Signals reach Python handlers in
+    the main thread only; in other threads this does nothing and TERM stops the loop between trials."""
+
+    def __init__(self, signals: Sequence[int]) -> None:
+        self.signals = tuple(signals)
+        self.inside_objective = False
+        self.active = threading.current_thread() is threading.main_thread() and bool(self.signals)
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, number: int, frame: Any) -> None:
+        if self.inside_objective:
+            self.inside_objective = False
+            raise TrialInterrupted(number)
+
+    def __enter__(self) -> "_Interrupter":
+        if self.active:
+            for number in self.signals:
+                self.previous[number] = signal.signal(number, self._handle)
+            _state.install_signals()  # our C handler on top again: it records the stop, then chains here
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.active:
+            for number, handler in self.previous.items():
+                signal.signal(number, handler)
+            _state.install_signals()
+
+    @contextlib.contextmanager
+    def objective(self) -> Iterator[None]:
+        self.inside_objective = True
+        try:
+            yield
+        finally:
+            self.inside_objective = False
+
+
+def optimize(
+    study: optuna.Study,
+    objective: Callable[[Trial], Union[float, Sequence[float]]],
+    n_trials: int,
+    *,
+    state: Union[State, str, "os.PathLike[str]", None] = None,
+    count_failed: bool = False,
+    catch: Union[type, tuple] = (),
+    callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    interrupt_on: Sequence[int] = (signal.SIGTERM,),
+) -> SweepResult:
+    """Runs trials of ``objective`` until the study has ``n_trials`` finished trials across all
+    workers and attempts, or until this process should stop.
+
+    ``state`` is the gracefulstop state (default: $GRACEFULSTOP_STATE_DIR, as gstop sets it; a
+    sweep needs no unit list); ``study.done`` is written there when the study is complete.
+    ``catch`` lists exceptions of the objective that fail the trial without ending the loop (as in
+    ``study.optimize``). ``callbacks`` are called after each trial with the study and the trial.
+    ``interrupt_on``: signals that interrupt a running trial (default SIGTERM); others, and stop
+    requests and the deadline, let it finish.
+    """
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be at least 1 (got {n_trials})")
+    if state is None:
+        handle = _state.open_sweep(os.environ["GRACEFULSTOP_STATE_DIR"]) if os.environ.get("GRACEFULSTOP_STATE_DIR") \
+            else _state.open(None)
+    elif isinstance(state, State):
+        handle = state
+    else:
+        handle = _state.open_sweep(state)
+    counted = _counted_states(count_failed)
+    owner, attempt = _owner(handle), _state.restart_count()
+    catch = catch if isinstance(catch, tuple) else (catch,)
+
+    def complete() -> SweepResult:
+        if handle.path is not None and not handle.study_done():
+            handle.mark_study_done(f"{n_trials} trials of study {study.study_name}")
+        _log.info("study %s has its %d trials", study.study_name, n_trials)
+        return SweepResult(ran, n_trials, True, None)
+
+    ran = 0
+    recovered = _recover_dead_trials(study, owner, attempt) if attempt > 0 else 0
+    if recovered:
+        _log.warning("failed %d trial(s) an earlier attempt of %s left RUNNING; their parameters are enqueued", recovered, owner)
+    if _finished(study.get_trials(deepcopy=False), counted) >= n_trials:
+        return complete()
+
+    with _Interrupter(interrupt_on) as interrupter:
+        while not handle.should_stop():
+            trial = study.ask()
+            trial.set_user_attr(OWNER, owner)
+            trial.set_user_attr(ATTEMPT, attempt)
+            trials = study.get_trials(deepcopy=False)
+            taken = _taken_before(trials, trial.number, counted)
+            if taken >= n_trials:
+                trial.set_user_attr(SURPLUS, True)
+                study.tell(trial, state=TrialState.FAIL)
+                if _finished(study.get_trials(deepcopy=False), counted) >= n_trials:
+                    return complete()
+                _log.info("study %s: %d trials finished or running; this worker stops", study.study_name, taken)
+                return SweepResult(ran, _finished(trials, counted), False, None)
+            try:
+                with interrupter.objective():
+                    values = objective(trial)
+            except optuna.TrialPruned:
+                frozen = study.tell(trial, state=TrialState.PRUNED)
+            except TrialInterrupted as interrupted:
+                trial.set_user_attr(INTERRUPTED, interrupted.args[0])
+                frozen = study.tell(trial, state=TrialState.FAIL)
+                _retry(study, frozen)
+                _log.warning("trial %d interrupted by %s; its parameters are enqueued for a retry", trial.number,
+                             signal.Signals(interrupted.signal_number).name)
+                break
+            except catch as error:  # noqa: B030 - a tuple of exception types, as study.optimize takes
+                _log.warning("trial %d failed: %r", trial.number, error)
+                frozen = study.tell(trial, state=TrialState.FAIL)
+            except Exception:
+                study.tell(trial, state=TrialState.FAIL)
+                raise
+            else:
+                frozen = study.tell(trial, values)
+            ran += 1
+            for callback in callbacks:
+                callback(study, frozen)
+            if _finished(study.get_trials(deepcopy=False), counted) >= n_trials:
+                return complete()
+    finished = _finished(study.get_trials(deepcopy=False), counted)
+    if finished >= n_trials:
+        return complete()
+    return SweepResult(ran, finished, False, handle.stop_reason())

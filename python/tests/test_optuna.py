@@ -1,0 +1,142 @@
+"""gracefulstop.optuna with real Optuna: several worker processes on one journal-file study, stopped
+mid-way by real signals and restarted, end at exactly n_trials. Optuna is installed when missing."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPOSITORY, child_environment
+
+
+def _import_optuna():
+    try:
+        import optuna
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "optuna>=3.6"],
+                       check=True)
+        import optuna
+    return optuna
+
+
+optuna = _import_optuna()
+import gracefulstop.optuna as gso  # noqa: E402  (needs optuna)
+
+SWEEP = str(REPOSITORY / "examples" / "sweeps" / "sweep.py")
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def start_worker(tmp_path: Path, worker: int, attempt: int, n_trials: int = 40, seconds: float = 0.25) -> subprocess.Popen:
+    env = child_environment(GRACEFULSTOP_STATE_DIR=str(tmp_path / "state"), GRACEFULSTOP_NODE=str(worker),
+                            GRACEFULSTOP_RESTART_COUNT=str(attempt))
+    return subprocess.Popen([sys.executable, "-u", SWEEP, "--storage", f"journal:{tmp_path / 'optuna.log'}", "--study", "s",
+                             "--n-trials", str(n_trials), "--trial-seconds", str(seconds)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def load(tmp_path: Path) -> "optuna.Study":
+    return optuna.load_study(study_name="s", storage=gso.storage(f"journal:{tmp_path / 'optuna.log'}"))
+
+
+def trials_of(study, worker: int):
+    return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(gso.OWNER, "").endswith(f"/{worker}")]
+
+
+def wait_until(what: str, condition, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_four_workers_stopped_by_real_signals_and_restarted_end_at_exactly_n_trials(tmp_path):
+    workers = {w: start_worker(tmp_path, w, attempt=0) for w in range(4)}
+    # Mid-way, while each of the three has a trial running:
+    wait_until("8 finished trials", lambda: (tmp_path / "optuna.log").exists()
+               and len(load(tmp_path).get_trials(deepcopy=False, states=FINISHED)) >= 8)
+    for worker in (0, 1, 2):
+        wait_until(f"a running trial of worker {worker}", lambda w=worker: any(
+            t.state == optuna.trial.TrialState.RUNNING for t in trials_of(load(tmp_path), w)))
+    running_of_1 = [t for t in trials_of(load(tmp_path), 1) if t.state == optuna.trial.TrialState.RUNNING][0]
+    workers[0].send_signal(signal.SIGUSR1)   # the warning: finish the trial, then stop
+    workers[1].send_signal(signal.SIGTERM)   # the time limit: interrupt the trial, record it, retry its parameters
+    workers[2].kill()                        # kill -9: its trial stays RUNNING until its next attempt
+    outputs = {w: workers[w].communicate(timeout=60) for w in (0, 1, 2)}
+    assert workers[0].returncode == 0 and "stopped: received SIGUSR1" in outputs[0][0], outputs[0]
+    assert workers[1].returncode == 0 and "stopped: received SIGTERM" in outputs[1][0], outputs[1]
+    assert "interrupted by SIGTERM" in outputs[1][1]
+    assert workers[2].returncode == -signal.SIGKILL
+    study = load(tmp_path)
+    interrupted = study.trials[running_of_1.number]
+    assert interrupted.state == optuna.trial.TrialState.FAIL and gso.INTERRUPTED in interrupted.user_attrs
+    assert [t for t in trials_of(study, 2) if t.state == optuna.trial.TrialState.RUNNING], "worker 2 left no zombie"
+
+    # The requeued attempts (restart count 1); worker 3 kept going throughout.
+    restarted = {w: start_worker(tmp_path, w, attempt=1) for w in (0, 1, 2)}
+    results = {w: p.communicate(timeout=120) for w, p in {**restarted, 3: workers[3]}.items()}
+    for worker, (out, err) in results.items():
+        assert (restarted.get(worker) or workers[3]).returncode == 0, err
+    assert "failed 1 trial(s) an earlier attempt of local/2 left RUNNING" in results[2][1]
+
+    study = load(tmp_path)
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state for t in trials]
+    surplus = {t.number for t in trials if t.user_attrs.get(gso.SURPLUS)}
+    replaced = {t.user_attrs[gso.RETRY_OF] for t in trials if gso.RETRY_OF in t.user_attrs}
+    finished = [t for t in trials if t.state in FINISHED and t.number not in surplus | replaced]
+    assert len(finished) == 40  # exactly n_trials: no overshoot across 4 workers and 2 attempts
+    assert optuna.trial.TrialState.RUNNING not in states and optuna.trial.TrialState.WAITING not in states
+    assert running_of_1.number in replaced  # the interrupted trial's parameters were tried again:
+    retry = [t for t in trials if t.user_attrs.get(gso.RETRY_OF) == running_of_1.number][0]
+    assert retry.state == optuna.trial.TrialState.COMPLETE and retry.params == interrupted.params
+    assert (tmp_path / "state" / "study.done").exists()
+    print(f"\ntrials: {len(trials)} in all, {len(finished)} finished, {len(surplus)} surplus, {len(replaced)} retried")
+
+    # A fifth worker, started after the end, runs no trial.
+    late = start_worker(tmp_path, 4, attempt=0)
+    out, err = late.communicate(timeout=60)
+    assert late.returncode == 0, err
+    assert "ran 0 trials; 40/40 finished; study done" in out
+    assert len(load(tmp_path).trials) == len(trials)
+
+
+def test_eight_workers_starting_together_do_not_overshoot(tmp_path):
+    workers = [start_worker(tmp_path, w, attempt=0, n_trials=12, seconds=0.2) for w in range(8)]
+    for worker in workers:
+        out, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err
+    study = load(tmp_path)
+    counted = [t for t in study.get_trials(deepcopy=False, states=FINISHED) if not t.user_attrs.get(gso.SURPLUS)]
+    assert len(counted) == 12
+    assert (tmp_path / "state" / "study.done").exists()
+
+
+def test_failed_trials_count_only_when_asked(tmp_path):
+    study = gso.load_or_create_study("f", f"journal:{tmp_path / 'optuna.log'}")
+
+    def flaky(trial):
+        if trial.number % 3 == 0:
+            raise RuntimeError("diverged")
+        return trial.suggest_float("x", 0, 1)
+
+    result = gso.optimize(study, flaky, n_trials=6, state=tmp_path / "a", catch=(RuntimeError,))
+    assert result.done and len(study.get_trials(states=FINISHED)) == 6
+    study2 = gso.load_or_create_study("g", f"journal:{tmp_path / 'optuna.log'}")
+    result = gso.optimize(study2, flaky, n_trials=6, state=tmp_path / "b", catch=(RuntimeError,), count_failed=True)
+    assert result.done and len(study2.trials) == 6
+    with pytest.raises(RuntimeError):  # not caught: the trial is recorded, and the error goes on
+        gso.optimize(gso.load_or_create_study("h", f"journal:{tmp_path / 'optuna.log'}"), flaky, n_trials=3, state=tmp_path / "c")
+
+
+def test_storage_strings():
+    assert isinstance(gso.storage("journal:/tmp/gracefulstop-storage-test/x.log"), optuna.storages.JournalStorage)
+    assert isinstance(gso.storage("/tmp/gracefulstop-storage-test/y.journal"), optuna.storages.JournalStorage)
+    assert gso.storage("sqlite:///one-node.db") == "sqlite:///one-node.db"
