@@ -105,6 +105,23 @@ int main(int argc, char **argv) {
     CHECK(marker && strcmp(marker, "a%2Fb%20c.done") == 0);
     gracefulstop_string_free(marker);
 
+    /* A sweep's state: no unit list; study.done declares the work complete. */
+    char sweep_path[4096];
+    snprintf(sweep_path, sizeof sweep_path, "%s-sweep", argv[1]);
+    gracefulstop_state *sweep = NULL;
+    CHECK(gracefulstop_open_sweep(sweep_path, &sweep) == GRACEFULSTOP_OK);
+    CHECK(gracefulstop_mark_done(sweep, "eq1", GRACEFULSTOP_NUL_TERMINATED, NULL) == GRACEFULSTOP_EINVAL);
+    CHECK(strstr(gracefulstop_last_error(), "no unit list") != NULL);
+    bool study_done = true;
+    CHECK(gracefulstop_study_done(sweep, &study_done) == GRACEFULSTOP_OK && !study_done);
+    CHECK(gracefulstop_mark_study_done(sweep, "3 trials") == GRACEFULSTOP_OK);
+    CHECK(gracefulstop_study_done(sweep, &study_done) == GRACEFULSTOP_OK && study_done);
+    gracefulstop_close(sweep);
+    char *job = (char *)"unset";
+    CHECK(gracefulstop_job(&job) == GRACEFULSTOP_OK);
+    gracefulstop_string_free(job);
+    CHECK(gracefulstop_restart_count() >= 0);
+
     gracefulstop_close(second);
     gracefulstop_close(state);
     gracefulstop_close(NULL);
