@@ -270,6 +270,12 @@ int64_t gracefulstop_restart_count(void);
 int gracefulstop_marker_name(const char *GRACEFULSTOP_NONNULL unit, size_t length,
                              char *GRACEFULSTOP_NULLABLE *GRACEFULSTOP_NONNULL out_name);
 
+/* Where `unit`'s done-marker is, relative to the state directory ("done/<node>/<marker>.done"), to
+ * free with gracefulstop_string_free(). `length` as for mark_done. */
+int gracefulstop_marker_path(const gracefulstop_state *GRACEFULSTOP_NONNULL state,
+                             const char *GRACEFULSTOP_NONNULL unit, size_t length,
+                             char *GRACEFULSTOP_NULLABLE *GRACEFULSTOP_NONNULL out_path);
+
 #ifdef __cplusplus
 }
 #endif

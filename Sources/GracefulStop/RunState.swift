@@ -13,11 +13,13 @@ public final class RunState: Sendable {
         let markers: DoneMarkers
     }
 
-    /// What this handle knows to be done: refreshed by every scan, updated by its own marks. It lets
-    /// `markDone` notice, without a scan per call, when a node may have finished.
+    /// What this handle knows to be done, node by node: refreshed by scans, updated by its own marks.
+    /// It lets `markDone` notice, without a scan per call, when a node may have finished.
     private struct Knowledge: Sendable {
         var done: DoneSet
         var doneByNode: [Int]
+        /// Nodes whose count reflects a scan of their markers.
+        var scanned: Set<Int> = []
     }
 
     let files: Files?
@@ -158,46 +160,70 @@ public final class RunState: Sendable {
     }
 
     /// Marks `unit` done (see `DoneMarkers.mark`). Returns true when it was already done. When this
-    /// makes the unit's node look finished, a scan follows, which creates `run.done` if every unit is.
+    /// makes the unit's node look finished, every node's markers are scanned, and `run.done` is
+    /// created if every unit is done.
     @discardableResult
     public func markDone<Name: Collection<UInt8>>(_ unit: Name) throws -> Bool {
         let files = try requireFiles()
         let index = try unitIndex(unit, in: files)
-        let alreadyDone = try files.markers.mark(index, in: files.manifest.units)
         let partition = files.manifest.partition
+        let alreadyDone = try files.markers.mark(index, in: files.manifest.units, partition: partition)
         let owner = partition.node(ofUnit: index)
-        let scanNow = knowledge.withLock { known -> Bool in
-            guard known != nil else { return true }
-            guard known!.done.insert(index) else { return false }
-            known!.doneByNode[owner] += 1
-            return known!.doneByNode[owner] == partition.unitCount(ofNode: owner)
+        let scanned = knowledge.withLock { $0?.scanned.contains(owner) ?? false }
+        if !scanned { try refresh(node: owner) }
+        let nodeFinished = knowledge.withLock { known -> Bool in
+            guard known != nil else { return false }
+            let added = known!.done.insert(index)
+            if added { known!.doneByNode[owner] += 1 }
+            return (added || !scanned) && known!.doneByNode[owner] == partition.unitCount(ofNode: owner)
         }
-        if scanNow { try refresh() }
+        if nodeFinished { try refresh(node: nil) }
         return alreadyDone
     }
 
     @discardableResult
     public func markDone(_ unit: String) throws -> Bool { try markDone(unit.utf8) }
 
+    /// Where `unit`'s marker is, relative to the state directory (`done/<node>/<marker>`).
+    public func markerPath<Name: Collection<UInt8>>(_ unit: Name) throws -> String {
+        let files = try requireFiles()
+        return files.markers.relativePath(of: try unitIndex(unit, in: files), in: files.manifest.units, partition: files.manifest.partition)
+    }
+
     /// Whether `unit` is done: a stat, no scan.
     public func isDone<Name: Collection<UInt8>>(_ unit: Name) throws -> Bool {
         let files = try requireFiles()
-        return try files.markers.isDone(unitIndex(unit, in: files), in: files.manifest.units)
+        return try files.markers.isDone(unitIndex(unit, in: files), in: files.manifest.units, partition: files.manifest.partition)
     }
 
     public func isDone(_ unit: String) throws -> Bool { try isDone(unit.utf8) }
 
-    /// Scans the markers (one directory read), updates what this handle knows, and creates
-    /// `run.done` when every unit is done.
+    /// Scans the markers of `node` (of every node when nil: then `run.done` is created when every
+    /// unit is done) and updates what this handle knows.
     @discardableResult
-    func refresh() throws -> DoneSet {
+    func refresh(node: Int?) throws -> DoneSet {
         let files = try requireFiles()
         let manifest = files.manifest
-        let done = try files.markers.scan(manifest.units)
-        var doneByNode = [Int](repeating: 0, count: manifest.nodes)
-        for index in 0..<manifest.unitCount where done.contains(index) { doneByNode[manifest.partition.node(ofUnit: index)] += 1 }
-        knowledge.withLock { $0 = Knowledge(done: done, doneByNode: doneByNode) }
-        if done.count == manifest.unitCount, try !RunCompletion.exists(in: files.directory) {
+        let partition = manifest.partition
+        let done = try files.markers.scan(manifest.units, node: node)
+        knowledge.withLock { known in
+            if known == nil { known = Knowledge(done: DoneSet(unitCount: manifest.unitCount), doneByNode: [Int](repeating: 0, count: manifest.nodes)) }
+            let nodes = node.map { [$0] } ?? Array(0..<manifest.nodes)
+            for scannedNode in nodes {
+                var count = 0
+                for unit in partition.units(ofNode: scannedNode) {
+                    if done.contains(unit) {
+                        known!.done.insert(unit)
+                        count += 1
+                    } else {
+                        known!.done.remove(unit)
+                    }
+                }
+                known!.doneByNode[scannedNode] = count
+                known!.scanned.insert(scannedNode)
+            }
+        }
+        if node == nil, done.count == manifest.unitCount, try !RunCompletion.exists(in: files.directory) {
             try RunCompletion.write(in: files.directory, unitCount: manifest.unitCount)
         }
         return done
@@ -214,7 +240,7 @@ public final class RunState: Sendable {
     public func remainingUnitIndices(node: Int? = nil) throws -> [Int] {
         let files = try requireFiles()
         let chosen = try checkedNode(node, files)
-        let done = try refresh()
+        let done = try refresh(node: chosen)
         return files.manifest.partition.units(ofNode: chosen).filter { !done.contains($0) }
     }
 
@@ -226,9 +252,9 @@ public final class RunState: Sendable {
     /// Done and total units of `node`, or of the whole run when `node` is nil.
     public func counts(node: Int?) throws -> (done: Int, total: Int) {
         let files = try requireFiles()
-        let done = try refresh()
+        if let node { try files.manifest.partition.validate(node: node) }
+        let done = try refresh(node: node)
         guard let node else { return (done.count, files.manifest.unitCount) }
-        try files.manifest.partition.validate(node: node)
         let units = files.manifest.partition.units(ofNode: node)
         return (units.reduce(0) { $0 + (done.contains($1) ? 1 : 0) }, files.manifest.partition.unitCount(ofNode: node))
     }
@@ -236,7 +262,7 @@ public final class RunState: Sendable {
     /// Done and total units of every node, from one scan.
     public func countsByNode() throws -> [(done: Int, total: Int)] {
         let files = try requireFiles()
-        let done = try refresh()
+        let done = try refresh(node: nil)
         let partition = files.manifest.partition
         return (0..<partition.nodes).map { node in
             (partition.units(ofNode: node).reduce(0) { $0 + (done.contains($1) ? 1 : 0) }, partition.unitCount(ofNode: node))
@@ -246,7 +272,7 @@ public final class RunState: Sendable {
     /// Scans, and says whether every unit is done (creating `run.done` if so).
     public func checkRunDone() throws -> Bool {
         let files = try requireFiles()
-        return try refresh().count == files.manifest.unitCount
+        return try refresh(node: nil).count == files.manifest.unitCount
     }
 
     /// Asks the processes of this job (every node of it; everybody outside SLURM, or when

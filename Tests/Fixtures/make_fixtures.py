@@ -63,10 +63,13 @@ def make_state(name: str, units: list[str], nodes: int, rule: str, done: list[st
     shutil.rmtree(root, ignore_errors=True)
     (root / "done").mkdir(parents=True)
     write_manifest(root / "manifest.json", units, nodes, rule, legacy)
-    for unit in done:
-        (root / "done" / marker_file(unit)).write_bytes(unit.encode("utf-8"))
+    for unit in done:  # docs/state-format.md: done/<owning node>/<marker>
+        node = owner(units.index(unit), len(units), nodes, rule)
+        (root / "done" / str(node)).mkdir(exist_ok=True)
+        (root / "done" / str(node) / marker_file(unit)).write_bytes(unit.encode("utf-8"))
     for stray in strays:  # files a scan must ignore: temporaries, foreign files
-        (root / "done" / stray).write_bytes(b"")
+        (root / "done" / "0").mkdir(exist_ok=True)
+        (root / "done" / "0" / stray).write_bytes(b"")
     if legacy is not None:
         (root / legacy).mkdir(parents=True, exist_ok=True)
         for unit in legacy_done:

@@ -56,12 +56,13 @@ import Testing
             #expect(try state.markDone(unit) == true)
             #expect(try state.isDone(unit))
             // The marker holds the unit's name: the reverse of a hashed file name.
-            #expect(readFile(temporary.path + "/done/" + MarkerName.fileName(of: unit)) == Array(unit.utf8))
+            #expect(try state.markerPath(unit.utf8) == "done/0/" + MarkerName.fileName(of: unit))
+            #expect(readFile(temporary.path + "/done/0/" + MarkerName.fileName(of: unit)) == Array(unit.utf8))
         }
         #expect(try state.remainingUnits().isEmpty)
         #expect(fileExists(temporary.path + "/run.done"))
         // No temporary file is left behind.
-        #expect(listDirectory(temporary.path + "/done").count == units.count)
+        #expect(markerFiles(temporary.path).count == units.count)
     }
 
     @Test func badUnitsAndNodes() throws {
@@ -79,7 +80,7 @@ import Testing
                 #expect(error.code == code && error.message.contains(text), "\(error.message)")
             }
         }
-        #expect(listDirectory(temporary.path + "/done").isEmpty)
+        #expect(markerFiles(temporary.path).isEmpty)
         #expect(throws: GracefulStopError(.nodeOutOfRange, "node 2 is out of range: this state has 2 nodes, numbered 0 to 1")) {
             _ = try state.remainingUnits(node: 2)
         }
@@ -109,7 +110,7 @@ import Testing
         let state = try RunState.create(at: temporary.path, units: ["a", "b"], nodes: 1, node: 0)
         try state.markDone("a")
         #expect(try state.remainingUnits() == ["b"])
-        unlink(temporary.path + "/done/a.done")
+        unlink(temporary.path + "/done/0/a.done")
         #expect(try state.remainingUnits() == ["a", "b"])
     }
 
@@ -136,7 +137,12 @@ import Testing
         let state = try RunState.open(at: temporary.path, node: 0)
         for node in 0..<4 { #expect(try state.remainingUnits(node: node).isEmpty) }
         #expect(fileExists(temporary.path + "/run.done"))
-        #expect(listDirectory(temporary.path + "/done").count == units.count)
+        #expect(markerFiles(temporary.path).count == units.count)
+        // Each marker sits in the directory of the node that owns its unit (round-robin over 4 nodes).
+        #expect(markerFiles(temporary.path).allSatisfy { path in
+            let parts = path.split(separator: "/")
+            return Int(parts[1].dropFirst(5).dropLast(5))! % 4 == Int(parts[0])!
+        })
     }
 
     @Test func theLastMarkOfTheRunCreatesRunDoneWithoutAScanByTheCaller() throws {

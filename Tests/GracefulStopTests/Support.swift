@@ -69,6 +69,11 @@ func listDirectory(_ path: String) -> [String] {
     return names.sorted()
 }
 
+/// Every file in a state's node directories (done/<node>/...), as "node/name", sorted.
+func markerFiles(_ statePath: String) -> [String] {
+    listDirectory(statePath + "/done").flatMap { node in listDirectory(statePath + "/done/" + node).map { node + "/" + $0 } }.sorted()
+}
+
 /// A parsed expected.json / marker_names.json, through the library's own JSON reader.
 enum Expected {
     static func markerNames() throws -> [(String, String)] {

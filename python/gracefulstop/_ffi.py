@@ -119,6 +119,8 @@ _DECLARATIONS: dict[str, tuple[list[Any], Any, Any]] = {
     "gracefulstop_study_done": ([_c_state, ctypes.POINTER(ctypes.c_bool)], ctypes.c_int, _check_status),
     "gracefulstop_job": ([ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int, _check_status),
     "gracefulstop_restart_count": ([], ctypes.c_int64, None),
+    "gracefulstop_marker_path": (
+        [_c_state, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int, _check_status),
     "gracefulstop_marker_name": (
         [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int, _check_status),
 }

@@ -197,6 +197,13 @@ class State:
         _ffi.lib.gracefulstop_is_done(self._live(), data, len(data), ctypes.byref(done))
         return done.value
 
+    def marker_path(self, unit: Unit) -> str:
+        """Where ``unit``'s done-marker is: ``STATE/done/<node>/<marker>.done``."""
+        data = _unit_bytes(unit)
+        path = ctypes.c_void_p()
+        _ffi.lib.gracefulstop_marker_path(self._live(), data, len(data), ctypes.byref(path))
+        return os.path.join(self.path or "", _ffi.take_string(path))
+
     def remaining_units(self, node: Optional[int] = None) -> list[str]:
         """The units of ``node`` (default: this process's node) not done yet, in manifest order.
         One directory read, however many units."""

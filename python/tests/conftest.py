@@ -37,6 +37,12 @@ def fixture_state(tmp_path):
     return copy
 
 
+def marker_files(state: Path) -> list[str]:
+    """Every file in a state's node directories (done/<node>/...), as "node/name", sorted."""
+    done = Path(state) / "done"
+    return sorted(f"{node.name}/{f.name}" for node in done.iterdir() if node.is_dir() for f in node.iterdir())
+
+
 def expected(name: str) -> dict:
     return json.loads((FIXTURES / "states" / name / "expected.json").read_text(encoding="utf-8"))
 

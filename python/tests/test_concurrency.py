@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import start_python
+from conftest import marker_files, start_python
 import gracefulstop
 
 WORKER = """
@@ -37,7 +37,7 @@ def test_eight_processes_mark_twenty_thousand_units(tmp_path):
     for node in range(8):
         assert state.remaining_units(node) == []
     assert (tmp_path / "run.done").exists()
-    assert len(os.listdir(tmp_path / "done")) == 20_000
+    assert len(marker_files(tmp_path)) == 20_000
 
 
 def test_eight_processes_on_one_node_share_its_units(tmp_path):
@@ -49,4 +49,4 @@ def test_eight_processes_on_one_node_share_its_units(tmp_path):
     assert sum(counts) >= 4000
     assert gracefulstop.open(tmp_path).remaining_units() == []
     assert (tmp_path / "run.done").exists()
-    assert len(os.listdir(tmp_path / "done")) == 4000
+    assert len(marker_files(tmp_path)) == 4000

@@ -45,7 +45,7 @@ def test_seed_layout_is_honoured_without_redoing_work(fixture_state):
         assert state.is_done("eq_1") and state.is_done("eq_3")
         assert list(state.work()) == ["eq_4", "eq_5"]
         state.mark_done("eq_2")  # already done the old way: nothing new is written
-    assert not (path / "done" / "eq_2.done").exists()
+    assert not (path / "done" / "0" / "eq_2.done").exists()
 
 
 BAD = json.loads((FIXTURES / "bad-manifests" / "expected.json").read_text())

@@ -6,7 +6,7 @@ import os
 import pytest
 
 import gracefulstop
-from conftest import run_python
+from conftest import marker_files, run_python
 
 UNITS = [f"eq{i}" for i in range(1, 11)] + ["a/b c", "..", "x" * 1000, "ünï ✓", "new\nline"]
 
@@ -23,9 +23,10 @@ def test_create_mark_and_remaining(tmp_path):
         assert state.is_done(unit)
     assert state.remaining_units(node=2) == []
     assert state.progress(node=2) == gracefulstop.Progress(2, 5, 5, 5, 15)
-    assert sorted(os.listdir(tmp_path / "s" / "done")) == sorted(gracefulstop.marker_name(u) for u in UNITS[10:])
+    assert marker_files(tmp_path / "s") == sorted(f"2/{gracefulstop.marker_name(u)}" for u in UNITS[10:])
     # The hashed marker of the 1000-byte name holds the name.
-    assert (tmp_path / "s" / "done" / gracefulstop.marker_name("x" * 1000)).read_bytes() == b"x" * 1000
+    assert state.marker_path("x" * 1000) == str(tmp_path / "s" / "done" / "2" / gracefulstop.marker_name("x" * 1000))
+    assert open(state.marker_path("x" * 1000), "rb").read() == b"x" * 1000
 
 
 def test_create_again_opens_and_a_different_run_is_refused(tmp_path):
@@ -52,7 +53,7 @@ def test_bad_unit_names_raise_and_write_nothing(tmp_path, unit, error, text):
     state.mark_done("eq1")
     with pytest.raises(error, match=text):
         state.mark_done(unit)
-    assert os.listdir(tmp_path / "done") == ["eq1.done"]
+    assert marker_files(tmp_path) == ["0/eq1.done"]
     with pytest.raises(error):
         state.is_done(unit)
 

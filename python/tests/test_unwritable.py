@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 import gracefulstop
+from conftest import marker_files
 
 
 @contextlib.contextmanager
@@ -53,12 +54,12 @@ def test_marking_in_an_unwritable_state_fails_clearly_and_keeps_markers(mount_po
     state_dir = mount_point / "state"
     state = gracefulstop.create(state_dir, ["a", "b", "c"], nodes=1)
     state.mark_done("a")
-    before = sorted(os.listdir(state_dir / "done"))
+    before = marker_files(state_dir)
     with unwritable(mount_point):
         with pytest.raises(gracefulstop.StateSystemError) as raised:
             state.mark_done("b")
         message = str(raised.value)
-        assert str(state_dir / "done") in message and "b.done" in message
+        assert str(state_dir / "done" / "0") in message and "b.done" in message
         assert "Read-only file system" in message or "Permission denied" in message
         # Reading still works, and says the same as before.
         assert state.remaining_units() == ["b", "c"]
@@ -66,7 +67,7 @@ def test_marking_in_an_unwritable_state_fails_clearly_and_keeps_markers(mount_po
             assert reader.remaining_units() == ["b", "c"]
         with pytest.raises(gracefulstop.StateSystemError, match=str(mount_point / "new")):
             gracefulstop.create(mount_point / "new", ["a"], nodes=1)
-    assert sorted(os.listdir(state_dir / "done")) == before
+    assert marker_files(state_dir) == before
     state.mark_done("b")  # writable again: works, nothing half-written was left in the way
     assert state.remaining_units() == ["c"]
     state.close()

@@ -275,6 +275,16 @@ public func gracefulstop_job(_ outJob: UnsafeMutablePointer<UnsafeMutablePointer
     }
 }
 
+@_cdecl("gracefulstop_marker_path")
+public func gracefulstop_marker_path(
+    _ pointer: OpaquePointer?, _ unit: UnsafePointer<CChar>?, _ length: Int, _ outPath: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+) -> Int32 {
+    cStatus {
+        let out = try required(outPath, "out_path")
+        out.pointee = strdup(try state(pointer).markerPath(unitBytes(unit, length)))
+    }
+}
+
 @_cdecl("gracefulstop_restart_count")
 public func gracefulstop_restart_count() -> Int64 { Int64(Environment.restarts()) }
 

@@ -1,17 +1,36 @@
 import Glibc
+import Synchronization
 
-/// The done-markers of a state: `done/<stem>.done`, one per finished unit, whose content is the
-/// unit's name. Also reads the seed's layout (`<legacy dir>/<unit>.done`) so a run begun with the
-/// old scripts resumes without redoing work; that directory is only read, never written.
+/// The done-markers of a state: `done/<node>/<stem>.done`, one per finished unit, in the directory
+/// of the node that owns the unit (the manifest fixes the owner), whose content is the unit's name.
+/// Sharding by node is what makes `remaining_units(node)` read only that node's markers: on a
+/// million-unit run it reads an eighth of the entries a flat directory would make it read.
+/// Also reads the seed's layout (`<legacy dir>/<unit>.done`) so a run begun with the old scripts
+/// resumes without redoing work; that directory is only read, never written.
 final class DoneMarkers: Sendable {
     static let directoryName = "done"
 
     let directory: Directory
     let legacy: Directory?
+    /// Node directories opened so far (a process usually marks for one node: one descriptor).
+    private let nodeDirectories = Mutex<[Int: Directory]>([:])
 
     init(directory: Directory, legacy: Directory?) {
         self.directory = directory
         self.legacy = legacy
+    }
+
+    /// `done/<node>`, created on first use when `create`; nil when it does not exist and not `create`.
+    private func nodeDirectory(_ node: Int, create: Bool) throws -> Directory? {
+        if let open = nodeDirectories.withLock({ $0[node] }) { return open }
+        let name = String(node)
+        if !create, try !directory.exists(name) { return nil }
+        let opened = try directory.subdirectory(name, create: create)
+        return nodeDirectories.withLock { cache in
+            if let raced = cache[node] { return raced }
+            cache[node] = opened
+            return opened
+        }
     }
 
     /// `<stem>.done` plus a NUL, ready for the *at() calls.
@@ -22,35 +41,47 @@ final class DoneMarkers: Sendable {
         return name.map { CChar(bitPattern: $0) }
     }
 
-    private func display(_ name: [CChar]) -> String {
-        DoneMarkers.directoryName + "/" + String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    private func display(_ name: [CChar], node: Int) -> String {
+        "\(DoneMarkers.directoryName)/\(node)/" + String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The path of unit `unit`'s marker, relative to the state directory.
+    func relativePath(of unit: Int, in table: UnitTable, partition: Partition) -> String {
+        display(fileName(of: unit, in: table), node: partition.node(ofUnit: unit))
     }
 
     /// Marks unit `unit` done, atomically and durably (see `Directory.writeAtomically`): once this
     /// returns, the marker survives kill -9 and power loss. Idempotent, and safe from any number of
     /// processes on any number of hosts: a second writer's rename replaces a complete marker with
     /// an identical one. Returns true when the unit was already done.
-    func mark(_ unit: Int, in table: UnitTable) throws -> Bool {
+    func mark(_ unit: Int, in table: UnitTable, partition: Partition) throws -> Bool {
+        let node = partition.node(ofUnit: unit)
+        let shard = try nodeDirectory(node, create: true)!
         let name = fileName(of: unit, in: table)
         return try name.withUnsafeBufferPointer { buffer in
             let cName = buffer.baseAddress!
-            if try directory.exists(cName, display: display(name)) || legacyHas(unit, in: table) {
+            if try shard.exists(cName, display: display(name, node: node)) || legacyHas(unit, in: table) {
                 // Somebody marked it; make sure their entry is durable before saying so.
-                try directory.sync()
+                try shard.sync()
                 return true
             }
             try table.nameBytes(unit).withUnsafeBytes { content in
-                try directory.writeAtomically(cName, content, display: display(name))
+                try shard.writeAtomically(cName, content, display: display(name, node: node))
             }
             return false
         }
     }
 
     /// Whether unit `unit` is done: one fstatat (two with a legacy directory).
-    func isDone(_ unit: Int, in table: UnitTable) throws -> Bool {
+    func isDone(_ unit: Int, in table: UnitTable, partition: Partition) throws -> Bool {
+        let node = partition.node(ofUnit: unit)
         let name = fileName(of: unit, in: table)
-        return try name.withUnsafeBufferPointer { try directory.exists($0.baseAddress!, display: display(name)) }
-            || legacyHas(unit, in: table)
+        if let shard = try nodeDirectory(node, create: false),
+           try name.withUnsafeBufferPointer({ try shard.exists($0.baseAddress!, display: display(name, node: node)) })
+        {
+            return true
+        }
+        return try legacyHas(unit, in: table)
     }
 
     /// The seed names markers `<unit>.done` verbatim, so only names that are one plain path
@@ -60,20 +91,33 @@ final class DoneMarkers: Sendable {
         var name = Array(table.nameBytes(unit))
         if name.contains(UInt8(ascii: "/")) || name.count + MarkerName.suffix.count > MarkerName.maximumFileNameLength { return false }
         name.append(contentsOf: MarkerName.suffix)
-        let text = String(decoding: name, as: UTF8.self)
-        return try legacy.exists(text)
+        return try legacy.exists(String(decoding: name, as: UTF8.self))
     }
 
-    /// Every done unit: one readdir of `done/` (and of the legacy directory), never a stat per unit.
-    func scan(_ table: UnitTable) throws -> DoneSet {
+    /// The done units of `node` (all nodes when nil): one readdir of that node's directory (of each
+    /// node directory), never a stat per unit; plus one of the legacy directory.
+    func scan(_ table: UnitTable, node: Int?) throws -> DoneSet {
         var done = DoneSet(unitCount: table.count)
         let suffixLength = MarkerName.suffix.count
-        try directory.forEachEntry { name in
-            guard name.count > suffixLength, name[0] != UInt8(ascii: "."),
-                  name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix),
-                  let unit = table.index(ofStem: name[..<(name.count - suffixLength)])
-            else { return }
-            done.insert(unit)
+        func read(_ shard: Directory) throws {
+            try shard.forEachEntry { name in
+                guard name.count > suffixLength, name[0] != UInt8(ascii: "."),
+                      name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix),
+                      let unit = table.index(ofStem: name[..<(name.count - suffixLength)])
+                else { return }
+                done.insert(unit)
+            }
+        }
+        if let node {
+            if let shard = try nodeDirectory(node, create: false) { try read(shard) }
+        } else {
+            var nodes: [Int] = []
+            try directory.forEachEntry { name in
+                if let node = Int(String(decoding: name, as: UTF8.self)), node >= 0, String(node).utf8.count == name.count { nodes.append(node) }
+            }
+            for node in nodes {
+                if let shard = try nodeDirectory(node, create: false) { try read(shard) }
+            }
         }
         try legacy?.forEachEntry { name in
             guard name.count > suffixLength, name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix),

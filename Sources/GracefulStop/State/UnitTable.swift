@@ -140,4 +140,13 @@ struct DoneSet: Sendable {
         count += 1
         return true
     }
+
+    /// Removes `index` (a marker deleted by hand since the last scan).
+    @inline(__always)
+    mutating func remove(_ index: Int) {
+        let bit: UInt64 = 1 << UInt64(index & 63)
+        if words[index >> 6] & bit == 0 { return }
+        words[index >> 6] &= ~bit
+        count -= 1
+    }
 }
