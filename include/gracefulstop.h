@@ -163,6 +163,15 @@ int gracefulstop_info(const gracefulstop_state *GRACEFULSTOP_NONNULL state,
  */
 bool gracefulstop_should_stop(const gracefulstop_state *GRACEFULSTOP_NULLABLE state);
 
+/* Makes `state` the process's default state (NULL: none), the one gracefulstop_should_stop_default()
+ * checks. The library keeps a reference: a state once made the default stays valid until exit. */
+void gracefulstop_set_default(gracefulstop_state *GRACEFULSTOP_NULLABLE state);
+
+/* gracefulstop_should_stop() of the default state (signals only while there is none), for callers
+ * whose foreign-function interface spends as long converting an argument as making the call
+ * (ctypes): the Python package's module-level should_stop() is this function itself. */
+bool gracefulstop_should_stop_default(void);
+
 /*
  * Why should_stop() is true: *out_reason a gracefulstop_reason, *out_signal the signal number for
  * GRACEFULSTOP_REASON_SIGNAL (else 0), *out_detail a sentence to free with
@@ -194,6 +203,10 @@ int gracefulstop_install_signals(const int *GRACEFULSTOP_NULLABLE signals, size_
 /* Restores the handlers that were installed before ours (`signals` NULL: as for install). A handler
  * somebody installed after ours is left in place. */
 int gracefulstop_uninstall_signals(const int *GRACEFULSTOP_NULLABLE signals, size_t count);
+
+/* The signals whose handler is gracefulstop's now: writes up to `capacity` of them to `out` (may be
+ * NULL) and returns how many there are. */
+size_t gracefulstop_trapped_signals(int *GRACEFULSTOP_NULLABLE out, size_t capacity);
 
 /* The last trapped signal that reached this process, 0 if none. */
 int gracefulstop_received_signal(void);

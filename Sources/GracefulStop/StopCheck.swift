@@ -1,11 +1,14 @@
+import Glibc
 import Synchronization
 
 /// `should_stop()`: true once a trapped signal reached this process, a current stop request exists
 /// in the state directory, or the deadline has passed.
 ///
 /// The call is on the user's hot path, so it costs a flag read, a vDSO clock read and two atomic
-/// loads; the stop-request file is looked at only when the check interval has elapsed (one
-/// fstatat, usually ENOENT), so a million calls in a second make one system call, not a million.
+/// loads. The stop requests are looked at only when the check interval has elapsed, and then with
+/// one fstat of the state directory: a request is written by a rename into it, which changes its
+/// modification time, so the request files are read only after such a change. A million calls in
+/// a second make one system call, not a million.
 /// Once a stop is seen it stays seen (latched): a loop never sees true, then false.
 public final class StopCheck: Sendable {
     public enum Reason: Int32, Sendable {
@@ -27,6 +30,8 @@ public final class StopCheck: Sendable {
     private let deadlineMonotonic: Int64
     private let intervalNanoseconds: Atomic<Int64>
     private let nextFileCheck = Atomic<Int64>(0)
+    /// The state directory's modification time (ns) when its request files were last read.
+    private let directoryChangeSeen = Atomic<Int64>(.min)
     private let latchedReason = Atomic<Int32>(0)
     private let latchedDetail = Mutex<String>("")
 
@@ -37,7 +42,7 @@ public final class StopCheck: Sendable {
         self.deadline = deadline
         if let deadline {
             let remaining = (deadline - Clock.unixSeconds()) * 1e9
-            deadlineMonotonic = Clock.monotonicNanoseconds() &+ Int64(max(min(remaining, 1e17), -1e17))
+            deadlineMonotonic = Clock.coarseMonotonicNanoseconds() &+ Int64(max(min(remaining, 1e17), -1e17))
         } else {
             deadlineMonotonic = .max
         }
@@ -56,7 +61,7 @@ public final class StopCheck: Sendable {
     @inline(__always)
     public func shouldStop() -> Bool {
         if StopSignals.received != 0 || latchedReason.load(ordering: .relaxed) != 0 { return true }
-        let now = Clock.monotonicNanoseconds()
+        let now = Clock.coarseMonotonicNanoseconds()
         if now >= deadlineMonotonic {
             latch(.deadline, "the deadline \(deadline.map { String($0) } ?? "") (\(Environment.deadline)) has passed")
             return true
@@ -73,6 +78,15 @@ public final class StopCheck: Sendable {
 
     private func lookForRequest() -> Bool {
         guard let directory else { return false }
+        var info = stat()
+        guard fstat(directory.fd, &info) == 0 else { return false }
+        let changed = Int64(info.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_mtim.tv_nsec)
+        // Unchanged since the last read: no new request. A change in the last two seconds is read
+        // again each time, since filesystems with coarse timestamps could hide a second one.
+        if changed == directoryChangeSeen.load(ordering: .relaxed) && Double(changed) / 1e9 < Clock.unixSeconds() - 2 {
+            return false
+        }
+        directoryChangeSeen.store(changed, ordering: .relaxed)
         // Errors reading the request (a flaky NFS mount) are not a reason to stop; the next
         // interval looks again.
         for file in requestFiles {

@@ -19,6 +19,7 @@ import os as _os
 import threading
 from typing import Iterator, Optional
 
+from . import _ffi
 from ._ffi import LIBRARY_PATH, VERSION, signal_flag
 from .errors import (
     BadStateError,
@@ -45,6 +46,8 @@ from .state import (
     open_sweep,
     received_signal,
     restart_count,
+    stop_flag,
+    trapped_signals,
     resuming,
     uninstall_signals,
 )
@@ -56,7 +59,7 @@ __all__ = [
     "NodeOutOfRangeError", "PARTITIONS", "Progress", "State", "StateMismatchError", "StateSystemError",
     "StopReason", "UnknownUnitError", "clear_signal", "create", "default_state", "install_signals", "is_done", "job",
     "mark_done", "marker_name", "open", "open_sweep", "progress", "received_signal", "remaining_units", "request_stop", "restart_count", "resuming", "run_done", "should_stop",
-    "signal_flag", "stop_reason", "uninstall_signals", "work",
+    "signal_flag", "stop_flag", "stop_reason", "trapped_signals", "uninstall_signals", "work",
 ]
 
 _default: Optional[State] = None
@@ -78,8 +81,16 @@ def default_state() -> State:
 
 
 def should_stop() -> bool:
-    """``default_state().should_stop()``: true once a stop signal, stop request or deadline came."""
-    return default_state().should_stop()
+    """``default_state().should_stop()``: true once a stop signal, stop request or deadline came.
+
+    After its first call, ``gracefulstop.should_stop`` is the library's
+    ``gracefulstop_should_stop_default`` itself: no Python frame and no argument for ctypes to
+    convert, so the check costs about as much as the emptiest call into the library.
+    """
+    global should_stop
+    _ffi.lib.gracefulstop_set_default(default_state()._handle)
+    should_stop = _ffi.lib.gracefulstop_should_stop_default
+    return should_stop()
 
 
 def stop_reason() -> Optional[StopReason]:

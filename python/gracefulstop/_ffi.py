@@ -96,6 +96,9 @@ _DECLARATIONS: dict[str, tuple[list[Any], Any, Any]] = {
         [_c_state, ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_uint64)],
         ctypes.c_int, _check_status),
     "gracefulstop_should_stop": ([_c_state], ctypes.c_bool, None),
+    "gracefulstop_set_default": ([_c_state], None, None),
+    "gracefulstop_should_stop_default": ([], ctypes.c_bool, None),
+    "gracefulstop_trapped_signals": ([ctypes.POINTER(ctypes.c_int), ctypes.c_size_t], ctypes.c_size_t, None),
     "gracefulstop_stop_reason": (
         [_c_state, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_void_p)],
         ctypes.c_int, _check_status),

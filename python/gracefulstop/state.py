@@ -88,6 +88,55 @@ def uninstall_signals(signals: Optional[Iterable[int]] = None) -> None:
         _signals_installed = False
 
 
+def trapped_signals() -> list[int]:
+    """The signals whose handler is gracefulstop's now."""
+    buffer = (ctypes.c_int * 64)()
+    count = _ffi.lib.gracefulstop_trapped_signals(buffer, 64)
+    return list(buffer[:count])
+
+
+#: The list ``stop_flag()`` returns.
+_python_flag: list[int] = [0]
+
+
+def stop_flag() -> list[int]:
+    """The fastest check for a stop from Python: a one-item list whose item becomes the number of
+    the stop signal when one arrives. ``if flag[0]:`` costs about as much as one iteration of an
+    empty loop (no call into the library)::
+
+        flag = gracefulstop.stop_flag()
+        for batch in loader:
+            if flag[0]:
+                break
+
+    It sees signals only (they are what gstop sends); call ``should_stop()`` now and then for stop
+    requests and the deadline. Python runs signal handlers in the main thread, so call this from
+    it; a handler you had set is still called.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("gracefulstop.stop_flag() installs a Python signal handler: call it from the main thread")
+    _ensure_signals()
+    for number in trapped_signals():
+        previous = signal.getsignal(number)
+        if getattr(previous, "_gracefulstop_flag", False):
+            continue
+
+        def record(signum: int, frame: object, previous: object = previous) -> None:
+            _python_flag[0] = signum
+            if callable(previous):
+                previous(signum, frame)
+
+        record._gracefulstop_flag = True  # type: ignore[attr-defined]
+        signal.signal(number, record)
+    install_signals()  # our C handler on top again: it records the stop and chains to the handler above
+    if _ffi.lib.gracefulstop_received_signal():
+        _python_flag[0] = _ffi.lib.gracefulstop_received_signal()
+    return _python_flag
+
+
 def received_signal() -> Optional[int]:
     """The last trapped signal that reached this process, or None."""
     return _ffi.lib.gracefulstop_received_signal() or None
@@ -96,6 +145,7 @@ def received_signal() -> Optional[int]:
 def clear_signal() -> None:
     """Forgets a received signal (for a process that goes on after a stop, and for tests)."""
     _ffi.lib.gracefulstop_clear_signal()
+    _python_flag[0] = 0
 
 
 def _ensure_signals() -> None:

@@ -114,3 +114,34 @@ print("late worker exit", os.waitstatus_to_exitcode(status), flush=True)
     out, err = child.communicate(timeout=60)
     assert "worker exit 0 parent stop False" in out, err
     assert "late worker exit 0" in out, err
+
+
+def test_stop_flag_is_set_by_a_real_signal_and_keeps_the_users_handler():
+    child = start_python("""
+import os, signal, time, gracefulstop
+seen = []
+signal.signal(signal.SIGUSR1, lambda n, f: seen.append(n))
+flag = gracefulstop.stop_flag()
+assert flag == [0] and signal.SIGUSR1 in gracefulstop.trapped_signals()
+os.kill(os.getpid(), signal.SIGUSR1)
+for _ in range(10000):
+    if flag[0]:
+        break
+print(flag[0], seen, gracefulstop.should_stop(), flush=True)
+""")
+    out, err = child.communicate(timeout=60)
+    assert out.split("\n")[0] == f"{signal.SIGUSR1} [{signal.SIGUSR1}] True", err
+
+
+def test_module_level_should_stop_becomes_the_library_function_and_still_sees_requests(tmp_path):
+    gracefulstop.create(tmp_path, ["a"], nodes=1)
+    child = start_python(f"""
+import os, signal, gracefulstop
+first = gracefulstop.should_stop()
+print(first, type(gracefulstop.should_stop).__name__, flush=True)
+gracefulstop.default_state().set_check_interval(0)
+gracefulstop.request_stop("from the test")
+print(gracefulstop.should_stop(), gracefulstop.stop_reason().kind, flush=True)
+""", GRACEFULSTOP_STATE_DIR=str(tmp_path))
+    out, err = child.communicate(timeout=60)
+    assert out.split("\n")[:2] == ["False _FuncPtr", "True request"], err

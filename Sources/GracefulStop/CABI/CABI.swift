@@ -1,5 +1,6 @@
 import CSignalShim
 import Glibc
+import Synchronization
 
 // The C ABI of include/gracefulstop.h, and nothing else: each export checks its pointers,
 // converts arguments, calls RunState and maps errors through `cStatus`. The header is the
@@ -128,6 +129,35 @@ public func gracefulstop_info(
 public func gracefulstop_should_stop(_ pointer: OpaquePointer?) -> Bool {
     guard let pointer else { return StopSignals.received != 0 }
     return Unmanaged<RunState>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue().stopCheck.shouldStop()
+}
+
+/// The process's default state for `gracefulstop_should_stop_default`, as the bits of a retained
+/// pointer. Never released once set (replacing it is rare), so a concurrent call never sees a
+/// freed state.
+private let defaultState = Atomic<Int>(0)
+
+@_cdecl("gracefulstop_set_default")
+public func gracefulstop_set_default(_ pointer: OpaquePointer?) {
+    guard let pointer else { return defaultState.store(0, ordering: .releasing) }
+    _ = Unmanaged<RunState>.fromOpaque(UnsafeRawPointer(pointer)).retain()
+    defaultState.store(Int(bitPattern: UnsafeRawPointer(pointer)), ordering: .releasing)
+}
+
+@_cdecl("gracefulstop_should_stop_default")
+public func gracefulstop_should_stop_default() -> Bool {
+    let bits = defaultState.load(ordering: .acquiring)
+    guard bits != 0 else { return StopSignals.received != 0 }
+    return Unmanaged<RunState>.fromOpaque(UnsafeRawPointer(bitPattern: bits)!).takeUnretainedValue().stopCheck.shouldStop()
+}
+
+@_cdecl("gracefulstop_trapped_signals")
+public func gracefulstop_trapped_signals(_ out: UnsafeMutablePointer<Int32>?, _ capacity: Int) -> Int {
+    var count = 0
+    for signal in Int32(1)..<65 where StopSignals.isInstalled(signal) {
+        if let out, count < capacity { out[count] = signal }
+        count += 1
+    }
+    return count
 }
 
 @_cdecl("gracefulstop_stop_reason")

@@ -125,8 +125,8 @@ public final class Supervisor {
     /// The decision `run` would make had its command just stopped after a time-limit warning, for
     /// batch scripts that keep their own trap (`gstop should-requeue`).
     public func decisionAfterWarning() throws -> RequeueDecision {
-        let after = try progress()
-        let attempt = Attempt(cause: .warning(signal: SIGUSR1), exit: .exited(0), workDone: try workDoneMarker(),
+        let (workDone, after) = try assess()
+        let attempt = Attempt(cause: .warning(signal: SIGUSR1), exit: .exited(0), workDone: workDone,
                               remaining: after?.remaining, scope: after?.scope ?? "the run")
         return RequeueDecision.decide(facts(for: attempt, restart: Environment.restarts()))
     }
@@ -148,11 +148,11 @@ public final class Supervisor {
             let margin = options.deadlineMargin ?? (slurm != nil ? min(60, (end - attemptStart) / 10) : (options.warnBefore ?? 0))
             return end - margin > attemptStart ? end - margin : nil
         } : nil
-        if let marker = try workDoneMarker() {
+        let (alreadyDone, before) = try assess()
+        if let marker = alreadyDone {
             report("all work is done already (\(marker)): not starting the command")
             return Attempt(cause: .none, exit: .exited(0), workDone: marker, remaining: 0, scope: "the run")
         }
-        let before = try progress()
         var environment = Environment.all()
         environment[Environment.stateDirectory] = statePath
         environment[Environment.restartCount] = String(restart)
@@ -169,7 +169,7 @@ public final class Supervisor {
         var (cause, exit) = supervise(child, endTime: endTime)
         if cause == .none, let deadline, Clock.unixSeconds() >= deadline { cause = .deadline }  // the command can only have seen it after it passed
         if cause == .none, let request = currentRequest(since: attemptStart) { cause = .requested("\(request.reason), by \(request.by)") }
-        let after = try progress()
+        let (workDone, after) = try assess()
         let marked = after.map { $0.done - (before?.done ?? 0) }
         report("command ended (\(exit.description)) after \(TimeSpan.format(child.runningSeconds)); \(cause.description)"
             + (after.map { "; \($0.scope): \($0.remaining) of \($0.total) units left" } ?? ""))
@@ -178,7 +178,7 @@ public final class Supervisor {
             ("asked_to_stop", .bool(cause != .none)), ("marked", marked.map { .number(Double($0)) } ?? .null),
             ("remaining", after.map { .number(Double($0.remaining)) } ?? .null),
         ])
-        return Attempt(cause: cause, exit: exit, workDone: try workDoneMarker(), remaining: after?.remaining, scope: after?.scope ?? "the run")
+        return Attempt(cause: cause, exit: exit, workDone: workDone, remaining: after?.remaining, scope: after?.scope ?? "the run")
     }
 
     /// Waits for the command to end, turning signals and timers into a graceful stop.
@@ -201,12 +201,14 @@ public final class Supervisor {
             if !stopping || isStronger(newCause, than: cause) { cause = newCause }
             if stopping { shorten(grace); return }
             stopping = true
+            // The signal first: it reaches the command at once, while the request's fsyncs take
+            // milliseconds. The request is for nodes the signal cannot reach.
+            child.signal(options.childSignal)
             do {
                 try StopRequest.now(reason: "\(signalName) to gstop").write(to: directory, job: slurm?.logID)
             } catch let error as GracefulStopError {
                 report("warning: could not write the stop request: \(error.message)")
             } catch {}
-            child.signal(options.childSignal)
             shorten(grace)
             report("\(signalName): \(newCause.description); asked the command to stop (\(StopSignals.name(of: options.childSignal)) and a stop request), escalating in \(TimeSpan.format(grace))")
         }
@@ -339,23 +341,32 @@ public final class Supervisor {
         }
     }
 
-    /// Done, remaining and total units in the decision's scope; nil while the state has no manifest.
-    private func progress() throws -> (done: Int, remaining: Int, total: Int, scope: String)? {
-        guard try directory.exists(Manifest.fileName) else { return nil }
+    /// What the state says: the marker that makes all work done, and done / remaining / total units
+    /// in the decision's scope (nil while the state has no manifest). One open and the fewest
+    /// scans: with a per-node scope only that node's markers are read, unless it has none left
+    /// (then every node's, which also creates run.done when the run is complete, here even when
+    /// the workers' own scans missed the last markers through NFS caches).
+    private func assess() throws -> (workDone: String?, progress: Progress?) {
+        let studyDone = try directory.exists(StudyCompletion.fileName) ? StudyCompletion.fileName : nil
+        guard try directory.exists(Manifest.fileName) else {
+            let runDone = try directory.exists(RunCompletion.fileName) ? RunCompletion.fileName : nil
+            return (studyDone ?? runDone, nil)
+        }
         let state = try RunState.open(at: statePath, node: scopeIsEveryNode ? 0 : node)
-        let counts = try state.counts(node: scopeIsEveryNode ? nil : node)
-        return (counts.done, counts.total - counts.done, counts.total, scopeIsEveryNode ? "the run" : "node \(node)")
+        let scopeNode: Int? = scopeIsEveryNode ? nil : node
+        let counts = try state.counts(node: scopeNode)
+        let progress = Progress(done: counts.done, remaining: counts.total - counts.done, total: counts.total,
+                                scope: scopeNode.map { "node \($0)" } ?? "the run")
+        var runDone = scopeNode == nil && counts.done == counts.total
+        if scopeNode != nil && counts.done == counts.total { runDone = try state.checkRunDone() }
+        return (runDone ? RunCompletion.fileName : studyDone, progress)
     }
 
-    /// "run.done" or "study.done" when all work is done. A scan first, so that a run whose last
-    /// markers the workers' own scans missed (NFS caches) gets its run.done here.
-    private func workDoneMarker() throws -> String? {
-        if try directory.exists(Manifest.fileName) {
-            if try RunState.open(at: statePath, node: 0).checkRunDone() { return RunCompletion.fileName }
-        } else if try directory.exists(RunCompletion.fileName) {
-            return RunCompletion.fileName
-        }
-        return try directory.exists(StudyCompletion.fileName) ? StudyCompletion.fileName : nil
+    struct Progress {
+        var done: Int
+        var remaining: Int
+        var total: Int
+        var scope: String
     }
 
     private func currentRequest(since attemptStart: Double) -> StopRequest? {
