@@ -15,9 +15,9 @@ The same methods exist on a handle from ``gracefulstop.create(...)`` or ``gracef
 """
 from __future__ import annotations
 
+import _thread
 import os as _os
-import threading
-from typing import Iterator, Optional
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs milliseconds
 
 from . import _ffi
 from ._ffi import LIBRARY_PATH, VERSION, signal_flag
@@ -36,7 +36,6 @@ from .state import (
     Progress,
     State,
     StopReason,
-    Unit,
     clear_signal,
     create,
     install_signals,
@@ -52,6 +51,11 @@ from .state import (
     uninstall_signals,
 )
 
+if TYPE_CHECKING:  # typing costs milliseconds at import; annotations stay strings
+    from typing import Iterator, Optional
+
+    from .state import Unit
+
 __version__ = VERSION
 
 __all__ = [
@@ -63,7 +67,7 @@ __all__ = [
 ]
 
 _default: Optional[State] = None
-_default_lock = threading.Lock()
+_default_lock = _thread.allocate_lock()
 
 
 def default_state() -> State:

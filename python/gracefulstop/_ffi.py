@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import ctypes
 import os
-from pathlib import Path
-from typing import Any, Callable
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs milliseconds
 
-from .errors import GracefulStopError, error_for_status
+from .errors import error_for_status
+
+if TYPE_CHECKING:  # typing costs milliseconds at import; annotations stay strings
+    from typing import Any, Callable
 
 #: The package version; the library must report the same one.
 VERSION = "0.1.0"
@@ -33,18 +35,18 @@ _c_state = ctypes.c_void_p
 _c_state_out = ctypes.POINTER(ctypes.c_void_p)
 
 
-def _candidates() -> list[Path]:
+def _candidates() -> list[str]:
     """Where to look for the library, in order: $GRACEFULSTOP_LIBRARY, the package folder, then
     the build folders of a source checkout (release before debug)."""
-    places: list[Path] = []
+    places: list[str] = []
     override = os.environ.get(LIBRARY_ENV)
     if override:
-        places.append(Path(override))
-    package = Path(__file__).resolve().parent
-    places.append(package / LIBRARY_NAME)
-    checkout = package.parent.parent
+        places.append(override)
+    package = os.path.dirname(os.path.realpath(__file__))
+    places.append(os.path.join(package, LIBRARY_NAME))
+    checkout = os.path.dirname(os.path.dirname(package))
     for build in (".build/release", ".build-wheel/release", ".build/debug"):
-        places.append(checkout / build / LIBRARY_NAME)
+        places.append(os.path.join(checkout, build, LIBRARY_NAME))
     return places
 
 
@@ -52,14 +54,14 @@ def _load() -> ctypes.CDLL:
     tried: list[str] = []
     override = os.environ.get(LIBRARY_ENV)
     for path in _candidates():
-        if not path.is_file():
+        if not os.path.isfile(path):
             tried.append(f"{path} (not there)")
             if override and str(path) == override:
                 # An explicit override that is wrong is an error, not a reason to load another library.
                 break
             continue
         try:
-            return ctypes.CDLL(str(path))
+            return ctypes.CDLL(path)
         except OSError as error:
             tried.append(f"{path} ({error})")
             if override and str(path) == override:
@@ -71,7 +73,7 @@ def _load() -> ctypes.CDLL:
     )
 
 
-def _check_status(result: int, function: Callable[..., Any], arguments: tuple[Any, ...]) -> int:
+def _check_status(result: int, function: "Callable[..., Any]", arguments: "tuple[Any, ...]") -> int:
     """The error checker of every status-returning function: raise with the library's message."""
     if result != 0:
         message = _lib.gracefulstop_last_error()
@@ -81,7 +83,7 @@ def _check_status(result: int, function: Callable[..., Any], arguments: tuple[An
 
 
 # name: (argument types, result type, error checker)
-_DECLARATIONS: dict[str, tuple[list[Any], Any, Any]] = {
+_DECLARATIONS: "dict[str, tuple[list[Any], Any, Any]]" = {
     "gracefulstop_version": ([], ctypes.c_char_p, None),
     "gracefulstop_last_error": ([], ctypes.c_char_p, None),
     "gracefulstop_string_free": ([ctypes.c_void_p], None, None),

@@ -1,15 +1,18 @@
 """``State``: one opened gracefulstop state directory, and the functions that open one."""
 from __future__ import annotations
 
+import _thread
 import ctypes
 import os
-import threading
-from typing import Iterable, Iterator, NamedTuple, Optional, Union
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs milliseconds
 
 from . import _ffi
 from .errors import InvalidArgumentError
 
-Unit = Union[str, bytes]
+if TYPE_CHECKING:  # typing costs milliseconds at import; annotations stay strings
+    from typing import Iterable, Iterator, Optional, Union
+
+    Unit = Union[str, bytes]
 
 #: Partition rules: unit i goes to node i mod nodes, or node k gets the k-th contiguous slice.
 PARTITIONS = ("round-robin", "block")
@@ -17,33 +20,49 @@ PARTITIONS = ("round-robin", "block")
 _REASONS = {1: "signal", 2: "request", 3: "deadline"}
 
 
-class StopReason(NamedTuple):
-    """Why ``should_stop()`` is true."""
+class StopReason(tuple):
+    """Why ``should_stop()`` is true: ``kind`` is "signal", "request" or "deadline"; ``signal`` the
+    signal number for kind "signal", else None; ``detail`` a sentence from the library ("received
+    SIGUSR1", "stop requested by host:pid ..."). A tuple, written out rather than made with
+    namedtuple, which would import collections at ``import gracefulstop``."""
 
-    #: "signal", "request" or "deadline".
-    kind: str
-    #: The signal number for kind "signal", else None.
-    signal: Optional[int]
-    #: A sentence from the library ("received SIGUSR1", "stop requested by host:pid ...").
-    detail: str
+    __slots__ = ()
+
+    def __new__(cls, kind: str, signal: "Optional[int]", detail: str) -> "StopReason":
+        return tuple.__new__(cls, (kind, signal, detail))
+
+    kind = property(lambda self: self[0])
+    signal = property(lambda self: self[1])
+    detail = property(lambda self: self[2])
+
+    def __repr__(self) -> str:
+        return f"StopReason(kind={self[0]!r}, signal={self[1]!r}, detail={self[2]!r})"
 
     def __str__(self) -> str:
         return self.detail or self.kind
 
 
-class Progress(NamedTuple):
-    """Done and total units of one node and of the whole run."""
+class Progress(tuple):
+    """Done and total units of one node (``node``, ``done``, ``total``) and of the whole run
+    (``run_done``, ``run_total``); ``remaining`` is this node's units still to do."""
 
-    node: int
-    done: int
-    total: int
-    run_done: int
-    run_total: int
+    __slots__ = ()
+
+    def __new__(cls, node: int, done: int, total: int, run_done: int, run_total: int) -> "Progress":
+        return tuple.__new__(cls, (node, done, total, run_done, run_total))
+
+    node = property(lambda self: self[0])
+    done = property(lambda self: self[1])
+    total = property(lambda self: self[2])
+    run_done = property(lambda self: self[3])
+    run_total = property(lambda self: self[4])
 
     @property
     def remaining(self) -> int:
-        """Units of this node still to do."""
-        return self.total - self.done
+        return self[2] - self[1]
+
+    def __repr__(self) -> str:
+        return "Progress(node={}, done={}, total={}, run_done={}, run_total={})".format(*self)
 
 
 def _unit_bytes(unit: Unit) -> bytes:
@@ -56,7 +75,7 @@ def _unit_bytes(unit: Unit) -> bytes:
 
 
 _signals_installed = False
-_signals_lock = threading.Lock()
+_signals_lock = _thread.allocate_lock()
 
 
 def _signal_array(signals: Optional[Iterable[int]]) -> tuple[Optional[ctypes.Array], int]:

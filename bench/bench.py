@@ -1,0 +1,430 @@
+"""gracefulstop's benchmarks: every figure of issue 5 measured side by side with what it replaces,
+in one run, as medians and ratios. Not a test: nothing here fails on a slow figure.
+
+    ./bench/run                 full sizes; writes docs/benchmarks.md
+    ./bench/run --small         CI sizes (a smoke run that keeps the command from rotting)
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+BUILD = REPOSITORY / ".build" / "release"
+GSTOP = str(BUILD / "gstop")
+LIBRARY = str(BUILD / "libgracefulstop.so")
+os.environ["GRACEFULSTOP_LIBRARY"] = LIBRARY
+os.environ["PYTHONPATH"] = str(REPOSITORY / "python") + os.pathsep + os.environ.get("PYTHONPATH", "")
+sys.path.insert(0, str(REPOSITORY / "python"))
+
+import gracefulstop  # noqa: E402
+
+ROWS: list[dict] = []
+
+
+def row(number: str, figure: str, ours: str, compared: str, ratio: str, target: str, met: bool | None, note: str = "") -> None:
+    ROWS.append(dict(number=number, figure=figure, ours=ours, compared=compared, ratio=ratio, target=target,
+                     met="yes" if met else ("no" if met is False else "n/a"), note=note))
+    print(f"  {number}: {figure}: {ours} | {compared} | {ratio} | target {target} | {'met' if met else 'MISSED' if met is False else ''}",
+          flush=True)
+
+
+def median_ns_per_call(loop, calls: int, repeats: int = 7) -> float:
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        loop(calls)
+        timings.append((time.perf_counter() - start) / calls * 1e9)
+    return statistics.median(timings)
+
+
+def python(code: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **(env or {})},
+                          check=True, **kwargs)
+
+
+# 1, 2 -------------------------------------------------------------------------------------------
+
+def calls_per_check(size: dict) -> None:
+    calls = size["calls"]
+    state_dir = tempfile.mkdtemp(prefix="gs-bench-")
+    gracefulstop.create(state_dir, ["a"], nodes=1)
+    os.environ["GRACEFULSTOP_STATE_DIR"] = state_dir
+    gracefulstop.should_stop()  # first call: opens the default state, then it is the C function itself
+    check = gracefulstop.should_stop
+    state = gracefulstop.default_state()
+    method = state.should_stop
+    noop_library = ctypes.CDLL(LIBRARY)
+    noop = noop_library.gracefulstop_received_signal  # reads a flag and returns: the emptiest call there is
+    noop.argtypes, noop.restype = [], ctypes.c_bool
+    flag_path = os.path.join(state_dir, "flag")
+    flag = gracefulstop.stop_flag()
+
+    def bare(n):
+        for _ in range(n):
+            pass
+
+    def noop_loop(n):
+        for _ in range(n):
+            noop()
+
+    def should_stop_loop(n):
+        for _ in range(n):
+            check()
+
+    def method_loop(n):
+        for _ in range(n):
+            method()
+
+    def poll_loop(n):
+        exists = os.path.exists
+        for _ in range(n):
+            exists(flag_path)
+
+    def flag_loop(n):
+        for _ in range(n):
+            if flag[0]:
+                break
+
+    t = {name: median_ns_per_call(loop, calls) for name, loop in
+         [("bare", bare), ("noop", noop_loop), ("should_stop", should_stop_loop), ("method", method_loop),
+          ("poll", poll_loop), ("flag", flag_loop)]}
+    row("1", "`gracefulstop.should_stop()` from Python, ns/call", f"{t['should_stop']:.0f} ns",
+        f"no-op ctypes call {t['noop']:.0f} ns; flag poll {t['poll']:.0f} ns; bare loop {t['bare']:.0f} ns",
+        f"{t['should_stop'] / t['noop']:.2f}× the no-op; {t['poll'] / t['should_stop']:.1f}× faster than the poll",
+        "≤ 1.3× no-op; ≥ 10× faster than the poll", t["should_stop"] <= 1.3 * t["noop"] and t["poll"] >= 10 * t["should_stop"],
+        f"`state.should_stop()` on a handle: {t['method']:.0f} ns (ctypes converts its argument)")
+    row("2", "`flag = gracefulstop.stop_flag()`; `if flag[0]:` per iteration", f"{t['flag']:.0f} ns",
+        f"bare loop {t['bare']:.0f} ns", f"{t['flag'] / t['bare']:.2f}× the loop", "≤ 2× the loop", t["flag"] <= 2 * t["bare"])
+
+
+# 3 ----------------------------------------------------------------------------------------------
+
+def syscalls(size: dict) -> None:
+    if shutil.which("strace") is None:
+        row("3", "system calls of should_stop()", "not measured", "", "", "", None, "strace is not installed")
+        return
+    calls = size["calls"]
+    state_dir = tempfile.mkdtemp(prefix="gs-bench-")
+    gracefulstop.create(state_dir, ["a"], nodes=1)
+    setup = ("import gracefulstop, os, time\nf = gracefulstop.should_stop\nf()\nf = gracefulstop.should_stop\n"
+             f"flag = os.path.join({state_dir!r}, 'flag')\n")
+
+    def count(loop: str) -> tuple[int, float]:
+        out = Path(tempfile.mktemp(prefix="gs-strace-"))
+        code = setup + "t = time.perf_counter()\n" + loop + "print(time.perf_counter() - t)\n"
+        result = subprocess.run(["strace", "-f", "-c", "-o", str(out), sys.executable, "-c", code], capture_output=True, text=True,
+                                env={**os.environ, "GRACEFULSTOP_STATE_DIR": state_dir}, check=True)
+        total = [line for line in out.read_text().splitlines() if line.strip().endswith("total")][0].split()
+        return int(total[3]), float(result.stdout.strip() or 0)
+
+    base, _ = count("")
+    ours, seconds = count(f"for _ in range({calls}):\n    f()\n")
+    poll, _ = count(f"e = os.path.exists\nfor _ in range({calls}):\n    e(flag)\n")
+    ours, poll = ours - base, poll - base
+    interval = 1.0
+    budget = max(1, int(seconds / interval) + 1)  # calls ÷ (calls in one interval), rounded up
+    row("3", f"system calls made by {calls:,} `should_stop()` calls", f"{ours}",
+        f"flag poll: {poll:,}", f"{poll / max(ours, 1):,.0f}× fewer",
+        f"≤ calls ÷ calls per interval = {budget} ({seconds:.2f} s of calls, 1 s interval)", ours <= budget,
+        "counted with strace -c, minus the same process without the loop")
+
+
+# 4 ----------------------------------------------------------------------------------------------
+
+LATENCY_CHILD = """
+import sys, time, os
+mode = sys.argv[1]
+if mode == "gracefulstop":
+    import gracefulstop
+    gracefulstop.should_stop()
+    check = gracefulstop.should_stop
+else:
+    flag = sys.argv[2]
+    check = lambda: os.path.exists(flag)
+print("ready", flush=True)
+while not check():
+    pass
+print(time.time_ns(), flush=True)
+"""
+
+
+def stop_latency(size: dict) -> None:
+    def measure(command: list[str], target_of_signal) -> float:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        assert process.stdout.readline().strip() == "ready"
+        time.sleep(0.05)
+        sent = time.time_ns()
+        os.kill(target_of_signal(process), signal.SIGUSR1)
+        seen = int(process.stdout.readline())
+        process.wait(timeout=60)
+        return (seen - sent) / 1e6
+
+    ours, seed = [], []
+    for _ in range(size["latency_trials"]):
+        state_dir = tempfile.mkdtemp(prefix="gs-bench-")
+        ours.append(measure([GSTOP, "run", "--state", state_dir, "--requeue", "never", "--", sys.executable, "-c", LATENCY_CHILD,
+                             "gracefulstop"], lambda p: p.pid))
+        flag = os.path.join(state_dir, "flag")
+        seed.append(measure([str(REPOSITORY / "bench" / "seed_trap_job.sh"), flag, sys.executable, "-c", LATENCY_CHILD, "flag", flag],
+                            lambda p: p.pid))
+    p99 = lambda values: statistics.quantiles(values, n=100)[98] if len(values) >= 2 else values[0]
+    row("4", f"stop latency, `kill -USR1` to gstop → `should_stop()` true in its child ({len(ours)} trials)",
+        f"p50 {statistics.median(ours):.2f} ms, p99 {p99(ours):.2f} ms",
+        f"seed trap + flag file polled every step: p50 {statistics.median(seed):.2f} ms, p99 {p99(seed):.2f} ms",
+        f"{statistics.median(seed) / statistics.median(ours):.1f}× faster (p50)", "≤ 5 ms p99", p99(ours) <= 5)
+
+
+# 5 ----------------------------------------------------------------------------------------------
+
+def durable_marks(size: dict) -> None:
+    count = size["marks"]
+    raw_c = Path(tempfile.mkdtemp(prefix="gs-bench-")) / "raw_mark"
+    subprocess.run(["gcc", "-O2", "-o", str(raw_c), str(REPOSITORY / "bench" / "raw_mark.c")], check=True)
+    ours_code = """
+import sys, time, gracefulstop
+state, first, count, step = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+s = gracefulstop.open(state)
+units = [f"u{i:07d}" for i in range(first, first + count * step, step)]
+s.mark_done(units[0])
+t = time.perf_counter()
+for u in units[1:]:
+    s.mark_done(u)
+print((time.perf_counter() - t) * 1e6 / (len(units) - 1))
+"""
+    raw_python_code = """
+import os, sys, time
+directory, first, count, step = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+d = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+t = time.perf_counter()
+for i in range(first, first + count * step, step):
+    name = f"u{i:07d}"
+    fd = os.open(f"{name}.done", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644, dir_fd=d)
+    os.write(fd, name.encode()); os.fsync(fd); os.close(fd); os.fsync(d)
+print((time.perf_counter() - t) * 1e6 / count)
+"""
+
+    def run_parallel(processes: int, command_for) -> float:
+        """Mean µs per mark seen by each process, with `processes` marking at once."""
+        started = [subprocess.Popen(command_for(p), stdout=subprocess.PIPE, text=True) for p in range(processes)]
+        return statistics.mean(float(p.communicate()[0]) for p in started)
+
+    results = {}
+    for processes in (1, 2, 8):
+        per = count // processes
+        state_dir = tempfile.mkdtemp(prefix="gs-bench-")
+        gracefulstop.create(state_dir, [f"u{i:07d}" for i in range(count + processes)], nodes=1)
+        raw_dir = tempfile.mkdtemp(prefix="gs-bench-")
+        raw_c_dir = tempfile.mkdtemp(prefix="gs-bench-")
+        results[processes] = (
+            run_parallel(processes, lambda p: [sys.executable, "-c", ours_code, state_dir, str(p), str(per + 1), str(processes)]),
+            run_parallel(processes, lambda p: [sys.executable, "-c", raw_python_code, raw_dir, str(p), str(per), str(processes)]),
+            run_parallel(processes, lambda p: [str(raw_c), raw_c_dir, str(per), str(p * per)]),
+        )
+    ours, raw_py, raw_c_us = results[1]
+    detail = "; ".join(f"{p} processes: {o:.0f} / {r:.0f} / {c:.0f} µs ({o / r:.2f}×)" for p, (o, r, c) in results.items())
+    row("5", f"durable `mark_done(unit)` from Python, µs/call ({count} marks)", f"{ours:.0f} µs",
+        f"same syscalls in Python {raw_py:.0f} µs, in C {raw_c_us:.0f} µs", f"{ours / raw_py:.2f}× Python, {ours / raw_c_us:.2f}× C",
+        "≤ 1.2× the raw syscalls", ours <= 1.2 * raw_py, "ours / raw Python / raw C, each process's mean: " + detail)
+
+
+# 6, 7 -------------------------------------------------------------------------------------------
+
+MEMORY_PROBE = """
+import resource, sys, json, gracefulstop
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+state = gracefulstop.open(sys.argv[1], node=int(sys.argv[2]))
+opened = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+remaining = state.remaining_units()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"open_kb": opened - before, "call_kb": after - opened, "remaining": len(remaining),
+                  "remaining_bytes": sum(len(u) for u in remaining)}))
+"""
+
+
+def make_run(units: int, nodes: int = 8) -> tuple[str, str, str, list[str]]:
+    """A state of `units` units over `nodes` nodes (round-robin), half of each node's units done,
+    and the same done units in the seed's flat completed/ layout."""
+    root = tempfile.mkdtemp(prefix=f"gs-bench-{units}-")
+    names = [f"unit-{i:07d}" for i in range(units)]
+    state_dir, completed = os.path.join(root, "state"), os.path.join(root, "completed")
+    gracefulstop.create(state_dir, names, nodes=nodes, partition="round-robin")
+    os.makedirs(completed)
+    for node in range(nodes):
+        os.makedirs(os.path.join(state_dir, "done", str(node)), exist_ok=True)
+    for index in range(units):
+        if (index // nodes) % 2 == 0:  # every other unit of each node
+            name = names[index]
+            path = os.path.join(completed, name + ".done")
+            with open(path, "wb") as marker:
+                marker.write(name.encode())
+            os.link(path, os.path.join(state_dir, "done", str(index % nodes), name + ".done"))
+    units_file = os.path.join(root, "units.txt")
+    Path(units_file).write_text("\n".join(names) + "\n")
+    return state_dir, completed, units_file, names
+
+
+def remaining_units(size: dict) -> None:
+    for units in size["runs"]:
+        print(f"  6: setting up {units:,} units ...", flush=True)
+        state_dir, completed, units_file, names = make_run(units)
+        node, nodes = 3, 8
+        state = gracefulstop.open(state_dir, node=node)
+        mine = names[node::nodes]
+
+        def ours():
+            return state.remaining_units()
+
+        def checker():
+            return [u for u in mine if not os.path.exists(os.path.join(completed, u + ".done"))]
+
+        def listdir_set():
+            done = {name[:-5] for name in os.listdir(completed)}
+            return [u for u in mine if u not in done]
+
+        assert ours() == checker() == listdir_set()
+        repeats = 5 if units <= 100_000 else 3
+        t = {}
+        for name, fn in [("ours", ours), ("checker", checker), ("listdir", listdir_set)]:
+            timings = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                fn()
+                timings.append(time.perf_counter() - start)
+            t[name] = statistics.median(timings) * 1000
+        memory = json.loads(subprocess.run([sys.executable, "-c", MEMORY_PROBE, state_dir, str(node)], capture_output=True,
+                                           text=True, check=True).stdout)
+        names_mb = sum(len(u) for u in names) / 1e6
+        call_mb, open_mb = memory["call_kb"] / 1024, memory["open_kb"] / 1024
+        is_big = units == max(size["runs"])
+        row("6", f"`remaining_units(node)` at {units:,} units, half done, 8 nodes", f"{t['ours']:.1f} ms",
+            f"stat per unit {t['checker']:.1f} ms; listdir+set {t['listdir']:.1f} ms",
+            f"{t['checker'] / t['ours']:.1f}× the checker; {t['listdir'] / t['ours']:.1f}× listdir+set",
+            "≥ 10× the checker" + (", ≥ 2× listdir+set" if is_big else ""),
+            t["checker"] >= 10 * t["ours"] and (not is_big or t["listdir"] >= 2 * t["ours"]),
+            f"memory: open {open_mb:.1f} MB, the call's peak {call_mb:.1f} MB; all unit names {names_mb:.1f} MB")
+        if is_big:
+            row("6m", f"peak memory of `remaining_units` at {units:,} units", f"{call_mb:.1f} MB (call), {open_mb:.1f} MB (open)",
+                f"the unit names: {names_mb:.1f} MB of UTF-8", f"{call_mb / names_mb:.2f}× (call), {(call_mb + open_mb) / names_mb:.2f}× (open + call)",
+                "≤ 2× the names", call_mb <= 2 * names_mb,
+                "peak RSS growth (ru_maxrss) of a fresh process: while opening the state, then during the call")
+        if units == size["requeue_run"]:
+            should_requeue(state_dir, completed, units_file, units, node, nodes)
+
+
+def should_requeue(state_dir: str, completed: str, units_file: str, units: int, node: int, nodes: int) -> None:
+    def wall(command, env=None) -> float:
+        timings = []
+        for _ in range(7):
+            start = time.perf_counter()
+            subprocess.run(command, env={**os.environ, **(env or {})}, capture_output=True)
+            timings.append(time.perf_counter() - start)
+        return statistics.median(timings) * 1000
+
+    ours = wall([GSTOP, "should-requeue", "--state", state_dir], {"GRACEFULSTOP_NODE": str(node)})
+    seed = wall(["python3", str(REPOSITORY / "bench" / "seed_checker.py"), completed, units_file, str(node), str(nodes)])
+    row("7", f"`gstop should-requeue`, whole process, {units:,} units", f"{ours:.1f} ms",
+        f"`python3` seed-style checker {seed:.1f} ms", f"{ours / seed:.2f} of its wall time", "≤ 1/5 (0.20)", ours <= seed / 5)
+
+
+# 8 ----------------------------------------------------------------------------------------------
+
+def idle_supervisor(size: dict) -> None:
+    seconds = size["idle_seconds"]
+    state_dir = tempfile.mkdtemp(prefix="gs-bench-")
+    process = subprocess.Popen([GSTOP, "run", "--state", state_dir, "--", "sleep", str(seconds + 2)], stderr=subprocess.DEVNULL)
+    time.sleep(1)
+
+    def cpu_seconds() -> float:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    start = cpu_seconds()
+    time.sleep(seconds)
+    used = cpu_seconds() - start
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    rss = int([line for line in status.splitlines() if line.startswith("VmHWM")][0].split()[1]) / 1024
+    process.wait()
+    row("8", f"`gstop run` while the command works ({seconds} s idle)", f"peak RSS {rss:.1f} MB; CPU {used:.2f} s", "—", "—",
+        "RSS ≤ 10 MB; CPU ≈ 0", rss <= 10 and used <= 0.05, "CPU: utime + stime from /proc over the idle period")
+
+
+# 9 ----------------------------------------------------------------------------------------------
+
+def library_load(size: dict) -> None:
+    size_mb = os.path.getsize(LIBRARY) / 1e6
+    dependencies = subprocess.run(["ldd", LIBRARY], capture_output=True, text=True, check=True).stdout
+    swift_free = "libswift" not in dependencies and "libFoundation" not in dependencies
+    dlopen = statistics.median(float(python(
+        f"import ctypes, time\nt = time.perf_counter()\nctypes.CDLL({LIBRARY!r})\nprint((time.perf_counter() - t) * 1000)").stdout)
+        for _ in range(15))
+    imports = statistics.median(float(python(
+        "import time\nt = time.perf_counter()\nimport gracefulstop\nprint((time.perf_counter() - t) * 1000)").stdout)
+        for _ in range(15))
+    libraries = ", ".join(sorted({line.split()[0] for line in dependencies.splitlines() if "=>" in line or "ld-linux" in line}))
+    row("9", "the `.so`: size, dependencies, `dlopen`, `import gracefulstop`",
+        f"{size_mb:.1f} MB; dlopen {dlopen:.2f} ms; import {imports:.2f} ms", f"ldd: {libraries}", "—",
+        "no Swift runtime in ldd; dlopen ≤ 5 ms; import ≤ 10 ms", swift_free and dlopen <= 5 and imports <= 10,
+        "medians of 15 fresh processes (warm file cache)")
+
+
+SIZES = {
+    "full": dict(calls=1_000_000, latency_trials=100, marks=2000, runs=[10_000, 100_000, 1_000_000], requeue_run=100_000,
+                 idle_seconds=60),
+    "small": dict(calls=100_000, latency_trials=5, marks=100, runs=[1_000, 10_000], requeue_run=10_000, idle_seconds=3),
+}
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    memory = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
+    swift = subprocess.run(["swift", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    filesystem = subprocess.run(["df", "-T", tempfile.gettempdir()], capture_output=True, text=True).stdout.splitlines()[-1].split()[1]
+    return (f"{platform.node()}: {os.cpu_count()} × {cpu}, {memory:.0f} GiB, Linux {platform.release()}, {tempfile.gettempdir()} on "
+            f"{filesystem}; {swift}; Python {platform.python_version()}; gracefulstop {gracefulstop.__version__}")
+
+
+def table() -> str:
+    lines = ["| # | figure | gracefulstop | compared with | ratio | target | met | how, and what else was seen |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in ROWS:
+        lines.append("| {number} | {figure} | {ours} | {compared} | {ratio} | {target} | {met} | {note} |".format(**r))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="CI sizes: quick, figures not representative")
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    args = parser.parse_args()
+    size = SIZES["small" if args.small else "full"]
+    started = time.time()
+    print(f"gracefulstop benchmarks ({'small' if args.small else 'full'} sizes)", flush=True)
+    for figure in (calls_per_check, syscalls, stop_latency, durable_marks, remaining_units, idle_supervisor, library_load):
+        figure(size)
+    header = (f"Measured {datetime.date.today().isoformat()} with `./bench/run{' --small' if args.small else ''}` "
+              f"in {time.time() - started:.0f} s on {machine()}.")
+    print("\n" + header + "\n\n" + table())
+    if not args.no_write:
+        notes = (REPOSITORY / "bench" / "notes.md").read_text()
+        (REPOSITORY / "docs" / "benchmarks.md").write_text(
+            "# Benchmarks\n\n" + header + "\n\n" + table() + "\n\n" + notes)
+        print("\nwritten to docs/benchmarks.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
