@@ -205,7 +205,7 @@ public final class RunState: Sendable {
         let files = try requireFiles()
         let manifest = files.manifest
         let partition = manifest.partition
-        let done = try files.markers.scan(manifest.units, node: node)
+        let done = try files.markers.scan(manifest.units, partition: partition, node: node)
         knowledge.withLock { known in
             if known == nil { known = Knowledge(done: DoneSet(unitCount: manifest.unitCount), doneByNode: [Int](repeating: 0, count: manifest.nodes)) }
             let nodes = node.map { [$0] } ?? Array(0..<manifest.nodes)

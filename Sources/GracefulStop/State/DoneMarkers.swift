@@ -14,6 +14,8 @@ final class DoneMarkers: Sendable {
     let legacy: Directory?
     /// Node directories opened so far (a process usually marks for one node: one descriptor).
     private let nodeDirectories = Mutex<[Int: Directory]>([:])
+    /// Compact indexes of the nodes scanned so far (see UnitTable.Subset).
+    private let nodeIndexes = Mutex<[Int: UnitTable.Subset]>([:])
 
     init(directory: Directory, legacy: Directory?) {
         self.directory = directory
@@ -96,27 +98,37 @@ final class DoneMarkers: Sendable {
 
     /// The done units of `node` (all nodes when nil): one readdir of that node's directory (of each
     /// node directory), never a stat per unit; plus one of the legacy directory.
-    func scan(_ table: UnitTable, node: Int?) throws -> DoneSet {
+    func scan(_ table: UnitTable, partition: Partition, node: Int?) throws -> DoneSet {
         var done = DoneSet(unitCount: table.count)
         let suffixLength = MarkerName.suffix.count
-        func read(_ shard: Directory) throws {
+        func read(_ shard: Directory, _ lookup: (UnsafeBufferPointer<UInt8>) -> Int?) throws {
             try shard.forEachEntry { name in
                 guard name.count > suffixLength, name[0] != UInt8(ascii: "."),
                       name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix),
-                      let unit = table.index(ofStem: name[..<(name.count - suffixLength)])
+                      let unit = lookup(UnsafeBufferPointer(rebasing: name[..<(name.count - suffixLength)]))
                 else { return }
                 done.insert(unit)
             }
         }
         if let node {
-            if let shard = try nodeDirectory(node, create: false) { try read(shard) }
+            if let shard = try nodeDirectory(node, create: false) {
+                let index = nodeIndexes.withLock { indexes in
+                    if let built = indexes[node] { return built }
+                    let built = UnitTable.Subset(table, units: partition.units(ofNode: node))
+                    indexes[node] = built
+                    return built
+                }
+                try index.withLookup { lookup in try read(shard, lookup) }
+            }
         } else {
             var nodes: [Int] = []
             try directory.forEachEntry { name in
                 if let node = Int(String(decoding: name, as: UTF8.self)), node >= 0, String(node).utf8.count == name.count { nodes.append(node) }
             }
-            for node in nodes {
-                if let shard = try nodeDirectory(node, create: false) { try read(shard) }
+            try table.withLookup { lookup in
+                for node in nodes {
+                    if let shard = try nodeDirectory(node, create: false) { try read(shard) { lookup.index(ofStem: $0) } }
+                }
             }
         }
         try legacy?.forEachEntry { name in

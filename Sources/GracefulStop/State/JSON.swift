@@ -73,6 +73,18 @@ struct JSONReader {
     mutating func readString(appendingTo output: inout [UInt8]) throws {
         try expect(UInt8(ascii: "\""))
         while true {
+            // Copy the run of plain bytes up to the next quote, backslash or control byte at once.
+            let start = position
+            position = bytes.withUnsafeBufferPointer { buffer in
+                var end = start
+                while end < buffer.count {
+                    let byte = buffer[end]
+                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+                    end += 1
+                }
+                return end
+            }
+            output.append(contentsOf: bytes[start..<position])
             if atEnd { throw error("unterminated string (truncated?)") }
             let byte = bytes[position]
             position += 1
@@ -81,11 +93,9 @@ struct JSONReader {
                 return
             case UInt8(ascii: "\\"):
                 try readEscape(appendingTo: &output)
-            case 0..<0x20:
+            default:
                 position -= 1
                 throw error("control character in a string")
-            default:
-                output.append(byte)
             }
         }
     }

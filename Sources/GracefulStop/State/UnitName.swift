@@ -8,17 +8,24 @@ public enum UnitName {
 
     /// Throws `.invalidArgument` naming the problem when `bytes` is not a valid unit name.
     public static func validate<Bytes: Collection<UInt8>>(_ bytes: Bytes) throws {
-        if bytes.isEmpty { throw GracefulStopError(.invalidArgument, "a unit name must not be empty") }
-        if bytes.count > maximumLength {
-            throw GracefulStopError(.invalidArgument, "unit name \(preview(bytes)) is \(bytes.count) bytes; the limit is \(maximumLength)")
+        let found: String?? = bytes.withContiguousStorageIfAvailable { buffer -> String? in UnitName.problem(buffer) }
+        let problem: String? = found ?? Array(bytes).withUnsafeBufferPointer { buffer -> String? in UnitName.problem(buffer) }
+        if let problem { throw GracefulStopError(.invalidArgument, problem) }
+    }
+
+    /// What is wrong with `bytes` as a unit name, or nil. One pass over the bytes; a String is made
+    /// only for names with non-ASCII bytes (to check their UTF-8), so a million plain names cost no
+    /// allocation.
+    static func problem(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+        if bytes.isEmpty { return "a unit name must not be empty" }
+        if bytes.count > maximumLength { return "unit name \(preview(bytes)) is \(bytes.count) bytes; the limit is \(maximumLength)" }
+        var ascii = true
+        for (offset, byte) in bytes.enumerated() {
+            if byte == 0 { return "unit name \(preview(bytes)) contains a NUL byte at byte \(offset)" }
+            if byte >= 0x80 { ascii = false }
         }
-        if let nul = bytes.firstIndex(of: 0) {
-            let offset = bytes.distance(from: bytes.startIndex, to: nul)
-            throw GracefulStopError(.invalidArgument, "unit name \(preview(bytes)) contains a NUL byte at byte \(offset)")
-        }
-        if String(validating: bytes, as: UTF8.self) == nil {
-            throw GracefulStopError(.invalidArgument, "unit name \(preview(bytes)) is not valid UTF-8")
-        }
+        if !ascii && String(validating: bytes, as: UTF8.self) == nil { return "unit name \(preview(bytes)) is not valid UTF-8" }
+        return nil
     }
 
     /// A short, printable, quoted form of a (possibly invalid) name for error messages.

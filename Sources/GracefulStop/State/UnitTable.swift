@@ -1,6 +1,9 @@
+import Glibc
+
 /// The manifest's units in order, laid out for a million names: every name in one byte buffer, and
 /// an open-addressing index from a marker's stem (its file name without `.done`) to the unit's
-/// position. A directory scan then finds each entry's unit without allocating anything.
+/// position. A directory scan then finds each entry's unit without allocating anything: `withLookup`
+/// hands out raw pointers for the whole scan.
 struct UnitTable: Sendable {
     private var nameBytes: [UInt8] = []
     private var nameEnds: [UInt32] = []
@@ -8,7 +11,8 @@ struct UnitTable: Sendable {
     /// names, whose stem is the name itself).
     private var stemBytes: [UInt8]? = nil
     private var stemEnds: [UInt32]? = nil
-    /// Unit positions by stem hash; -1 is empty. Capacity is a power of two, at least twice `count`.
+    /// Unit positions by stem hash; -1 is empty. About 1.3 slots per unit (not a power of two: a
+    /// multiply-shift maps hashes onto it), which keeps probes short and costs 5 bytes per unit.
     private var slots: [Int32] = []
 
     var count: Int { nameEnds.count }
@@ -29,94 +33,210 @@ struct UnitTable: Sendable {
     }
 
     @inline(__always)
-    private func nameRange(_ index: Int) -> Range<Int> {
-        (index == 0 ? 0 : Int(nameEnds[index - 1]))..<Int(nameEnds[index])
+    private static func range(_ ends: UnsafeBufferPointer<UInt32>, _ index: Int) -> Range<Int> {
+        (index == 0 ? 0 : Int(ends[index - 1]))..<Int(ends[index])
     }
 
-    func nameBytes(_ index: Int) -> ArraySlice<UInt8> { nameBytes[nameRange(index)] }
+    func nameBytes(_ index: Int) -> ArraySlice<UInt8> {
+        nameBytes[nameEnds.withUnsafeBufferPointer { UnitTable.range($0, index) }]
+    }
 
-    func name(_ index: Int) -> String { String(decoding: nameBytes[nameRange(index)], as: UTF8.self) }
+    func name(_ index: Int) -> String { String(decoding: nameBytes(index), as: UTF8.self) }
 
     /// Calls `body` with the raw bytes of names, for copying many names out at once.
     func withNameStorage<R>(_ body: (UnsafeBufferPointer<UInt8>, (Int) -> Range<Int>) throws -> R) rethrows -> R {
-        try nameBytes.withUnsafeBufferPointer { try body($0, nameRange) }
+        try nameBytes.withUnsafeBufferPointer { bytes in
+            try nameEnds.withUnsafeBufferPointer { ends in try body(bytes, { UnitTable.range(ends, $0) }) }
+        }
     }
 
     /// The stem of unit `index`'s marker.
     func stem(_ index: Int) -> ArraySlice<UInt8> {
-        guard let stemBytes, let stemEnds else { return nameBytes[nameRange(index)] }
-        let start = index == 0 ? 0 : Int(stemEnds[index - 1])
-        return stemBytes[start..<Int(stemEnds[index])]
+        guard let stemBytes, let stemEnds else { return nameBytes(index) }
+        return stemBytes[stemEnds.withUnsafeBufferPointer { UnitTable.range($0, index) }]
+    }
+
+    /// Raw views of the stems and the index, valid inside `withLookup`.
+    struct Lookup {
+        let stems: UnsafeBufferPointer<UInt8>
+        let ends: UnsafeBufferPointer<UInt32>
+        let slots: UnsafeBufferPointer<Int32>
+
+        @inline(__always)
+        func stem(_ index: Int) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: stems[UnitTable.range(ends, index)]) }
+
+        /// The position of the unit whose marker stem is `key`, or nil.
+        @inline(__always)
+        func index(ofStem key: UnsafeBufferPointer<UInt8>) -> Int? {
+            if slots.isEmpty { return nil }
+            var slot = UnitTable.slot(UnitTable.hash(key), slots.count)
+            while true {
+                let candidate = Int(slots[slot])
+                if candidate == -1 { return nil }
+                if UnitTable.equal(stem(candidate), key) { return candidate }
+                slot = slot + 1 == slots.count ? 0 : slot + 1
+            }
+        }
+    }
+
+    func withLookup<R>(_ body: (Lookup) throws -> R) rethrows -> R {
+        try (stemBytes ?? nameBytes).withUnsafeBufferPointer { stems in
+            try (stemEnds ?? nameEnds).withUnsafeBufferPointer { ends in
+                try slots.withUnsafeBufferPointer { slots in try body(Lookup(stems: stems, ends: ends, slots: slots)) }
+            }
+        }
+    }
+
+    /// A compact index of some units (one node's): their stems copied side by side with their own
+    /// slots. Scanning a node's directory looks up only that node's units, and an index of 125,000
+    /// units fits in the CPU's caches where the whole table (a million) does not: every lookup in
+    /// it would miss the cache three times (slot, offsets, bytes).
+    struct Subset: Sendable {
+        private let stems: [UInt8]
+        private let ends: [UInt32]
+        private let units: [Int32]
+        /// Position in `units` plus one (0: empty) in the low half, the hash's low 32 bits in the
+        /// high half: a probe compares names only when the tags agree, so about once per lookup.
+        private let slots: [UInt64]
+
+        init(_ table: UnitTable, units chosen: some Sequence<Int>) {
+            var stems: [UInt8] = []
+            var ends: [UInt32] = []
+            var units: [Int32] = []
+            for unit in chosen {
+                stems.append(contentsOf: table.stem(unit))
+                ends.append(UInt32(stems.count))
+                units.append(Int32(unit))
+            }
+            var slots = [UInt64](repeating: 0, count: max(16, units.count + units.count / 3 + 1))
+            stems.withUnsafeBufferPointer { stems in
+                ends.withUnsafeBufferPointer { ends in
+                    slots.withUnsafeMutableBufferPointer { slots in
+                        for local in 0..<ends.count {
+                            let hash = UnitTable.hash(UnsafeBufferPointer(rebasing: stems[UnitTable.range(ends, local)]))
+                            var slot = UnitTable.slot(hash, slots.count)
+                            while slots[slot] != 0 { slot = slot + 1 == slots.count ? 0 : slot + 1 }
+                            slots[slot] = hash << 32 | UInt64(local + 1)
+                        }
+                    }
+                }
+            }
+            self.stems = stems
+            self.ends = ends
+            self.units = units
+            self.slots = slots
+        }
+
+        /// Calls `body` with a function from a marker stem to the unit's position in the manifest.
+        func withLookup<R>(_ body: ((UnsafeBufferPointer<UInt8>) -> Int?) throws -> R) rethrows -> R {
+            try stems.withUnsafeBufferPointer { stems in
+                try ends.withUnsafeBufferPointer { ends in
+                    try units.withUnsafeBufferPointer { units in
+                        try slots.withUnsafeBufferPointer { slots in
+                            try body { key in
+                                let hash = UnitTable.hash(key)
+                                let tag = hash << 32
+                                var slot = UnitTable.slot(hash, slots.count)
+                                while true {
+                                    let entry = slots[slot]
+                                    if entry == 0 { return nil }
+                                    if entry & 0xFFFF_FFFF_0000_0000 == tag {
+                                        let local = Int(entry & 0xFFFF_FFFF) - 1
+                                        if UnitTable.equal(UnsafeBufferPointer(rebasing: stems[UnitTable.range(ends, local)]), key) {
+                                            return Int(units[local])
+                                        }
+                                    }
+                                    slot = slot + 1 == slots.count ? 0 : slot + 1
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Validates every name, derives stems and fills the index. `source` names the file for errors.
     mutating func buildIndex(source: String) throws {
         var allVerbatim = true
-        for index in 0..<count {
-            let name = nameBytes[nameRange(index)]
-            do { try UnitName.validate(name) } catch let error as GracefulStopError {
-                throw GracefulStopError(.invalidArgument, "\(source), unit #\(index): \(error.message)")
+        try nameBytes.withUnsafeBufferPointer { bytes in
+            try nameEnds.withUnsafeBufferPointer { ends in
+                for index in 0..<ends.count {
+                    let name = UnsafeBufferPointer(rebasing: bytes[UnitTable.range(ends, index)])
+                    if let problem = UnitName.problem(name) {
+                        throw GracefulStopError(.invalidArgument, "\(source), unit #\(index): \(problem)")
+                    }
+                    if allVerbatim && !MarkerName.isVerbatim(name) { allVerbatim = false }
+                }
             }
-            if allVerbatim && !MarkerName.isVerbatim(name) { allVerbatim = false }
         }
         if !allVerbatim {
             var bytes: [UInt8] = []
             var ends: [UInt32] = []
             ends.reserveCapacity(count)
             for index in 0..<count {
-                MarkerName.appendStem(of: nameBytes[nameRange(index)], to: &bytes)
+                MarkerName.appendStem(of: nameBytes(index), to: &bytes)
                 ends.append(UInt32(bytes.count))
             }
             stemBytes = bytes
             stemEnds = ends
         }
-        var capacity = 16
-        while capacity < 2 * count { capacity <<= 1 }
-        slots = [Int32](repeating: -1, count: capacity)
-        let mask = capacity - 1
-        for index in 0..<count {
-            let key = stem(index)
-            var slot = Int(truncatingIfNeeded: UnitTable.hash(key)) & mask
-            while slots[slot] != -1 {
-                let other = Int(slots[slot])
-                if stem(other).elementsEqual(key) {
-                    throw GracefulStopError(
-                        .invalidArgument,
-                        "\(source): unit \(UnitName.preview(nameBytes(index))) appears twice (#\(other) and #\(index))")
+        slots = [Int32](repeating: -1, count: max(16, count + count / 3 + 1))
+        let duplicate: (Int, Int)? = (stemBytes ?? nameBytes).withUnsafeBufferPointer { stems in
+            (stemEnds ?? nameEnds).withUnsafeBufferPointer { ends in
+                slots.withUnsafeMutableBufferPointer { slots -> (Int, Int)? in
+                    for index in 0..<ends.count {
+                        let key = UnsafeBufferPointer(rebasing: stems[UnitTable.range(ends, index)])
+                        var slot = UnitTable.slot(UnitTable.hash(key), slots.count)
+                        while slots[slot] != -1 {
+                            let other = Int(slots[slot])
+                            if UnitTable.equal(UnsafeBufferPointer(rebasing: stems[UnitTable.range(ends, other)]), key) { return (other, index) }
+                            slot = slot + 1 == slots.count ? 0 : slot + 1
+                        }
+                        slots[slot] = Int32(index)
+                    }
+                    return nil
                 }
-                slot = (slot + 1) & mask
             }
-            slots[slot] = Int32(index)
+        }
+        if let (first, second) = duplicate {
+            throw GracefulStopError(.invalidArgument, "\(source): unit \(UnitName.preview(nameBytes(second))) appears twice (#\(first) and #\(second))")
         }
     }
 
     /// The position of the unit whose marker stem is `key`, or nil.
     func index<Key: Collection<UInt8>>(ofStem key: Key) -> Int? {
-        if slots.isEmpty { return nil }
-        let mask = slots.count - 1
-        var slot = Int(truncatingIfNeeded: UnitTable.hash(key)) & mask
-        while true {
-            let candidate = Int(slots[slot])
-            if candidate == -1 { return nil }
-            if stem(candidate).elementsEqual(key) { return candidate }
-            slot = (slot + 1) & mask
-        }
+        let bytes = Array(key)
+        return bytes.withUnsafeBufferPointer { key in withLookup { $0.index(ofStem: key) } }
     }
 
     /// The position of the unit named `name`, or nil.
     func index<Name: Collection<UInt8>>(ofUnit name: Name) -> Int? {
-        if MarkerName.isVerbatim(name) { return index(ofStem: name) }
         var stem: [UInt8] = []
         MarkerName.appendStem(of: name, to: &stem)
         return index(ofStem: stem)
     }
 
-    /// FNV-1a, 64-bit: simple, and good enough to spread file names over the slots.
+    /// FNV-1a, 64-bit, then the splitmix64 finalizer: FNV alone leaves the high bits of names that
+    /// differ only in their last characters alike, and `slot` uses the high bits.
     @inline(__always)
-    static func hash<Key: Collection<UInt8>>(_ key: Key) -> UInt64 {
+    static func hash(_ key: UnsafeBufferPointer<UInt8>) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in key { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return hash ^ (hash >> 29)
+        hash = (hash ^ (hash >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        hash = (hash ^ (hash >> 27)) &* 0x94d0_49bb_1331_11eb
+        return hash ^ (hash >> 31)
+    }
+
+    /// Maps a hash onto 0..<count with one multiplication (Lemire's multiply-shift).
+    @inline(__always)
+    static func slot(_ hash: UInt64, _ count: Int) -> Int {
+        Int(truncatingIfNeeded: hash.multipliedFullWidth(by: UInt64(count)).high)
+    }
+
+    @inline(__always)
+    static func equal(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
     }
 }
 
