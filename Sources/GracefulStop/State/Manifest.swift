@@ -65,7 +65,10 @@ public struct Manifest: Sendable {
             case "nodes": nodes = try reader.readInteger()
             case "partition": rule = try reader.readString()
             case "legacy_done_dir": legacy = try reader.readNull() ? nil : try reader.readString()
-            case "unit_count": declaredCount = try reader.readInteger()
+            case "unit_count":
+                declaredCount = try reader.readInteger()
+                // The names are at most the file's size: reserve once instead of growing a million times.
+                if let declaredCount, declaredCount > 0, declaredCount < bytes.count { units.reserve(units: declaredCount, bytes: bytes.count) }
             case "units":
                 sawUnits = true
                 try reader.readArray { reader in try units.appendName { try reader.readString(appendingTo: &$0) } }

@@ -11,9 +11,10 @@ struct UnitTable: Sendable {
     /// names, whose stem is the name itself).
     private var stemBytes: [UInt8]? = nil
     private var stemEnds: [UInt32]? = nil
-    /// Unit positions by stem hash; -1 is empty. About 1.3 slots per unit (not a power of two: a
-    /// multiply-shift maps hashes onto it), which keeps probes short and costs 5 bytes per unit.
-    private var slots: [Int32] = []
+    /// The index: about 1.3 slots per unit (not a power of two: a multiply-shift maps hashes onto
+    /// it). Each slot holds a unit's position plus one (0: empty) in its low half and its hash's low
+    /// 32 bits in its high half, so a probe compares names only when the tags agree.
+    private var slots: [UInt64] = []
 
     var count: Int { nameEnds.count }
 
@@ -23,6 +24,12 @@ struct UnitTable: Sendable {
     init<Names: Sequence>(names: Names) throws where Names.Element: Collection<UInt8> {
         for name in names { appendName { $0.append(contentsOf: name) } }
         try buildIndex(source: "the unit list")
+    }
+
+    /// Makes room for `units` names of `bytes` bytes in all (the manifest reader knows both roughly).
+    mutating func reserve(units: Int, bytes: Int) {
+        nameEnds.reserveCapacity(units)
+        nameBytes.reserveCapacity(bytes)
     }
 
     /// Appends one unit whose bytes `write` appends to the shared buffer (the manifest reader
@@ -56,26 +63,51 @@ struct UnitTable: Sendable {
         return stemBytes[stemEnds.withUnsafeBufferPointer { UnitTable.range($0, index) }]
     }
 
-    /// Raw views of the stems and the index, valid inside `withLookup`.
+    /// Raw views of stems and an index over them, valid inside `withLookup`.
     struct Lookup {
         let stems: UnsafeBufferPointer<UInt8>
         let ends: UnsafeBufferPointer<UInt32>
-        let slots: UnsafeBufferPointer<Int32>
+        let slots: UnsafeBufferPointer<UInt64>
 
         @inline(__always)
         func stem(_ index: Int) -> UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(rebasing: stems[UnitTable.range(ends, index)]) }
 
-        /// The position of the unit whose marker stem is `key`, or nil.
+        /// The position (in `stems`) of the stem equal to `key`, or nil.
         @inline(__always)
         func index(ofStem key: UnsafeBufferPointer<UInt8>) -> Int? {
             if slots.isEmpty { return nil }
-            var slot = UnitTable.slot(UnitTable.hash(key), slots.count)
+            let hash = UnitTable.hash(key)
+            let tag = hash << 32
+            var slot = UnitTable.slot(hash, slots.count)
             while true {
-                let candidate = Int(slots[slot])
-                if candidate == -1 { return nil }
-                if UnitTable.equal(stem(candidate), key) { return candidate }
+                let entry = slots[slot]
+                if entry == 0 { return nil }
+                if entry & 0xFFFF_FFFF_0000_0000 == tag {
+                    let candidate = Int(entry & 0xFFFF_FFFF) - 1
+                    if UnitTable.equal(stem(candidate), key) { return candidate }
+                }
                 slot = slot + 1 == slots.count ? 0 : slot + 1
             }
+        }
+
+        /// Builds slots for every stem; returns the first pair of equal stems, if any.
+        static func fill(_ slots: UnsafeMutableBufferPointer<UInt64>, stems: UnsafeBufferPointer<UInt8>,
+                         ends: UnsafeBufferPointer<UInt32>) -> (Int, Int)? {
+            for index in 0..<ends.count {
+                let key = UnsafeBufferPointer(rebasing: stems[UnitTable.range(ends, index)])
+                let hash = UnitTable.hash(key)
+                let tag = hash << 32
+                var slot = UnitTable.slot(hash, slots.count)
+                while slots[slot] != 0 {
+                    let entry = slots[slot]
+                    let other = Int(entry & 0xFFFF_FFFF) - 1
+                    if entry & 0xFFFF_FFFF_0000_0000 == tag,
+                       UnitTable.equal(UnsafeBufferPointer(rebasing: stems[UnitTable.range(ends, other)]), key) { return (other, index) }
+                    slot = slot + 1 == slots.count ? 0 : slot + 1
+                }
+                slots[slot] = tag | UInt64(index + 1)
+            }
+            return nil
         }
     }
 
@@ -95,8 +127,6 @@ struct UnitTable: Sendable {
         private let stems: [UInt8]
         private let ends: [UInt32]
         private let units: [Int32]
-        /// Position in `units` plus one (0: empty) in the low half, the hash's low 32 bits in the
-        /// high half: a probe compares names only when the tags agree, so about once per lookup.
         private let slots: [UInt64]
 
         init(_ table: UnitTable, units chosen: some Sequence<Int>) {
@@ -111,14 +141,7 @@ struct UnitTable: Sendable {
             var slots = [UInt64](repeating: 0, count: max(16, units.count + units.count / 3 + 1))
             stems.withUnsafeBufferPointer { stems in
                 ends.withUnsafeBufferPointer { ends in
-                    slots.withUnsafeMutableBufferPointer { slots in
-                        for local in 0..<ends.count {
-                            let hash = UnitTable.hash(UnsafeBufferPointer(rebasing: stems[UnitTable.range(ends, local)]))
-                            var slot = UnitTable.slot(hash, slots.count)
-                            while slots[slot] != 0 { slot = slot + 1 == slots.count ? 0 : slot + 1 }
-                            slots[slot] = hash << 32 | UInt64(local + 1)
-                        }
-                    }
+                    slots.withUnsafeMutableBufferPointer { _ = Lookup.fill($0, stems: stems, ends: ends) }
                 }
             }
             self.stems = stems
@@ -133,22 +156,8 @@ struct UnitTable: Sendable {
                 try ends.withUnsafeBufferPointer { ends in
                     try units.withUnsafeBufferPointer { units in
                         try slots.withUnsafeBufferPointer { slots in
-                            try body { key in
-                                let hash = UnitTable.hash(key)
-                                let tag = hash << 32
-                                var slot = UnitTable.slot(hash, slots.count)
-                                while true {
-                                    let entry = slots[slot]
-                                    if entry == 0 { return nil }
-                                    if entry & 0xFFFF_FFFF_0000_0000 == tag {
-                                        let local = Int(entry & 0xFFFF_FFFF) - 1
-                                        if UnitTable.equal(UnsafeBufferPointer(rebasing: stems[UnitTable.range(ends, local)]), key) {
-                                            return Int(units[local])
-                                        }
-                                    }
-                                    slot = slot + 1 == slots.count ? 0 : slot + 1
-                                }
-                            }
+                            let lookup = Lookup(stems: stems, ends: ends, slots: slots)
+                            return try body { key in lookup.index(ofStem: key).map { Int(units[$0]) } }
                         }
                     }
                 }
@@ -181,22 +190,10 @@ struct UnitTable: Sendable {
             stemBytes = bytes
             stemEnds = ends
         }
-        slots = [Int32](repeating: -1, count: max(16, count + count / 3 + 1))
+        slots = [UInt64](repeating: 0, count: max(16, count + count / 3 + 1))
         let duplicate: (Int, Int)? = (stemBytes ?? nameBytes).withUnsafeBufferPointer { stems in
             (stemEnds ?? nameEnds).withUnsafeBufferPointer { ends in
-                slots.withUnsafeMutableBufferPointer { slots -> (Int, Int)? in
-                    for index in 0..<ends.count {
-                        let key = UnsafeBufferPointer(rebasing: stems[UnitTable.range(ends, index)])
-                        var slot = UnitTable.slot(UnitTable.hash(key), slots.count)
-                        while slots[slot] != -1 {
-                            let other = Int(slots[slot])
-                            if UnitTable.equal(UnsafeBufferPointer(rebasing: stems[UnitTable.range(ends, other)]), key) { return (other, index) }
-                            slot = slot + 1 == slots.count ? 0 : slot + 1
-                        }
-                        slots[slot] = Int32(index)
-                    }
-                    return nil
-                }
+                slots.withUnsafeMutableBufferPointer { Lookup.fill($0, stems: stems, ends: ends) }
             }
         }
         if let (first, second) = duplicate {
