@@ -114,11 +114,35 @@ final class DoneMarkers: Sendable {
             if let shard = try nodeDirectory(node, create: false) {
                 let index = nodeIndexes.withLock { indexes in
                     if let built = indexes[node] { return built }
-                    let built = UnitTable.Subset(table, units: partition.units(ofNode: node))
+                    let built = UnitTable.Subset(table, units: partition.units(ofNode: node), count: partition.unitCount(ofNode: node))
                     indexes[node] = built
                     return built
                 }
-                try index.withLookup { lookup in try read(shard, lookup) }
+                // Entry names are copied into a batch buffer (readdir's buffer is reused under us).
+                let batchSize = 32
+                var names = [UInt8](repeating: 0, count: batchSize * 256)
+                var lengths: [Int] = []
+                var found: [Int?] = []
+                func flush() {
+                    names.withUnsafeBufferPointer { names in
+                        let keys = lengths.indices.map { UnsafeBufferPointer(rebasing: names[($0 * 256)..<($0 * 256 + lengths[$0])]) }
+                        index.lookUp(keys, into: &found)
+                    }
+                    for case let unit? in found.prefix(lengths.count) { done.insert(unit) }
+                    lengths.removeAll(keepingCapacity: true)
+                }
+                try shard.forEachEntry { name in
+                    guard name.count > suffixLength, name.count <= 255, name[0] != UInt8(ascii: "."),
+                          name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix)
+                    else { return }
+                    let stemLength = name.count - suffixLength
+                    names.withUnsafeMutableBufferPointer { buffer in
+                        _ = UnsafeMutableBufferPointer(rebasing: buffer[(lengths.count * 256)...]).initialize(from: name[..<stemLength])
+                    }
+                    lengths.append(stemLength)
+                    if lengths.count == batchSize { flush() }
+                }
+                if !lengths.isEmpty { flush() }
             }
         } else {
             var nodes: [Int] = []

@@ -119,47 +119,88 @@ struct UnitTable: Sendable {
         }
     }
 
-    /// A compact index of some units (one node's): their stems copied side by side with their own
-    /// slots. Scanning a node's directory looks up only that node's units, and an index of 125,000
-    /// units fits in the CPU's caches where the whole table (a million) does not: every lookup in
-    /// it would miss the cache three times (slot, offsets, bytes).
+    /// A compact index of some units (one node's), for scanning that node's directory: an
+    /// open-addressing table of 32-byte records, each holding a unit's position, its stem's hash tag
+    /// and length, and the stem itself when it fits in 16 bytes (names like "eq_17" or
+    /// "unit-0000042"). A lookup then reads one record, where a lookup in the whole table reads a
+    /// slot, offsets, bytes and a position from four arrays of a million entries, each a likely
+    /// cache miss.
     struct Subset: Sendable {
-        private let stems: [UInt8]
-        private let ends: [UInt32]
-        private let units: [Int32]
-        private let slots: [UInt64]
-
-        init(_ table: UnitTable, units chosen: some Sequence<Int>) {
-            var stems: [UInt8] = []
-            var ends: [UInt32] = []
-            var units: [Int32] = []
-            for unit in chosen {
-                stems.append(contentsOf: table.stem(unit))
-                ends.append(UInt32(stems.count))
-                units.append(Int32(unit))
-            }
-            var slots = [UInt64](repeating: 0, count: max(16, units.count + units.count / 3 + 1))
-            stems.withUnsafeBufferPointer { stems in
-                ends.withUnsafeBufferPointer { ends in
-                    slots.withUnsafeMutableBufferPointer { _ = Lookup.fill($0, stems: stems, ends: ends) }
-                }
-            }
-            self.stems = stems
-            self.ends = ends
-            self.units = units
-            self.slots = slots
+        struct Record: Sendable {
+            var tag: UInt32 = 0
+            /// The unit's position in the manifest; -1 for an empty record.
+            var unit: Int32 = -1
+            /// The stem's first 16 bytes, zero-padded.
+            var head: (UInt64, UInt64) = (0, 0)
+            /// Where a stem longer than 16 bytes is, in `long`.
+            var offset: UInt32 = 0
+            var length: UInt32 = 0
         }
 
-        /// Calls `body` with a function from a marker stem to the unit's position in the manifest.
-        func withLookup<R>(_ body: ((UnsafeBufferPointer<UInt8>) -> Int?) throws -> R) rethrows -> R {
-            try stems.withUnsafeBufferPointer { stems in
-                try ends.withUnsafeBufferPointer { ends in
-                    try units.withUnsafeBufferPointer { units in
-                        try slots.withUnsafeBufferPointer { slots in
-                            let lookup = Lookup(stems: stems, ends: ends, slots: slots)
-                            return try body { key in lookup.index(ofStem: key).map { Int(units[$0]) } }
-                        }
+        private let records: [Record]
+        private let long: [UInt8]
+
+        init(_ table: UnitTable, units chosen: some Sequence<Int>, count: Int) {
+            var records = [Record](repeating: Record(), count: max(16, count + count / 3 + 1))
+            var long: [UInt8] = []
+            for unit in chosen {
+                let stem = Array(table.stem(unit))
+                stem.withUnsafeBufferPointer { key in
+                    let hash = UnitTable.hash(key)
+                    var record = Record(tag: UInt32(truncatingIfNeeded: hash), unit: Int32(unit), head: Subset.head(key),
+                                        offset: UInt32(long.count), length: UInt32(key.count))
+                    if key.count > 16 { long.append(contentsOf: key) } else { record.offset = 0 }
+                    var slot = UnitTable.slot(hash, records.count)
+                    while records[slot].unit != -1 { slot = slot + 1 == records.count ? 0 : slot + 1 }
+                    records[slot] = record
+                }
+            }
+            self.records = records
+            self.long = long
+        }
+
+        /// A key's first 16 bytes as two words, zero-padded.
+        @inline(__always)
+        static func head(_ key: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64) {
+            var words: (UInt64, UInt64) = (0, 0)
+            withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(key).prefix(16))) }
+            return words
+        }
+
+        /// The positions of the units whose stems are `keys` (nil for a stem of no unit here).
+        /// Keys go in batches: every key's first record is read before any is compared, so the
+        /// cache misses of a batch overlap instead of following one another.
+        func lookUp(_ keys: [UnsafeBufferPointer<UInt8>], into found: inout [Int?]) {
+            records.withUnsafeBufferPointer { records in
+                long.withUnsafeBufferPointer { long in
+                    var hashes = [UInt64](repeating: 0, count: keys.count)
+                    var warm: UInt32 = 0
+                    for (index, key) in keys.enumerated() {
+                        hashes[index] = UnitTable.hash(key)
+                        warm &+= records[UnitTable.slot(hashes[index], records.count)].tag
                     }
+                    found.removeAll(keepingCapacity: true)
+                    for (index, key) in keys.enumerated() {
+                        let hash = hashes[index]
+                        let tag = UInt32(truncatingIfNeeded: hash)
+                        let head = Subset.head(key)
+                        var slot = UnitTable.slot(hash, records.count)
+                        var unit: Int? = nil
+                        while true {
+                            let record = records[slot]
+                            if record.unit == -1 { break }
+                            if record.tag == tag && record.length == UInt32(key.count) && record.head == head
+                                && (key.count <= 16
+                                    || UnitTable.equal(UnsafeBufferPointer(rebasing: long[Int(record.offset)..<Int(record.offset + record.length)]), key))
+                            {
+                                unit = Int(record.unit)
+                                break
+                            }
+                            slot = slot + 1 == records.count ? 0 : slot + 1
+                        }
+                        found.append(unit)
+                    }
+                    if warm == 0x5EED_5EED { found.append(nil) }  // keeps the warming loads from being optimised away
                 }
             }
         }
