@@ -1,22 +1,24 @@
 import Glibc
 
 /// `run.done`: every unit of the whole run is done. Created by the first process that observes it —
-/// the one that marks the last unit, or any later scan (`remaining_units`, the supervisor) — so it
-/// appears whichever node finishes last. Written atomically (rename), so concurrent finishers each
-/// leave one complete file and never a mixed one.
+/// the one that marks the last unit, or any later scan of the run (the supervisor) — so it appears
+/// whichever node finishes last. Created exclusively (a complete file linked into place), so of
+/// concurrent finishers exactly one creates it and the others leave it as it is.
 enum RunCompletion {
     static let fileName = "run.done"
 
     static func exists(in directory: Directory) throws -> Bool { try directory.exists(fileName) }
 
-    static func write(in directory: Directory, unitCount: Int) throws {
+    /// Creates run.done unless it exists; true when this call created it.
+    @discardableResult
+    static func write(in directory: Directory, unitCount: Int) throws -> Bool {
         var json = JSONWriter()
         json.raw("{\"units\": \(unitCount), \"completed_at\": ")
         json.number(Clock.unixSeconds())
         json.raw(", \"by\": ")
         json.string("\(HostName.current):\(getpid())")
         json.raw("}\n")
-        try directory.writeAtomically(fileName, json.bytes)
+        return try directory.writeAtomically(fileName, json.bytes, exclusive: true)
     }
 }
 

@@ -104,7 +104,14 @@ final class Directory: Sendable {
     /// fsynced and renamed over `name`, then this directory is fsynced. A reader sees the old
     /// content or the whole new one, never a part; once this returns, the file survives kill -9 and
     /// power loss. rename(2) is atomic on local filesystems, NFS and Lustre alike, and needs no lock.
-    func writeAtomically(_ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer, display: @autoclosure () -> String) throws {
+    ///
+    /// With `exclusive`, an existing `name` is kept: the file is linked into place (link(2) fails
+    /// when the name exists, atomically on NFS too) rather than renamed over it, and the result says
+    /// whether this call created it.
+    @discardableResult
+    func writeAtomically(_ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer, exclusive: Bool = false,
+                         display: @autoclosure () -> String) throws -> Bool {
+        var created = true
         let temporary = TemporaryName.next()
         try temporary.withUnsafeBufferPointer { (tmp) in
             let tmpName = tmp.baseAddress!
@@ -125,7 +132,14 @@ final class Directory: Sendable {
             if close(created.result) == -1 && failure == nil {
                 failure = .system("cannot write", pathOf(display()), errno: Glibc.errno)
             }
-            if failure == nil {
+            if failure == nil && exclusive {
+                let linked = retryingOnInterrupt { linkat(fd, tmpName, fd, name, 0) }
+                if linked.result == -1 && linked.errno != EEXIST {
+                    failure = .system("cannot link a temporary file to", pathOf(display()), errno: linked.errno)
+                }
+                created = linked.result == 0
+                _ = unlinkat(fd, tmpName, 0)
+            } else if failure == nil {
                 let renamed = retryingOnInterrupt { renameat(fd, tmpName, fd, name) }
                 if renamed.result == -1 { failure = .system("cannot rename a temporary file to", pathOf(display()), errno: renamed.errno) }
             }
@@ -135,11 +149,13 @@ final class Directory: Sendable {
             }
         }
         try sync()
+        return created
     }
 
-    func writeAtomically(_ name: String, _ bytes: [UInt8]) throws {
+    @discardableResult
+    func writeAtomically(_ name: String, _ bytes: [UInt8], exclusive: Bool = false) throws -> Bool {
         try name.withCString { (cName) in
-            try bytes.withUnsafeBytes { (raw) in try writeAtomically(cName, raw, display: name) }
+            try bytes.withUnsafeBytes { (raw) in try writeAtomically(cName, raw, exclusive: exclusive, display: name) }
         }
     }
 
