@@ -111,7 +111,7 @@ final class Directory: Sendable {
     @discardableResult
     func writeAtomically(_ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer, exclusive: Bool = false,
                          display: @autoclosure () -> String) throws -> Bool {
-        var created = true
+        var linkedHere = true
         let temporary = TemporaryName.next()
         try temporary.withUnsafeBufferPointer { (tmp) in
             let tmpName = tmp.baseAddress!
@@ -137,7 +137,7 @@ final class Directory: Sendable {
                 if linked.result == -1 && linked.errno != EEXIST {
                     failure = .system("cannot link a temporary file to", pathOf(display()), errno: linked.errno)
                 }
-                created = linked.result == 0
+                linkedHere = linked.result == 0
                 _ = unlinkat(fd, tmpName, 0)
             } else if failure == nil {
                 let renamed = retryingOnInterrupt { renameat(fd, tmpName, fd, name) }
@@ -149,7 +149,7 @@ final class Directory: Sendable {
             }
         }
         try sync()
-        return created
+        return linkedHere
     }
 
     @discardableResult
