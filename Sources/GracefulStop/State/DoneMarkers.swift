@@ -67,7 +67,7 @@ final class DoneMarkers: Sendable {
                 try shard.sync()
                 return true
             }
-            try table.nameBytes(unit).withUnsafeBytes { content in
+            _ = try table.nameBytes(unit).withUnsafeBytes { content in
                 try shard.writeAtomically(cName, content, display: display(name, node: node))
             }
             return false
