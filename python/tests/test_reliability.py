@@ -279,7 +279,7 @@ def test_a_full_disk_fails_clearly_and_keeps_every_marker(tmp_path):
         with pytest.raises(gracefulstop.StateSystemError) as raised:
             state.mark_done(unit(10))
         message = str(raised.value)
-        assert "No space left on device" in message and str(state_dir / "done" / "0") in message
+        assert "No space left on device" in message and str(state_dir / "done" / "0" / f"{unit(10)}.done") in message
         assert marker_files(state_dir) == before                     # nothing lost, nothing half-written
         assert state.remaining_units() == [unit(i) for i in range(10, 50)]
         result = subprocess.run([GSTOP, "mark-done", "--state", str(state_dir), unit(11)], capture_output=True, text=True)
@@ -311,7 +311,7 @@ def test_permission_denied_fails_clearly_and_keeps_every_marker():
         as_nobody = dict(user=65534, group=65534, extra_groups=[], capture_output=True, text=True, timeout=60)
         denied = subprocess.run([str(gstop), "mark-done", "--state", str(root / "state"), "b"], **as_nobody)
         assert denied.returncode == 74, denied.stderr
-        assert "Permission denied" in denied.stderr and str(root / "state" / "done" / "0") in denied.stderr
+        assert "Permission denied" in denied.stderr and f"cannot create {root / 'state' / 'done' / '0' / 'b.done'}:" in denied.stderr
         listed = subprocess.run([str(gstop), "remaining", "--state", str(root / "state")], **as_nobody)
         assert listed.returncode == 0 and listed.stdout == "b\n", listed.stderr  # the state still reads
         assert marker_files(root / "state") == ["0/a.done"]                   # intact, nothing half-written

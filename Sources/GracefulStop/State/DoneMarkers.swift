@@ -43,13 +43,14 @@ final class DoneMarkers: Sendable {
         return name.map { CChar(bitPattern: $0) }
     }
 
-    private func display(_ name: [CChar], node: Int) -> String {
-        "\(DoneMarkers.directoryName)/\(node)/" + String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    /// The marker's file name as text, for messages (the node directory adds its own path).
+    private func display(_ name: [CChar]) -> String {
+        String(decoding: name.dropLast().map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The path of unit `unit`'s marker, relative to the state directory.
     func relativePath(of unit: Int, in table: UnitTable, partition: Partition) -> String {
-        display(fileName(of: unit, in: table), node: partition.node(ofUnit: unit))
+        "\(DoneMarkers.directoryName)/\(partition.node(ofUnit: unit))/" + display(fileName(of: unit, in: table))
     }
 
     /// Marks unit `unit` done, atomically and durably (see `Directory.writeAtomically`): once this
@@ -62,13 +63,13 @@ final class DoneMarkers: Sendable {
         let name = fileName(of: unit, in: table)
         return try name.withUnsafeBufferPointer { buffer in
             let cName = buffer.baseAddress!
-            if try shard.exists(cName, display: display(name, node: node)) || legacyHas(unit, in: table) {
+            if try shard.exists(cName, display: display(name)) || legacyHas(unit, in: table) {
                 // Somebody marked it; make sure their entry is durable before saying so.
                 try shard.sync()
                 return true
             }
             _ = try table.nameBytes(unit).withUnsafeBytes { content in
-                try shard.writeAtomically(cName, content, display: display(name, node: node))
+                try shard.writeAtomically(cName, content, display: display(name))
             }
             return false
         }
@@ -79,7 +80,7 @@ final class DoneMarkers: Sendable {
         let node = partition.node(ofUnit: unit)
         let name = fileName(of: unit, in: table)
         if let shard = try nodeDirectory(node, create: false),
-           try name.withUnsafeBufferPointer({ try shard.exists($0.baseAddress!, display: display(name, node: node)) })
+           try name.withUnsafeBufferPointer({ try shard.exists($0.baseAddress!, display: display(name)) })
         {
             return true
         }
