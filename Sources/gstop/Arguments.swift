@@ -80,7 +80,10 @@ struct Arguments {
 
     /// The state directory: --state, else $GRACEFULSTOP_STATE_DIR.
     func stateDirectory() throws -> String {
-        if let path = values["state"] { return path }
+        if let path = values["state"] {
+            guard !path.isEmpty else { throw UsageError(message: "--state needs a directory (the path is empty)") }
+            return path
+        }
         if let path = Environment.value(Environment.stateDirectory) { return path }
         throw UsageError(message: "no state directory: pass --state DIR or set \(Environment.stateDirectory)")
     }

@@ -138,5 +138,74 @@ def main() -> None:
     (bad / "expected.json").write_text(json.dumps(expected, indent=2) + "\n")
 
 
+def bad_input() -> None:
+    """The bad-input corpus (issue 6): unit names, as hex so that NUL and invalid UTF-8 fit, each with
+    the expected outcome ("ok", or a piece of the error message), and gstop command lines with the
+    expected exit code and message."""
+    corpus = HERE / "bad-input"
+    corpus.mkdir(exist_ok=True)
+    def name(raw: bytes, why: str, expect: str) -> dict:
+        return {"hex": raw.hex(), "why": why, "expect": expect}
+    names = [
+        name(b"", "empty", "must not be empty"),
+        name(b"a\0b", "NUL inside", "contains a NUL byte at byte 1"),
+        name(b"\0", "only NUL", "contains a NUL byte at byte 0"),
+        name(b"a/b/c", "slashes", "ok"),
+        name(b"..", "dot-dot", "ok"),
+        name(b".", "dot", "ok"),
+        name(b"../../etc/passwd", "path escape", "ok"),
+        name(b"x" * 10240, "10 KB", "is 10240 bytes; the limit is 4096"),
+        name(b"y" * 4096, "exactly the limit", "ok"),
+        name(b"y" * 4097, "one byte over the limit", "the limit is 4096"),
+        name(b"\xff\xfe", "invalid UTF-8", "not valid UTF-8"),
+        name(b"\xc3", "truncated UTF-8 sequence", "not valid UTF-8"),
+        name(b"\xed\xa0\x80", "UTF-8 of a surrogate", "not valid UTF-8"),
+        name(b"\xc0\xaf", "overlong slash", "not valid UTF-8"),
+        name(b"line\nbreak", "newline", "ok"),
+        name(b"tab\tand\rreturn", "control characters", "ok"),
+        name(b" spaced ", "spaces", "ok"),
+        name("ünïcödé ✓ 日本".encode(), "non-ASCII", "ok"),
+        name(b"%2F", "looks encoded", "ok"),
+        name(b"a+b", "plus (the hash separator)", "ok"),
+        name(b".hidden", "leading dot", "ok"),
+        name(b"eq.done", "ends in .done", "ok"),
+    ]
+    (corpus / "unit-names.json").write_text(json.dumps(names, indent=1) + "\n")
+    cli = [
+        (["run", "--bogus"], 64, "unknown option --bogus for `gstop run`"),
+        (["run", "-x"], 64, "unknown option -x"),
+        (["run", "--state", "/tmp/x", "--grace"], 64, "--grace needs a value"),
+        (["run", "--state", "/tmp/x", "--grace", "soon", "--", "true"], 64, "'soon' is not a duration"),
+        (["run", "--state", "/tmp/x", "--grace", "-5s", "--", "true"], 64, "'-5s' is not a duration"),
+        (["run", "--state", "/tmp/x", "--kill-after", "5x", "--", "true"], 64, "'5x' is not a duration"),
+        (["run", "--state", "/tmp/x", "--time-limit", "1:2:3:4", "--", "true"], 64, "is not a duration"),
+        (["run", "--state", "/tmp/x", "--requeue", "sometimes", "--", "true"], 64, "--requeue takes one of task, array, never"),
+        (["run", "--state", "/tmp/x", "--remaining", "all", "--", "true"], 64, "--remaining takes one of auto, this, any"),
+        (["run", "--state", "/tmp/x", "--signals", "USR9", "--", "true"], 64, "unknown signal 'USR9'"),
+        (["run", "--state", "/tmp/x", "--child-signal", "USR1,TERM", "--", "true"], 64, "--child-signal takes one signal"),
+        (["run", "--state", "/tmp/x", "--max-restarts", "-1", "--", "true"], 64, "whole number from 0"),
+        (["run", "--state", "/tmp/x", "--max-restarts", "many", "--", "true"], 64, "whole number from 0"),
+        (["run", "--state", "/tmp/x"], 64, "no command to run"),
+        (["run", "--state", "/tmp/x", "python", "x.py"], 64, "put the command after --"),
+        (["run", "--state", "/tmp/x", "--", "/nonexistent/cmd"], 64, "command not found: /nonexistent/cmd"),
+        (["run", "--state", "/tmp/x", "--warn-before", "5m", "--time-limit", "1m", "--", "true"], 64, "must be shorter"),
+        (["run", "--state", "/tmp/x", "--warn-before", "5m", "--", "true"], 64, "--warn-before needs --time-limit"),
+        (["run", "--state=", "--", "true"], 64, "--state needs a directory (the path is empty)"),
+        (["init", "--state", "/tmp/x", "--nodes", "2"], 64, "--units FILE is required"),
+        (["init", "--state", "/tmp/x", "--units", "/nonexistent", "--nodes", "2"], 74, "/nonexistent"),
+        (["init", "--state", "/tmp/x", "--units", "/dev/null", "--nodes", "0"], 64, "whole number from 1"),
+        (["init", "--state", "/tmp/x", "--units", "/dev/null", "--nodes", "2"], 64, "at least one unit"),
+        (["remaining", "--state", "/nonexistent/state"], 74, "/nonexistent/state does not exist"),
+        (["remaining", "--state", "/tmp", "--node", "x"], 64, "whole number"),
+        (["mark-done", "--state", "/tmp"], 64, "name the units to mark"),
+        (["status"], 64, "no state directory: pass --state DIR or set GRACEFULSTOP_STATE_DIR"),
+        (["status", "--json=yes"], 64, "--json takes no value"),
+        (["frobnicate"], 64, "unknown command 'frobnicate'"),
+        ([], 64, ""),
+    ]
+    (corpus / "cli.json").write_text(json.dumps([{"args": a, "exit": c, "message": m} for a, c, m in cli], indent=1) + "\n")
+
+
 if __name__ == "__main__":
     main()
+    bad_input()

@@ -359,8 +359,8 @@ def create(
     encoded = []
     for index, unit in enumerate(units):
         data = _unit_bytes(unit)
-        if b"\0" in data:
-            raise InvalidArgumentError(f"unit #{index} {data[:80]!r} contains a NUL byte")
+        if b"\0" in data:  # the list goes to the library NUL-separated: say it here, in its words
+            raise InvalidArgumentError(f"the unit list, unit #{index}: unit name {data[:80]!r} contains a NUL byte at byte {data.index(0)}")
         encoded.append(data)
     blob = b"\0".join(encoded) + b"\0" if encoded else b""
     buffer = ctypes.create_string_buffer(blob, len(blob))

@@ -218,27 +218,6 @@ def test_should_requeue_and_resume_flag(tmp_path):
     assert gstop("resume-flag", "--flag=--continue", GRACEFULSTOP_RESTART_COUNT="1").stdout == "--continue\n"
 
 
-@pytest.mark.parametrize("arguments, code, text", [
-    (["run", "--state", "/tmp/x", "--grace", "soon", "--", "true"], 64, "'soon' is not a duration"),
-    (["run", "--bogus"], 64, "unknown option --bogus for `gstop run`"),
-    (["run", "--state", "/tmp/x", "--requeue", "sometimes", "--", "true"], 64, "--requeue takes one of task, array, never"),
-    (["run", "--state", "/tmp/x", "--max-restarts"], 64, "--max-restarts needs a value"),
-    (["run", "--state", "/tmp/x", "--max-restarts", "-1", "--", "true"], 64, "whole number"),
-    (["run", "--state", "/tmp/x"], 64, "no command to run"),
-    (["run", "--state", "/tmp/x", "--", "/nonexistent/cmd"], 64, "command not found: /nonexistent/cmd"),
-    (["run", "--state", "/tmp/x", "--warn-before", "5m", "--time-limit", "1m", "--", "true"], 64, "must be shorter"),
-    (["init", "--state", "/tmp/x", "--nodes", "2"], 64, "--units FILE is required"),
-    (["init", "--state", "/tmp/x", "--units", "/nonexistent", "--nodes", "2"], 74, "/nonexistent"),
-    (["frobnicate"], 64, "unknown command 'frobnicate'"),
-    (["remaining", "--state", "/nonexistent/state"], 74, "/nonexistent/state does not exist"),
-    (["status"], 64, "no state directory: pass --state DIR or set GRACEFULSTOP_STATE_DIR"),
-])
-def test_bad_arguments_get_clear_errors_and_sysexits_codes(arguments, code, text):
-    result = gstop(*arguments)
-    assert result.returncode == code, result.stderr
-    assert text in result.stderr
-
-
 def test_bad_states_and_units_are_bad_data(tmp_path):
     (tmp_path / "manifest.json").write_text("{ truncated")
     result = gstop("status", "--state", str(tmp_path))

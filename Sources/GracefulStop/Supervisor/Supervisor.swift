@@ -75,6 +75,7 @@ public final class Supervisor {
         if let limit = options.timeLimit, let warn = options.warnBefore, warn >= limit {
             throw GracefulStopError(.invalidArgument, "--warn-before (\(TimeSpan.format(warn))) must be shorter than --time-limit (\(TimeSpan.format(limit)))")
         }
+        guard !options.stateDirectory.isEmpty else { throw GracefulStopError(.invalidArgument, "the state directory path is empty") }
         self.options = options
         statePath = options.stateDirectory.hasPrefix("/") ? options.stateDirectory : Supervisor.currentDirectory() + "/" + options.stateDirectory
         directory = try Directory(opening: statePath, create: true)
