@@ -9,7 +9,11 @@
 
 // The stop flag: the number of the last trapped signal, 0 while none. Exported (with the library's
 // prefix) so that a caller who wants no function call at all can read it; see gracefulstop.h.
+// `volatile sig_atomic_t` makes it safe between a handler and the thread it interrupted; the kernel
+// may run the handler on any thread, though, and another thread reads it, so every access below is
+// also an atomic builtin (lock-free for an int, hence async-signal-safe; found by ThreadSanitizer).
 volatile sig_atomic_t gracefulstop_signal_flag = 0;
+_Static_assert(__atomic_always_lock_free(sizeof(sig_atomic_t), 0), "the stop flag must be lock-free to be set in a handler");
 
 // The action each signal had before ours, to chain to from the handler and to restore.
 static struct sigaction previous_action[NSIG];
@@ -23,7 +27,7 @@ static int is_trappable(int signo) {
 // for SIGTERM and SIGUSR1 it would kill the process, which is exactly what a graceful stop avoids.
 static void stop_handler(int signo, siginfo_t *info, void *context) {
     int saved_errno = errno;
-    gracefulstop_signal_flag = signo;
+    __atomic_store_n(&gracefulstop_signal_flag, signo, __ATOMIC_SEQ_CST);
     const struct sigaction *prev = &previous_action[signo];
     if (prev->sa_flags & SA_SIGINFO) {
         if (prev->sa_sigaction != NULL) prev->sa_sigaction(signo, info, context);
@@ -71,11 +75,11 @@ int gracefulstop_shim_is_installed(int signo) {
 }
 
 int gracefulstop_shim_last_signal(void) {
-    return gracefulstop_signal_flag;
+    return __atomic_load_n(&gracefulstop_signal_flag, __ATOMIC_SEQ_CST);
 }
 
 void gracefulstop_shim_clear(void) {
-    gracefulstop_signal_flag = 0;
+    __atomic_store_n(&gracefulstop_signal_flag, 0, __ATOMIC_SEQ_CST);
 }
 
 int gracefulstop_shim_set_parent_death_signal(int signo) {

@@ -129,6 +129,8 @@ def main() -> None:
         "no-units": (json.dumps({k: v for k, v in good.items() if k != "units"}), 4, "no \"units\" field"),
         "zero-units": (json.dumps({**good, "units": [], "unit_count": 0}), 4, "at least one unit"),
         "trailing-garbage": (json.dumps(good) + " {}", 4, "after the end"),
+        # An unknown field nested 10,000 deep: refused at 64 levels instead of overflowing the stack.
+        "deeply-nested": (json.dumps(good)[:-1] + ', "extra": ' + "[" * 10000 + "]" * 10000 + "}", 4, "nested more than 64 deep"),
     }
     expected = {}
     for name, (text, status, message) in cases.items():

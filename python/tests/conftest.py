@@ -86,3 +86,14 @@ def start_python(code: str, **env: str) -> subprocess.Popen:
     """Starts `code` in a fresh Python (stdout piped, line-buffered text)."""
     return subprocess.Popen([sys.executable, "-u", "-c", code], env=child_environment(**env), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, bufsize=1)
+
+
+RELIABILITY_REPORT = Path(os.environ.get("GRACEFULSTOP_RELIABILITY_REPORT", "/tmp/gracefulstop-reliability.json"))
+
+
+def record_reliability(section: str, **figures) -> None:
+    """Adds figures to the reliability report (one JSON object, merged across tests), from which
+    scripts/reliability-report writes docs/reliability.md."""
+    report = json.loads(RELIABILITY_REPORT.read_text()) if RELIABILITY_REPORT.exists() else {}
+    report.setdefault(section, {}).update(figures)
+    RELIABILITY_REPORT.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

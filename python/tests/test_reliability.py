@@ -18,16 +18,7 @@ from pathlib import Path
 import pytest
 
 import gracefulstop
-from conftest import GSTOP, REPOSITORY, child_environment, marker_files, start_python, worker_command
-
-REPORT_PATH = Path(os.environ.get("GRACEFULSTOP_RELIABILITY_REPORT", "/tmp/gracefulstop-reliability.json"))
-
-
-def record(section: str, **figures) -> None:
-    """Adds figures to the report (one JSON object, merged across tests)."""
-    report = json.loads(REPORT_PATH.read_text()) if REPORT_PATH.exists() else {}
-    report.setdefault(section, {}).update(figures)
-    REPORT_PATH.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+from conftest import GSTOP, REPOSITORY, child_environment, marker_files, record_reliability, start_python, worker_command
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +96,7 @@ def test_kill_9_while_marking_loses_no_returned_mark_and_counts_no_torn_marker(w
     if remaining != set(units) - marked:
         violations.append("remaining_units disagrees with the markers on disk")
     leftovers = sum(1 for p in done_dir.iterdir() if p.name.startswith(".tmp."))
-    record("kill -9 while marking", trials=trials, marks_returned_before_kills=returned_total, violations=len(violations),
+    record_reliability("kill -9 while marking", trials=trials, marks_returned_before_kills=returned_total, violations=len(violations),
            torn_markers_counted=torn, leftover_temporary_files=leftovers, kills_landed=dict(landed))
     assert violations == []
     assert len(landed) >= 4, f"kills landed in too few steps: {dict(landed)}"
@@ -131,7 +122,7 @@ def test_64_processes_and_threads_mark_64000_units_and_run_done_is_created_once(
     files = marker_files(tmp_path)
     run_done = json.loads((tmp_path / "run.done").read_text())
     creator = int(run_done["by"].split(":")[1])
-    record("64 processes marking at once", processes=processes, threads="4 in 16 processes, 1 in 48",
+    record_reliability("64 processes marking at once", processes=processes, threads="4 in 16 processes, 1 in 48",
            units=len(units), marks_returned=returned, markers=len(files), remaining=remaining, errors=len(errors),
            seconds=round(elapsed, 1), marks_per_second=round(returned / elapsed))
     assert errors == []
@@ -159,7 +150,7 @@ def test_two_nodes_finishing_at_the_same_instant_always_leave_run_done(worker, t
         else:
             by = int(json.loads((state_dir / "run.done").read_text())["by"].split(":")[1])
             creators["node 0's process" if by == pair[0].pid else "node 1's process" if by == pair[1].pid else "other"] += 1
-    record("two nodes finishing at once", trials=trials, run_done_missing=missing, created_by=dict(creators))
+    record_reliability("two nodes finishing at once", trials=trials, run_done_missing=missing, created_by=dict(creators))
     assert missing == 0
     assert creators["other"] == 0
 
@@ -209,7 +200,7 @@ def test_ten_thousand_signals_while_marking_lose_nothing(tmp_path):
     errors, usr1, usr2 = int(last[1]), int(last[2]), int(last[3])
     state = gracefulstop.open(tmp_path)
     lost = len(state.remaining_units())
-    record("signals under load", signals_sent=sent, marks=units, errors=errors, marks_lost=lost,
+    record_reliability("signals under load", signals_sent=sent, marks=units, errors=errors, marks_lost=lost,
            python_usr1_handler_runs=usr1, python_usr2_handler_runs=usr2)
     assert sent >= 10_000, f"only {sent} signals were sent before the child finished"
     assert errors == 0 and lost == 0
@@ -230,7 +221,7 @@ def test_a_second_term_during_the_grace_period_shortens_it(tmp_path):
     supervisor.send_signal(signal.SIGTERM)   # then TERM: a second of grace is all that is left
     _, err = supervisor.communicate(timeout=60)
     elapsed = time.monotonic() - started
-    record("supervisor faults", second_term_stop_seconds=round(elapsed, 2))
+    record_reliability("supervisor faults", second_term_stop_seconds=round(elapsed, 2))
     assert elapsed < 10, err
     assert "SIGKILL to its process group" in err
     assert supervisor.returncode == 75 and "a cancel always ends the job" in err
@@ -252,7 +243,7 @@ def test_a_command_exiting_as_the_signal_arrives_never_hangs_gstop(tmp_path):
         outcomes[supervisor.returncode] += 1
         assert "decision:" in err, err
         assert supervisor.returncode in (0, 75), err
-    record("supervisor faults", command_exiting_at_the_signal_trials=40,
+    record_reliability("supervisor faults", command_exiting_at_the_signal_trials=40,
            command_exiting_at_the_signal_exit_codes={str(k): v for k, v in outcomes.items()})
 
 
@@ -288,7 +279,7 @@ def test_a_full_disk_fails_clearly_and_keeps_every_marker(tmp_path):
         state.mark_done(unit(10))                                    # room again: it works
         assert state.is_done(unit(10))
         state.close()
-        record("full and unwritable disks", full_disk="ENOSPC named the path; 10 markers intact; none half-written; gstop exit 74")
+        record_reliability("full and unwritable disks", full_disk="ENOSPC named the path; 10 markers intact; none half-written; gstop exit 74")
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=True)
 
@@ -315,7 +306,7 @@ def test_permission_denied_fails_clearly_and_keeps_every_marker():
         listed = subprocess.run([str(gstop), "remaining", "--state", str(root / "state")], **as_nobody)
         assert listed.returncode == 0 and listed.stdout == "b\n", listed.stderr  # the state still reads
         assert marker_files(root / "state") == ["0/a.done"]                   # intact, nothing half-written
-        record("full and unwritable disks", permission_denied=f"EACCES named the path ({denied.stderr.strip()}); markers intact; "
+        record_reliability("full and unwritable disks", permission_denied=f"EACCES named the path ({denied.stderr.strip()}); markers intact; "
                                                               "the state still reads; gstop exit 74")
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -8,6 +8,11 @@ struct JSONReader {
     /// The file being read, for messages.
     let source: String
     private(set) var position = 0
+    /// Objects and arrays open around the current position.
+    private var depth = 0
+    /// A manifest nests two levels; a newer writer's extra fields may nest a few more. The limit
+    /// keeps a hostile or corrupt file from overflowing the stack (found by scripts/fuzz).
+    static let maximumDepth = 64
 
     init(_ bytes: [UInt8], source: String) {
         self.bytes = bytes
@@ -40,8 +45,15 @@ struct JSONReader {
         position += 1
     }
 
+    private mutating func enterContainer() throws {
+        depth += 1
+        if depth > JSONReader.maximumDepth { throw error("objects and arrays nested more than \(JSONReader.maximumDepth) deep") }
+    }
+
     /// Reads an object, calling `body` with each key; `body` must read that key's value.
     mutating func readObject(_ body: (inout JSONReader, String) throws -> Void) throws {
+        try enterContainer()
+        defer { depth -= 1 }
         try expect(UInt8(ascii: "{"))
         if try peek() == UInt8(ascii: "}") { position += 1; return }
         while true {
@@ -57,6 +69,8 @@ struct JSONReader {
 
     /// Reads an array, calling `body` once per element; `body` must read the element.
     mutating func readArray(_ body: (inout JSONReader) throws -> Void) throws {
+        try enterContainer()
+        defer { depth -= 1 }
         try expect(UInt8(ascii: "["))
         if try peek() == UInt8(ascii: "]") { position += 1; return }
         while true {
