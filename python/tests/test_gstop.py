@@ -117,6 +117,30 @@ def test_a_finished_run_exits_at_once_without_starting_the_command(tmp_path):
     assert not marker.exists()
 
 
+def test_gstop_run_removes_temporaries_killed_writers_left_an_hour_ago(tmp_path):
+    state = gracefulstop.create(tmp_path, ["a", "b", "c"], nodes=2)
+    state.mark_done("a")
+    two_hours_ago = time.time() - 7200
+    stale = [tmp_path / "done" / "0" / ".tmp.1234.abc.7", tmp_path / ".tmp.99.def.1", tmp_path / "done" / ".tmp.5.f.2"]
+    kept = [tmp_path / "done" / "0" / ".tmp.4321.fed.1",   # a minute old: a writer may still be at it
+            tmp_path / "done" / "0" / "notes.txt"]          # not a temporary: not ours to remove
+    for path in stale + kept:
+        path.write_text("a")
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    os.utime(kept[0], (time.time() - 60, time.time() - 60))
+    markers_before = sorted(p.name for p in (tmp_path / "done" / "0").iterdir() if p.name.endswith(".done"))
+    result = gstop("run", "--state", str(tmp_path), "--requeue", "never", "--", "true")
+    assert result.returncode == 75, result.stderr  # `true` left units undone: a temporary failure
+    assert f"removed 3 temporary file(s) over an hour old that killed writers left in {tmp_path}" in result.stderr
+    assert [p for p in stale if p.exists()] == []
+    assert all(p.exists() for p in kept)
+    assert sorted(p.name for p in (tmp_path / "done" / "0").iterdir() if p.name.endswith(".done")) == markers_before
+    reopened = gracefulstop.open(tmp_path)
+    assert reopened.remaining_units(0) == ["c"] and reopened.remaining_units(1) == ["b"]  # the state reads as before
+    again = gstop("run", "--state", str(tmp_path), "--requeue", "never", "--", "true")
+    assert "temporary file" not in again.stderr  # nothing left to remove, nothing said
+
+
 def test_killing_gstop_kills_the_command(tmp_path):
     supervisor = subprocess.Popen([GSTOP, "run", "--state", str(tmp_path), "--", *worker_command()], env=child_environment(
         WORKER_MODE="ignore"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

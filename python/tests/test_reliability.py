@@ -95,11 +95,22 @@ def test_kill_9_while_marking_loses_no_returned_mark_and_counts_no_torn_marker(w
     marked = {path.name[:-5] for path in done_dir.iterdir() if not path.name.startswith(".")}
     if remaining != set(units) - marked:
         violations.append("remaining_units disagrees with the markers on disk")
-    leftovers = sum(1 for p in done_dir.iterdir() if p.name.startswith(".tmp."))
+    temporaries = [p for p in done_dir.iterdir() if p.name.startswith(".tmp.")]
+    # An hour later, the next `gstop run` removes what the kills left, and nothing else.
+    markers = sorted(p.name for p in done_dir.iterdir() if not p.name.startswith("."))
+    for path in temporaries:
+        os.utime(path, (time.time() - 3700, time.time() - 3700))
+    tidy = subprocess.run([GSTOP, "run", "--state", str(tmp_path), "--requeue", "never", "--", "true"], capture_output=True, text=True)
+    left_after_gstop = sum(1 for p in done_dir.iterdir() if p.name.startswith(".tmp."))
     record_reliability("kill -9 while marking", trials=trials, marks_returned_before_kills=returned_total, violations=len(violations),
-           torn_markers_counted=torn, leftover_temporary_files=leftovers, kills_landed=dict(landed))
+                       torn_markers_counted=torn, leftover_temporary_files=len(temporaries),
+                       temporary_files_after_next_gstop_run=left_after_gstop, kills_landed=dict(landed))
     assert violations == []
     assert len(landed) >= 4, f"kills landed in too few steps: {dict(landed)}"
+    if temporaries:
+        assert f"removed {len(temporaries)} temporary file(s)" in tidy.stderr, tidy.stderr
+    assert left_after_gstop == 0
+    assert sorted(p.name for p in done_dir.iterdir() if not p.name.startswith(".")) == markers
 
 
 # 2 ----------------------------------------------------------------------------------------------

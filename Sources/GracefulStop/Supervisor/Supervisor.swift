@@ -96,6 +96,11 @@ public final class Supervisor {
         sigemptyset(&mask)
         for signal in handledSignals { sigaddset(&mask, signal) }
         sigprocmask(SIG_BLOCK, &mask, nil)
+        let tidied = StaleTemporaries.remove(in: directory, now: Clock.unixSeconds())
+        if tidied.removed > 0 {
+            report("removed \(tidied.removed) temporary file(s) over an hour old that killed writers left in \(statePath)")
+        }
+        if let problem = tidied.problem { report("could not remove old temporary files (the run goes on): \(problem)") }
         var restart = slurm?.restartCount ?? 0
         while true {
             let attempt = try runAttempt(restart: restart)
