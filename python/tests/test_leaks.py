@@ -105,3 +105,25 @@ def test_returned_buffers_are_freed_under_valgrind(tmp_path):
     # The control skipped one gracefulstop_unit_list_free: valgrind must name that block.
     assert len(control_leaks) == 1, control_log[-4000:]
     assert "gracefulstop_remaining_units" in control_leaks[0] or "libgracefulstop" in control_leaks[0]
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None and os.environ.get("CI") != "true",
+                    reason="valgrind is not installed (scripts/test installs it as root)")
+def test_the_python_unit_tests_under_valgrind_lose_nothing_allocated_in_the_library(tmp_path):
+    """The package's own tests of units, fixtures and bad input, run inside valgrind: every
+    handle, list, string and error they make goes through the library in this one process."""
+    tests = Path(__file__).resolve().parent
+    modules = [str(tests / name) for name in ("test_units.py", "test_fixtures.py", "test_bad_input.py")]
+    result = subprocess.run(
+        ["valgrind", "--tool=memcheck", "--leak-check=full", "--show-leak-kinds=definite,indirect", "--num-callers=40",
+         f"--log-file={tmp_path}/valgrind.%p.log", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         f"--basetemp={tmp_path / 'inner'}", *modules],
+        env=child_environment(PYTHONMALLOC="malloc"), capture_output=True, text=True, timeout=1200, cwd=tests)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    passed = int(re.search(r"(\d+) passed", result.stdout).group(1))
+    logs = [path.read_text() for path in tmp_path.glob("valgrind.*.log")]
+    assert any("LEAK SUMMARY" in log for log in logs), "valgrind wrote no leak summary"
+    leaks = [record for log in logs for record in lost_in_library(log)]
+    record_reliability("leaks under valgrind", python_tests_under_valgrind=passed, python_tests_library_blocks_lost=len(leaks))
+    assert passed >= 90
+    assert leaks == [], "\n\n".join(leaks)
