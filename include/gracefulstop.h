@@ -216,7 +216,9 @@ int gracefulstop_received_signal(void);
 void gracefulstop_clear_signal(void);
 
 /* The same value as a variable, for callers that want no function call at all (read it, never
- * write it). It covers signals only: call should_stop() for stop requests and deadlines. */
+ * write it; from several threads, read it with __atomic_load_n, as the library does, since the
+ * handler may run on any thread). It covers signals only: call should_stop() for stop requests and
+ * deadlines. */
 extern volatile sig_atomic_t gracefulstop_signal_flag;
 
 /* ---- Units -------------------------------------------------------------------------------- */
