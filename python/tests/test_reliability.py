@@ -55,8 +55,12 @@ def test_kill_9_while_marking_loses_no_returned_mark_and_counts_no_torn_marker(w
     violations: list[str] = []
     returned_total = 0
     for trial in range(trials):
+        # Half the trials write markers as files without a name linked into place (O_TMPFILE, on
+        # local filesystems), half through named temporaries (the path NFS takes).
+        way = "anonymous file" if trial % 2 == 0 else "named temporary"
         first = trial * per_trial
-        process = subprocess.Popen([worker, str(tmp_path), "0", str(first), str(per_trial), "1"], stdout=subprocess.PIPE)
+        process = subprocess.Popen([worker, str(tmp_path), "0", str(first), str(per_trial), "1"], stdout=subprocess.PIPE,
+                                   env={**os.environ, "GRACEFULSTOP_ANONYMOUS_FILES": "1" if way == "anonymous file" else "0"})
         assert process.stdout.readline() == b"ready\n"  # the state is open: from here on it marks
         # A mark takes about a millisecond (two fsyncs): delays up to 8 ms put the kill anywhere in
         # the trial's sequence of marks, and so in any step of one.
@@ -68,21 +72,25 @@ def test_kill_9_while_marking_loses_no_returned_mark_and_counts_no_torn_marker(w
         for index in returned:
             if not state.is_done(units[index]):
                 violations.append(f"trial {trial}: {units[index]} returned but is not done")
+        temporaries = [p for p in done_dir.iterdir() if p.name.startswith(f".tmp.{process.pid}.")]
+        if way == "anonymous file" and temporaries:
+            violations.append(f"trial {trial}: a writer of anonymous files left {temporaries[0].name}")
         # Where did the kill land? The unit in progress is the first whose mark had not returned.
         in_progress = first + len(returned)
         if in_progress >= first + per_trial:
-            landed["after the trial's last mark"] += 1
+            landed[f"{way}: after the trial's last mark"] += 1
             continue
-        temporaries = [p for p in done_dir.iterdir() if p.name.startswith(f".tmp.{process.pid}.")]
         marker = done_dir / f"{units[in_progress]}.done"
         if marker.exists():
-            landed["after the rename (marker in place, return not yet seen)"] += 1
+            landed[f"{way}: after the link (marker in place, return not yet seen)"] += 1
         elif any(p.stat().st_size == len(units[in_progress]) for p in temporaries):
-            landed["temporary written, before the rename (write, fsync)"] += 1
+            landed[f"{way}: temporary written, before the link (write, fsync)"] += 1
         elif temporaries:
-            landed["temporary created, before its write"] += 1
+            landed[f"{way}: temporary created, before its write"] += 1
+        elif way == "anonymous file":
+            landed[f"{way}: before the marker appeared (existence check, the unseen file's write and fsync, between marks)"] += 1
         else:
-            landed["before the temporary file (existence check, or between marks)"] += 1
+            landed[f"{way}: before the temporary file (existence check, or between marks)"] += 1
     # Nothing torn is counted: every marker a scan counts holds its whole unit name.
     torn = 0
     for path in done_dir.iterdir():
@@ -106,7 +114,8 @@ def test_kill_9_while_marking_loses_no_returned_mark_and_counts_no_torn_marker(w
                        torn_markers_counted=torn, leftover_temporary_files=len(temporaries),
                        temporary_files_after_next_gstop_run=left_after_gstop, kills_landed=dict(landed))
     assert violations == []
-    assert len(landed) >= 4, f"kills landed in too few steps: {dict(landed)}"
+    steps = Counter(key.split(":")[0] for key in landed)
+    assert steps["named temporary"] >= 4 and steps["anonymous file"] >= 2, f"kills landed in too few steps: {dict(landed)}"
     if temporaries:
         assert f"removed {len(temporaries)} temporary file(s)" in tidy.stderr, tidy.stderr
     assert left_after_gstop == 0

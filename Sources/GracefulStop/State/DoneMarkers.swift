@@ -55,8 +55,9 @@ final class DoneMarkers: Sendable {
 
     /// Marks unit `unit` done, atomically and durably (see `Directory.writeAtomically`): once this
     /// returns, the marker survives kill -9 and power loss. Idempotent, and safe from any number of
-    /// processes on any number of hosts: a second writer's rename replaces a complete marker with
-    /// an identical one. Returns true when the unit was already done.
+    /// processes on any number of hosts: the write is exclusive, so of two writers racing for one
+    /// marker the second finds it in place (complete, with the same content) and keeps it.
+    /// Returns true when the unit was already done.
     func mark(_ unit: Int, in table: UnitTable, partition: Partition) throws -> Bool {
         let node = partition.node(ofUnit: unit)
         let shard = try nodeDirectory(node, create: true)!
@@ -69,7 +70,7 @@ final class DoneMarkers: Sendable {
                 return true
             }
             _ = try table.nameBytes(unit).withUnsafeBytes { content in
-                try shard.writeAtomically(cName, content, display: display(name))
+                try shard.writeAtomically(cName, content, exclusive: true, display: display(name))
             }
             return false
         }

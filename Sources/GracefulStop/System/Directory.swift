@@ -7,6 +7,9 @@ import Synchronization
 final class Directory: Sendable {
     let path: String
     let fd: Int32
+    /// Set once O_TMPFILE has failed here: every later exclusive write goes straight to the
+    /// named temporary instead of failing the same way again.
+    private let anonymousFilesUnsupported = Atomic<Bool>(false)
 
     /// Opens `path`, creating it (and missing parents) first when `create` is true.
     init(opening path: String, create: Bool = false) throws {
@@ -105,29 +108,28 @@ final class Directory: Sendable {
     /// content or the whole new one, never a part; once this returns, the file survives kill -9 and
     /// power loss. rename(2) is atomic on local filesystems, NFS and Lustre alike, and needs no lock.
     ///
-    /// With `exclusive`, an existing `name` is kept: the file is linked into place (link(2) fails
-    /// when the name exists, atomically on NFS too) rather than renamed over it, and the result says
-    /// whether this call created it.
+    /// With `exclusive`, an existing `name` is kept, and the result says whether this call created
+    /// it. The file is then written with no name at all where the filesystem allows (O_TMPFILE) and
+    /// linked into place: one directory change instead of a create and a rename, which is what
+    /// several processes marking at once pay for, and a writer killed half-way leaves nothing
+    /// behind. Elsewhere (NFS) the named temporary is linked (link(2) fails when the name exists,
+    /// atomically on NFS too) and removed.
     @discardableResult
     func writeAtomically(_ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer, exclusive: Bool = false,
                          display: @autoclosure () -> String) throws -> Bool {
+        if exclusive && AnonymousFiles.enabled && !anonymousFilesUnsupported.load(ordering: .relaxed),
+           let created = try linkAnonymousFile(name, bytes, display: display()) {
+            try sync()
+            return created
+        }
         var linkedHere = true
         let temporary = TemporaryName.next()
         try temporary.withUnsafeBufferPointer { (tmp) in
             let tmpName = tmp.baseAddress!
             let created = retryingOnInterrupt { openat(fd, tmpName, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
             if created.result == -1 { throw GracefulStopError.system("cannot create", pathOf(display()), errno: created.errno) }
-            var written = 0
             var failure: GracefulStopError? = nil
-            while written < bytes.count {
-                let count = retryingOnInterrupt { write(created.result, bytes.baseAddress! + written, bytes.count - written) }
-                if count.result == -1 { failure = .system("cannot write", pathOf(display()), errno: count.errno); break }
-                written += count.result
-            }
-            if failure == nil {
-                let synced = retryingOnInterrupt { fsync(created.result) }
-                if synced.result == -1 { failure = .system("cannot fsync", pathOf(display()), errno: synced.errno) }
-            }
+            do { try Directory.writeAndSync(created.result, bytes, path: pathOf(display())) } catch let error as GracefulStopError { failure = error }
             // NFS reports deferred write errors at close: a failed close is a failed write.
             if close(created.result) == -1 && failure == nil {
                 failure = .system("cannot write", pathOf(display()), errno: Glibc.errno)
@@ -150,6 +152,46 @@ final class Directory: Sendable {
         }
         try sync()
         return linkedHere
+    }
+
+    /// The exclusive write through a file without a name (O_TMPFILE): written, fsynced, then
+    /// linked as `name` through /proc/self/fd. Returns whether it created `name`, or nil when this
+    /// filesystem has no such files or /proc is missing; the directory then remembers to use the
+    /// named temporary from now on.
+    private func linkAnonymousFile(_ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer,
+                                   display: @autoclosure () -> String) throws -> Bool? {
+        let opened = retryingOnInterrupt { openat(fd, ".", AnonymousFiles.openFlags | O_WRONLY | O_CLOEXEC, 0o644) }
+        if opened.result == -1 {
+            // EOPNOTSUPP: NFS, FUSE and others; EISDIR: kernels older than 3.11; EINVAL: some filesystems.
+            if [EOPNOTSUPP, EISDIR, EINVAL].contains(opened.errno) {
+                anonymousFilesUnsupported.store(true, ordering: .relaxed)
+                return nil
+            }
+            throw GracefulStopError.system("cannot create", pathOf(display()), errno: opened.errno)
+        }
+        // Closed after the link: the file needs its descriptor until then, and once fsync has
+        // succeeded on a filesystem with O_TMPFILE a close has nothing left to report.
+        defer { close(opened.result) }
+        try Directory.writeAndSync(opened.result, bytes, path: pathOf(display()))
+        let linked = "/proc/self/fd/\(opened.result)".withCString { source in
+            retryingOnInterrupt { linkat(AT_FDCWD, source, fd, name, AT_SYMLINK_FOLLOW) }
+        }
+        if linked.result == 0 { return true }
+        if linked.errno == EEXIST { return false }
+        if linked.errno == ENOENT && access("/proc/self/fd", F_OK) != 0 {
+            anonymousFilesUnsupported.store(true, ordering: .relaxed)
+            return nil
+        }
+        throw GracefulStopError.system("cannot link a new file to", pathOf(display()), errno: linked.errno)
+    }
+
+    /// Writes all of `bytes` to `descriptor` and fsyncs it; errors name `path`.
+    private static func writeAndSync(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, path: @autoclosure () -> String) throws {
+        var written = 0
+        while written < bytes.count {
+            written += try systemCall("cannot write", path()) { write(descriptor, bytes.baseAddress! + written, bytes.count - written) }
+        }
+        try systemCall("cannot fsync", path()) { fsync(descriptor) }
     }
 
     @discardableResult
@@ -193,6 +235,19 @@ final class Directory: Sendable {
             body(UnsafeBufferPointer(start: name, count: length))
         }
     }
+}
+
+/// Files created without a name (O_TMPFILE) for exclusive writes; see `Directory.writeAtomically`.
+enum AnonymousFiles {
+    /// O_TMPFILE, which Glibc defines as a macro Swift does not import: __O_TMPFILE (the same
+    /// value on x86_64 and aarch64) with O_DIRECTORY.
+    static let openFlags: Int32 = 0o20_000_000 | O_DIRECTORY
+    /// GRACEFULSTOP_ANONYMOUS_FILES=0 makes every write use a named temporary, as on NFS (for tests
+    /// of that path, and for a filesystem that claims O_TMPFILE but mishandles it). Read once.
+    static let enabled: Bool = {
+        guard let value = getenv("GRACEFULSTOP_ANONYMOUS_FILES") else { return true }
+        return String(cString: value) != "0"
+    }()
 }
 
 /// Names for temporary files that are unique across threads, processes and hosts without any
