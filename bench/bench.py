@@ -231,23 +231,37 @@ print((time.perf_counter() - t) * 1e6 / count)
         started = [subprocess.Popen(command_for(p), stdout=subprocess.PIPE, text=True) for p in range(processes)]
         return statistics.mean(float(p.communicate()[0]) for p in started)
 
-    results = {}
-    for processes in (1, 2, 8):
+    def one_round(processes: int, order: int) -> list[float]:
+        """Each way once, on fresh directories, starting with way `order` (the flush queue a way
+        leaves behind slows the next one, so the rounds rotate who goes first)."""
         per = count // processes
         state_dir = tempfile.mkdtemp(prefix="gs-bench-")
         gracefulstop.create(state_dir, [f"u{i:07d}" for i in range(count + processes)], nodes=1)
         raw_dir = tempfile.mkdtemp(prefix="gs-bench-")
         raw_c_dir = tempfile.mkdtemp(prefix="gs-bench-")
-        results[processes] = (
-            run_parallel(processes, lambda p: [sys.executable, "-c", ours_code, state_dir, str(p), str(per + 1), str(processes)]),
-            run_parallel(processes, lambda p: [sys.executable, "-c", raw_python_code, raw_dir, str(p), str(per), str(processes)]),
-            run_parallel(processes, lambda p: [str(raw_c), raw_c_dir, str(per), str(p * per)]),
-        )
+        ways = [
+            lambda p: [sys.executable, "-c", ours_code, state_dir, str(p), str(per + 1), str(processes)],
+            lambda p: [sys.executable, "-c", raw_python_code, raw_dir, str(p), str(per), str(processes)],
+            lambda p: [str(raw_c), raw_c_dir, str(per), str(p * per)],
+        ]
+        measured = [0.0, 0.0, 0.0]
+        for way in [(order + k) % 3 for k in range(3)]:
+            measured[way] = run_parallel(processes, ways[way])
+        return measured
+
+    results = {}
+    for processes in (1, 2, 8):
+        rounds = [one_round(processes, order) for order in range(3)]
+        results[processes] = tuple(statistics.median(r[way] for r in rounds) for way in range(3))
     ours, raw_py, raw_c_us = results[1]
     detail = "; ".join(f"{p} processes: {o:.0f} / {r:.0f} / {c:.0f} µs ({o / r:.2f}×)" for p, (o, r, c) in results.items())
+    # The target holds for every number of processes marking at once, not for one alone.
+    worst_processes, (worst_ours, worst_raw, _) = max(results.items(), key=lambda item: item[1][0] / item[1][1])
     row("5", f"durable `mark_done(unit)` from Python, µs/call ({count} marks)", f"{ours:.0f} µs",
-        f"same syscalls in Python {raw_py:.0f} µs, in C {raw_c_us:.0f} µs", f"{ours / raw_py:.2f}× Python, {ours / raw_c_us:.2f}× C",
-        "≤ 1.2× the raw syscalls", ours <= 1.2 * raw_py, "ours / raw Python / raw C, each process's mean: " + detail)
+        f"same syscalls in Python {raw_py:.0f} µs, in C {raw_c_us:.0f} µs",
+        f"{ours / raw_py:.2f}× Python, {ours / raw_c_us:.2f}× C; the worst, {worst_processes} processes: {worst_ours / worst_raw:.2f}× Python",
+        "≤ 1.2× the raw syscalls, with 1, 2 and 8 processes", worst_ours <= 1.2 * worst_raw,
+        "ours / raw Python / raw C, each process's mean: " + detail)
 
 
 # 6, 7 -------------------------------------------------------------------------------------------
@@ -428,11 +442,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="CI sizes: quick, figures not representative")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--only", metavar="N[,N...]", help="measure only these figures (1-9) and print them; "
+                        "docs/benchmarks.md is written only by a run of all of them")
     args = parser.parse_args()
     size = SIZES["small" if args.small else "full"]
+    figures = {1: calls_per_check, 2: calls_per_check, 3: syscalls, 4: stop_latency, 5: durable_marks,
+               6: remaining_units, 7: remaining_units, 8: idle_supervisor, 9: library_load}
+    chosen = list(dict.fromkeys(figures.values()))
+    if args.only:
+        try:
+            numbers = [int(n) for n in args.only.split(",")]
+        except ValueError:
+            parser.error(f"--only takes figure numbers such as 5 or 6,7, not '{args.only}'")
+        if not numbers or any(n not in figures for n in numbers):
+            parser.error(f"--only takes figure numbers from 1 to 9, not '{args.only}'")
+        chosen = list(dict.fromkeys(figures[n] for n in numbers))
+        args.no_write = True
     started = time.time()
     print(f"gracefulstop benchmarks ({'small' if args.small else 'full'} sizes)", flush=True)
-    for figure in (calls_per_check, syscalls, stop_latency, durable_marks, remaining_units, idle_supervisor, library_load):
+    for figure in chosen:
         figure(size)
     header = (f"Measured {datetime.date.today().isoformat()} with `./bench/run{' --small' if args.small else ''}` "
               f"in {time.time() - started:.0f} s on {machine()}.")
