@@ -1,6 +1,6 @@
 /* Three ways to create a durable marker, for comparing them side by side (bench/notes.md, figure 5):
  *   0  the raw syscalls: O_EXCL create of the final name, write, fsync, close, directory fsync
- *      (fast, but a reader can see a partial file)
+ *      (fast, but a reader can see a partial file); bench.py's "raw C" of figure 5
  *   1  a named temporary: existence check, create, write, fsync, close, rename, directory fsync
  *   2  a file without a name: existence check, O_TMPFILE, write, fsync, linkat, directory fsync
  * Prints the mean microseconds per mark.   mark_ways DIR WAY COUNT FIRST

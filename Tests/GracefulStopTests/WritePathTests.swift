@@ -11,7 +11,7 @@ import Testing
         #expect(try directory.writeAtomically("marker.done", Array("first".utf8), exclusive: true))
         #expect(try !directory.writeAtomically("marker.done", Array("second".utf8), exclusive: true))
         #expect(readFile(temporary.sub("marker.done")) == Array("first".utf8))
-        // On a filesystem with O_TMPFILE (ext4, tmpfs: /tmp here) nothing but the file is left.
+        // Either way (a file without a name, or a named temporary linked and removed) nothing else is left.
         #expect(listDirectory(temporary.path) == ["marker.done"])
     }
 

@@ -106,7 +106,7 @@ def test_returned_buffers_are_freed_under_valgrind(tmp_path):
     assert kept - kept_short <= 256, f"{kept_short} bytes after {short} rounds, {kept} after {rounds}"
     # The control skipped one gracefulstop_unit_list_free: valgrind must name that block.
     assert len(control_leaks) == 1, control_log[-4000:]
-    assert "gracefulstop_remaining_units" in control_leaks[0] or "libgracefulstop" in control_leaks[0]
+    assert "definitely lost" in control_leaks[0] and "gracefulstop_remaining_units" in control_leaks[0], control_leaks[0]
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None and os.environ.get("CI") != "true",

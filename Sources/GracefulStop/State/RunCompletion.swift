@@ -12,13 +12,7 @@ enum RunCompletion {
     /// Creates run.done unless it exists; true when this call created it.
     @discardableResult
     static func write(in directory: Directory, unitCount: Int) throws -> Bool {
-        var json = JSONWriter()
-        json.raw("{\"units\": \(unitCount), \"completed_at\": ")
-        json.number(Clock.unixSeconds())
-        json.raw(", \"by\": ")
-        json.string("\(HostName.current):\(getpid())")
-        json.raw("}\n")
-        return try directory.writeAtomically(fileName, json.bytes, exclusive: true)
+        try directory.writeAtomically(fileName, completionRecord([("units", .number(Double(unitCount)))]), exclusive: true)
     }
 }
 
@@ -28,14 +22,14 @@ public enum StudyCompletion {
     public static let fileName = "study.done"
 
     static func write(in directory: Directory, detail: String) throws {
-        var json = JSONWriter()
-        json.raw("{\"completed_at\": ")
-        json.number(Clock.unixSeconds())
-        json.raw(", \"by\": ")
-        json.string("\(HostName.current):\(getpid())")
-        json.raw(", \"detail\": ")
-        json.string(detail)
-        json.raw("}\n")
-        try directory.writeAtomically(fileName, json.bytes)
+        try directory.writeAtomically(fileName, completionRecord([("detail", .string(detail))]))
     }
+}
+
+/// The content of a completion marker: what finished, then when and by which host and process.
+private func completionRecord(_ fields: [(String, JSONValue)]) -> [UInt8] {
+    var json = JSONWriter()
+    json.value(.object(fields + [("completed_at", .number(Clock.unixSeconds())), ("by", .string("\(HostName.current):\(getpid())"))]))
+    json.raw("\n")
+    return json.bytes
 }
