@@ -196,7 +196,13 @@ int gracefulstop_set_check_interval(gracefulstop_state *GRACEFULSTOP_NONNULL sta
  * handler installed before it (a Python signal.signal handler keeps running). SA_RESTART is set so
  * blocking calls are not interrupted. `signals` NULL: $GRACEFULSTOP_SIGNALS (e.g. "USR1,TERM",
  * "none"), else SIGUSR1 and SIGTERM; SIGINT is not trapped by default so Ctrl+C stays immediate.
- * Installing twice is harmless. Forked children inherit the handlers and the flag; exec resets them.
+ * Installing twice is harmless. A child forked afterwards (a worker pool) gets the handlers that were
+ * there before ours back, so TERM ends it as it would without gracefulstop; it keeps the flag as it
+ * was at fork, and may call this again to stop gracefully itself. exec resets every handler.
+ *
+ * Under gstop or SLURM, the first time should_stop() sees a signal it also records which signal
+ * stopped which node's process (events.jsonl) and writes this job's stop request, so that gstop
+ * decides as if the signal had reached it and the job's other nodes stop too.
  */
 int gracefulstop_install_signals(const int *GRACEFULSTOP_NULLABLE signals, size_t count);
 

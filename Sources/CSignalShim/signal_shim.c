@@ -3,6 +3,7 @@
 #include "CSignalShim.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <sys/prctl.h>
@@ -41,8 +42,27 @@ static int handler_is_ours(const struct sigaction *action) {
     return (action->sa_flags & SA_SIGINFO) && action->sa_sigaction == stop_handler;
 }
 
+// In a forked child (a multiprocessing.Pool or DataLoader worker), puts back the action each
+// trapped signal had before ours, so the child behaves as it would without gracefulstop: TERM
+// kills it unless somebody else's handler says otherwise. Only sigaction, which is
+// async-signal-safe and so allowed between fork and exec. The flag is kept: a child forked after
+// a stop still sees it. A child that wants the handlers again calls install.
+static void restore_in_forked_child(void) {
+    for (int signo = 1; signo < NSIG; signo++) {
+        struct sigaction current;
+        if (is_trappable(signo) && sigaction(signo, NULL, &current) == 0 && handler_is_ours(&current)) {
+            sigaction(signo, &previous_action[signo], NULL);
+        }
+    }
+}
+
+static pthread_once_t fork_hook_once = PTHREAD_ONCE_INIT;
+
+static void register_fork_hook(void) { pthread_atfork(NULL, NULL, restore_in_forked_child); }
+
 int gracefulstop_shim_install(int signo) {
     if (!is_trappable(signo)) return EINVAL;
+    pthread_once(&fork_hook_once, register_fork_hook);
     struct sigaction current;
     if (sigaction(signo, NULL, &current) != 0) return errno;
     if (handler_is_ours(&current)) return 0;

@@ -42,17 +42,32 @@ public enum Environment {
         return text.isEmpty ? nil : text
     }
 
-    /// This process's node: GRACEFULSTOP_NODE, else SLURM_ARRAY_TASK_ID (one node per array task),
-    /// else SLURM_NODEID (one node per host of a multi-node job), else 0. Also says where it came from.
-    public static func node() throws -> (number: Int, source: String) {
-        for name in [nodeVariable, "SLURM_ARRAY_TASK_ID", "SLURM_NODEID"] {
+    /// Whose share of the units a process works on ("node" in the state format). Chosen by
+    /// GRACEFULSTOP_SHARE inside a SLURM job step.
+    public static let shareVariable = "GRACEFULSTOP_SHARE"
+
+    /// This process's share of the units, and where the number came from:
+    /// GRACEFULSTOP_NODE; else SLURM_ARRAY_TASK_ID (one share per array task); else, inside an
+    /// `srun` step, SLURM_PROCID (one share per task, so two tasks on a node never do the same
+    /// units) or, with GRACEFULSTOP_SHARE=node, SLURM_NODEID (the tasks of a node work on its
+    /// units together); else SLURM_NODEID (the batch script: its node); else 0.
+    /// `tasks` is the step's task count when the share is per task: the state must have that many.
+    public static func node() throws -> (number: Int, source: String, tasks: Int?) {
+        let share = value(shareVariable) ?? "task"
+        guard share == "task" || share == "node" else {
+            throw GracefulStopError(.invalidArgument, "\(shareVariable)='\(share)' is not a share kind: use task (one share per srun task, the default) or node (the tasks of a node share its units)")
+        }
+        let inStep = value("SLURM_STEP_ID").flatMap { Int($0) }.map { $0 >= 0 } ?? false
+        let perTask = inStep && share == "task"
+        for name in [nodeVariable, "SLURM_ARRAY_TASK_ID", perTask ? "SLURM_PROCID" : "SLURM_NODEID"] {
             guard let text = value(name) else { continue }
             guard let number = Int(text), number >= 0 else {
                 throw GracefulStopError(.invalidArgument, "\(name)='\(text)' is not a node number (a whole number from 0)")
             }
-            return (number, " (from \(name))")
+            let tasks = name == "SLURM_PROCID" ? (value("SLURM_STEP_NUM_TASKS") ?? value("SLURM_NTASKS")).flatMap { Int($0) } : nil
+            return (number, " (from \(name))", tasks)
         }
-        return (0, "")
+        return (0, "", nil)
     }
 
     /// The SLURM job this process belongs to, as stop requests scope it: ARRAY_TASK for an array

@@ -12,10 +12,16 @@ public enum StopCause: Equatable, Sendable {
     case timeLimit
     /// The command stopped itself at GRACEFULSTOP_DEADLINE, before any signal.
     case deadline
-    /// TERM without a time limit: `scancel`.
+    /// TERM without a time limit, preemption or node failure: `scancel`.
     case cancelled
-    /// SLURM preempted the job; it requeues (or cancels) preempted jobs by itself.
-    case preempted
+    /// SLURM is preempting the job (PreemptTime): it requeues the job itself at the end of
+    /// GraceTime, but not once the batch script has exited — then it is COMPLETED.
+    case preempted(requeuedBySlurm: Bool)
+    /// A node of the job failed (the job lost a node, NODE_FAIL); SLURM requeues such a job itself.
+    case nodeFailure(requeuedBySlurm: Bool)
+    /// SLURM requeued the job during the attempt (its Restarts moved) for no reason scontrol
+    /// names: an administrator's `scontrol requeue`, say.
+    case requeuedBySlurm(from: Int, to: Int)
     /// SIGINT: a person's immediate stop.
     case interrupted
     /// A stop request in the state (`gstop stop`, `request_stop()`), with its words.
@@ -25,22 +31,32 @@ public enum StopCause: Equatable, Sendable {
 
     var description: String {
         switch self {
-        case .none: return "the command ended on its own"
+        case .none: return "the command ended on its own (no stop reached gstop or was recorded by the command's processes)"
         case .warning(let signal): return "stopped by \(StopSignals.name(of: signal)) (the time-limit warning)"
         case .timeLimit: return "stopped by the time limit (TERM, Reason=TimeLimit)"
         case .deadline: return "stopped itself at its deadline (\(Environment.deadline))"
-        case .cancelled: return "cancelled (TERM without a time limit, as scancel sends)"
-        case .preempted: return "preempted"
+        case .cancelled: return "cancelled (TERM without a time limit or preemption, as scancel sends)"
+        case .preempted(let requeued): return "preempted (PreemptTime set" + (requeued ? ", and SLURM has requeued the job)" : ", GraceTime running)")
+        case .nodeFailure(let requeued): return "a node of the job failed" + (requeued ? " (SLURM has requeued the job)" : "")
+        case .requeuedBySlurm(let from, let to): return "SLURM requeued the job (Restarts \(from) -> \(to))"
         case .interrupted: return "interrupted (SIGINT)"
         case .requested(let detail): return "a stop was requested (\(detail))"
         case .unclassifiedTerm(let error): return "TERM, and scontrol could not say why (\(error))"
         }
     }
 
-    /// The causes after which the work goes on in a new attempt.
+    /// The causes after which the work goes on in a new attempt that gstop requeues.
     var continuesWork: Bool {
         switch self {
-        case .warning, .timeLimit, .deadline: return true
+        case .warning, .timeLimit, .deadline, .preempted(requeuedBySlurm: false), .nodeFailure(requeuedBySlurm: false): return true
+        default: return false
+        }
+    }
+
+    /// SLURM has requeued the job itself: a second requeue would be wrong.
+    var slurmRequeued: Bool {
+        switch self {
+        case .preempted(requeuedBySlurm: true), .nodeFailure(requeuedBySlurm: true), .requeuedBySlurm: return true
         default: return false
         }
     }
@@ -94,6 +110,10 @@ public struct RequeueLimits: Sendable, Equatable {
 
 public struct RequeueFacts: Sendable, Equatable {
     public var cause: StopCause
+    /// How the stop arrived ("SIGUSR1 to the job's steps, node 1 on n2"), when known.
+    public var route: String?
+    /// Whether SLURM lets the job be requeued (scontrol's Requeue=); nil when unknown or local.
+    public var requeueAllowed: Bool?
     public var exit: ChildExit
     /// The marker that says all work is done ("run.done", "study.done"), when present.
     public var workDone: String?
@@ -113,11 +133,13 @@ public struct RequeueFacts: Sendable, Equatable {
     public var target: String
 
     public init(
-        cause: StopCause, exit: ChildExit, workDone: String? = nil, remaining: Int?, scope: String, restartCount: Int = 0,
+        cause: StopCause, route: String? = nil, exit: ChildExit, workDone: String? = nil, remaining: Int?, scope: String, restartCount: Int = 0,
         idleAttempts: Int = 0, failedAttempts: Int = 0, mode: RequeueMode = .task, limits: RequeueLimits = RequeueLimits(),
-        target: String
+        target: String, requeueAllowed: Bool? = nil
     ) {
         self.cause = cause
+        self.route = route
+        self.requeueAllowed = requeueAllowed
         self.exit = exit
         self.workDone = workDone
         self.remaining = remaining
@@ -139,6 +161,8 @@ public struct RequeueDecision: Sendable, Equatable {
         case requeue(target: String)
         /// End without finishing the work, and do not requeue.
         case stop
+        /// End; SLURM has requeued the job itself, and the next attempt goes on with the work.
+        case leaveToSlurm
     }
 
     /// Exit code when work remains but the job ends without a requeue (sysexits EX_TEMPFAIL).
@@ -155,12 +179,13 @@ public struct RequeueDecision: Sendable, Equatable {
         case .finish: verb = "finish"
         case .requeue(let target): verb = "requeue \(target)"
         case .stop: verb = "stop without requeue"
+        case .leaveToSlurm: verb = "no requeue by gstop (SLURM requeued the job)"
         }
         return "decision: \(verb) (exit \(exitCode)): " + reasons.joined(separator: "; ")
     }
 
     public static func decide(_ facts: RequeueFacts) -> RequeueDecision {
-        let how = "\(facts.cause.description), \(facts.exit.description)"
+        let how = facts.cause.description + (facts.route.map { " [\($0)]" } ?? "") + ", \(facts.exit.description)"
         if let marker = facts.workDone {
             return RequeueDecision(action: .finish, exitCode: 0, reasons: [how, "all work is done (\(marker))"])
         }
@@ -169,8 +194,9 @@ public struct RequeueDecision: Sendable, Equatable {
             return RequeueDecision(action: .stop, exitCode: 130, reasons: [how, "an interrupt ends the job"])
         case .cancelled:
             return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: [how, "a cancel always ends the job"])
-        case .preempted:
-            return RequeueDecision(action: .stop, exitCode: 0, reasons: [how, "SLURM handles preempted jobs itself; not requeued a second time"])
+        case .preempted(requeuedBySlurm: true), .nodeFailure(requeuedBySlurm: true), .requeuedBySlurm:
+            let left = facts.remaining.map { "\(facts.scope) has \($0) unit\($0 == 1 ? "" : "s") left for the next attempt" } ?? "the next attempt goes on with the work"
+            return RequeueDecision(action: .leaveToSlurm, exitCode: 0, reasons: [how, left, "gstop does not requeue it a second time"])
         case .requested:
             return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: [how, "a requested stop ends the job"])
         case .unclassifiedTerm:
@@ -192,20 +218,27 @@ public struct RequeueDecision: Sendable, Equatable {
             if let remaining = facts.remaining, remaining > 0 {
                 return RequeueDecision(
                     action: .stop, exitCode: workRemainsExitCode,
-                    reasons: [how, "\(facts.scope) has \(remaining) unit\(remaining == 1 ? "" : "s") left, but no stop was asked; not requeued"])
+                    reasons: [how, "\(facts.scope) has \(remaining) unit\(remaining == 1 ? "" : "s") left, but nothing asked the command to stop; not requeued"])
             }
             return RequeueDecision(action: .finish, exitCode: 0, reasons: [how, facts.remaining == 0 ? "\(facts.scope) has no units left" : "the command finished"])
-        case .warning, .timeLimit, .deadline:
+        case .warning, .timeLimit, .deadline, .preempted(requeuedBySlurm: false), .nodeFailure(requeuedBySlurm: false):
             if facts.remaining == 0 {
                 return RequeueDecision(action: .finish, exitCode: 0, reasons: [how, "\(facts.scope) has no units left"])
             }
-            let left = facts.remaining.map { "\(facts.scope) has \($0) unit\($0 == 1 ? "" : "s") left" } ?? "the work is not done"
-            return requeueUnlessGuarded(facts, reasons: [how, left])
+            var reasons = [how, facts.remaining.map { "\(facts.scope) has \($0) unit\($0 == 1 ? "" : "s") left" } ?? "the work is not done"]
+            if case .preempted = facts.cause {
+                reasons.append("SLURM completes a preempted job whose script has exited without requeuing it, so gstop requeues it")
+            }
+            return requeueUnlessGuarded(facts, reasons: reasons)
         }
     }
 
     private static func requeueUnlessGuarded(_ facts: RequeueFacts, reasons: [String]) -> RequeueDecision {
         var reasons = reasons
+        if facts.requeueAllowed == false {
+            reasons.append("the job cannot be requeued: scontrol show job says Requeue=0 (it was submitted with --no-requeue, or the site sets JobRequeue=0); add `#SBATCH --requeue` to the batch script")
+            return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: reasons)
+        }
         if facts.restartCount >= facts.limits.maxRestarts {
             reasons.append("restart \(facts.restartCount) reached --max-restarts \(facts.limits.maxRestarts); not requeued")
             return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: reasons)

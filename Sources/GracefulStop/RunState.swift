@@ -75,7 +75,7 @@ public final class RunState: Sendable {
     /// a handle without a state directory (it checks signals and the deadline; marking fails).
     public static func open(at path: String?, node: Int? = nil) throws -> RunState {
         guard let path = path ?? Environment.value(Environment.stateDirectory) else {
-            return RunState(path: nil, files: nil, node: try node ?? Environment.node().number, stopCheck: try makeStopCheck(directory: nil))
+            return RunState(path: nil, files: nil, node: try node ?? Environment.node().number, stopCheck: try makeStopCheck(directory: nil, node: 0))
         }
         try validate(path: path)
         return try open(directory: Directory(opening: path), path: path, node: node)
@@ -89,8 +89,8 @@ public final class RunState: Sendable {
         try validate(path: path)
         let directory = try Directory(opening: path, create: true)
         if try directory.exists(Manifest.fileName) { return try open(directory: directory, path: path, node: nil) }
-        return RunState(path: path, files: nil, directory: directory, node: try Environment.node().number,
-                        stopCheck: try makeStopCheck(directory: directory))
+        let node = try Environment.node().number
+        return RunState(path: path, files: nil, directory: directory, node: node, stopCheck: try makeStopCheck(directory: directory, node: node))
     }
 
     private static func validate(path: String) throws {
@@ -108,11 +108,18 @@ public final class RunState: Sendable {
         let markers = try DoneMarkers(
             directory: directory.subdirectory(DoneMarkers.directoryName, create: true),
             legacy: openLegacyDirectory(manifest.legacyDoneDirectory, in: directory))
-        let chosen: (number: Int, source: String) = try node.map { ($0, "") } ?? Environment.node()
+        let chosen: (number: Int, source: String, tasks: Int?) = try node.map { ($0, "", nil) } ?? Environment.node()
+        if let tasks = chosen.tasks, tasks != manifest.nodes {
+            // Refused rather than run: fewer shares than tasks makes tasks fail or double up, more
+            // leaves shares nobody works on.
+            throw GracefulStopError(
+                .mismatch,
+                "this srun step has \(tasks) tasks (SLURM_STEP_NUM_TASKS), but the state at \(path) shares its units among \(manifest.nodes) node\(manifest.nodes == 1 ? "" : "s"): each task works on its own share (SLURM_PROCID), so create the state with nodes=\(tasks) (nodes=int(os.environ[\"SLURM_NTASKS\"])), or set \(Environment.shareVariable)=node for the tasks of a node to work on its units together")
+        }
         try manifest.partition.validate(node: chosen.number, source: chosen.source)
         return RunState(
             path: path, files: Files(directory: directory, manifest: manifest, markers: markers),
-            node: chosen.number, stopCheck: try makeStopCheck(directory: directory))
+            node: chosen.number, stopCheck: try makeStopCheck(directory: directory, node: chosen.number))
     }
 
     /// The seed's `completed/` directory; one that does not exist yet simply holds no markers.
@@ -122,12 +129,13 @@ public final class RunState: Sendable {
         do { return try Directory(opening: resolved) } catch let error as GracefulStopError where error.errno == ENOENT { return nil }
     }
 
-    private static func makeStopCheck(directory: Directory?) throws -> StopCheck {
+    private static func makeStopCheck(directory: Directory?, node: Int) throws -> StopCheck {
         StopCheck(
             directory: directory, job: Environment.job(),
             attemptStart: try Environment.unixTime(Environment.attemptStart) ?? Clock.unixSeconds(),
             deadline: try Environment.unixTime(Environment.deadline),
-            intervalSeconds: try Environment.checkIntervalSeconds())
+            intervalSeconds: try Environment.checkIntervalSeconds(),
+            recorder: ProcessStopRecorder.make(directory: directory, node: node))
     }
 
     // MARK: - The run

@@ -34,9 +34,15 @@ public final class StopCheck: Sendable {
     private let directoryChangeSeen = Atomic<Int64>(.min)
     private let latchedReason = Atomic<Int32>(0)
     private let latchedDetail = Mutex<String>("")
+    /// Writes what stopped this process, once, under gstop or SLURM (see `ProcessStop`).
+    private let recorder: ProcessStopRecorder?
+    /// The signal last recorded, so each new signal is recorded once.
+    private let recordedSignal = Atomic<Int32>(0)
 
-    init(directory: Directory?, job: String?, attemptStart: Double, deadline: Double?, intervalSeconds: Double) {
+    init(directory: Directory?, job: String?, attemptStart: Double, deadline: Double?, intervalSeconds: Double,
+         recorder: ProcessStopRecorder? = nil) {
         self.directory = directory
+        self.recorder = recorder
         self.requestFiles = [StopRequest.fileName] + (job.map { [StopRequest.fileName(forJob: $0)] } ?? [])
         self.attemptStart = attemptStart
         self.deadline = deadline
@@ -60,7 +66,12 @@ public final class StopCheck: Sendable {
 
     @inline(__always)
     public func shouldStop() -> Bool {
-        if StopSignals.received != 0 || latchedReason.load(ordering: .relaxed) != 0 { return true }
+        let signal = StopSignals.received
+        if signal != 0 {
+            if recordedSignal.load(ordering: .relaxed) != signal { record(signal: signal) }
+            return true
+        }
+        if latchedReason.load(ordering: .relaxed) != 0 { return true }
         let now = Clock.coarseMonotonicNanoseconds()
         if now >= deadlineMonotonic {
             latch(.deadline, "the deadline \(deadline.map { String($0) } ?? "") (\(Environment.deadline)) has passed")
@@ -98,13 +109,21 @@ public final class StopCheck: Sendable {
         return false
     }
 
+    /// The first time a signal is seen: records it (the slow path, once per signal).
+    private func record(signal: Int32) {
+        let previous = recordedSignal.load(ordering: .relaxed)
+        guard recordedSignal.compareExchange(expected: previous, desired: signal, ordering: .relaxed).exchanged else { return }
+        recorder?.record(.signal, signal: signal, detail: "received \(StopSignals.name(of: signal))")
+    }
+
     func latch(_ reason: Reason, _ detail: String) {
-        latchedDetail.withLock { current in
-            if latchedReason.load(ordering: .relaxed) == 0 {
-                current = detail
-                latchedReason.store(reason.rawValue, ordering: .relaxed)
-            }
+        let first = latchedDetail.withLock { current -> Bool in
+            guard latchedReason.load(ordering: .relaxed) == 0 else { return false }
+            current = detail
+            latchedReason.store(reason.rawValue, ordering: .relaxed)
+            return true
         }
+        if first, StopSignals.received == 0 { recorder?.record(reason, signal: 0, detail: detail) }
     }
 
     /// Why `shouldStop()` is true: the reason, the signal for `.signal`, and a sentence.

@@ -4,10 +4,11 @@ import Glibc
 /// Which signals mean "stop gracefully", and the Swift side of installing their handlers (the
 /// handlers themselves are C: Sources/CSignalShim).
 ///
-/// Forked children (a DataLoader's workers, say) inherit the installed handlers and the flag as it
-/// was at fork: a worker sent the signal sets its own flag and is not killed by it, and a worker
-/// forked after a stop already sees `should_stop()` true. exec(2) resets handled signals to their
-/// default action, so programs the job starts are unaffected.
+/// Forked children (a multiprocessing.Pool's or a DataLoader's workers) get the handlers that were
+/// there before ours (CSignalShim restores them in the child), so TERM kills a worker as it would
+/// without gracefulstop, and `Pool.terminate()` works; the flag is inherited as it was at fork.
+/// A child that wants to stop gracefully itself calls `install_signals()` again. exec(2) resets
+/// handled signals to their default action, so programs the job starts are unaffected.
 public enum StopSignals {
     /// SIGUSR1 (SLURM's `--signal=B:USR1@N` warning) and SIGTERM (the time limit, scancel).
     /// SIGINT is left alone so that Ctrl+C stays an immediate stop.

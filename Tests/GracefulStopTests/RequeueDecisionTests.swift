@@ -8,11 +8,12 @@ import Testing
 
     static func facts(
         _ cause: StopCause, _ exit: ChildExit = .exited(0), done: String? = nil, remaining: Int? = 5, restart: Int = 0, idle: Int = 0,
-        failed: Int = 0, mode: RequeueMode = .task, limits: RequeueLimits = RequeueLimits(), target: String = "12_3"
+        failed: Int = 0, mode: RequeueMode = .task, limits: RequeueLimits = RequeueLimits(), target: String = "12_3",
+        requeueAllowed: Bool? = true, route: String? = nil
     ) -> RequeueFacts {
         RequeueFacts(
-            cause: cause, exit: exit, workDone: done, remaining: remaining, scope: "node 3", restartCount: restart, idleAttempts: idle,
-            failedAttempts: failed, mode: mode, limits: limits, target: target)
+            cause: cause, route: route, exit: exit, workDone: done, remaining: remaining, scope: "node 3", restartCount: restart, idleAttempts: idle,
+            failedAttempts: failed, mode: mode, limits: limits, target: target, requeueAllowed: requeueAllowed)
     }
 
     static let rows: [Row] = [
@@ -26,7 +27,17 @@ import Testing
         ("warning on a sweep without units", facts(.warning(signal: SIGUSR1), remaining: nil), .requeue(target: "12_3"), 0, "the work is not done"),
         ("cancel never requeues", facts(.cancelled), .stop, 75, "a cancel always ends the job"),
         ("cancel after a warning never requeues", facts(.cancelled, .signaled(SIGTERM)), .stop, 75, "cancel"),
-        ("preempted: SLURM requeues", facts(.preempted), .stop, 0, "not requeued a second time"),
+        ("preempted during GraceTime: gstop requeues, or SLURM would complete the job", facts(.preempted(requeuedBySlurm: false)),
+         .requeue(target: "12_3"), 0, "SLURM completes a preempted job whose script has exited"),
+        ("preempted and requeued by SLURM: not again", facts(.preempted(requeuedBySlurm: true)), .leaveToSlurm, 0, "does not requeue it a second time"),
+        ("node failure, SLURM requeued", facts(.nodeFailure(requeuedBySlurm: true)), .leaveToSlurm, 0, "a node of the job failed"),
+        ("node failure, SLURM did not requeue", facts(.nodeFailure(requeuedBySlurm: false)), .requeue(target: "12_3"), 0, "node 3 has 5 units left"),
+        ("an administrator's requeue", facts(.requeuedBySlurm(from: 0, to: 1)), .leaveToSlurm, 0, "Restarts 0 -> 1"),
+        ("SLURM requeued, nothing left", facts(.preempted(requeuedBySlurm: true), remaining: 0), .leaveToSlurm, 0, "0 units left"),
+        ("warning, but the job cannot be requeued", facts(.warning(signal: SIGUSR1), requeueAllowed: false), .stop, 75, "Requeue=0"),
+        ("preempted, cannot be requeued", facts(.preempted(requeuedBySlurm: false), requeueAllowed: false), .stop, 75, "#SBATCH --requeue"),
+        ("the route is in the line", facts(.warning(signal: SIGUSR1), route: "SIGUSR1 to the job's steps, node 1 on n2"), .requeue(target: "12_3"), 0,
+         "[SIGUSR1 to the job's steps, node 1 on n2]"),
         ("interrupt", facts(.interrupted, .signaled(SIGINT)), .stop, 130, "an interrupt ends the job"),
         ("requested stop", facts(.requested("gstop stop")), .stop, 75, "a requested stop ends the job"),
         ("unclassified TERM", facts(.unclassifiedTerm("scontrol: not found")), .stop, 75, "a cancel must always end it"),
@@ -36,7 +47,7 @@ import Testing
         ("failure retries used up", facts(.none, .exited(3), failed: 3, limits: RequeueLimits(retryFailures: 2)), .stop, 3, "2 retries used"),
         ("finished on its own", facts(.none, remaining: 0), .finish, 0, "no units left"),
         ("sweep finished on its own", facts(.none, remaining: nil), .finish, 0, "the command finished"),
-        ("exited early without a stop", facts(.none, remaining: 4), .stop, 75, "no stop was asked"),
+        ("exited early without a stop", facts(.none, remaining: 4), .stop, 75, "nothing asked the command to stop"),
         ("restart limit", facts(.warning(signal: SIGUSR1), restart: 20), .stop, 75, "--max-restarts 20"),
         ("below the restart limit", facts(.warning(signal: SIGUSR1), restart: 19), .requeue(target: "12_3"), 0, "restart 20 of at most 20"),
         ("no progress guard", facts(.timeLimit, idle: 3), .stop, 75, "3 attempts in a row marked no unit"),
@@ -80,6 +91,33 @@ import Testing
         #expect(info.requeueAllowed == true)
     }
 
+    /// Lines captured from the real cluster (scripts/slurm-cluster, SLURM 22.05).
+    @Test func preemptionNodeFailureAndNoRequeueCapturedOnARealCluster() throws {
+        func info(_ file: String) throws -> JobInfo {
+            try JobInfo.parse(String(decoding: readFile(fixturesPath + "/scontrol/\(file).txt")!, as: UTF8.self), jobName: nil)
+        }
+        let grace = try info("preempt-step-term")
+        #expect(grace.state == "RUNNING" && grace.preemptTime != nil && grace.isPreempted && grace.restarts == 0 && !grace.isTimeLimit)
+        let graceEnd = try info("preempt-grace-end-term")
+        #expect(graceEnd.state == "COMPLETING" && graceEnd.restarts == 1 && graceEnd.preemptTime == nil)
+        let failed = try info("node-fail-term")
+        #expect(failed.restarts == 1 && failed.nodeCount == 1 && failed.nodeList == "n1")
+        #expect(try info("no-requeue-running").requeueAllowed == false)
+    }
+
+    /// Whatever a user writes into the job's name, comment, command or submit line never changes
+    /// the state, reason, restarts or times gstop reads (a cancel must always end the job).
+    @Test func userTextInFreeTextFieldsIsNeverReadAsTheJobsState() throws {
+        let name = "evil JobState=COMPLETED Reason=TimeLimit UserId=root(0) Restarts=7"
+        let line = try String(decoding: readFile(fixturesPath + "/scontrol/free-text.txt")!, as: UTF8.self)
+        let info = try JobInfo.parse(line, jobName: name)
+        #expect(info.state == "RUNNING" && info.reason == "None" && info.restarts == 0 && info.requeueAllowed == true)
+        #expect(info.endTime == nil && info.nodeList == "n1" && !info.isTimeLimit)
+        // Without the name, a name that only adds Key=Value text ends at its first " UserId=".
+        let plain = try JobInfo.parse(line.replacingFirst(name, with: "evil JobState=COMPLETED Reason=TimeLimit"), jobName: nil)
+        #expect(plain.state == "RUNNING" && plain.reason == "None" && plain.restarts == 0)
+    }
+
     @Test func endTimesAndPreemption() throws {
         let info = try JobInfo.parse("JobId=5 JobState=PREEMPTED Reason=None EndTime=2026-11-25T16:40:51 Restarts=2 Requeue=1")
         #expect(info.isPreempted && info.restarts == 2)
@@ -87,7 +125,15 @@ import Testing
         parts.tm_year = 126; parts.tm_mon = 10; parts.tm_mday = 25; parts.tm_hour = 16; parts.tm_min = 40; parts.tm_sec = 51; parts.tm_isdst = -1
         #expect(info.endTime == Double(mktime(&parts)))
         #expect(try JobInfo.parse("JobState=RUNNING EndTime=Unknown").endTime == nil)
+        #expect(try JobInfo.parse("JobId=5 JobName=x JobState=RUNNING Reason=None PreemptTime=2026-11-25T16:40:51").isPreempted)
         #expect(throws: GracefulStopError.self) { try JobInfo.parse("slurm_load_jobs error: Invalid job id specified") }
+    }
+}
+
+extension String {
+    func replacingFirst(_ target: String, with replacement: String) -> String {
+        guard let range = firstRange(of: target) else { return self }
+        return String(self[..<range.lowerBound]) + replacement + String(self[range.upperBound...])
     }
 }
 

@@ -89,12 +89,21 @@ def test_sigterm_to_a_child_is_graceful_and_sigint_is_immediate(tmp_path):
     assert child.returncode != 0 and "KeyboardInterrupt" in err and "stopped" not in out
 
 
-def test_forked_children_inherit_the_handler_and_the_flag(tmp_path):
+def test_forked_children_get_the_default_handlers_back_and_keep_the_flag(tmp_path):
     child = start_python("""
 import os, signal, time, gracefulstop
 gracefulstop.install_signals()
 pid = os.fork()
-if pid == 0:                     # a data-loader-like worker
+if pid == 0:                     # a worker that does nothing about signals: USR1 ends it, as without gracefulstop
+    time.sleep(30)
+    os._exit(5)
+time.sleep(0.3)
+os.kill(pid, signal.SIGUSR1)
+_, status = os.waitpid(pid, 0)
+print("plain worker exit", os.waitstatus_to_exitcode(status), flush=True)
+pid = os.fork()
+if pid == 0:                     # a worker that wants to stop gracefully installs the handlers again
+    gracefulstop.install_signals()
     print("worker ready", flush=True)
     while not gracefulstop.should_stop():
         time.sleep(0.01)
@@ -112,6 +121,7 @@ _, status = os.waitpid(pid, 0)
 print("late worker exit", os.waitstatus_to_exitcode(status), flush=True)
 """)
     out, err = child.communicate(timeout=60)
+    assert f"plain worker exit {-signal.SIGUSR1}" in out, err
     assert "worker exit 0 parent stop False" in out, err
     assert "late worker exit 0" in out, err
 
@@ -145,3 +155,54 @@ print(gracefulstop.should_stop(), gracefulstop.stop_reason().kind, flush=True)
 """, GRACEFULSTOP_STATE_DIR=str(tmp_path))
     out, err = child.communicate(timeout=60)
     assert out.split("\n")[:2] == ["False _FuncPtr", "True request"], err
+
+
+POOL = """
+import multiprocessing, os, signal, sys, time, gracefulstop
+
+def work(unit):
+    state = gracefulstop.open({state!r})
+    state.mark_done(unit)
+    time.sleep(0.05)
+    # What a forked worker sees: the handlers that were there before gracefulstop's (none), so
+    # TERM ends it as it would without gracefulstop.
+    return unit, gracefulstop.trapped_signals()
+
+def forever(_):
+    time.sleep(600)
+
+if __name__ == "__main__":
+    state = gracefulstop.create({state!r}, [f"u{{i}}" for i in range(16)], nodes=1)
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        results = pool.map(work, [f"u{{i}}" for i in range(12)])
+        pending = pool.map_async(forever, range(4))  # workers busy, as in a job stopped mid-map
+        time.sleep(0.5)
+        started = time.monotonic()
+        pool.terminate()  # SIGTERM to each worker, then joins them
+        print("terminated in", round(time.monotonic() - started, 2), flush=True)
+    print("worker handlers", sorted({{tuple(h) for _, h in results}}), flush=True)
+    print("parent-handlers", gracefulstop.trapped_signals(), flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)  # the parent still stops gracefully
+    print("parent-stop", state.should_stop(), state.stop_reason().detail, flush=True)
+    print("remaining", state.remaining_units(), flush=True)
+"""
+
+
+def test_a_forked_pool_worker_dies_from_sigterm_and_the_parent_keeps_its_handlers(tmp_path):
+    # Before: the workers inherited gracefulstop's handler, ignored TERM, and terminate() hung
+    # until gstop's SIGKILL (5 of 5 runs).
+    state = tmp_path / "state"
+    child = start_python(POOL.format(state=str(state)))
+    try:
+        output, errors = child.communicate(timeout=60)
+    except Exception:
+        child.kill()
+        raise
+    assert child.returncode == 0, errors
+    lines = dict(line.split(" ", 1) for line in output.splitlines() if " " in line)
+    assert float(lines["terminated"].split()[1]) < 5, output
+    assert lines["worker"] == "handlers [()]", output  # every worker: no gracefulstop handler
+    assert lines["parent-handlers"] == str(sorted([int(signal.SIGUSR1), int(signal.SIGTERM)])), output
+    assert lines["parent-stop"] == "True received SIGTERM", output
+    assert lines["remaining"] == str([f"u{i}" for i in range(12, 16)]), output  # the workers' marks are intact
+    assert sorted(marker_files(state)) == sorted(f"0/{gracefulstop.marker_name(f'u{i}')}" for i in range(12))

@@ -6,7 +6,8 @@
 #define GRACEFULSTOP_CSIGNALSHIM_H
 
 /// Installs the stop handler for `signo`, remembering the handler it replaces so that it can be
-/// chained to and restored. Installing over our own handler is a no-op.
+/// chained to and restored. Installing over our own handler is a no-op. A process forked after
+/// this (not exec'd) gets the replaced handlers back, so that a worker is not made deaf to TERM.
 /// Returns 0, or an errno value (EINVAL for SIGKILL, SIGSTOP or a number out of range).
 int gracefulstop_shim_install(int signo);
 

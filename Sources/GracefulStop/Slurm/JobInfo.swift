@@ -1,6 +1,8 @@
 import Glibc
 
-/// What `scontrol show job -o ID` says about a job, the fields gstop needs.
+/// What `scontrol show job -o ID` says about a job, the fields gstop needs. Text, not `--json`:
+/// the text is the same from SLURM 20.11 to 26.05, while `--json` is missing before 23.02 and
+/// changes shape with each release.
 public struct JobInfo: Sendable, Equatable {
     /// RUNNING, COMPLETING, CANCELLED, PREEMPTED, PENDING, ...
     public var state: String
@@ -8,26 +10,72 @@ public struct JobInfo: Sendable, Equatable {
     public var reason: String
     /// When the job must end, unix seconds; nil when unlimited or unknown.
     public var endTime: Double?
+    /// How many times the job was requeued (Restarts=).
     public var restarts: Int
     /// Whether SLURM allows requeuing it (sbatch --requeue / JobRequeue=1).
     public var requeueAllowed: Bool?
+    /// When preemption began (PreemptTime=, present only during GraceTime), unix seconds.
+    public var preemptTime: Double?
+    /// The nodes the job holds now (NodeList=): shrinks when a node fails.
+    public var nodeList: String?
+    /// How many nodes the job holds (NumNodes=).
+    public var nodeCount: Int?
 
-    /// Parses one line of `Key=Value` pairs. Values gstop reads contain no spaces.
-    public static func parse(_ text: String) throws -> JobInfo {
+    public init(state: String, reason: String = "None", endTime: Double? = nil, restarts: Int = 0, requeueAllowed: Bool? = nil,
+                preemptTime: Double? = nil, nodeList: String? = nil, nodeCount: Int? = nil) {
+        self.state = state
+        self.reason = reason
+        self.endTime = endTime
+        self.restarts = restarts
+        self.requeueAllowed = requeueAllowed
+        self.preemptTime = preemptTime
+        self.nodeList = nodeList
+        self.nodeCount = nodeCount
+    }
+
+    /// Fields whose values users write (names, comments, paths, the submit command): they may hold
+    /// spaces and text such as `JobState=COMPLETED` of their own. Every field gstop reads comes
+    /// before the first of these, so reading stops there.
+    static let freeTextKeys: Set<Substring> = [
+        "Command", "WorkDir", "Comment", "AdminComment", "SystemComment", "StdErr", "StdIn", "StdOut", "SubmitLine",
+        "MailUser", "Container", "ContainerID",
+    ]
+
+    /// Parses one line of `scontrol show job -o`. `jobName` is the job's own name
+    /// (SLURM_JOB_NAME): the only user text before the fields gstop reads is the name, and knowing
+    /// it lets the parser step over it exactly, whatever it contains. Without it, the name is taken
+    /// to end at the first ` UserId=`.
+    public static func parse(_ text: String, jobName: String? = nil) throws -> JobInfo {
+        let line = Substring(text.split(separator: "\n", omittingEmptySubsequences: true).first ?? "")
+        var rest = line[...]
+        if let nameStart = line.firstRange(of: "JobName=") {
+            let afterKey = line[nameStart.upperBound...]
+            if let jobName, afterKey.hasPrefix(jobName + " ") {
+                rest = afterKey.dropFirst(jobName.count)
+            } else if let userID = afterKey.firstRange(of: " UserId=") {
+                rest = afterKey[userID.lowerBound...]
+            } else {
+                rest = afterKey
+            }
+        }
         var fields: [Substring: Substring] = [:]
-        for token in text.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+        for token in rest.split(separator: " ") {
             guard let equals = token.firstIndex(of: "=") else { continue }
             let key = token[..<equals]
+            if freeTextKeys.contains(key) { break }
             if fields[key] == nil { fields[key] = token[token.index(after: equals)...] }
         }
-        guard let state = fields["JobState"] else {
+        guard let state = fields["JobState"], !state.isEmpty else {
             throw GracefulStopError(.badState, "scontrol printed no JobState: \(text.prefix(200))")
         }
         return JobInfo(
             state: String(state), reason: String(fields["Reason"] ?? "None"),
             endTime: fields["EndTime"].flatMap { parseTime(String($0)) },
             restarts: fields["Restarts"].flatMap { Int($0) } ?? 0,
-            requeueAllowed: fields["Requeue"].map { $0 == "1" })
+            requeueAllowed: fields["Requeue"].map { $0 == "1" },
+            preemptTime: fields["PreemptTime"].flatMap { parseTime(String($0)) },
+            nodeList: fields["NodeList"].map(String.init).flatMap { $0 == "(null)" ? nil : $0 },
+            nodeCount: fields["NumNodes"].flatMap { Int($0.prefix { $0.isNumber }) })
     }
 
     /// "2026-11-25T16:40:51" in this host's local time (as scontrol prints it) to unix seconds.
@@ -48,6 +96,8 @@ public struct JobInfo: Sendable, Equatable {
 
     /// Stopped by SLURM's time limit (the TERM that precedes the KILL by KillWait seconds).
     public var isTimeLimit: Bool { reason == "TimeLimit" || state == "TIMEOUT" }
-    /// Preempted: SLURM requeues (or cancels) the job by itself.
-    public var isPreempted: Bool { state == "PREEMPTED" || reason.hasPrefix("Preempt") }
+    /// Being preempted (PreemptTime is set during GraceTime), or preempted.
+    public var isPreempted: Bool { preemptTime != nil || state == "PREEMPTED" || reason.hasPrefix("Preempt") }
+    /// A node of the job failed.
+    public var isNodeFailure: Bool { state == "NODE_FAIL" || reason == "NodeDown" }
 }

@@ -5,17 +5,21 @@ public struct SlurmJob: Sendable, Equatable {
     /// SLURM_ARRAY_JOB_ID and SLURM_ARRAY_TASK_ID, for array tasks.
     public var arrayJobID: String?
     public var arrayTaskID: String?
-    /// SLURM_RESTART_COUNT: how many times the job was requeued (missing means 0).
+    /// SLURM_RESTART_COUNT: how many times the job was requeued (unset on a first run: 0).
     public var restartCount: Int
     /// SLURM_JOB_NUM_NODES (or SLURM_NNODES): how many nodes the job has.
     public var nodeCount: Int
+    /// SLURM_JOB_NAME: lets `scontrol show job` be read whatever the name holds.
+    public var jobName: String?
 
-    public init(jobID: String, arrayJobID: String? = nil, arrayTaskID: String? = nil, restartCount: Int = 0, nodeCount: Int = 1) {
+    public init(jobID: String, arrayJobID: String? = nil, arrayTaskID: String? = nil, restartCount: Int = 0, nodeCount: Int = 1,
+                jobName: String? = nil) {
         self.jobID = jobID
         self.arrayJobID = arrayJobID
         self.arrayTaskID = arrayTaskID
         self.restartCount = restartCount
         self.nodeCount = nodeCount
+        self.jobName = jobName
     }
 
     /// The job of this process, or nil outside SLURM (no SLURM_JOB_ID).
@@ -25,7 +29,7 @@ public struct SlurmJob: Sendable, Equatable {
         return SlurmJob(
             jobID: jobID, arrayJobID: Environment.value("SLURM_ARRAY_JOB_ID"), arrayTaskID: Environment.value("SLURM_ARRAY_TASK_ID"),
             restartCount: Environment.value("SLURM_RESTART_COUNT").flatMap { Int($0) } ?? 0,
-            nodeCount: nodes.flatMap { Int($0) } ?? 1)
+            nodeCount: nodes.flatMap { Int($0) } ?? 1, jobName: Environment.value("SLURM_JOB_NAME"))
     }
 
     public var isArrayTask: Bool { arrayJobID != nil && arrayTaskID != nil }
@@ -37,6 +41,9 @@ public struct SlurmJob: Sendable, Equatable {
         guard let arrayJobID, let arrayTaskID else { return jobID }
         return wholeArray ? arrayJobID : "\(arrayJobID)_\(arrayTaskID)"
     }
+
+    /// What SLURM knows of the job now (`scontrol show job`).
+    public func info() throws -> JobInfo { try Scontrol.showJob(jobID, jobName: jobName) }
 
     /// The id that names every attempt of this job (requeues keep it): for the events log.
     public var logID: String { isArrayTask ? "\(arrayJobID!)_\(arrayTaskID!)" : jobID }

@@ -28,11 +28,15 @@ public struct StopRequest: Sendable, Equatable {
     public var by: String
     /// Why, in words ("signal SIGUSR1 to gstop", "request_stop()").
     public var reason: String
+    /// The signal a process of the job received, when that is why it asks the others to stop
+    /// (the signal went to the job's steps; see `ProcessStop`).
+    public var signal: Int32?
 
-    public init(requestedAt: Double, by: String, reason: String) {
+    public init(requestedAt: Double, by: String, reason: String, signal: Int32? = nil) {
         self.requestedAt = requestedAt
         self.by = by
         self.reason = reason
+        self.signal = signal
     }
 
     /// A request made now by this process.
@@ -51,6 +55,10 @@ public struct StopRequest: Sendable, Equatable {
         json.string(by)
         json.raw(", \"reason\": ")
         json.string(reason)
+        if let signal {
+            json.raw(", \"signal\": ")
+            json.string(StopSignals.name(of: signal))
+        }
         json.raw("}\n")
         return json.bytes
     }
@@ -85,6 +93,9 @@ public struct StopRequest: Sendable, Equatable {
             case "requested_at": request.requestedAt = try reader.readDouble()
             case "by": request.by = try reader.readString()
             case "reason": request.reason = try reader.readString()
+            case "signal":
+                let name = try reader.readString()
+                request.signal = try? StopSignals.parse(name).first
             default: try reader.skipValue()
             }
         }

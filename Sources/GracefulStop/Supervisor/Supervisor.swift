@@ -105,23 +105,28 @@ public final class Supervisor {
         while true {
             let attempt = try runAttempt(restart: restart)
             let decision = RequeueDecision.decide(facts(for: attempt, restart: restart))
-            report(decision.line)
             switch decision.action {
             case .requeue(let target) where slurm != nil:
                 do {
                     try Scontrol.requeue(target)
                 } catch let error as GracefulStopError {
-                    report("could not requeue: \(error.message)")
-                    record("decision", decision, extra: [("requeue_error", .string(error.message))])
-                    return RequeueDecision.workRemainsExitCode
+                    // What is logged is what happened: the job was not requeued.
+                    let failed = RequeueDecision(action: .stop, exitCode: RequeueDecision.workRemainsExitCode,
+                                                 reasons: decision.reasons.dropLast() + ["the requeue failed: \(error.message)"])
+                    report(failed.line)
+                    record("decision", failed, extra: [("requeue_error", .string(error.message))])
+                    return failed.exitCode
                 }
+                report(decision.line)
                 record("decision", decision)
                 return 0
             case .requeue:
+                report(decision.line)
                 record("decision", decision)
                 restart += 1
                 report("local mode: starting the command again (restart \(restart))")
             default:
+                report(decision.line)
                 record("decision", decision)
                 return decision.exitCode
             }
@@ -132,24 +137,26 @@ public final class Supervisor {
     /// batch scripts that keep their own trap (`gstop should-requeue`).
     public func decisionAfterWarning() throws -> RequeueDecision {
         let (workDone, after) = try assess()
-        let attempt = Attempt(cause: .warning(signal: SIGUSR1), exit: .exited(0), workDone: workDone,
-                              remaining: after?.remaining, scope: after?.scope ?? "the run")
+        let attempt = Attempt(end: AttemptEnd(cause: .warning(signal: SIGUSR1)), exit: .exited(0), workDone: workDone,
+                              remaining: after?.remaining, scope: after?.scope ?? "the run", requeueAllowed: nil)
         return RequeueDecision.decide(facts(for: attempt, restart: Environment.restarts()))
     }
 
     // MARK: - One attempt
 
     struct Attempt {
-        var cause: StopCause
+        var end: AttemptEnd
         var exit: ChildExit
         var workDone: String?
         var remaining: Int?
         var scope: String
+        var requeueAllowed: Bool?
     }
 
     private func runAttempt(restart: Int) throws -> Attempt {
         let attemptStart = Clock.unixSeconds()
-        let endTime = jobEndTime(attemptStart: attemptStart)
+        let jobAtStart = lookUpJob(purpose: "no deadline for the command")
+        let endTime = slurm != nil ? jobAtStart?.endTime : options.timeLimit.map { attemptStart + $0 }
         let deadline = options.setsDeadline ? endTime.flatMap { end -> Double? in
             let margin = options.deadlineMargin ?? (slurm != nil ? min(60, (end - attemptStart) / 10) : (options.warnBefore ?? 0))
             return end - margin > attemptStart ? end - margin : nil
@@ -157,38 +164,61 @@ public final class Supervisor {
         let (alreadyDone, before) = try assess()
         if let marker = alreadyDone {
             report("all work is done already (\(marker)): not starting the command")
-            return Attempt(cause: .none, exit: .exited(0), workDone: marker, remaining: 0, scope: "the run")
+            return Attempt(end: AttemptEnd(cause: .none), exit: .exited(0), workDone: marker, remaining: 0, scope: "the run", requeueAllowed: nil)
         }
+        let attemptStartText = String(attemptStart)
         var environment = Environment.all()
         environment[Environment.stateDirectory] = statePath
         environment[Environment.restartCount] = String(restart)
         environment[Environment.resume] = restart > 0 ? "1" : "0"
-        environment[Environment.attemptStart] = String(attemptStart)
+        environment[Environment.attemptStart] = attemptStartText
         environment[Environment.deadline] = deadline.map { String($0) }
         record("attempt_start", [
             ("restart", .number(Double(restart))), ("command", .array(options.command.map { .string($0) })),
-            ("deadline", deadline.map { .number($0) } ?? .null),
+            ("deadline", deadline.map { .number($0) } ?? .null), ("attempt_start", .string(attemptStartText)),
         ])
         let child = try ChildProcess.start(options.command, environment: environment)
         report("started `\(options.command.joined(separator: " "))` (pid \(child.pid), restart \(restart))"
             + (deadline.map { ", deadline in \(TimeSpan.format($0 - attemptStart))" } ?? ""))
-        var (cause, exit) = supervise(child, endTime: endTime)
-        if cause == .none, let deadline, Clock.unixSeconds() >= deadline { cause = .deadline }  // the command can only have seen it after it passed
-        if cause == .none, let request = currentRequest(since: attemptStart) { cause = .requested("\(request.reason), by \(request.by)") }
+        var facts = AttemptFacts(underSlurm: slurm != nil, restartAtStart: slurm?.restartCount ?? 0)
+        facts.jobAtStart = jobAtStart
+        let exit = supervise(child, endTime: endTime, facts: &facts)
+        // What only the state and SLURM know: stops that went to the command's processes (a
+        // signal to the job's steps), another's stop request, the deadline, SLURM's view now.
+        facts.deadlinePassed = deadline.map { Clock.unixSeconds() >= $0 } ?? false
+        facts.processStops = ProcessStop.records(in: (try? EventLog.read(from: directory)) ?? [], attemptStart: attemptStartText)
+        facts.request = currentRequest(since: attemptStart)
+        if slurm != nil {
+            do { facts.jobAtEnd = try slurm!.info() } catch let error as GracefulStopError { facts.endLookupError = error.message }
+        }
+        let end = AttemptEnd.classify(facts)
         let (workDone, after) = try assess()
         let marked = after.map { $0.done - (before?.done ?? 0) }
-        report("command ended (\(exit.description)) after \(TimeSpan.format(child.runningSeconds)); \(cause.description)"
+        report("command ended (\(exit.description)) after \(TimeSpan.format(child.runningSeconds)); \(end.cause.description)"
+            + (end.route.map { " [\($0)]" } ?? "")
             + (after.map { "; \($0.scope): \($0.remaining) of \($0.total) units left" } ?? ""))
         record("child_exit", [
-            ("restart", .number(Double(restart))), ("exit", .number(Double(exit.status))), ("cause", .string(cause.description)),
-            ("asked_to_stop", .bool(cause != .none)), ("marked", marked.map { .number(Double($0)) } ?? .null),
+            ("restart", .number(Double(restart))), ("exit", .number(Double(exit.status))), ("cause", .string(end.cause.description)),
+            ("route", end.route.map { .string($0) } ?? .null),
+            ("asked_to_stop", .bool(end.cause != .none)), ("marked", marked.map { .number(Double($0)) } ?? .null),
             ("remaining", after.map { .number(Double($0.remaining)) } ?? .null),
         ])
-        return Attempt(cause: cause, exit: exit, workDone: workDone, remaining: after?.remaining, scope: after?.scope ?? "the run")
+        let requeueAllowed = facts.jobAtEnd?.requeueAllowed ?? jobAtStart?.requeueAllowed
+        return Attempt(end: end, exit: exit, workDone: workDone, remaining: after?.remaining, scope: after?.scope ?? "the run",
+                       requeueAllowed: requeueAllowed)
+    }
+
+    /// `scontrol show job` for this job, nil outside SLURM or when it fails (said, with `purpose`).
+    private func lookUpJob(purpose: String) -> JobInfo? {
+        guard let slurm else { return nil }
+        do { return try slurm.info() } catch let error as GracefulStopError {
+            report("warning: cannot read the job from scontrol (\(purpose)): \(error.message)")
+        } catch {}
+        return nil
     }
 
     /// Waits for the command to end, turning signals and timers into a graceful stop.
-    private func supervise(_ child: ChildProcess, endTime: Double?) -> (StopCause, ChildExit) {
+    private func supervise(_ child: ChildProcess, endTime: Double?, facts: inout AttemptFacts) -> ChildExit {
         var cause = StopCause.none
         var stopping = false
         let start = Clock.monotonicNanoseconds()
@@ -203,8 +233,13 @@ public final class Supervisor {
             let limit = Clock.monotonicNanoseconds() + Int64(seconds * 1e9)
             graceEnds = min(graceEnds ?? .max, limit)
         }
+        /// Adds what reached gstop to the facts, and returns the cause they now give.
+        func arrived(_ stop: AttemptFacts.ToGstop) -> StopCause {
+            facts.toGstop.append(stop)
+            cause = AttemptEnd.classify(facts).cause
+            return cause
+        }
         func beginStop(_ newCause: StopCause, signalName: String, grace: Double) {
-            if !stopping || isStronger(newCause, than: cause) { cause = newCause }
             if stopping { shorten(grace); return }
             stopping = true
             // The signal first: it reaches the command at once, while the request's fsyncs take
@@ -220,7 +255,7 @@ public final class Supervisor {
         }
 
         while true {
-            if let exit = child.reap() { return (cause, exit) }
+            if let exit = child.reap() { return exit }
             let now = Clock.monotonicNanoseconds()
             let next = [warningAt, limitAt, graceEnds, killAt].compactMap { $0 }.min()
             var info = siginfo_t()
@@ -256,31 +291,32 @@ public final class Supervisor {
                 if let time = limitAt, time <= due {
                     limitAt = nil
                     warningAt = nil
-                    record("signal", [("signal", .string("local time limit")), ("cause", .string(StopCause.timeLimit.description))])
-                    beginStop(.timeLimit, signalName: "local time limit \(TimeSpan.format(options.timeLimit!))", grace: options.termGrace)
+                    let newCause = arrived(.localTimeLimit)
+                    record("signal", [("signal", .string("local time limit")), ("cause", .string(newCause.description))])
+                    beginStop(newCause, signalName: "local time limit \(TimeSpan.format(options.timeLimit!))", grace: options.termGrace)
                 }
                 if let time = warningAt, time <= due {
                     warningAt = nil
-                    record("signal", [("signal", .string("local warning")), ("cause", .string(StopCause.warning(signal: SIGUSR1).description))])
-                    beginStop(.warning(signal: SIGUSR1), signalName: "local time-limit warning", grace: warningGrace(endTime: endTime))
+                    let newCause = arrived(.localWarning)
+                    record("signal", [("signal", .string("local warning")), ("cause", .string(newCause.description))])
+                    beginStop(newCause, signalName: "local time-limit warning", grace: warningGrace(endTime: endTime))
                 }
             case SIGCHLD:
                 continue
             case SIGINT:
-                cause = .interrupted
+                _ = arrived(.interrupt)
                 record("signal", [("signal", .string("SIGINT")), ("cause", .string(cause.description))])
                 report("SIGINT: forwarded to the command's process group (an immediate stop)")
                 child.signalGroup(SIGINT)
                 if graceEnds == nil && killAt == nil { shorten(options.killAfter) }
             case let signal where options.gracefulSignals.contains(signal):
-                let newCause = signal == SIGTERM ? classifyTerm() : .warning(signal: signal)
+                let newCause = arrived(toGstop(signal))
                 record("signal", [("signal", .string(StopSignals.name(of: signal))), ("cause", .string(newCause.description))])
                 beginStop(newCause, signalName: StopSignals.name(of: signal),
                           grace: signal == SIGTERM ? options.termGrace : warningGrace(endTime: endTime))
             default:
                 // Handled but not graceful (TERM or HUP when --signals leaves them out): passed on as they are.
-                let newCause = taken == SIGTERM ? classifyTerm() : cause
-                if isStronger(newCause, than: cause) { cause = newCause }
+                if taken == SIGTERM { _ = arrived(toGstop(taken)) }
                 record("signal", [("signal", .string(StopSignals.name(of: taken))), ("cause", .string(cause.description))])
                 report("\(StopSignals.name(of: taken)): forwarded to the command's process group")
                 child.signalGroup(taken)
@@ -289,54 +325,24 @@ public final class Supervisor {
         }
     }
 
-    /// A later cause replaces an earlier one when it says more about how the job ends: a cancel or
-    /// an interrupt always wins, a time limit replaces its own warning.
-    private func isStronger(_ new: StopCause, than old: StopCause) -> Bool {
-        func rank(_ cause: StopCause) -> Int {
-            switch cause {
-            case .none: return 0
-            case .warning, .deadline, .requested: return 1
-            case .timeLimit: return 2
-            case .preempted, .unclassifiedTerm: return 3
-            case .cancelled: return 4
-            case .interrupted: return 5
-            }
-        }
-        return rank(new) > rank(old)
-    }
-
     private func warningGrace(endTime: Double?) -> Double {
         if let grace = options.grace { return grace }
         guard let endTime else { return 120 }
         return max(options.termGrace, endTime - Clock.unixSeconds() - 10)
     }
 
-    /// A TERM is SLURM's time limit, a preemption or a cancel: `scontrol show job` tells which.
-    private func classifyTerm() -> StopCause {
-        guard let slurm else { return .cancelled }
+    /// A signal that reached gstop, with scontrol's view at that moment for a TERM (which is the
+    /// time limit, a preemption, a node failure or a cancel: only SLURM's state tells which).
+    private func toGstop(_ signal: Int32) -> AttemptFacts.ToGstop {
+        guard signal == SIGTERM, let slurm else { return .signal(signal) }
         do {
-            let info = try Scontrol.showJob(slurm.jobID)
-            if info.isTimeLimit { return .timeLimit }
-            if info.isPreempted { return .preempted }
-            return .cancelled
+            return .signal(signal, job: try slurm.info())
         } catch let error as GracefulStopError {
             report("cannot tell a time limit from a cancel: \(error.message)")
-            return .unclassifiedTerm(error.message)
+            return .signal(signal, lookupError: error.message)
         } catch {
-            return .unclassifiedTerm("\(error)")
+            return .signal(signal, lookupError: "\(error)")
         }
-    }
-
-    // MARK: - Facts
-
-    private func jobEndTime(attemptStart: Double) -> Double? {
-        guard let slurm else { return options.timeLimit.map { attemptStart + $0 } }
-        do {
-            return try Scontrol.showJob(slurm.jobID).endTime
-        } catch let error as GracefulStopError {
-            report("warning: cannot read the job's end time (no deadline for the command): \(error.message)")
-        } catch {}
-        return nil
     }
 
     private var scopeIsEveryNode: Bool {
@@ -394,9 +400,9 @@ public final class Supervisor {
         let failed = exits.reversed().prefix { $0["asked_to_stop"] == .bool(false) && $0["exit"]?.int != 0 }.count
         let target = slurm?.requeueID(wholeArray: options.requeue == .array) ?? "a local restart"
         return RequeueFacts(
-            cause: attempt.cause, exit: attempt.exit, workDone: attempt.workDone, remaining: attempt.remaining, scope: attempt.scope,
+            cause: attempt.end.cause, route: attempt.end.route, exit: attempt.exit, workDone: attempt.workDone, remaining: attempt.remaining, scope: attempt.scope,
             restartCount: restart, idleAttempts: idle, failedAttempts: failed, mode: options.requeue, limits: options.limits,
-            target: target)
+            target: target, requeueAllowed: attempt.requeueAllowed)
     }
 
     // MARK: - Events
@@ -417,6 +423,7 @@ public final class Supervisor {
         switch decision.action {
         case .finish: action = "finish"
         case .stop: action = "stop"
+        case .leaveToSlurm: action = "slurm_requeued"
         case .requeue(let target):
             action = "requeue"
             fields.append(("target", .string(target)))
