@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,29 @@ def record_reliability(section: str, **figures) -> None:
     report = json.loads(RELIABILITY_REPORT.read_text()) if RELIABILITY_REPORT.exists() else {}
     report.setdefault(section, {}).update(figures)
     RELIABILITY_REPORT.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+
+
+CLUSTER_DIR = os.environ.get("GSTOP_SLURM_DIR", "/tmp/gracefulstop-slurm")
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """The real SLURM cluster (scripts/slurm-cluster), started once for every test module that uses it."""
+    if os.geteuid() != 0 and os.environ.get("CI") != "true":
+        pytest.skip("the SLURM tests need root to install and start slurmctld/slurmd (run ./scripts/test as root, as CI does)")
+    started = time.monotonic()
+    result = subprocess.run([str(REPOSITORY / "scripts" / "slurm-cluster"), "start", CLUSTER_DIR], capture_output=True, text=True,
+                            timeout=600)
+    if result.returncode != 0:
+        message = f"the SLURM test cluster did not start:\n{result.stdout}\n{result.stderr}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    print(f"\nSLURM cluster up in {time.monotonic() - started:.1f} s: {result.stdout.strip()}")
+    from slurmtest import Cluster
+
+    yield Cluster(f"{CLUSTER_DIR}/slurm.conf")
+    if "already running" not in result.stdout:  # a cluster somebody else started stays up
+        subprocess.run([str(REPOSITORY / "scripts" / "slurm-cluster"), "stop", CLUSTER_DIR], timeout=120)
+
+

@@ -6,101 +6,14 @@ they must run, and a cluster that does not start fails them.
 """
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 import time
-from collections import Counter
-from pathlib import Path
 
 import pytest
 
 import gracefulstop
-from conftest import GSTOP, REPOSITORY, WORKER, child_environment
-
-CLUSTER_DIR = os.environ.get("GSTOP_SLURM_DIR", "/tmp/gracefulstop-slurm")
-
-
-class Cluster:
-    """The running test cluster, and the few SLURM commands the tests use."""
-
-    def __init__(self, conf: str) -> None:
-        self.env = child_environment(SLURM_CONF=conf)
-
-    def command(self, *arguments: str, check: bool = True) -> str:
-        result = subprocess.run(list(arguments), env=self.env, capture_output=True, text=True, timeout=60)
-        if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(arguments)} failed: {result.stderr}")
-        return result.stdout
-
-    def submit(self, directory: Path, state: Path, gstop_options: str = "", command: str = "", sbatch: str = "",
-               **worker_env: str) -> str:
-        """Submits a batch script that execs gstop run on the test worker; returns the job id."""
-        exports = " ".join(f"{k}={v}" for k, v in worker_env.items())
-        run = command or f"{sys.executable} -u {WORKER}"
-        script = directory / "job.sh"
-        script.write_text(f"""#!/bin/bash
-#SBATCH --requeue --open-mode=append --output={directory}/slurm-%j.out {sbatch}
-export {exports or 'WORKER_UNITS=12'}
-exec {GSTOP} run --state {state} {gstop_options} -- {run}
-""")
-        return self.command("sbatch", "--parsable", str(script)).strip()
-
-    def show(self, job: str) -> dict[str, str]:
-        """`scontrol show job -o JOB` as a dict (the first line: the job, or the array task named)."""
-        line = self.command("scontrol", "show", "job", "-o", job).splitlines()[0]
-        return dict(token.split("=", 1) for token in line.split() if "=" in token)
-
-    def wait(self, what: str, condition, timeout: float = 120):
-        """Waits until condition() is true (returns its value), or fails saying what was awaited."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.5)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-    def wait_state(self, job: str, *states: str, restarts: int | None = None, timeout: float = 120) -> dict[str, str]:
-        def reached():
-            info = self.show(job)
-            ok = info["JobState"] in states and (restarts is None or int(info["Restarts"]) == restarts)
-            return info if ok else None
-        return self.wait(f"job {job} in {'/'.join(states)}" + (f" with Restarts={restarts}" if restarts is not None else ""),
-                         reached, timeout)
-
-    def release(self, job: str) -> None:
-        """Starts a requeued job now instead of after SLURM's requeue delay (about 120 s).
-
-        Not in the same second as the requeue: slurmd revokes the old run's credential, and a new
-        start within that second fails with "Job credential revoked" (seen in slurmctld.log here).
-        """
-        time.sleep(2.5)
-        self.command("scontrol", "update", f"JobId={job}", "StartTime=now")
-
-    def warn(self, job: str) -> None:
-        """The time-limit warning, as --signal=B:USR1@N sends it: SIGUSR1 to the batch script."""
-        self.command("scancel", "-b", "-s", "USR1", job)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    if os.geteuid() != 0 and os.environ.get("CI") != "true":
-        pytest.skip("the SLURM tests need root to install and start slurmctld/slurmd (run ./scripts/test as root, as CI does)")
-    started = time.monotonic()
-    result = subprocess.run([str(REPOSITORY / "scripts" / "slurm-cluster"), "start", CLUSTER_DIR], capture_output=True, text=True,
-                            timeout=600)
-    if result.returncode != 0:
-        message = f"the SLURM test cluster did not start:\n{result.stdout}\n{result.stderr}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    print(f"\nSLURM cluster up in {time.monotonic() - started:.1f} s: {result.stdout.strip()}")
-    yield Cluster(f"{CLUSTER_DIR}/slurm.conf")
-    if "already running" not in result.stdout:  # a cluster somebody else started stays up
-        subprocess.run([str(REPOSITORY / "scripts" / "slurm-cluster"), "stop", CLUSTER_DIR], timeout=120)
-
+from conftest import REPOSITORY
+from slurmtest import assert_each_unit_once, events, work_log
 
 @pytest.fixture(scope="module")
 def time_limit_job(cluster, tmp_path_factory):
@@ -112,27 +25,6 @@ def time_limit_job(cluster, tmp_path_factory):
     job = cluster.submit(directory, state, gstop_options="--deadline-margin off", sbatch="--time=1", WORKER_UNITS="400",
                          WORKER_SECONDS="1")
     return job, directory, state
-
-
-def work_log(state: Path) -> list[list[str]]:
-    path = state / "work.log"
-    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def events(state: Path, kind: str | None = None) -> list[dict]:
-    path = state / "events.jsonl"
-    if not path.exists():
-        return []
-    found = [json.loads(line) for line in path.read_text().splitlines()]
-    return [e for e in found if kind is None or e["event"] == kind]
-
-
-def assert_each_unit_once(state: Path, count: int) -> list[list[str]]:
-    log = work_log(state)
-    times = Counter(unit for unit, *_ in log)
-    assert sorted(times) == [f"u{i:03d}" for i in range(count)], "units missing from the work log"
-    assert [unit for unit, n in times.items() if n != 1] == [], "units worked on more than once"
-    return log
 
 
 def test_warning_requeues_and_the_restart_resumes_and_finishes(cluster, time_limit_job, tmp_path):

@@ -15,7 +15,8 @@ final class ChildProcess {
     /// missing command is an error here rather than an exit code from a forked child.
     static func start(_ arguments: [String], environment: [String: String]) throws -> ChildProcess {
         guard let executable = Command.find(arguments[0]) else {
-            throw GracefulStopError(.invalidArgument, "command not found: \(arguments[0])")
+            let error = Command.notStartable(arguments[0])
+            throw GracefulStopError(error.errno == EACCES ? .system : .invalidArgument, error.message, errno: error.errno)
         }
         // Everything the child touches is prepared before fork: after it, only system calls.
         let path = strdup(executable)!

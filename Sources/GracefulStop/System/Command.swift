@@ -11,21 +11,50 @@ enum Command {
 
     /// The full path of `name` on PATH, or nil.
     static func find(_ name: String) -> String? {
-        if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
-        let path = Environment.value("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
-        for directory in path.split(separator: ":") {
-            let candidate = "\(directory)/\(name)"
-            var info = stat()
-            if stat(candidate, &info) == 0, info.st_mode & S_IFMT == S_IFREG, access(candidate, X_OK) == 0 { return candidate }
-        }
+        if case .found(let path) = locate(name) { return path }
         return nil
+    }
+
+    enum Location: Equatable {
+        case found(String)
+        case missing
+        /// It exists, but this user may not run it (or may not enter a directory on its way).
+        case notPermitted(String)
+    }
+
+    /// Where `name` is, telling a missing program from one this user cannot reach: a venv under a
+    /// directory the job's user cannot enter is "permission denied", not "not found".
+    static func locate(_ name: String) -> Location {
+        func check(_ candidate: String) -> Location {
+            var info = stat()
+            if stat(candidate, &info) != 0 { return Glibc.errno == EACCES ? .notPermitted(candidate) : .missing }
+            guard info.st_mode & S_IFMT == S_IFREG else { return .missing }
+            return access(candidate, X_OK) == 0 ? .found(candidate) : .notPermitted(candidate)
+        }
+        if name.contains("/") { return check(name) }
+        let path = Environment.value("PATH") ?? "/usr/local/bin:/usr/bin:/bin"
+        var denied: Location = .missing
+        for directory in path.split(separator: ":") {
+            let location = check("\(directory)/\(name)")
+            if case .found = location { return location }
+            if case .notPermitted = location, denied == .missing { denied = location }
+        }
+        return denied
+    }
+
+    /// The error for a command that cannot be started, saying which of the two it is.
+    static func notStartable(_ name: String) -> GracefulStopError {
+        if case .notPermitted(let path) = locate(name) {
+            return GracefulStopError(
+                .system, "cannot run \(name): permission denied for \(path) (user \(getuid()) cannot execute it or enter a directory on its path)",
+                errno: EACCES)
+        }
+        return GracefulStopError(.system, "command not found: \(name) (is it installed and on PATH?)", errno: ENOENT)
     }
 
     /// Runs `arguments` with signals unblocked in the child (the supervisor blocks its own).
     static func run(_ arguments: [String]) throws -> Result {
-        guard let executable = find(arguments[0]) else {
-            throw GracefulStopError(.system, "command not found: \(arguments[0]) (is it installed and on PATH?)", errno: ENOENT)
-        }
+        guard let executable = find(arguments[0]) else { throw notStartable(arguments[0]) }
         var pipeEnds: [Int32] = [0, 0]
         try systemCall("cannot create a pipe for", arguments[0]) { pipe(&pipeEnds) }
         var actions = posix_spawn_file_actions_t()

@@ -1,0 +1,107 @@
+"""The real SLURM cluster the tests use (scripts/slurm-cluster), and helpers to read what a job did."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from conftest import GSTOP, WORKER, child_environment
+
+class Cluster:
+    """The running test cluster, and the few SLURM commands the tests use."""
+
+    def __init__(self, conf: str) -> None:
+        self.env = child_environment(SLURM_CONF=conf)
+
+    def command(self, *arguments: str, check: bool = True) -> str:
+        result = subprocess.run(list(arguments), env=self.env, capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(arguments)} failed: {result.stderr}")
+        return result.stdout
+
+    def submit(self, directory: Path, state: Path, gstop_options: str = "", command: str = "", sbatch: str = "",
+               user: str | None = None, gstop: str = GSTOP, python: str = sys.executable, **worker_env: str) -> str:
+        """Submits a batch script that execs gstop run on the test worker (as `user`, when given);
+        returns the job id."""
+        exports = " ".join(f"{k}={v}" for k, v in worker_env.items())
+        run = command or f"{python} -u {WORKER}"
+        script = directory / "job.sh"
+        script.write_text(f"""#!/bin/bash
+#SBATCH --requeue --open-mode=append --output={directory}/slurm-%j.out {sbatch}
+export {exports or 'WORKER_UNITS=12'}
+exec {gstop} run --state {state} {gstop_options} -- {run}
+""")
+        script.chmod(0o755)
+        as_user = ["runuser", "-u", user, "--"] if user else []
+        return self.command(*as_user, "sbatch", "--parsable", str(script)).strip()
+
+    def output(self, directory: Path, job: str) -> str:
+        """What the job's batch script printed (gstop's lines among it)."""
+        path = directory / f"slurm-{job}.out"
+        return path.read_text() if path.exists() else ""
+
+    def decision_lines(self, directory: Path, job: str) -> list[str]:
+        return [line for line in self.output(directory, job).splitlines() if "gstop: decision:" in line]
+
+    def show(self, job: str) -> dict[str, str]:
+        """`scontrol show job -o JOB` as a dict (the first line: the job, or the array task named)."""
+        line = self.command("scontrol", "show", "job", "-o", job).splitlines()[0]
+        return dict(token.split("=", 1) for token in line.split() if "=" in token)
+
+    def wait(self, what: str, condition, timeout: float = 120):
+        """Waits until condition() is true (returns its value), or fails saying what was awaited."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            time.sleep(0.5)
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+    def wait_state(self, job: str, *states: str, restarts: int | None = None, timeout: float = 120) -> dict[str, str]:
+        def reached():
+            info = self.show(job)
+            ok = info["JobState"] in states and (restarts is None or int(info["Restarts"]) == restarts)
+            return info if ok else None
+        return self.wait(f"job {job} in {'/'.join(states)}" + (f" with Restarts={restarts}" if restarts is not None else ""),
+                         reached, timeout)
+
+    def release(self, job: str) -> None:
+        """Starts a requeued job now instead of after SLURM's requeue delay (about 120 s).
+
+        Not in the same second as the requeue: slurmd revokes the old run's credential, and a new
+        start within that second fails with "Job credential revoked" (seen in slurmctld.log here).
+        """
+        time.sleep(2.5)
+        self.command("scontrol", "update", f"JobId={job}", "StartTime=now")
+
+    def warn(self, job: str) -> None:
+        """The time-limit warning, as --signal=B:USR1@N sends it: SIGUSR1 to the batch script."""
+        self.command("scancel", "-b", "-s", "USR1", job)
+
+
+def work_log(state: Path) -> list[list[str]]:
+    path = state / "work.log"
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def events(state: Path, kind: str | None = None) -> list[dict]:
+    path = state / "events.jsonl"
+    if not path.exists():
+        return []
+    found = [json.loads(line) for line in path.read_text().splitlines()]
+    return [e for e in found if kind is None or e["event"] == kind]
+
+
+def assert_each_unit_once(state: Path, count: int) -> list[list[str]]:
+    log = work_log(state)
+    times = Counter(unit for unit, *_ in log)
+    assert sorted(times) == [f"u{i:03d}" for i in range(count)], "units missing from the work log"
+    assert [unit for unit, n in times.items() if n != 1] == [], "units worked on more than once"
+    return log
+
+
