@@ -40,15 +40,26 @@ enum Help {
     period, gstop sends SIGTERM, then SIGKILL, to its process group. SIGINT is forwarded at once.
     If gstop itself is killed, the command is killed too.
 
-    When the command has ended, gstop decides, prints the decision on one line with its reasons, and
-    appends it to STATE/events.jsonl:
+    A signal that goes to the job's steps instead of gstop (--signal=USR1@N without B:, scancel
+    --signal without -b, a preemption's TERM) reaches the command's processes: gracefulstop records
+    in the state which signal stopped which node's process, tells the job's other nodes, and gstop
+    decides as if the signal had reached it. B: is still recommended: with it the warning reaches
+    gstop even when the command is not run by srun (a plain `python ...` is not a step, so without
+    B: only its deadline stops it).
+
+    When the command has ended, gstop decides, prints the decision on one line with its reasons (and
+    in brackets how the stop arrived), and appends it to STATE/events.jsonl:
       - all work done (run.done, study.done)               -> no requeue, exit 0
-      - stopped by the time-limit warning (USR1), or by TERM while scontrol says Reason=TimeLimit,
-        and work remains                                   -> scontrol requeue, exit 0
-      - cancelled (scancel: TERM without a time limit)     -> never requeued
-      - preempted (SLURM requeues it itself)               -> not requeued again
+      - stopped by the time-limit warning (USR1, to gstop or to the steps), by its deadline, or by
+        TERM while scontrol says Reason=TimeLimit, and work remains -> scontrol requeue, exit 0
+      - preempted during GraceTime (PreemptTime set)       -> scontrol requeue, exit 0 (SLURM would
+                                                              complete the job once the script exits)
+      - SLURM requeued the job itself (its Restarts moved: the end of GraceTime, a node failure,
+        an administrator)                                  -> no second requeue, exit 0
+      - cancelled (scancel: TERM without a time limit)     -> never requeued, exit 75
       - the command failed on its own                      -> not requeued; its exit code
-      - --max-restarts reached, or --max-idle-attempts attempts in a row marked no unit -> exit 75
+      - the job cannot be requeued (Requeue=0: --no-requeue, JobRequeue=0), --max-restarts reached,
+        or --max-idle-attempts attempts in a row marked no unit -> exit 75, saying which
 
     The command sees GRACEFULSTOP_STATE_DIR, GRACEFULSTOP_RESTART_COUNT (SLURM_RESTART_COUNT, 0 on
     the first attempt), GRACEFULSTOP_RESUME (1 on restarts), GRACEFULSTOP_ATTEMPT_START and

@@ -14,21 +14,31 @@ from conftest import GSTOP, WORKER, child_environment
 class Cluster:
     """The running test cluster, and the few SLURM commands the tests use."""
 
-    def __init__(self, conf: str) -> None:
+    def __init__(self, conf: str, chroot: str | None = None) -> None:
         self.env = child_environment(SLURM_CONF=conf)
+        #: Client commands run inside the chroot of another SLURM release (scripts/slurm-cluster).
+        self.prefix = ["chroot", chroot, "/usr/bin/env", f"SLURM_CONF={conf}"] if chroot else []
+        #: What jobs run: gstop, Python and the worker (copies the chroot can reach, there), and
+        #: variables every job exports.
+        self.gstop, self.python, self.worker = GSTOP, sys.executable, WORKER
+        self.job_env: dict[str, str] = {}
+        self.version = self.command("sinfo", "-V").strip()
 
     def command(self, *arguments: str, check: bool = True) -> str:
-        result = subprocess.run(list(arguments), env=self.env, capture_output=True, text=True, timeout=60)
+        runuser = list(arguments[:4]) if arguments[0] == "runuser" else []
+        rest = list(arguments[len(runuser):])
+        result = subprocess.run(runuser + self.prefix + rest, env=self.env, capture_output=True, text=True, timeout=60)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(arguments)} failed: {result.stderr}")
         return result.stdout
 
     def submit(self, directory: Path, state: Path, gstop_options: str = "", command: str = "", sbatch: str = "",
-               user: str | None = None, gstop: str = GSTOP, python: str = sys.executable, **worker_env: str) -> str:
+               user: str | None = None, gstop: str | None = None, sbatch_args: tuple[str, ...] = (), **worker_env: str) -> str:
         """Submits a batch script that execs gstop run on the test worker (as `user`, when given);
-        returns the job id."""
-        exports = " ".join(f"{k}={v}" for k, v in worker_env.items())
-        run = command or f"{python} -u {WORKER}"
+        returns the job id. In `command`, {python} and {worker} stand for this cluster's."""
+        exports = " ".join(f"{k}={v}" for k, v in {**self.job_env, **worker_env}.items())
+        run = (command or "{python} -u {worker}").format(python=self.python, worker=self.worker)
+        gstop = gstop or self.gstop
         script = directory / "job.sh"
         script.write_text(f"""#!/bin/bash
 #SBATCH --requeue --open-mode=append --output={directory}/slurm-%j.out {sbatch}
@@ -37,7 +47,7 @@ exec {gstop} run --state {state} {gstop_options} -- {run}
 """)
         script.chmod(0o755)
         as_user = ["runuser", "-u", user, "--"] if user else []
-        return self.command(*as_user, "sbatch", "--parsable", str(script)).strip()
+        return self.command(*as_user, "sbatch", "--parsable", *sbatch_args, str(script)).strip()
 
     def output(self, directory: Path, job: str) -> str:
         """What the job's batch script printed (gstop's lines among it)."""

@@ -85,7 +85,7 @@ def test_an_array_task_warned_alone_is_requeued_alone(cluster, time_limit_job, t
 
 def test_a_three_node_job_works_per_node_and_is_requeued_as_a_job(cluster, time_limit_job, tmp_path):
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="--nodes=3", command=f"srun {sys.executable} -u {WORKER}",
+    job = cluster.submit(tmp_path, state, sbatch="--nodes=3", command="srun {python} -u {worker}",
                          WORKER_UNITS="15", WORKER_NODES="3", WORKER_SECONDS="1")
     cluster.wait("all three nodes working", lambda: {node for _, node, *_ in work_log(state)} == {"0", "1", "2"})
     cluster.warn(job)

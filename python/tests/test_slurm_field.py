@@ -39,7 +39,7 @@ def limit_jobs(cluster, tmp_path_factory):
     preemption tests hold). With srun the steps get the warning; without a step nobody does, and
     the command's deadline stops it."""
     jobs = {}
-    for kind, command, units in (("srun", f"srun {sys.executable} -u {WORKER}", "25"), ("batch", "", "70")):
+    for kind, command, units in (("srun", "srun {python} -u {worker}", "25"), ("batch", "", "70")):
         directory = tmp_path_factory.mktemp(f"limit-{kind}")
         state = directory / "state"
         job = cluster.submit(directory, state, sbatch="--time=1 --signal=USR1@30 --exclude=n3", command=command,
@@ -52,7 +52,7 @@ def test_a_warning_to_the_steps_requeues_every_node_and_the_job_finishes(cluster
     # scancel --signal=USR1 without -b: the steps get it, gstop does not. Before: "no stop was
     # asked; not requeued" (exit 75) with most units left.
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="--nodes=3", command=f"srun {sys.executable} -u {WORKER}",
+    job = cluster.submit(tmp_path, state, sbatch="--nodes=3", command="srun {python} -u {worker}",
                          WORKER_UNITS="30", WORKER_NODES="3", WORKER_SECONDS="1")
     cluster.wait("all three nodes working", lambda: {node for _, node, *_ in work_log(state)} == {"0", "1", "2"})
     cluster.command("scancel", "--signal=USR1", job)
@@ -72,7 +72,7 @@ def test_a_signal_to_one_nodes_process_stops_every_node(cluster, limit_jobs, tmp
     # One process learns of the stop; its stop request tells the other nodes, which stop within
     # about a second instead of working on to their last unit (30 s).
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="--nodes=3", command=f"srun {sys.executable} -u {WORKER}",
+    job = cluster.submit(tmp_path, state, sbatch="--nodes=3", command="srun {python} -u {worker}",
                          WORKER_UNITS="90", WORKER_NODES="3", WORKER_SECONDS="1")
     cluster.wait("all three nodes working", lambda: {node for _, node, *_ in work_log(state)} == {"0", "1", "2"})
     pids = {}
@@ -122,7 +122,7 @@ def test_several_tasks_per_node_each_work_their_own_share(cluster, limit_jobs, t
     # Before: ranks 0 and 1 of a node got the same units (SLURM_NODEID), so every unit ran twice.
     state = tmp_path / "state"
     job = cluster.submit(tmp_path, state, sbatch="--nodes=2 --ntasks-per-node=2 --exclude=n3",
-                         command=f"srun {sys.executable} -u {WORKER}", WORKER_UNITS="24", WORKER_NODES="4", WORKER_SECONDS="1")
+                         command="srun {python} -u {worker}", WORKER_UNITS="24", WORKER_NODES="4", WORKER_SECONDS="1")
     cluster.wait("all four tasks working", lambda: {node for _, node, *_ in work_log(state)} == {"0", "1", "2", "3"})
     cluster.warn(job)
     cluster.wait_state(job, "PENDING", restarts=1)
@@ -136,7 +136,7 @@ def test_several_tasks_per_node_each_work_their_own_share(cluster, limit_jobs, t
 def test_a_state_with_fewer_shares_than_tasks_is_refused_with_what_to_set(cluster, limit_jobs, tmp_path):
     state = tmp_path / "state"
     job = cluster.submit(tmp_path, state, sbatch="--nodes=2 --ntasks-per-node=2 --exclude=n3",
-                         command=f"srun {sys.executable} -u {WORKER}", WORKER_UNITS="8", WORKER_NODES="2")
+                         command="srun {python} -u {worker}", WORKER_UNITS="8", WORKER_NODES="2")
     cluster.wait_state(job, "FAILED", timeout=60)
     output = cluster.output(tmp_path, job)
     assert "this srun step has 4 tasks" in output and "create the state with nodes=4" in output, output
@@ -171,7 +171,7 @@ def test_preemption_with_srun_stops_in_grace_time_and_gstop_requeues_once(cluste
     # the script exits then, SLURM completes the job without requeuing it (seen here), so gstop
     # requeues it. Before: "cancelled", the job ended with 54 of 60 units left.
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="-p low --exclusive", command=f"srun {sys.executable} -u {WORKER}",
+    job = cluster.submit(tmp_path, state, sbatch="-p low --exclusive", command="srun {python} -u {worker}",
                          WORKER_UNITS="40", WORKER_SECONDS="1")
     preempt(cluster, tmp_path, job, state)
     cluster.wait_state(job, "PENDING", restarts=1, timeout=60)
@@ -219,7 +219,7 @@ def test_a_node_failure_is_named_and_the_job_resumes(cluster, limit_jobs, tmp_pa
     # n2 dies (its slurmd, step daemon and task killed): SLURM requeues the job itself.
     # Before: the surviving node's decision said "cancelled".
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="--nodes=2 -w n1,n2", command=f"srun {sys.executable} -u {WORKER}",
+    job = cluster.submit(tmp_path, state, sbatch="--nodes=2 -w n1,n2", command="srun {python} -u {worker}",
                          WORKER_UNITS="40", WORKER_NODES="2", WORKER_SECONDS="1")
     cluster.wait("both nodes working", lambda: {node for _, node, *_ in work_log(state)} == {"0", "1"})
     victims = stepd_of(job, "n2")

@@ -1,0 +1,109 @@
+// The subcommands of gstop: each one's help, options and the few lines that wire its arguments
+// to the library. main.swift parses and dispatches.
+import GracefulStop
+import Glibc
+
+struct Subcommand {
+    let help: String
+    let valued: Set<String>
+    let flags: Set<String>
+    let run: (Arguments) throws -> Int32
+}
+
+@MainActor let subcommands: [String: Subcommand] = [
+    "run": Subcommand(
+        help: Help.run,
+        valued: ["state", "requeue", "remaining", "signals", "child-signal", "grace", "term-grace", "kill-after", "deadline-margin",
+                 "max-restarts", "max-idle-attempts", "retry-failures", "time-limit", "warn-before"],
+        flags: []
+    ) { arguments in
+        var options = SupervisorOptions(command: arguments.command, stateDirectory: try arguments.stateDirectory())
+        if !arguments.positional.isEmpty {
+            throw Arguments.UsageError(message: "put the command after --: gstop run [OPTIONS] -- \(arguments.positional.joined(separator: " "))")
+        }
+        options.requeue = try arguments.choice("requeue", RequeueMode.self) ?? options.requeue
+        options.remainingScope = try arguments.choice("remaining", SupervisorOptions.RemainingScope.self) ?? options.remainingScope
+        if let text = arguments.string("signals") { options.gracefulSignals = try StopSignals.parse(text) }
+        if let text = arguments.string("child-signal") {
+            let parsed = try StopSignals.parse(text)
+            guard parsed.count == 1 else { throw Arguments.UsageError(message: "--child-signal takes one signal (got '\(text)')") }
+            options.childSignal = parsed[0]
+        }
+        options.grace = try arguments.duration("grace")
+        options.termGrace = try arguments.duration("term-grace") ?? options.termGrace
+        options.killAfter = try arguments.duration("kill-after") ?? options.killAfter
+        if arguments.string("deadline-margin") == "off" {
+            options.setsDeadline = false
+        } else {
+            options.deadlineMargin = try arguments.duration("deadline-margin")
+        }
+        options.limits.maxRestarts = try arguments.integer("max-restarts") ?? options.limits.maxRestarts
+        options.limits.maxIdleAttempts = try arguments.integer("max-idle-attempts") ?? options.limits.maxIdleAttempts
+        options.limits.retryFailures = try arguments.integer("retry-failures") ?? options.limits.retryFailures
+        options.timeLimit = try arguments.duration("time-limit")
+        options.warnBefore = try arguments.duration("warn-before")
+        return try Supervisor(options: options, report: printError).run()
+    },
+    "init": Subcommand(help: Help.initialize, valued: ["state", "units", "nodes", "partition", "legacy-done-dir"], flags: ["null"]) { arguments in
+        guard let file = arguments.string("units") else { throw Arguments.UsageError(message: "--units FILE is required (see gstop init --help)") }
+        guard let nodes = try arguments.integer("nodes", minimum: 1) else {
+            throw Arguments.UsageError(message: "--nodes N is required (see gstop init --help)")
+        }
+        let path = try arguments.stateDirectory()
+        let units = try UnitListFile.read(path: file, nulSeparated: arguments.flag("null"))
+        let state = try RunState.create(
+            at: path, units: units, nodes: nodes, partition: PartitionRule(parsing: arguments.string("partition") ?? "round-robin"),
+            legacyDoneDirectory: arguments.string("legacy-done-dir"), node: 0)
+        let done = try state.counts(node: nil).done
+        print("gstop: state \(path): \(units.count) units on \(nodes) node\(nodes == 1 ? "" : "s") (\(state.manifest!.partition.rule.rawValue)), \(done) done")
+        return 0
+    },
+    "status": Subcommand(help: Help.status, valued: ["state"], flags: ["json"]) { arguments in
+        let report = try StatusReport.gather(path: try arguments.stateDirectory())
+        if arguments.flag("json") {
+            print(report.json(), terminator: "")
+        } else {
+            var size = winsize()
+            let terminal = isatty(1) != 0
+            let width = terminal && ioctl(1, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? Int(size.ws_col) : 80
+            print(report.text(terminal: terminal, width: width), terminator: "")
+        }
+        return 0
+    },
+    "remaining": Subcommand(help: Help.remaining, valued: ["state", "node"], flags: ["null"]) { arguments in
+        let state = try RunState.open(at: try arguments.stateDirectory(), node: try arguments.integer("node"))
+        let terminator = arguments.flag("null") ? "\0" : "\n"
+        for unit in try state.remainingUnits() { print(unit, terminator: terminator) }
+        return 0
+    },
+    "mark-done": Subcommand(help: Help.markDone, valued: ["state"], flags: []) { arguments in
+        guard !arguments.positional.isEmpty else { throw Arguments.UsageError(message: "name the units to mark: gstop mark-done UNIT...") }
+        let state = try RunState.open(at: try arguments.stateDirectory(), node: 0)
+        for unit in arguments.positional { try state.markDone(unit) }
+        return 0
+    },
+    "should-requeue": Subcommand(
+        help: Help.shouldRequeue, valued: ["state", "remaining", "node", "max-restarts", "max-idle-attempts"], flags: []
+    ) { arguments in
+        if let node = try arguments.integer("node") { setenv(Environment.nodeVariable, String(node), 1) }
+        var options = SupervisorOptions(command: [], stateDirectory: try arguments.stateDirectory())
+        options.remainingScope = try arguments.choice("remaining", SupervisorOptions.RemainingScope.self) ?? options.remainingScope
+        options.limits.maxRestarts = try arguments.integer("max-restarts") ?? options.limits.maxRestarts
+        options.limits.maxIdleAttempts = try arguments.integer("max-idle-attempts") ?? options.limits.maxIdleAttempts
+        let decision = try Supervisor(options: options, report: printError).decisionAfterWarning()
+        printError(decision.line)
+        if case .requeue = decision.action { return 0 }
+        return 1
+    },
+    "stop": Subcommand(help: Help.stop, valued: ["state", "reason"], flags: []) { arguments in
+        let path = try arguments.stateDirectory()
+        try StopRequest.requestEverybody(stateDirectory: path, reason: arguments.string("reason") ?? "gstop stop")
+        printError("asked every process using \(path) to stop")
+        return 0
+    },
+    "resume-flag": Subcommand(help: Help.resumeFlag, valued: ["flag"], flags: []) { arguments in
+        if Environment.restarts() > 0 { print(arguments.string("flag") ?? "--resume") }
+        return 0
+    },
+]
+
