@@ -114,6 +114,8 @@ public struct RequeueFacts: Sendable, Equatable {
     public var route: String?
     /// Whether SLURM lets the job be requeued (scontrol's Requeue=); nil when unknown or local.
     public var requeueAllowed: Bool?
+    /// The SLURM release, when the decision depends on it (a preemption); nil when unknown.
+    public var slurmRelease: SlurmRelease?
     public var exit: ChildExit
     /// The marker that says all work is done ("run.done", "study.done"), when present.
     public var workDone: String?
@@ -135,8 +137,9 @@ public struct RequeueFacts: Sendable, Equatable {
     public init(
         cause: StopCause, route: String? = nil, exit: ChildExit, workDone: String? = nil, remaining: Int?, scope: String, restartCount: Int = 0,
         idleAttempts: Int = 0, failedAttempts: Int = 0, mode: RequeueMode = .task, limits: RequeueLimits = RequeueLimits(),
-        target: String, requeueAllowed: Bool? = nil
+        target: String, requeueAllowed: Bool? = nil, slurmRelease: SlurmRelease? = nil
     ) {
+        self.slurmRelease = slurmRelease
         self.cause = cause
         self.route = route
         self.requeueAllowed = requeueAllowed
@@ -227,7 +230,11 @@ public struct RequeueDecision: Sendable, Equatable {
             }
             var reasons = [how, facts.remaining.map { "\(facts.scope) has \($0) unit\($0 == 1 ? "" : "s") left" } ?? "the work is not done"]
             if case .preempted = facts.cause {
-                reasons.append("SLURM completes a preempted job whose script has exited without requeuing it, so gstop requeues it")
+                if let release = facts.slurmRelease, release.requeuesPreemptedJobsThatExit {
+                    return RequeueDecision(action: .leaveToSlurm, exitCode: 0, reasons: reasons + [
+                        "SLURM \(release.description) requeues a preempted job whose script exits during GraceTime by itself; gstop does not requeue it a second time"])
+                }
+                reasons.append("SLURM \(facts.slurmRelease?.description ?? "of an unknown release") completes a preempted job whose script has exited without requeuing it, so gstop requeues it")
             }
             return requeueUnlessGuarded(facts, reasons: reasons)
         }

@@ -9,11 +9,11 @@ import Testing
     static func facts(
         _ cause: StopCause, _ exit: ChildExit = .exited(0), done: String? = nil, remaining: Int? = 5, restart: Int = 0, idle: Int = 0,
         failed: Int = 0, mode: RequeueMode = .task, limits: RequeueLimits = RequeueLimits(), target: String = "12_3",
-        requeueAllowed: Bool? = true, route: String? = nil
+        requeueAllowed: Bool? = true, route: String? = nil, release: SlurmRelease? = SlurmRelease(22, 5)
     ) -> RequeueFacts {
         RequeueFacts(
             cause: cause, route: route, exit: exit, workDone: done, remaining: remaining, scope: "node 3", restartCount: restart, idleAttempts: idle,
-            failedAttempts: failed, mode: mode, limits: limits, target: target, requeueAllowed: requeueAllowed)
+            failedAttempts: failed, mode: mode, limits: limits, target: target, requeueAllowed: requeueAllowed, slurmRelease: release)
     }
 
     static let rows: [Row] = [
@@ -28,7 +28,14 @@ import Testing
         ("cancel never requeues", facts(.cancelled), .stop, 75, "a cancel always ends the job"),
         ("cancel after a warning never requeues", facts(.cancelled, .signaled(SIGTERM)), .stop, 75, "cancel"),
         ("preempted during GraceTime: gstop requeues, or SLURM would complete the job", facts(.preempted(requeuedBySlurm: false)),
-         .requeue(target: "12_3"), 0, "SLURM completes a preempted job whose script has exited"),
+         .requeue(target: "12_3"), 0, "SLURM 22.05 completes a preempted job whose script has exited"),
+        ("preempted during GraceTime on 24.11: SLURM requeues it when the script exits", facts(.preempted(requeuedBySlurm: false), release: SlurmRelease(24, 11)),
+         .leaveToSlurm, 0, "SLURM 24.11 requeues a preempted job whose script exits during GraceTime by itself"),
+        ("preempted during GraceTime on 26.05", facts(.preempted(requeuedBySlurm: false), release: SlurmRelease(26, 5)), .leaveToSlurm, 0, "SLURM 26.05 requeues"),
+        ("preempted, release unknown: gstop requeues", facts(.preempted(requeuedBySlurm: false), release: nil), .requeue(target: "12_3"), 0,
+         "of an unknown release completes a preempted job"),
+        ("preempted on 23.11 (not known here): gstop requeues", facts(.preempted(requeuedBySlurm: false), release: SlurmRelease(23, 11)),
+         .requeue(target: "12_3"), 0, "SLURM 23.11 completes"),
         ("preempted and requeued by SLURM: not again", facts(.preempted(requeuedBySlurm: true)), .leaveToSlurm, 0, "does not requeue it a second time"),
         ("node failure, SLURM requeued", facts(.nodeFailure(requeuedBySlurm: true)), .leaveToSlurm, 0, "a node of the job failed"),
         ("node failure, SLURM did not requeue", facts(.nodeFailure(requeuedBySlurm: false)), .requeue(target: "12_3"), 0, "node 3 has 5 units left"),
@@ -116,6 +123,14 @@ import Testing
         // Without the name, a name that only adds Key=Value text ends at its first " UserId=".
         let plain = try JobInfo.parse(line.replacingFirst(name, with: "evil JobState=COMPLETED Reason=TimeLimit"), jobName: nil)
         #expect(plain.state == "RUNNING" && plain.reason == "None" && plain.restarts == 0)
+    }
+
+    @Test func releasesAsScontrolPrintsThem() {
+        #expect(SlurmRelease(parsing: "slurm-wlm 22.05.8\n") == SlurmRelease(22, 5))
+        #expect(SlurmRelease(parsing: "slurm 24.11.5") == SlurmRelease(24, 11))
+        #expect(SlurmRelease(parsing: "slurm 26.05.0-rc1")?.requeuesPreemptedJobsThatExit == true)
+        #expect(SlurmRelease(parsing: "slurm 23.02.7")?.requeuesPreemptedJobsThatExit == false)
+        #expect(SlurmRelease(parsing: "scontrol: error") == nil)
     }
 
     @Test func endTimesAndPreemption() throws {

@@ -11,6 +11,9 @@ from pathlib import Path
 
 from conftest import GSTOP, WORKER, child_environment
 
+FREE_TEXT = {"Command", "WorkDir", "Comment", "AdminComment", "SystemComment", "StdErr", "StdIn", "StdOut", "SubmitLine"}
+
+
 class Cluster:
     """The running test cluster, and the few SLURM commands the tests use."""
 
@@ -58,9 +61,20 @@ exec {gstop} run --state {state} {gstop_options} -- {run}
         return [line for line in self.output(directory, job).splitlines() if "gstop: decision:" in line]
 
     def show(self, job: str) -> dict[str, str]:
-        """`scontrol show job -o JOB` as a dict (the first line: the job, or the array task named)."""
+        """`scontrol show job -o JOB` as a dict (the first line: the job, or the array task named).
+        The first value of each key wins, read from the job name's end (` UserId=`) to the first
+        free-text field: user text in the name or a comment never shadows the job's own fields."""
         line = self.command("scontrol", "show", "job", "-o", job).splitlines()[0]
-        return dict(token.split("=", 1) for token in line.split() if "=" in token)
+        head, _, rest = line.partition(" UserId=")
+        fields = {key: value for key, _, value in (token.partition("=") for token in head.split()[:3])
+                  if key in ("JobId", "ArrayJobId", "ArrayTaskId")}
+        for token in ("UserId=" + rest).split():
+            key, equals, value = token.partition("=")
+            if key in FREE_TEXT:
+                break
+            if equals:
+                fields.setdefault(key, value)
+        return fields
 
     def wait(self, what: str, condition, timeout: float = 120):
         """Waits until condition() is true (returns its value), or fails saying what was awaited."""

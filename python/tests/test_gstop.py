@@ -191,7 +191,11 @@ def test_a_missing_scontrol_under_slurm_is_a_clear_failure(tmp_path):
     _, err = supervisor.communicate(timeout=60)
     assert supervisor.returncode == 75, err
     assert "command not found: scontrol" in err
-    assert "could not requeue" in err
+    # What is printed and logged is what happened: no requeue.
+    assert "decision: stop without requeue (exit 75)" in err and "the requeue failed: command not found: scontrol" in err, err
+    assert "decision: requeue" not in err, err
+    decision = [e for e in map(json.loads, (tmp_path / "events.jsonl").read_text().splitlines()) if e["event"] == "decision"][-1]
+    assert decision["action"] == "stop" and decision["exit"] == 75 and "requeue_error" in decision
 
 
 UNITS = ["eq_1", "eq_2", "a b", "eq_4", "eq_5"]

@@ -34,18 +34,37 @@ def remaining(state: Path) -> int:
 
 @pytest.fixture(scope="module")
 def limit_jobs(cluster, tmp_path_factory):
-    """Jobs that reach a real one-minute time limit whose warning is `--signal=USR1@30` without
-    `B:`, submitted first so that they run while the other scenarios do (kept off n3, which the
-    preemption tests hold). With srun the steps get the warning; without a step nobody does, and
-    the command's deadline stops it."""
+    """Jobs that reach a real one-minute time limit with a warning 30 s before it, submitted first
+    so that they run while the other scenarios do (kept off n3, which the preemption tests hold):
+    `--signal=USR1@30` without `B:` with srun (the steps get the warning) and without (nobody
+    does: the command's deadline stops it), and `--signal=B:USR1@30` (gstop gets it)."""
     jobs = {}
-    for kind, command, units in (("srun", "srun {python} -u {worker}", "25"), ("batch", "", "70")):
+    for kind, signal_option, command, units in (("srun", "USR1@30", "srun {python} -u {worker}", "22"),
+                                                ("batch", "USR1@30", "", "70"), ("B", "B:USR1@30", "", "22")):
         directory = tmp_path_factory.mktemp(f"limit-{kind}")
         state = directory / "state"
-        job = cluster.submit(directory, state, sbatch="--time=1 --signal=USR1@30 --exclude=n3", command=command,
+        job = cluster.submit(directory, state, sbatch=f"--time=1 --signal={signal_option} --exclude=n3", command=command,
                              WORKER_UNITS=units, WORKER_SECONDS="1")
         jobs[kind] = (job, directory, state)
     return jobs
+
+
+def resume_after_the_limit(cluster, limit_jobs, kind: str, units: int, reason: str) -> None:
+    """The job of `kind` is requeued at its limit for `reason`, resumes (again, if SLURM's warning
+    came early enough to cut the next attempt short too) and finishes, each unit once."""
+    job, directory, state = limit_jobs[kind]
+    for restart in range(1, 4):
+        info = cluster.wait_state(job, "PENDING", "COMPLETED", timeout=150)
+        if info["JobState"] == "COMPLETED":
+            break
+        cluster.wait_state(job, "PENDING", restarts=restart)
+        cluster.release(job)
+        cluster.wait_state(job, "RUNNING", "COMPLETING", "COMPLETED", restarts=restart, timeout=60)
+    actions = [d["action"] for d in decisions(state)]
+    assert len(actions) >= 2 and set(actions[:-1]) == {"requeue"} and actions[-1] == "finish", actions
+    assert all(any(reason in r for r in d["reasons"]) for d in decisions(state)[:-1]), decisions(state)
+    assert_each_unit_once(state, units)
+    assert remaining(state) == 0
 
 
 def test_a_warning_to_the_steps_requeues_every_node_and_the_job_finishes(cluster, limit_jobs, tmp_path):
@@ -95,27 +114,16 @@ def test_a_signal_to_one_nodes_process_stops_every_node(cluster, limit_jobs, tmp
 
 
 def test_a_real_time_limit_warning_to_the_steps_requeues(cluster, limit_jobs):
-    job, directory, state = limit_jobs["srun"]
-    cluster.wait_state(job, "PENDING", restarts=1, timeout=150)
-    first = decisions(state)[0]
-    assert first["action"] == "requeue", first
-    assert any("[SIGUSR1 to the job's steps, node 0" in r for r in first["reasons"]), first
-    cluster.release(job)
-    cluster.wait_state(job, "COMPLETED", restarts=1, timeout=150)
-    assert_each_unit_once(state, 25)
-    assert remaining(state) == 0
+    resume_after_the_limit(cluster, limit_jobs, "srun", 25, "[SIGUSR1 to the job's steps, node 0")
 
 
 def test_without_a_step_the_deadline_stops_the_command_before_the_limit(cluster, limit_jobs):
     # `gstop run -- python` without B:: the warning reaches nobody; GRACEFULSTOP_DEADLINE does.
-    job, directory, state = limit_jobs["batch"]
-    cluster.wait_state(job, "PENDING", restarts=1, timeout=150)
-    first = decisions(state)[0]
-    assert first["action"] == "requeue" and any("stopped itself at its deadline" in r for r in first["reasons"]), first
-    cluster.release(job)
-    cluster.wait_state(job, "COMPLETED", restarts=1, timeout=150)
-    assert_each_unit_once(state, 70)
-    assert remaining(state) == 0
+    resume_after_the_limit(cluster, limit_jobs, "batch", 70, "stopped itself at its deadline")
+
+
+def test_a_real_time_limit_warning_to_gstop_requeues(cluster, limit_jobs):
+    resume_after_the_limit(cluster, limit_jobs, "B", 40, "(the time-limit warning) [SIGUSR1 to gstop]")
 
 
 def test_several_tasks_per_node_each_work_their_own_share(cluster, limit_jobs, tmp_path):

@@ -10,6 +10,15 @@ public enum Scontrol {
         return try JobInfo.parse(result.output, jobName: jobName)
     }
 
+    /// `scontrol --version`: the release as (major, minor), e.g. (24, 11) from "slurm-wlm 24.11.5".
+    public static func version() throws -> SlurmRelease {
+        let result = try Command.run(["scontrol", "--version"])
+        guard result.status == 0, let release = SlurmRelease(parsing: result.output) else {
+            throw GracefulStopError(.system, "scontrol --version printed no release (exit \(result.status)): \(result.output.trimmingSpaces)")
+        }
+        return release
+    }
+
     /// `scontrol requeue ID`.
     public static func requeue(_ id: String) throws {
         let result = try Command.run(["scontrol", "requeue", id])
@@ -17,4 +26,37 @@ public enum Scontrol {
             throw GracefulStopError(.system, "scontrol requeue \(id) failed (exit \(result.status)): \(result.output.trimmingSpaces)")
         }
     }
+}
+
+/// A SLURM release, for the few places where releases behave differently.
+public struct SlurmRelease: Sendable, Equatable, Comparable {
+    public var major: Int
+    public var minor: Int
+
+    public init(_ major: Int, _ minor: Int) {
+        self.major = major
+        self.minor = minor
+    }
+
+    /// The first "MAJOR.MINOR" in text such as "slurm 23.02.7" or "slurm-wlm 24.11.5".
+    public init?(parsing text: String) {
+        for word in text.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+            let parts = word.split(separator: ".")
+            if parts.count >= 2, let major = Int(parts[0]), let minor = Int(parts[1]) {
+                self.init(major, minor)
+                return
+            }
+        }
+        return nil
+    }
+
+    /// From 24.11 (seen here: 24.11 and 26.05 do, 22.05 does not), SLURM requeues a preempted job
+    /// whose batch script exits during GraceTime by itself; a requeue of gstop's on top is carried
+    /// over and requeues the next attempt again. Releases in between are not known here, so they
+    /// get gstop's requeue: at worst one extra attempt, which finds the work done or goes on with it.
+    public var requeuesPreemptedJobsThatExit: Bool { self >= SlurmRelease(24, 11) }
+
+    public static func < (a: SlurmRelease, b: SlurmRelease) -> Bool { (a.major, a.minor) < (b.major, b.minor) }
+
+    public var description: String { "\(major).\(minor < 10 ? "0" : "")\(minor)" }
 }

@@ -10,8 +10,8 @@ import Glibc
 public enum EventLog {
     public static let fileName = "events.jsonl"
 
-    /// Appends `fields` (with `time` first) as one line.
-    static func append(_ fields: [(String, JSONValue)], in directory: Directory) throws {
+    /// Appends `fields` (with `time` first) as one line; `durable`: fsync'd before returning.
+    static func append(_ fields: [(String, JSONValue)], in directory: Directory, durable: Bool = true) throws {
         var json = JSONWriter()
         json.value(.object([("time", .number((Clock.unixSeconds() * 1000).rounded() / 1000))] + fields))
         json.raw("\n")
@@ -23,7 +23,7 @@ public enum EventLog {
         if written.result != bytes.count {
             throw GracefulStopError.system("cannot append to", directory.pathOf(fileName), errno: written.result == -1 ? written.errno : EIO)
         }
-        _ = fsync(opened.result)
+        if durable { _ = fsync(opened.result) }
     }
 
     /// Every event that parses, oldest first.

@@ -77,7 +77,10 @@ struct ProcessStopRecorder: Sendable {
         if reason == .signal { fields.append(("signal", .string(StopSignals.name(of: signal)))) }
         fields += [("detail", .string(detail)), ("attempt_start", attemptStart.map { .string($0) } ?? .null),
                    ("restart", .number(Double(Environment.restarts())))]
-        try? EventLog.append(fields, in: directory)
+        // Not fsync'd: this runs inside the first should_stop() that sees the stop, whose answer
+        // should not wait for a disk; gstop reads the line seconds later from the page cache (or,
+        // on NFS, after the close that flushed it).
+        try? EventLog.append(fields, in: directory, durable: false)
     }
 }
 

@@ -151,6 +151,7 @@ public final class Supervisor {
         var remaining: Int?
         var scope: String
         var requeueAllowed: Bool?
+        var slurmRelease: SlurmRelease? = nil
     }
 
     private func runAttempt(restart: Int) throws -> Attempt {
@@ -204,8 +205,15 @@ public final class Supervisor {
             ("remaining", after.map { .number(Double($0.remaining)) } ?? .null),
         ])
         let requeueAllowed = facts.jobAtEnd?.requeueAllowed ?? jobAtStart?.requeueAllowed
-        return Attempt(end: end, exit: exit, workDone: workDone, remaining: after?.remaining, scope: after?.scope ?? "the run",
-                       requeueAllowed: requeueAllowed)
+        var attempt = Attempt(end: end, exit: exit, workDone: workDone, remaining: after?.remaining, scope: after?.scope ?? "the run",
+                              requeueAllowed: requeueAllowed)
+        if end.cause == .preempted(requeuedBySlurm: false) {
+            // Releases differ in what they do with a preempted job whose script exits: ask which this is.
+            do { attempt.slurmRelease = try Scontrol.version() } catch let error as GracefulStopError {
+                report("warning: cannot tell the SLURM release: \(error.message)")
+            }
+        }
+        return attempt
     }
 
     /// `scontrol show job` for this job, nil outside SLURM or when it fails (said, with `purpose`).
@@ -402,7 +410,7 @@ public final class Supervisor {
         return RequeueFacts(
             cause: attempt.end.cause, route: attempt.end.route, exit: attempt.exit, workDone: attempt.workDone, remaining: attempt.remaining, scope: attempt.scope,
             restartCount: restart, idleAttempts: idle, failedAttempts: failed, mode: options.requeue, limits: options.limits,
-            target: target, requeueAllowed: attempt.requeueAllowed)
+            target: target, requeueAllowed: attempt.requeueAllowed, slurmRelease: attempt.slurmRelease)
     }
 
     // MARK: - Events
