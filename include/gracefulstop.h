@@ -114,7 +114,8 @@ void gracefulstop_string_free(char *GRACEFULSTOP_NULLABLE string);
  *   legacy_done_dir  a directory of the seed scripts' <unit>.done files to honour as done-markers
  *                    (absolute, or relative to `path`), or NULL
  *   node             this process's node, or GRACEFULSTOP_NODE_DEFAULT to take it from the
- *                    environment (GRACEFULSTOP_NODE, SLURM_ARRAY_TASK_ID, SLURM_NODEID, else 0)
+ *                    environment (GRACEFULSTOP_NODE, SLURM_ARRAY_TASK_ID, in an srun step SLURM_PROCID
+ *                    or with GRACEFULSTOP_SHARE=node SLURM_NODEID, else SLURM_NODEID, else 0)
  * Returns GRACEFULSTOP_EMISMATCH when the state exists with another unit list, node count,
  * partition or legacy directory. On success *out_state is a handle for gracefulstop_close().
  */

@@ -2,7 +2,8 @@
 units finished, and requeue only when work remains.
 
 The module-level functions work on a default state taken from the environment
-($GRACEFULSTOP_STATE_DIR, node from $GRACEFULSTOP_NODE, $SLURM_ARRAY_TASK_ID, $SLURM_NODEID, else 0),
+($GRACEFULSTOP_STATE_DIR, node from $GRACEFULSTOP_NODE, $SLURM_ARRAY_TASK_ID, the srun task's $SLURM_PROCID,
+$SLURM_NODEID, else 0),
 opened on first use::
 
     import gracefulstop

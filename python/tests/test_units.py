@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
 import gracefulstop
-from conftest import marker_files, run_python
+from conftest import child_environment, marker_files, run_python
 
 UNITS = [f"eq{i}" for i in range(1, 11)] + ["a/b c", "..", "x" * 1000, "ünï ✓", "new\nline"]
 
@@ -164,3 +166,37 @@ def test_deadline_from_the_environment(tmp_path):
     assert out.stdout.strip() == "False", out.stderr
     out = run_python("import gracefulstop; gracefulstop.should_stop()", GRACEFULSTOP_DEADLINE="tomorrow")
     assert "GRACEFULSTOP_DEADLINE='tomorrow' is not a unix time in seconds" in out.stderr
+
+
+SHARE = """
+import gracefulstop, sys
+try:
+    state = gracefulstop.create(sys.argv[1], [f"u{i}" for i in range(8)], nodes=int(sys.argv[2]))
+    print("share", state.node, state.remaining_units())
+except gracefulstop.GracefulStopError as error:
+    print("refused", type(error).__name__, error)
+"""
+
+
+def test_a_process_in_an_srun_step_works_its_tasks_share(tmp_path):
+    """Which share a process works on, from the variables srun sets for task 3 of 4 (node 1 of 2)."""
+    step = {"SLURM_JOB_ID": "77", "SLURM_STEP_ID": "0", "SLURM_PROCID": "3", "SLURM_NODEID": "1", "SLURM_LOCALID": "1",
+            "SLURM_STEP_NUM_TASKS": "4", "SLURM_NTASKS": "4"}
+
+    def run(nodes: int, **env: str) -> str:
+        state = tmp_path / f"s{nodes}-{len(env)}-{env.get('GRACEFULSTOP_SHARE', '')}"
+        result = subprocess.run([sys.executable, "-c", SHARE, str(state), str(nodes)], env=child_environment(**env),
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert run(4, **step) == "share 3 ['u3', 'u7']"                      # one share per task
+    assert run(2, **step, GRACEFULSTOP_SHARE="node") == "share 1 ['u1', 'u3', 'u5', 'u7']"  # the host's, together
+    refused = run(2, **step)                                              # per task, but the state has 2 shares
+    assert refused.startswith("refused StateMismatchError this srun step has 4 tasks"), refused
+    assert "create the state with nodes=4" in refused and "GRACEFULSTOP_SHARE=node" in refused
+    assert run(4, **{k: v for k, v in step.items() if k != "SLURM_STEP_ID"}) == "share 1 ['u1', 'u5']"  # the batch script: its node
+    assert run(8, **step, SLURM_ARRAY_TASK_ID="5") == "share 5 ['u5']"    # an array task is its own share
+    assert run(8, **step, GRACEFULSTOP_NODE="6") == "share 6 ['u6']"
+    bad = run(4, **step, GRACEFULSTOP_SHARE="rank")
+    assert bad.startswith("refused InvalidArgumentError GRACEFULSTOP_SHARE='rank' is not a share kind"), bad
