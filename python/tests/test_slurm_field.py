@@ -39,8 +39,11 @@ def limit_jobs(cluster, tmp_path_factory):
     `--signal=USR1@30` without `B:` with srun (the steps get the warning) and without (nobody
     does: the command's deadline stops it), and `--signal=B:USR1@30` (gstop gets it)."""
     jobs = {}
-    for kind, signal_option, command, units in (("srun", "USR1@30", "srun {python} -u {worker}", "22"),
-                                                ("batch", "USR1@30", "", "70"), ("B", "B:USR1@30", "", "22")):
+    # SLURM sends the warning when its periodic check finds 30 s or less left: seen here between 12
+    # and 30 s into a one-minute job. 35 one-second units outlast the latest, so the first attempt is
+    # always warned; the second or third finishes.
+    for kind, signal_option, command, units in (("srun", "USR1@30", "srun {python} -u {worker}", "35"),
+                                                ("batch", "USR1@30", "", "70"), ("B", "B:USR1@30", "", "35")):
         directory = tmp_path_factory.mktemp(f"limit-{kind}")
         state = directory / "state"
         job = cluster.submit(directory, state, sbatch=f"--time=1 --signal={signal_option} --exclude=n3", command=command,
@@ -53,7 +56,7 @@ def resume_after_the_limit(cluster, limit_jobs, kind: str, units: int, reason: s
     """The job of `kind` is requeued at its limit for `reason`, resumes (again, if SLURM's warning
     came early enough to cut the next attempt short too) and finishes, each unit once."""
     job, directory, state = limit_jobs[kind]
-    for restart in range(1, 4):
+    for restart in range(1, 6):
         info = cluster.wait_state(job, "PENDING", "COMPLETED", timeout=150)
         if info["JobState"] == "COMPLETED":
             break
@@ -114,7 +117,7 @@ def test_a_signal_to_one_nodes_process_stops_every_node(cluster, limit_jobs, tmp
 
 
 def test_a_real_time_limit_warning_to_the_steps_requeues(cluster, limit_jobs):
-    resume_after_the_limit(cluster, limit_jobs, "srun", 25, "[SIGUSR1 to the job's steps, node 0")
+    resume_after_the_limit(cluster, limit_jobs, "srun", 35, "[SIGUSR1 to the job's steps, node 0")
 
 
 def test_without_a_step_the_deadline_stops_the_command_before_the_limit(cluster, limit_jobs):
@@ -123,7 +126,7 @@ def test_without_a_step_the_deadline_stops_the_command_before_the_limit(cluster,
 
 
 def test_a_real_time_limit_warning_to_gstop_requeues(cluster, limit_jobs):
-    resume_after_the_limit(cluster, limit_jobs, "B", 40, "(the time-limit warning) [SIGUSR1 to gstop]")
+    resume_after_the_limit(cluster, limit_jobs, "B", 35, "(the time-limit warning) [SIGUSR1 to gstop]")
 
 
 def test_several_tasks_per_node_each_work_their_own_share(cluster, limit_jobs, tmp_path):

@@ -189,8 +189,8 @@ public final class Supervisor {
         facts.deadlinePassed = deadline.map { Clock.unixSeconds() >= $0 } ?? false
         facts.processStops = ProcessStop.records(in: (try? EventLog.read(from: directory)) ?? [], attemptStart: attemptStartText)
         facts.request = currentRequest(since: attemptStart)
-        if slurm != nil {
-            do { facts.jobAtEnd = try slurm!.info() } catch let error as GracefulStopError { facts.endLookupError = error.message }
+        if let slurm {
+            do { facts.jobAtEnd = try slurm.info() } catch let error as GracefulStopError { facts.endLookupError = error.message }
         }
         let end = AttemptEnd.classify(facts)
         let (workDone, after) = try assess()
