@@ -27,6 +27,9 @@ public struct SupervisorOptions: Sendable {
     public var termGrace: Double = 20
     /// Between the escalating TERM and KILL.
     public var killAfter: Double = 5
+    /// Under SLURM, how long to wait for SLURM to act (a TERM, a requeue) when the command ended
+    /// early with work left and nothing said why.
+    public var settleSeconds: Double = 5
     /// GRACEFULSTOP_DEADLINE is the job's end minus this; nil: 60 s under SLURM (at most a tenth of
     /// the attempt's time, so a short job is not stopped at once), the warning's lead locally.
     public var deadlineMargin: Double? = nil
@@ -192,8 +195,14 @@ public final class Supervisor {
         if let slurm {
             do { facts.jobAtEnd = try slurm.info() } catch let error as GracefulStopError { facts.endLookupError = error.message }
         }
-        let end = AttemptEnd.classify(facts)
+        var end = AttemptEnd.classify(facts)
         let (workDone, after) = try assess()
+        if slurm != nil, end.cause == .none, workDone == nil, exit != .exited(0) || (after?.remaining ?? 0) > 0 {
+            // Ended early with nothing said: SLURM may be a moment behind (a failed node makes srun
+            // exit before slurmctld requeues the job and TERMs this script). Ask it once more.
+            settle(&facts, seconds: options.settleSeconds)
+            end = AttemptEnd.classify(facts)
+        }
         let marked = after.map { $0.done - (before?.done ?? 0) }
         report("command ended (\(exit.description)) after \(TimeSpan.format(child.runningSeconds)); \(end.cause.description)"
             + (end.route.map { " [\($0)]" } ?? "")
@@ -214,6 +223,24 @@ public final class Supervisor {
             }
         }
         return attempt
+    }
+
+    /// Waits up to `seconds` for a signal to gstop (SLURM's TERM), then reads scontrol again.
+    private func settle(_ facts: inout AttemptFacts, seconds: Double) {
+        let until = Clock.monotonicNanoseconds() + Int64(seconds * 1e9)
+        while case let left = until - Clock.monotonicNanoseconds(), left > 0 {
+            var info = siginfo_t()
+            var wait = timespec(tv_sec: Int(left / 1_000_000_000), tv_nsec: Int(left % 1_000_000_000))
+            let taken = sigtimedwait(&mask, &info, &wait)
+            if taken == -1 && Glibc.errno != EINTR { break }  // EAGAIN: nothing came
+            if taken <= 0 || taken == SIGCHLD { continue }
+            facts.toGstop.append(toGstop(taken))
+            record("signal", [("signal", .string(StopSignals.name(of: taken))), ("cause", .string(AttemptEnd.classify(facts).cause.description))])
+            break
+        }
+        if let slurm {
+            do { facts.jobAtEnd = try slurm.info() } catch let error as GracefulStopError { facts.endLookupError = error.message } catch {}
+        }
     }
 
     /// `scontrol show job` for this job, nil outside SLURM or when it fails (said, with `purpose`).
