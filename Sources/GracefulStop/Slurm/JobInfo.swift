@@ -48,11 +48,11 @@ public struct JobInfo: Sendable, Equatable {
     public static func parse(_ text: String, jobName: String? = nil) throws -> JobInfo {
         let line = Substring(text.split(separator: "\n", omittingEmptySubsequences: true).first ?? "")
         var rest = line[...]
-        if let nameStart = line.firstRange(of: "JobName=") {
+        if let nameStart = firstRange(of: "JobName=", in: line) {
             let afterKey = line[nameStart.upperBound...]
             if let jobName, afterKey.hasPrefix(jobName + " ") {
                 rest = afterKey.dropFirst(jobName.count)
-            } else if let userID = afterKey.firstRange(of: " UserId=") {
+            } else if let userID = firstRange(of: " UserId=", in: afterKey) {
                 rest = afterKey[userID.lowerBound...]
             } else {
                 rest = afterKey
@@ -76,6 +76,19 @@ public struct JobInfo: Sendable, Equatable {
             preemptTime: fields["PreemptTime"].flatMap { parseTime(String($0)) },
             nodeList: fields["NodeList"].map(String.init).flatMap { $0 == "(null)" ? nil : $0 },
             nodeCount: fields["NumNodes"].flatMap { Int($0.prefix { $0.isNumber }) })
+    }
+
+    /// Where `needle` first occurs in `text`. By hand: the stdlib's `firstRange(of:)` would link
+    /// the regex engine (_StringProcessing) into the library, 2.5 MB for two searches.
+    static func firstRange(of needle: String, in text: Substring) -> Range<String.Index>? {
+        let pattern = Array(needle.utf8)
+        let bytes = text.utf8
+        var start = bytes.startIndex
+        while start != bytes.endIndex {
+            if bytes[start...].starts(with: pattern) { return start..<bytes.index(start, offsetBy: pattern.count) }
+            bytes.formIndex(after: &start)
+        }
+        return nil
     }
 
     /// "2026-11-25T16:40:51" in this host's local time (as scontrol prints it) to unix seconds.
