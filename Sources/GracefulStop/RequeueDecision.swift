@@ -116,6 +116,8 @@ public struct RequeueFacts: Sendable, Equatable {
     public var requeueAllowed: Bool?
     /// The SLURM release, when the decision depends on it (a preemption); nil when unknown.
     public var slurmRelease: SlurmRelease?
+    /// False when the attempt did not start the command (its work was done already).
+    public var started = true
     public var exit: ChildExit
     /// The marker that says all work is done ("run.done", "study.done"), when present.
     public var workDone: String?
@@ -190,7 +192,7 @@ public struct RequeueDecision: Sendable, Equatable {
     public static func decide(_ facts: RequeueFacts) -> RequeueDecision {
         let how = facts.cause.description + (facts.route.map { " [\($0)]" } ?? "") + ", \(facts.exit.description)"
         if let marker = facts.workDone {
-            return RequeueDecision(action: .finish, exitCode: 0, reasons: [how, "all work is done (\(marker))"])
+            return RequeueDecision(action: .finish, exitCode: 0, reasons: [facts.started ? how : "the command was not started", "all work is done (\(marker))"])
         }
         switch facts.cause {
         case .interrupted:
@@ -230,7 +232,7 @@ public struct RequeueDecision: Sendable, Equatable {
             }
             var reasons = [how, facts.remaining.map { "\(facts.scope) has \($0) unit\($0 == 1 ? "" : "s") left" } ?? "the work is not done"]
             if case .preempted = facts.cause {
-                if let release = facts.slurmRelease, release.requeuesPreemptedJobsThatExit {
+                if let release = facts.slurmRelease, release.requeuesPreemptedJobsThatExit, facts.requeueAllowed != false {
                     return RequeueDecision(action: .leaveToSlurm, exitCode: 0, reasons: reasons + [
                         "SLURM \(release.description) requeues a preempted job whose script exits during GraceTime by itself; gstop does not requeue it a second time"])
                 }

@@ -36,8 +36,9 @@ public final class StopCheck: Sendable {
     private let latchedDetail = Mutex<String>("")
     /// Writes what stopped this process, once, under gstop or SLURM (see `ProcessStop`).
     private let recorder: ProcessStopRecorder?
-    /// The signal last recorded, so each new signal is recorded once.
-    private let recordedSignal = Atomic<Int32>(0)
+    /// The signal last recorded by any handle of this process, so that each signal is recorded
+    /// once per process however many states it opened (the flag it comes from is per process too).
+    private static let recordedSignal = Atomic<Int32>(0)
 
     init(directory: Directory?, job: String?, attemptStart: Double, deadline: Double?, intervalSeconds: Double,
          recorder: ProcessStopRecorder? = nil) {
@@ -68,7 +69,7 @@ public final class StopCheck: Sendable {
     public func shouldStop() -> Bool {
         let signal = StopSignals.received
         if signal != 0 {
-            if recordedSignal.load(ordering: .relaxed) != signal { record(signal: signal) }
+            if let recorder, Self.recordedSignal.load(ordering: .relaxed) != signal { record(signal: signal, with: recorder) }
             return true
         }
         if latchedReason.load(ordering: .relaxed) != 0 { return true }
@@ -110,10 +111,10 @@ public final class StopCheck: Sendable {
     }
 
     /// The first time a signal is seen: records it (the slow path, once per signal).
-    private func record(signal: Int32) {
-        let previous = recordedSignal.load(ordering: .relaxed)
-        guard recordedSignal.compareExchange(expected: previous, desired: signal, ordering: .relaxed).exchanged else { return }
-        recorder?.record(.signal, signal: signal, detail: "received \(StopSignals.name(of: signal))")
+    private func record(signal: Int32, with recorder: ProcessStopRecorder) {
+        let previous = Self.recordedSignal.load(ordering: .relaxed)
+        guard Self.recordedSignal.compareExchange(expected: previous, desired: signal, ordering: .relaxed).exchanged else { return }
+        recorder.record(.signal, signal: signal, detail: "received \(StopSignals.name(of: signal))")
     }
 
     func latch(_ reason: Reason, _ detail: String) {

@@ -16,9 +16,16 @@ import Testing
             failedAttempts: failed, mode: mode, limits: limits, target: target, requeueAllowed: requeueAllowed, slurmRelease: release)
     }
 
+    static let notStarted: RequeueFacts = {
+        var notStarted = Self.facts(.none, done: "run.done", remaining: 0)
+        notStarted.started = false
+        return notStarted
+    }()
+
     static let rows: [Row] = [
         ("all work done", facts(.warning(signal: SIGUSR1), done: "run.done"), .finish, 0, "all work is done (run.done)"),
         ("study done even when cancelled", facts(.cancelled, done: "study.done"), .finish, 0, "study.done"),
+        ("done before it started: the line does not say the command ran", notStarted, .finish, 0, "the command was not started; all work is done (run.done)"),
         ("warning with work left", facts(.warning(signal: SIGUSR1)), .requeue(target: "12_3"), 0, "node 3 has 5 units left"),
         ("time-limit TERM with work left", facts(.timeLimit), .requeue(target: "12_3"), 0, "restart 1 of at most 20"),
         ("deadline with work left", facts(.deadline), .requeue(target: "12_3"), 0, "deadline"),
@@ -32,6 +39,8 @@ import Testing
         ("preempted during GraceTime on 24.11: SLURM requeues it when the script exits", facts(.preempted(requeuedBySlurm: false), release: SlurmRelease(24, 11)),
          .leaveToSlurm, 0, "SLURM 24.11 requeues a preempted job whose script exits during GraceTime by itself"),
         ("preempted during GraceTime on 26.05", facts(.preempted(requeuedBySlurm: false), release: SlurmRelease(26, 5)), .leaveToSlurm, 0, "SLURM 26.05 requeues"),
+        ("preempted on 24.11 but not requeueable: said, not left to SLURM", facts(.preempted(requeuedBySlurm: false), requeueAllowed: false,
+         release: SlurmRelease(24, 11)), .stop, 75, "Requeue=0"),
         ("preempted, release unknown: gstop requeues", facts(.preempted(requeuedBySlurm: false), release: nil), .requeue(target: "12_3"), 0,
          "of an unknown release completes a preempted job"),
         ("preempted on 23.11 (not known here): gstop requeues", facts(.preempted(requeuedBySlurm: false), release: SlurmRelease(23, 11)),

@@ -103,6 +103,18 @@ exec {gstop} run --state {state} {gstop_options} -- {run}
         time.sleep(2.5)
         self.command("scontrol", "update", f"JobId={job}", "StartTime=now")
 
+    def preempt(self, directory: Path, state: Path) -> None:
+        """Once a job in "low" (on n3) has begun three units, a job in "high" preempts it."""
+        self.wait("three units started", lambda: len(work_log(state)) >= 3, timeout=90)
+        self.command("sbatch", "--parsable", "-p", "high", "-o", str(directory / "high-%j.out"), "--wrap", "sleep 2")
+
+    def start_on_nodes(self, directory: Path, state: Path, nodes: int, units: int) -> str:
+        """Submits an srun job over `nodes` nodes and waits until every node has begun a unit."""
+        job = self.submit(directory, state, sbatch=f"--nodes={nodes}", command="srun {python} -u {worker}",
+                          WORKER_UNITS=str(units), WORKER_NODES=str(nodes), WORKER_SECONDS="1")
+        self.wait(f"all {nodes} nodes working", lambda: {n for _, n, *_ in work_log(state)} == {str(i) for i in range(nodes)})
+        return job
+
     def warn(self, job: str) -> None:
         """The time-limit warning, as --signal=B:USR1@N sends it: SIGUSR1 to the batch script."""
         self.command("scancel", "-b", "-s", "USR1", job)

@@ -74,9 +74,7 @@ def test_a_warning_to_the_steps_requeues_every_node_and_the_job_finishes(cluster
     # scancel --signal=USR1 without -b: the steps get it, gstop does not. Before: "no stop was
     # asked; not requeued" (exit 75) with most units left.
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="--nodes=3", command="srun {python} -u {worker}",
-                         WORKER_UNITS="30", WORKER_NODES="3", WORKER_SECONDS="1")
-    cluster.wait("all three nodes working", lambda: {node for _, node, *_ in work_log(state)} == {"0", "1", "2"})
+    job = cluster.start_on_nodes(tmp_path, state, nodes=3, units=30)
     cluster.command("scancel", "--signal=USR1", job)
     cluster.wait_state(job, "PENDING", restarts=1)
     first = decisions(state)[0]
@@ -94,9 +92,7 @@ def test_a_signal_to_one_nodes_process_stops_every_node(cluster, limit_jobs, tmp
     # One process learns of the stop; its stop request tells the other nodes, which stop within
     # about a second instead of working on to their last unit (30 s).
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="--nodes=3", command="srun {python} -u {worker}",
-                         WORKER_UNITS="90", WORKER_NODES="3", WORKER_SECONDS="1")
-    cluster.wait("all three nodes working", lambda: {node for _, node, *_ in work_log(state)} == {"0", "1", "2"})
+    job = cluster.start_on_nodes(tmp_path, state, nodes=3, units=90)
     pids = {}
     for line in cluster.output(tmp_path, job).splitlines():
         if line.startswith("worker: node ") and ", pid " in line:
@@ -172,11 +168,6 @@ def test_a_job_that_cannot_be_requeued_says_so_before_trying(cluster, limit_jobs
 
 # Preemption: "low" (PriorityTier 1, GraceTime) on n3, preempted by a job in "high".
 
-def preempt(cluster, tmp_path, job, state) -> None:
-    cluster.wait("three units started", lambda: len(work_log(state)) >= 3, timeout=90)
-    cluster.command("sbatch", "--parsable", "-p", "high", "-o", str(tmp_path / "high-%j.out"), "--wrap", "sleep 2")
-
-
 def test_preemption_with_srun_stops_in_grace_time_and_gstop_requeues_once(cluster, limit_jobs, tmp_path):
     # The steps get TERM when GraceTime starts, while the job is RUNNING with PreemptTime set. If
     # the script exits then, SLURM completes the job without requeuing it (seen here), so gstop
@@ -184,7 +175,7 @@ def test_preemption_with_srun_stops_in_grace_time_and_gstop_requeues_once(cluste
     state = tmp_path / "state"
     job = cluster.submit(tmp_path, state, sbatch="-p low --exclusive", command="srun {python} -u {worker}",
                          WORKER_UNITS="40", WORKER_SECONDS="1")
-    preempt(cluster, tmp_path, job, state)
+    cluster.preempt(tmp_path, state)
     cluster.wait_state(job, "PENDING", restarts=1, timeout=60)
     first = decisions(state)[0]
     assert first["action"] == "requeue", first
@@ -202,7 +193,7 @@ def test_preemption_of_a_batch_only_job_is_left_to_slurm_which_requeues_it(clust
     # gracefully, does not requeue a second time, and exits 0.
     state = tmp_path / "state"
     job = cluster.submit(tmp_path, state, sbatch="-p low --exclusive", WORKER_UNITS="60", WORKER_SECONDS="1")
-    preempt(cluster, tmp_path, job, state)
+    cluster.preempt(tmp_path, state)
     cluster.wait("gstop's decision", lambda: decisions(state), timeout=90)
     first = decisions(state)[0]
     assert first["action"] == "slurm_requeued" and first["exit"] == 0, first

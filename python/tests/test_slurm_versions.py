@@ -93,9 +93,7 @@ def test_scancel_ends_the_job_whatever_its_name_and_comment_say(release, limit_j
 
 def test_a_warning_to_the_steps_requeues(release, limit_job, tmp_path):
     state = tmp_path / "state"
-    job = release.submit(tmp_path, state, sbatch="--nodes=2 --exclude=n3", command="srun {python} -u {worker}",
-                         WORKER_UNITS="20", WORKER_NODES="2", WORKER_SECONDS="1")
-    release.wait("both nodes working", lambda: {node for _, node, *_ in work_log(state)} == {"0", "1"})
+    job = release.start_on_nodes(tmp_path, state, nodes=2, units=20)
     release.command("scancel", "--signal=USR1", job)
     release.wait_state(job, "PENDING", restarts=1)
     decision = first_decision(state)
@@ -112,8 +110,7 @@ def test_preemption_with_srun_is_requeued_once_by_slurm(release, limit_job, tmp_
     state = tmp_path / "state"
     job = release.submit(tmp_path, state, sbatch="-p low --exclusive", command="srun {python} -u {worker}",
                          WORKER_UNITS="40", WORKER_SECONDS="1")
-    release.wait("three units started", lambda: len(work_log(state)) >= 3, timeout=90)
-    release.command("sbatch", "--parsable", "-p", "high", "-o", str(tmp_path / "high-%j.out"), "--wrap", "sleep 2")
+    release.preempt(tmp_path, state)
     release.wait_state(job, "PENDING", restarts=1, timeout=60)
     decision = first_decision(state)
     assert decision["action"] == "slurm_requeued" and decision["exit"] == 0, decision

@@ -155,6 +155,7 @@ public final class Supervisor {
         var scope: String
         var requeueAllowed: Bool?
         var slurmRelease: SlurmRelease? = nil
+        var started = true
     }
 
     private func runAttempt(restart: Int) throws -> Attempt {
@@ -168,7 +169,8 @@ public final class Supervisor {
         let (alreadyDone, before) = try assess()
         if let marker = alreadyDone {
             report("all work is done already (\(marker)): not starting the command")
-            return Attempt(end: AttemptEnd(cause: .none), exit: .exited(0), workDone: marker, remaining: 0, scope: "the run", requeueAllowed: nil)
+            return Attempt(end: AttemptEnd(cause: .none), exit: .exited(0), workDone: marker, remaining: 0, scope: "the run",
+                           requeueAllowed: nil, started: false)
         }
         let attemptStartText = String(attemptStart)
         var environment = Environment.all()
@@ -434,10 +436,12 @@ public final class Supervisor {
         let idle = attempt.remaining == nil ? 0 : exits.reversed().prefix { $0["marked"]?.int == 0 }.count
         let failed = exits.reversed().prefix { $0["asked_to_stop"] == .bool(false) && $0["exit"]?.int != 0 }.count
         let target = slurm?.requeueID(wholeArray: options.requeue == .array) ?? "a local restart"
-        return RequeueFacts(
+        var facts = RequeueFacts(
             cause: attempt.end.cause, route: attempt.end.route, exit: attempt.exit, workDone: attempt.workDone, remaining: attempt.remaining, scope: attempt.scope,
             restartCount: restart, idleAttempts: idle, failedAttempts: failed, mode: options.requeue, limits: options.limits,
             target: target, requeueAllowed: attempt.requeueAllowed, slurmRelease: attempt.slurmRelease)
+        facts.started = attempt.started
+        return facts
     }
 
     // MARK: - Events
