@@ -414,10 +414,70 @@ def library_load(size: dict) -> None:
         "medians of 15 fresh processes (warm file cache)")
 
 
+# 10 ---------------------------------------------------------------------------------------------
+
+PORTABLE = REPOSITORY / ".build-wheel" / "portable"  # what scripts/wheel links for the release wheel
+PER_CALL = """
+import sys, tempfile, time, gracefulstop
+calls, marks = int(sys.argv[1]), int(sys.argv[2])
+state = gracefulstop.create(tempfile.mkdtemp(prefix="gs-bench-"), [f"u{i}" for i in range(marks)], nodes=1)
+check = state.should_stop
+check()
+t = time.perf_counter()
+for _ in range(calls):
+    check()
+should_stop = (time.perf_counter() - t) / calls * 1e9
+t = time.perf_counter()
+for i in range(marks):
+    state.mark_done(f"u{i}")
+print(should_stop, (time.perf_counter() - t) / marks * 1e6)
+"""
+
+
+def release_build(size: dict) -> None:
+    """The release wheel's binaries (glibc 2.17, libstdc++ linked in) against the source build's,
+    alternating fresh processes so that both meet the same machine."""
+    builds = {"release": PORTABLE, "source": BUILD}
+    starts: dict[str, list[float]] = {name: [] for name in builds}
+    checks: dict[str, list[float]] = {name: [] for name in builds}
+    marks: dict[str, list[float]] = {name: [] for name in builds}
+    for _ in range(size["start_runs"]):
+        for name, folder in builds.items():
+            t = time.perf_counter()
+            subprocess.run([str(folder / "gstop"), "--version"], check=True, capture_output=True)
+            starts[name].append((time.perf_counter() - t) * 1000)
+    for _ in range(size["per_call_runs"]):
+        for name, folder in builds.items():
+            out = subprocess.run([sys.executable, "-c", PER_CALL, str(size["calls"] // 10), str(size["marks"])],
+                                 capture_output=True, text=True, check=True,
+                                 env={**os.environ, "GRACEFULSTOP_LIBRARY": str(folder / "libgracefulstop.so")})
+            check_ns, mark_us = map(float, out.stdout.split())
+            checks[name].append(check_ns)
+            marks[name].append(mark_us)
+    start = {name: statistics.median(v) for name, v in starts.items()}
+    check = {name: statistics.median(v) for name, v in checks.items()}
+    mark = {name: statistics.median(v) for name, v in marks.items()}
+    sizes = {name: (os.path.getsize(folder / "libgracefulstop.so") + os.path.getsize(folder / "gstop")) / 1e6
+             for name, folder in builds.items()}
+    row("10", "the release wheel's build (scripts/wheel) against the source build: `gstop --version` start, "
+        "`should_stop()`, `mark_done()`",
+        f"start {start['release']:.2f} ms; should_stop {check['release']:.0f} ns; mark_done {mark['release']:.0f} µs; "
+        f"{sizes['release']:.1f} MB", f"start {start['source']:.2f} ms; should_stop {check['source']:.0f} ns; "
+        f"mark_done {mark['source']:.0f} µs; {sizes['source']:.1f} MB",
+        f"start {start['release'] / start['source']:.2f}×; should_stop {check['release'] / check['source']:.2f}×; "
+        f"mark_done {mark['release'] / mark['source']:.2f}×",
+        "start ≤ 1×; calls within 1.1×",
+        start["release"] <= start["source"] and check["release"] <= 1.1 * check["source"]
+        and mark["release"] <= 1.1 * mark["source"],
+        f"medians of {size['start_runs']} fresh gstop processes and {size['per_call_runs']} fresh Python processes "
+        "each, alternating (warm file cache); sizes: .so + gstop, release stripped of debug info")
+
+
 SIZES = {
     "full": dict(calls=1_000_000, syscall_seconds=3, latency_trials=100, marks=2000, runs=[10_000, 100_000, 1_000_000], requeue_run=100_000,
-                 idle_seconds=60),
-    "small": dict(calls=100_000, syscall_seconds=1.5, latency_trials=5, marks=100, runs=[1_000, 10_000], requeue_run=10_000, idle_seconds=3),
+                 idle_seconds=60, start_runs=40, per_call_runs=9),
+    "small": dict(calls=100_000, syscall_seconds=1.5, latency_trials=5, marks=100, runs=[1_000, 10_000], requeue_run=10_000, idle_seconds=3, start_runs=5,
+              per_call_runs=2),
 }
 
 
@@ -443,12 +503,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="CI sizes: quick, figures not representative")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
-    parser.add_argument("--only", metavar="N[,N...]", help="measure only these figures (1-9) and print them; "
+    parser.add_argument("--only", metavar="N[,N...]", help="measure only these figures (1-10) and print them; "
                         "docs/benchmarks.md is written only by a run of all of them")
     args = parser.parse_args()
     size = SIZES["small" if args.small else "full"]
     figures = {1: calls_per_check, 2: calls_per_check, 3: syscalls, 4: stop_latency, 5: durable_marks,
-               6: remaining_units, 7: remaining_units, 8: idle_supervisor, 9: library_load}
+               6: remaining_units, 7: remaining_units, 8: idle_supervisor, 9: library_load, 10: release_build}
     chosen = list(dict.fromkeys(figures.values()))
     if args.only:
         try:
@@ -456,7 +516,7 @@ def main() -> int:
         except ValueError:
             parser.error(f"--only takes figure numbers such as 5 or 6,7, not '{args.only}'")
         if not numbers or any(n not in figures for n in numbers):
-            parser.error(f"--only takes figure numbers from 1 to 9, not '{args.only}'")
+            parser.error(f"--only takes figure numbers from 1 to 10, not '{args.only}'")
         chosen = list(dict.fromkeys(figures[n] for n in numbers))
         args.no_write = True
     started = time.time()
