@@ -6,9 +6,10 @@ import Synchronization
 ///
 /// The call is on the user's hot path, so it costs a flag read, a vDSO clock read and two atomic
 /// loads. The stop requests are looked at only when the check interval has elapsed, and then with
-/// one fstat of the state directory: a request is written by a rename into it, which changes its
-/// modification time, so the request files are read only after such a change. A million calls in
-/// a second make one system call, not a million.
+/// one fresh open and fstat of the state directory (fresh, so that NFS asks its server): a request
+/// is written by a rename into it, which changes its modification time, so the request files are
+/// read only after such a change. A million calls in a second make two system calls (and a close),
+/// not a million.
 /// Once a stop is seen it stays seen (latched): a loop never sees true, then false.
 public final class StopCheck: Sendable {
     public enum Reason: Int32, Sendable {
@@ -89,9 +90,9 @@ public final class StopCheck: Sendable {
     }
 
     private func lookForRequest() -> Bool {
-        guard let directory else { return false }
-        var info = stat()
-        guard fstat(directory.fd, &info) == 0 else { return false }
+        // A fresh look (Directory.refresh), not an fstat of the open descriptor: on NFS that one is
+        // answered from the attribute cache, and another host's request went unseen for 30-60 s.
+        guard let directory, let info = try? directory.refresh() else { return false }
         let changed = Int64(info.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_mtim.tv_nsec)
         // Unchanged since the last read: no new request. A change in the last two seconds is read
         // again each time, since filesystems with coarse timestamps could hide a second one.

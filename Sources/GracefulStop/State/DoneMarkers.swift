@@ -26,7 +26,10 @@ final class DoneMarkers: Sendable {
     private func nodeDirectory(_ node: Int, create: Bool) throws -> Directory? {
         if let open = nodeDirectories.withLock({ $0[node] }) { return open }
         let name = String(node)
-        if !create, try !directory.exists(name) { return nil }
+        if !create {
+            try directory.refresh()  // another host may have made it since this one looked (NFS)
+            if try !directory.exists(name) { return nil }
+        }
         let opened = try directory.subdirectory(name, create: create)
         return nodeDirectories.withLock { cache in
             if let raced = cache[node] { return raced }
@@ -53,10 +56,10 @@ final class DoneMarkers: Sendable {
         "\(DoneMarkers.directoryName)/\(partition.node(ofUnit: unit))/" + display(fileName(of: unit, in: table))
     }
 
-    /// Marks unit `unit` done, atomically and durably (see `Directory.writeAtomically`): once this
-    /// returns, the marker survives kill -9 and power loss. Idempotent, and safe from any number of
-    /// processes on any number of hosts: the write is exclusive, so of two writers racing for one
-    /// marker the second finds it in place (complete, with the same content) and keeps it.
+    /// Marks unit `unit` done, durably (see `Directory.createExclusively`): once this returns, the
+    /// marker survives kill -9 and power loss. Idempotent, and safe from any number of processes on
+    /// any number of hosts: the create is exclusive, so of two writers racing for one marker the
+    /// second finds it in place and keeps it. Only the marker's name is ever read.
     /// Returns true when the unit was already done.
     func mark(_ unit: Int, in table: UnitTable, partition: Partition) throws -> Bool {
         let node = partition.node(ofUnit: unit)
@@ -70,20 +73,20 @@ final class DoneMarkers: Sendable {
                 return true
             }
             _ = try table.nameBytes(unit).withUnsafeBytes { content in
-                try shard.writeAtomically(cName, content, exclusive: true, display: display(name))
+                try shard.createExclusively(cName, content, display: display(name))
             }
             return false
         }
     }
 
-    /// Whether unit `unit` is done: one fstatat (two with a legacy directory).
+    /// Whether unit `unit` is done: a refresh of the node's directory and one fstatat (two with a
+    /// legacy directory).
     func isDone(_ unit: Int, in table: UnitTable, partition: Partition) throws -> Bool {
         let node = partition.node(ofUnit: unit)
         let name = fileName(of: unit, in: table)
-        if let shard = try nodeDirectory(node, create: false),
-           try name.withUnsafeBufferPointer({ try shard.exists($0.baseAddress!, display: display(name)) })
-        {
-            return true
+        if let shard = try nodeDirectory(node, create: false) {
+            try shard.refresh()  // NFS: forget that the marker was absent, if the directory changed since
+            if try name.withUnsafeBufferPointer({ try shard.exists($0.baseAddress!, display: display(name)) }) { return true }
         }
         return try legacyHas(unit, in: table)
     }
@@ -112,8 +115,11 @@ final class DoneMarkers: Sendable {
                 done.insert(unit)
             }
         }
+        // Every directory is refreshed before it is read (Directory.refresh): on NFS a listing
+        // would otherwise miss markers other hosts wrote in the last minute.
         if let node {
             if let shard = try nodeDirectory(node, create: false) {
+                try shard.refresh()
                 let index = nodeIndexes.withLock { indexes in
                     if let built = indexes[node] { return built }
                     let built = UnitTable.Subset(table, units: partition.units(ofNode: node), count: partition.unitCount(ofNode: node))
@@ -148,15 +154,20 @@ final class DoneMarkers: Sendable {
             }
         } else {
             var nodes: [Int] = []
+            try directory.refresh()
             try directory.forEachEntry { name in
                 if let node = Int(String(decoding: name, as: UTF8.self)), node >= 0, String(node).utf8.count == name.count { nodes.append(node) }
             }
             try table.withLookup { lookup in
                 for node in nodes {
-                    if let shard = try nodeDirectory(node, create: false) { try read(shard) { lookup.index(ofStem: $0) } }
+                    if let shard = try nodeDirectory(node, create: false) {
+                        try shard.refresh()
+                        try read(shard) { lookup.index(ofStem: $0) }
+                    }
                 }
             }
         }
+        try legacy?.refresh()
         try legacy?.forEachEntry { name in
             guard name.count > suffixLength, name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix),
                   let unit = table.index(ofUnit: name[..<(name.count - suffixLength)])

@@ -1,0 +1,117 @@
+"""Cross-host freshness on NFS, measured in scripts/nfs-rig: how long after host nfsa acts does host
+nfsb see it, through gracefulstop's own calls. Run inside the rig (it needs $GSTOP_NFS_*):
+
+    scripts/nfs-rig run python3 bench/nfs_probe.py [--trials N] [--cap SECONDS] [--json FILE]
+
+For each NFS version (v4.2, v3) and each kind of sighting, a fresh follower process on nfsb opens
+the state first (so that its client has the directory's attributes and names cached, as a job that
+has been running has), says it is ready, then polls; nfsa acts after a random pause of 0.5-2.5 s;
+the follower prints when it saw the change. Both hosts are one kernel, so time.time() is one clock.
+
+- stop:      nfsa `request_stop()` -> nfsb `should_stop()` true
+- remaining: nfsa marks the first unit of node 0 (done/0 did not exist yet) -> gone from nfsb's
+             `remaining_units(0)`
+- is_done:   nfsb asked `is_done(u)` (false) before; nfsa marks u -> nfsb's `is_done(u)` true
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+import gracefulstop
+
+KINDS = ("stop", "remaining", "is_done")
+POLL = 0.02
+
+
+def follower(kind: str, state_dir: str, cap: float) -> None:
+    """On nfsb: open, look once, say ready, then poll until the change shows (or the cap)."""
+    state = gracefulstop.open(state_dir, node=0)
+    if kind == "stop":
+        look = state.should_stop
+    elif kind == "remaining":
+        look = lambda: "u0" not in state.remaining_units(0)  # noqa: E731
+    else:
+        look = lambda: state.is_done("u0")  # noqa: E731
+    assert not look(), f"{kind}: already true before nfsa acted"
+    print("ready", flush=True)
+    give_up = time.monotonic() + cap
+    while time.monotonic() < give_up:
+        if look():
+            print(f"seen {time.time()!r}", flush=True)
+            return
+        time.sleep(POLL)
+    print("never", flush=True)
+
+
+def trial(kind: str, mount_a: str, mount_b: str, name: str, cap: float) -> float | None:
+    state_a = os.path.join(mount_a, name)
+    gracefulstop.create(state_a, ["u0", "u1", "u2", "u3"], nodes=2)
+    on_b = shlex.split(os.environ["GSTOP_NFS_ON_B"])
+    watcher = subprocess.Popen(on_b + [sys.executable, __file__, "follow", kind, os.path.join(mount_b, name), str(cap)],
+                               stdout=subprocess.PIPE, text=True)
+    assert watcher.stdout is not None
+    line = watcher.stdout.readline().strip()
+    assert line == "ready", f"the follower on nfsb said {line!r}"
+    time.sleep(random.uniform(0.5, 2.5))
+    state = gracefulstop.open(state_a, node=0)
+    acted = time.time()
+    if kind == "stop":
+        state.request_stop("nfs probe")
+    else:
+        state.mark_done("u0")
+    seen = watcher.stdout.readline().strip()
+    watcher.wait(timeout=cap + 30)
+    return float(seen.split()[1]) - acted if seen.startswith("seen ") else None
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "follow":
+        follower(sys.argv[2], sys.argv[3], float(sys.argv[4]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--cap", type=float, default=90.0, help="seconds a follower waits before it gives up")
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--json", help="write the figures here too")
+    args = parser.parse_args()
+    if "GSTOP_NFS_ON_B" not in os.environ:
+        parser.error("run me inside scripts/nfs-rig (no $GSTOP_NFS_ON_B)")
+    results: dict[str, dict] = {}
+    for version, (mount_a, mount_b) in {"v4.2": (os.environ["GSTOP_NFS_A4"], os.environ["GSTOP_NFS_B4"]),
+                                        "v3": (os.environ["GSTOP_NFS_A3"], os.environ["GSTOP_NFS_B3"])}.items():
+        for kind in args.kinds.split(","):
+            seen: list[float] = []
+            missed = 0
+            for number in range(args.trials):
+                latency = trial(kind, mount_a, mount_b, f"probe-{version}-{kind}-{number}-{os.getpid()}", args.cap)
+                if latency is None:
+                    missed += 1
+                else:
+                    seen.append(latency)
+            figures = {"trials": args.trials, "never_within_cap": missed, "cap_s": args.cap}
+            if seen:
+                figures.update(p50_s=round(statistics.median(seen), 3), p99_s=round(percentile(seen, 0.99), 3),
+                               max_s=round(max(seen), 3))
+            results[f"{version} {kind}"] = figures
+            print(f"{version} {kind}: {json.dumps(figures)}", flush=True)
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"mount_options": os.environ.get("GSTOP_NFS_OPTIONS", ""), "results": results}, out, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
