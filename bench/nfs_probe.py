@@ -12,6 +12,8 @@ the follower prints when it saw the change. Both hosts are one kernel, so time.t
 - remaining: nfsa marks the first unit of node 0 (done/0 did not exist yet) -> gone from nfsb's
              `remaining_units(0)`
 - is_done:   nfsb asked `is_done(u)` (false) before; nfsa marks u -> nfsb's `is_done(u)` true
+
+With --marks N it also times N marks on nfsa's mount of each version against plain durable creates.
 """
 from __future__ import annotations
 
@@ -72,6 +74,36 @@ def trial(kind: str, mount_a: str, mount_b: str, name: str, cap: float) -> float
     return float(seen.split()[1]) - acted if seen.startswith("seen ") else None
 
 
+def mark_rate(mount: str, count: int, rounds: int = 3) -> dict:
+    """Marks per second on one mount: `mark_done` against the plain durable create it must match
+    (O_CREAT|O_EXCL, write, fsync, close, fsync of the directory), alternating, fresh directories."""
+    ours: list[float] = []
+    plain: list[float] = []
+    for round_number in range(rounds):
+        base = os.path.join(mount, f"marks-{os.getpid()}-{os.path.basename(mount)}-{round_number}")
+        units = [f"u{i:06d}" for i in range(count)]
+        state = gracefulstop.create(base + "-state", units, nodes=1)
+        state.mark_done(units[0])  # the node directory exists and O_TMPFILE has been tried once
+        started = time.perf_counter()
+        for unit in units[1:]:
+            state.mark_done(unit)
+        ours.append((count - 1) / (time.perf_counter() - started))
+        os.makedirs(base + "-plain")
+        directory = os.open(base + "-plain", os.O_RDONLY | os.O_DIRECTORY)
+        started = time.perf_counter()
+        for unit in units[1:]:
+            fd = os.open(f"{unit}.done", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, dir_fd=directory)
+            os.write(fd, unit.encode())
+            os.fsync(fd)
+            os.close(fd)
+            os.fsync(directory)
+        plain.append((count - 1) / (time.perf_counter() - started))
+        os.close(directory)
+    return {"marks": count - 1, "rounds": rounds, "mark_done_per_s": round(statistics.median(ours), 1),
+            "plain_create_per_s": round(statistics.median(plain), 1),
+            "ratio": round(statistics.median(ours) / statistics.median(plain), 3)}
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
@@ -84,7 +116,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--cap", type=float, default=90.0, help="seconds a follower waits before it gives up")
-    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--kinds", default=",".join(KINDS), help="a comma-separated subset of " + ",".join(KINDS) + ", or none")
+    parser.add_argument("--marks", type=int, default=0, help="also time this many marks per mount against plain creates")
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args()
     if "GSTOP_NFS_ON_B" not in os.environ:
@@ -92,7 +125,7 @@ def main() -> int:
     results: dict[str, dict] = {}
     for version, (mount_a, mount_b) in {"v4.2": (os.environ["GSTOP_NFS_A4"], os.environ["GSTOP_NFS_B4"]),
                                         "v3": (os.environ["GSTOP_NFS_A3"], os.environ["GSTOP_NFS_B3"])}.items():
-        for kind in args.kinds.split(","):
+        for kind in [k for k in args.kinds.split(",") if k and k != "none"]:
             seen: list[float] = []
             missed = 0
             for number in range(args.trials):
@@ -107,6 +140,9 @@ def main() -> int:
                                max_s=round(max(seen), 3))
             results[f"{version} {kind}"] = figures
             print(f"{version} {kind}: {json.dumps(figures)}", flush=True)
+        if args.marks:
+            results[f"{version} marks"] = mark_rate(mount_a, args.marks)
+            print(f"{version} marks: {json.dumps(results[f'{version} marks'])}", flush=True)
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"mount_options": os.environ.get("GSTOP_NFS_OPTIONS", ""), "results": results}, out, indent=2)

@@ -67,15 +67,17 @@ final class DoneMarkers: Sendable {
         let name = fileName(of: unit, in: table)
         return try name.withUnsafeBufferPointer { buffer in
             let cName = buffer.baseAddress!
-            if try shard.exists(cName, display: display(name)) || legacyHas(unit, in: table) {
+            // Already marked? Where markers are created in place (NFS) the exclusive create itself
+            // answers that, and a lookup first would be one more server request per mark.
+            if try legacyHas(unit, in: table) || (!shard.createsInPlace && shard.exists(cName, display: display(name))) {
                 // Somebody marked it; make sure their entry is durable before saying so.
                 try shard.sync()
                 return true
             }
-            _ = try table.nameBytes(unit).withUnsafeBytes { content in
+            let created = try table.nameBytes(unit).withUnsafeBytes { content in
                 try shard.createExclusively(cName, content, display: display(name))
             }
-            return false
+            return !created
         }
     }
 

@@ -211,6 +211,9 @@ final class Directory: Sendable {
         throw GracefulStopError.system("cannot link a new file to", pathOf(display()), errno: linked.errno)
     }
 
+    /// Whether `createExclusively` creates files in place here: O_TMPFILE is off, or failed here.
+    var createsInPlace: Bool { !AnonymousFiles.enabled || anonymousFilesUnsupported.load(ordering: .relaxed) }
+
     /// An exclusive, durable write of a file whose name alone carries its meaning (a done-marker:
     /// readers never look inside). Where files without a name work (local disks), the same as
     /// `writeAtomically(exclusive: true)`. Where they do not (NFS), the file is created in place
@@ -220,7 +223,7 @@ final class Directory: Sendable {
     /// failed write removes the name again. Returns whether it created `name`.
     func createExclusively(_ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer,
                            display: @autoclosure () -> String) throws -> Bool {
-        if AnonymousFiles.enabled && !anonymousFilesUnsupported.load(ordering: .relaxed) {
+        if !createsInPlace {
             return try writeAtomically(name, bytes, exclusive: true, display: display())
         }
         let created = retryingOnInterrupt { openat(fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
