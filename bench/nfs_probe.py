@@ -71,7 +71,11 @@ def trial(kind: str, mount_a: str, mount_b: str, name: str, cap: float) -> float
         state.mark_done("u0")
     seen = watcher.stdout.readline().strip()
     watcher.wait(timeout=cap + 30)
-    return float(seen.split()[1]) - acted if seen.startswith("seen ") else None
+    if seen == "never":
+        print(f"  {kind} {name}: nfsb did not see it within {cap} s", flush=True)
+        return None
+    assert seen.startswith("seen "), f"the follower on nfsb failed ({watcher.returncode}): {seen!r}"
+    return float(seen.split()[1]) - acted
 
 
 def mark_rate(mount: str, count: int, rounds: int = 3) -> dict:
@@ -116,6 +120,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--cap", type=float, default=90.0, help="seconds a follower waits before it gives up")
+    parser.add_argument("--versions", default="v4.2,v3", help="a comma-separated subset of v4.2,v3")
     parser.add_argument("--kinds", default=",".join(KINDS), help="a comma-separated subset of " + ",".join(KINDS) + ", or none")
     parser.add_argument("--marks", type=int, default=0, help="also time this many marks per mount against plain creates")
     parser.add_argument("--json", help="write the figures here too")
@@ -125,6 +130,8 @@ def main() -> int:
     results: dict[str, dict] = {}
     for version, (mount_a, mount_b) in {"v4.2": (os.environ["GSTOP_NFS_A4"], os.environ["GSTOP_NFS_B4"]),
                                         "v3": (os.environ["GSTOP_NFS_A3"], os.environ["GSTOP_NFS_B3"])}.items():
+        if version not in args.versions.split(","):
+            continue
         for kind in [k for k in args.kinds.split(",") if k and k != "none"]:
             seen: list[float] = []
             missed = 0

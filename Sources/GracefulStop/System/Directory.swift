@@ -72,10 +72,12 @@ final class Directory: Sendable {
     /// Opens (creating if asked) the subdirectory `name`.
     func subdirectory(_ name: String, create: Bool) throws -> Directory {
         if create {
+            let before = currentStatus()
             let made = retryingOnInterrupt { mkdirat(fd, name, 0o755) }
             if made.result == -1 && made.errno != EEXIST {
                 throw GracefulStopError.system("cannot create directory", pathOf(name), errno: made.errno)
             }
+            if made.result == 0 { makeChangeVisible(since: before) }
         }
         return try Directory(opening: pathOf(name))
     }
@@ -149,6 +151,7 @@ final class Directory: Sendable {
             return created
         }
         var linkedHere = true
+        let before = currentStatus()
         let temporary = TemporaryName.next()
         try temporary.withUnsafeBufferPointer { (tmp) in
             let tmpName = tmp.baseAddress!
@@ -176,6 +179,7 @@ final class Directory: Sendable {
                 throw failure
             }
         }
+        makeChangeVisible(since: before)
         try sync()
         return linkedHere
     }
@@ -211,6 +215,32 @@ final class Directory: Sendable {
         throw GracefulStopError.system("cannot link a new file to", pathOf(display()), errno: linked.errno)
     }
 
+    /// NFS v3 clients see that a directory changed only through its timestamps, which the server
+    /// keeps at its clock tick (1-10 ms): an entry created in the same tick as a change another host
+    /// already saw stays unseen there (its cached "no such name" stays valid) until the directory
+    /// changes again — seen in the rig in 1 of 40 trials. So when a change made here left the
+    /// directory's modification time as it was, it is moved on by a nanosecond (best effort: only
+    /// the directory's owner may; v4's change attribute needs none of this). Returns nothing.
+    func makeChangeVisible(since before: stat) {
+        var after = stat()
+        guard fstat(fd, &after) == 0, after.st_mtim.tv_sec == before.st_mtim.tv_sec,
+              after.st_mtim.tv_nsec == before.st_mtim.tv_nsec else { return }
+        let carry = after.st_mtim.tv_nsec >= 999_999_999
+        var times = [timespec(tv_sec: 0, tv_nsec: Directory.timeOmitted),
+                     timespec(tv_sec: after.st_mtim.tv_sec + (carry ? 1 : 0), tv_nsec: carry ? 0 : after.st_mtim.tv_nsec + 1)]
+        _ = futimens(fd, &times)
+    }
+
+    /// UTIME_OMIT, a macro Swift does not import: leave that timestamp as it is.
+    private static let timeOmitted = 1_073_741_822
+
+    /// This directory's metadata as this host has it (no server request when cached).
+    func currentStatus() -> stat {
+        var info = stat()
+        _ = fstat(fd, &info)
+        return info
+    }
+
     /// Whether `createExclusively` creates files in place here: O_TMPFILE is off, or failed here.
     var createsInPlace: Bool { !AnonymousFiles.enabled || anonymousFilesUnsupported.load(ordering: .relaxed) }
 
@@ -223,9 +253,14 @@ final class Directory: Sendable {
     /// failed write removes the name again. Returns whether it created `name`.
     func createExclusively(_ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer,
                            display: @autoclosure () -> String) throws -> Bool {
-        if !createsInPlace {
-            return try writeAtomically(name, bytes, exclusive: true, display: display())
+        if AnonymousFiles.enabled && !anonymousFilesUnsupported.load(ordering: .relaxed),
+           let created = try linkAnonymousFile(name, bytes, display: display()) {
+            try sync()
+            return created
         }
+        // In place from the first marker on (not through a named temporary once): one change to the
+        // directory per marker, so that makeChangeVisible can tell whether it moved the timestamps.
+        let before = currentStatus()
         let created = retryingOnInterrupt { openat(fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
         if created.result == -1 {
             if created.errno == EEXIST {
@@ -242,6 +277,7 @@ final class Directory: Sendable {
             _ = unlinkat(fd, name, 0)
             throw failure
         }
+        makeChangeVisible(since: before)
         try sync()
         return true
     }
