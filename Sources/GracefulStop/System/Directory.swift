@@ -157,12 +157,7 @@ final class Directory: Sendable {
             let tmpName = tmp.baseAddress!
             let created = retryingOnInterrupt { openat(fd, tmpName, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
             if created.result == -1 { throw GracefulStopError.system("cannot create", pathOf(display()), errno: created.errno) }
-            var failure: GracefulStopError? = nil
-            do { try Directory.writeAndSync(created.result, bytes, path: pathOf(display())) } catch let error as GracefulStopError { failure = error }
-            // NFS reports deferred write errors at close: a failed close is a failed write.
-            if close(created.result) == -1 && failure == nil {
-                failure = .system("cannot write", pathOf(display()), errno: Glibc.errno)
-            }
+            var failure = Directory.writeSyncAndClose(created.result, bytes, path: pathOf(display()))
             if failure == nil && exclusive {
                 let linked = retryingOnInterrupt { linkat(fd, tmpName, fd, name, 0) }
                 if linked.result == -1 && linked.errno != EEXIST {
@@ -269,17 +264,25 @@ final class Directory: Sendable {
             }
             throw GracefulStopError.system("cannot create", pathOf(display()), errno: created.errno)
         }
-        var failure: GracefulStopError? = nil
-        do { try Directory.writeAndSync(created.result, bytes, path: pathOf(display())) } catch let error as GracefulStopError { failure = error }
-        // NFS reports deferred write errors at close: a failed close is a failed write.
-        if close(created.result) == -1 && failure == nil { failure = .system("cannot write", pathOf(display()), errno: Glibc.errno) }
-        if let failure {
+        if let failure = Directory.writeSyncAndClose(created.result, bytes, path: pathOf(display())) {
             _ = unlinkat(fd, name, 0)
             throw failure
         }
         makeChangeVisible(since: before)
         try sync()
         return true
+    }
+
+    /// Writes, fsyncs and closes a new file; the error, if any (the caller removes the file).
+    /// NFS reports deferred write errors at close: a failed close is a failed write.
+    private static func writeSyncAndClose(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer,
+                                          path: @autoclosure () -> String) -> GracefulStopError? {
+        var failure: GracefulStopError? = nil
+        do { try writeAndSync(descriptor, bytes, path: path()) } catch let error as GracefulStopError { failure = error } catch {
+            failure = .system("cannot write", path(), errno: EIO)  // not thrown by writeAndSync; never dropped
+        }
+        if close(descriptor) == -1 && failure == nil { failure = .system("cannot write", path(), errno: Glibc.errno) }
+        return failure
     }
 
     /// Writes all of `bytes` to `descriptor` and fsyncs it; errors name `path`.
