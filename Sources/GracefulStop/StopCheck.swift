@@ -92,17 +92,28 @@ public final class StopCheck: Sendable {
     private func lookForRequest() -> Bool {
         // A fresh look (Directory.refresh), not an fstat of the open descriptor: on NFS that one is
         // answered from the attribute cache, and another host's request went unseen for 30-60 s.
-        guard let directory, let info = try? directory.refresh() else { return false }
-        let changed = Int64(info.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_mtim.tv_nsec)
+        guard let directory, let look = try? directory.refresh() else { return false }
+        let changed = Int64(look.status.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(look.status.st_mtim.tv_nsec)
         // Unchanged since the last read: no new request. A change in the last two seconds is read
         // again each time, since filesystems with coarse timestamps could hide a second one.
-        if changed == directoryChangeSeen.load(ordering: .relaxed) && Double(changed) / 1e9 < Clock.unixSeconds() - 2 {
+        if look.namesTrusted && changed == directoryChangeSeen.load(ordering: .relaxed) && Double(changed) / 1e9 < Clock.unixSeconds() - 2 {
             return false
         }
         directoryChangeSeen.store(changed, ordering: .relaxed)
+        // Where a cached "no such name" may be stale (NFS v3, see NameCacheTrust), only the
+        // request files a fresh listing shows are opened: a lookup of an absent one would cache
+        // its absence again.
+        var files = requestFiles
+        if !look.namesTrusted {
+            var listed: [String] = []
+            guard (try? directory.forEachEntry { name in
+                if let file = requestFiles.first(where: { $0.utf8.elementsEqual(name) }) { listed.append(file) }
+            }) != nil else { return false }
+            files = listed
+        }
         // Errors reading the request (a flaky NFS mount) are not a reason to stop; the next
         // interval looks again.
-        for file in requestFiles {
+        for file in files {
             guard let request = try? StopRequest.read(from: directory, fileName: file), request.applies(toAttemptStartedAt: attemptStart)
             else { continue }
             latch(.request, "stop requested by \(request.by) at \(request.requestedAt): \(request.reason)")

@@ -26,10 +26,8 @@ final class DoneMarkers: Sendable {
     private func nodeDirectory(_ node: Int, create: Bool) throws -> Directory? {
         if let open = nodeDirectories.withLock({ $0[node] }) { return open }
         let name = String(node)
-        if !create {
-            try directory.refresh()  // another host may have made it since this one looked (NFS)
-            if try !directory.exists(name) { return nil }
-        }
+        // Another host may have made it since this one looked (NFS): asked afresh.
+        if !create, try !directory.contains(name) { return nil }
         let opened = try directory.subdirectory(name, create: create)
         return nodeDirectories.withLock { cache in
             if let raced = cache[node] { return raced }
@@ -82,13 +80,13 @@ final class DoneMarkers: Sendable {
     }
 
     /// Whether unit `unit` is done: a refresh of the node's directory and one fstatat (two with a
-    /// legacy directory).
+    /// legacy directory); on NFS, a listing instead of the fstatat while the directory's last
+    /// change is too recent to trust a cached "no such name" (Directory.contains).
     func isDone(_ unit: Int, in table: UnitTable, partition: Partition) throws -> Bool {
         let node = partition.node(ofUnit: unit)
         let name = fileName(of: unit, in: table)
         if let shard = try nodeDirectory(node, create: false) {
-            try shard.refresh()  // NFS: forget that the marker was absent, if the directory changed since
-            if try name.withUnsafeBufferPointer({ try shard.exists($0.baseAddress!, display: display(name)) }) { return true }
+            if try name.withUnsafeBufferPointer({ try shard.contains($0.baseAddress!, display: display(name)) }) { return true }
         }
         return try legacyHas(unit, in: table)
     }

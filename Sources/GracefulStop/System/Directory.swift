@@ -12,6 +12,10 @@ final class Directory: Sendable {
     /// Set once O_TMPFILE has failed here: every later exclusive write goes straight to the
     /// named temporary instead of failing the same way again.
     private let anonymousFilesUnsupported = Atomic<Bool>(false)
+    /// Whether this directory is on NFS, and there whether this host's cached names of it may
+    /// hide another host's change (see NameCacheTrust). Local filesystems are coherent.
+    private let onNFS: Bool
+    private let nameCache = Mutex(NameCacheTrust())
 
     /// Opens `path`, creating it (and missing parents) first when `create` is true.
     init(opening path: String, create: Bool = false) throws {
@@ -27,6 +31,23 @@ final class Directory: Sendable {
         self.path = path
         self.fd = fd.result
         self.absolutePath = path.hasPrefix("/") ? path : Directory.workingDirectory() + "/" + path
+        self.onNFS = Directory.isOnNFS(fd.result)
+    }
+
+    /// NFS_SUPER_MAGIC: `statfs.f_type` of an NFS mount.
+    private static let nfsMagic = 0x6969
+
+    /// fstatfs(2), which Swift's Glibc module does not import (sys/vfs.h is outside it): found
+    /// once in libc by name. `f_type` is the first field of struct statfs (a long, on Linux).
+    private static let fileSystemStatus: (@convention(c) (Int32, UnsafeMutableRawPointer) -> Int32)? = {
+        guard let symbol = dlsym(nil, "fstatfs") else { return nil }
+        return unsafeBitCast(symbol, to: (@convention(c) (Int32, UnsafeMutableRawPointer) -> Int32).self)
+    }()
+
+    private static func isOnNFS(_ descriptor: Int32) -> Bool {
+        guard let fileSystemStatus else { return false }
+        var buffer = [Int](repeating: 0, count: 32)  // struct statfs is 120 bytes on x86_64 and arm64
+        return buffer.withUnsafeMutableBytes { fileSystemStatus(descriptor, $0.baseAddress!) } == 0 && buffer[0] == nfsMagic
     }
 
     deinit { close(fd) }
@@ -37,6 +58,13 @@ final class Directory: Sendable {
         return String(cString: buffer)
     }
 
+    /// What a fresh look at the directory found: its metadata, and whether the names and listing
+    /// this host has cached of it may be trusted (always, off NFS).
+    struct Look {
+        let status: stat
+        let namesTrusted: Bool
+    }
+
     /// This directory's metadata as its filesystem knows it now, and every name and listing of it
     /// cached by this host brought up to date. On NFS an fstat of the descriptor held open is answered
     /// from the client's attribute cache (up to acdirmax, 60 s by default), and names looked up in it
@@ -44,14 +72,38 @@ final class Directory: Sendable {
     /// client ask the server (close-to-open consistency) and, when the directory changed, drop its
     /// cached listing and the names it had found absent. One open, fstat and close; on a local disk
     /// a few microseconds. Call it before reading what another host may have written.
+    /// When the change may hide another in the same timestamp tick (NFS v3, see NameCacheTrust),
+    /// the cached listing is dropped too (fadvise) and `namesTrusted` is false: then ask
+    /// `contains`, never a lookup, for a name that may be missing.
     @discardableResult
-    func refresh() throws -> stat {
+    func refresh() throws -> Look {
         let opened = retryingOnInterrupt { open(absolutePath, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         if opened.result == -1 { throw GracefulStopError.system("cannot open directory", path, errno: opened.errno) }
         defer { close(opened.result) }
         var info = stat()
         try systemCall("cannot stat directory", path) { fstat(opened.result, &info) }
-        return info
+        guard onNFS else { return Look(status: info, namesTrusted: true) }
+        let changeTime = Int64(info.st_ctim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_ctim.tv_nsec)
+        let trusted = nameCache.withLock { $0.look(changeTime: changeTime, at: Clock.monotonicNanoseconds()) }
+        // The listing lives in the directory's page cache: dropping it makes the next readdir ask
+        // the server, and its READDIRPLUS replaces the names cached as absent that it lists.
+        if !trusted { _ = posix_fadvise(opened.result, 0, 0, POSIX_FADV_DONTNEED) }
+        return Look(status: info, namesTrusted: trusted)
+    }
+
+    /// Whether `name` exists now, another host's recent change included: a refresh, then a lookup
+    /// where cached names may be trusted, else a fresh listing (a lookup could answer from a
+    /// stale "no such name" that nothing would ever correct; see NameCacheTrust).
+    func contains(_ name: UnsafePointer<CChar>, display: @autoclosure () -> String) throws -> Bool {
+        if try refresh().namesTrusted { return try exists(name, display: display()) }
+        let wanted = UnsafeBufferPointer(start: UnsafeRawPointer(name).assumingMemoryBound(to: UInt8.self), count: strlen(name))
+        var found = false
+        try forEachEntry { entry in if !found && entry.elementsEqual(wanted) { found = true } }
+        return found
+    }
+
+    func contains(_ name: String) throws -> Bool {
+        try name.withCString { (cName) throws -> Bool in try contains(cName, display: name) }
     }
 
     /// The path of `name` inside this directory, for messages.
@@ -72,12 +124,10 @@ final class Directory: Sendable {
     /// Opens (creating if asked) the subdirectory `name`.
     func subdirectory(_ name: String, create: Bool) throws -> Directory {
         if create {
-            let before = currentStatus()
             let made = retryingOnInterrupt { mkdirat(fd, name, 0o755) }
             if made.result == -1 && made.errno != EEXIST {
                 throw GracefulStopError.system("cannot create directory", pathOf(name), errno: made.errno)
             }
-            if made.result == 0 { makeChangeVisible(since: before) }
         }
         return try Directory(opening: pathOf(name))
     }
@@ -151,7 +201,6 @@ final class Directory: Sendable {
             return created
         }
         var linkedHere = true
-        let before = currentStatus()
         let temporary = TemporaryName.next()
         try temporary.withUnsafeBufferPointer { (tmp) in
             let tmpName = tmp.baseAddress!
@@ -174,7 +223,6 @@ final class Directory: Sendable {
                 throw failure
             }
         }
-        makeChangeVisible(since: before)
         try sync()
         return linkedHere
     }
@@ -210,32 +258,6 @@ final class Directory: Sendable {
         throw GracefulStopError.system("cannot link a new file to", pathOf(display()), errno: linked.errno)
     }
 
-    /// NFS v3 clients see that a directory changed only through its timestamps, which the server
-    /// keeps at its clock tick (1-10 ms): an entry created in the same tick as a change another host
-    /// already saw stays unseen there (its cached "no such name" stays valid) until the directory
-    /// changes again — seen in the rig in 1 of 40 trials. So when a change made here left the
-    /// directory's modification time as it was, it is moved on by a nanosecond (best effort: only
-    /// the directory's owner may; v4's change attribute needs none of this). Returns nothing.
-    func makeChangeVisible(since before: stat) {
-        var after = stat()
-        guard fstat(fd, &after) == 0, after.st_mtim.tv_sec == before.st_mtim.tv_sec,
-              after.st_mtim.tv_nsec == before.st_mtim.tv_nsec else { return }
-        let carry = after.st_mtim.tv_nsec >= 999_999_999
-        var times = [timespec(tv_sec: 0, tv_nsec: Directory.timeOmitted),
-                     timespec(tv_sec: after.st_mtim.tv_sec + (carry ? 1 : 0), tv_nsec: carry ? 0 : after.st_mtim.tv_nsec + 1)]
-        _ = futimens(fd, &times)
-    }
-
-    /// UTIME_OMIT, a macro Swift does not import: leave that timestamp as it is.
-    private static let timeOmitted = 1_073_741_822
-
-    /// This directory's metadata as this host has it (no server request when cached).
-    func currentStatus() -> stat {
-        var info = stat()
-        _ = fstat(fd, &info)
-        return info
-    }
-
     /// Whether `createExclusively` creates files in place here: O_TMPFILE is off, or failed here.
     var createsInPlace: Bool { !AnonymousFiles.enabled || anonymousFilesUnsupported.load(ordering: .relaxed) }
 
@@ -254,8 +276,7 @@ final class Directory: Sendable {
             return created
         }
         // In place from the first marker on (not through a named temporary once): one change to the
-        // directory per marker, so that makeChangeVisible can tell whether it moved the timestamps.
-        let before = currentStatus()
+        // directory per marker, and no temporary name left behind by a kill.
         let created = retryingOnInterrupt { openat(fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
         if created.result == -1 {
             if created.errno == EEXIST {
@@ -268,7 +289,6 @@ final class Directory: Sendable {
             _ = unlinkat(fd, name, 0)
             throw failure
         }
-        makeChangeVisible(since: before)
         try sync()
         return true
     }
