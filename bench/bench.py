@@ -508,6 +508,13 @@ def nfs(size: dict) -> None:
         f"v4.2 {v4['ratio']:.2f}×; v3 {v3['ratio']:.2f}×", "≥ 0.9×", min(v4["ratio"], v3["ratio"]) >= 0.9,
         f"medians of {v4['rounds']} alternating rounds on fresh directories; one CPU (User-Mode Linux); before: 0.58× and 0.62× "
         "(named temporary linked into place)")
+    v4, v3 = results["v4.2 is_done cost"], results["v3 is_done cost"]
+    row("11e", f"`is_done(u)` of an unfinished unit on NFS among {v3['markers']} markers, while its directory changed in the last 2 s "
+        "(a listing) against once it settled (a lookup)",
+        f"v4.2: {v4['young_per_s']:.0f}/s; v3: {v3['young_per_s']:.0f}/s", f"v4.2: {v4['settled_per_s']:.0f}/s; v3: {v3['settled_per_s']:.0f}/s",
+        f"v4.2 {v4['ratio']:.2f}×; v3 {v3['ratio']:.2f}×", "—", None,
+        "what NFS readers pay so that a mark in the same server timestamp tick as a change they saw is not missed (v3 watches "
+        "only the ctime; docs/state-format.md); one process, warm; no target: correctness first")
 
 
 SIZES = {

@@ -13,7 +13,10 @@ the follower prints when it saw the change. Both hosts are one kernel, so time.t
              `remaining_units(0)`
 - is_done:   nfsb asked `is_done(u)` (false) before; nfsa marks u -> nfsb's `is_done(u)` true
 
-With --marks N it also times N marks on nfsa's mount of each version against plain durable creates.
+With --marks N it also times N marks on nfsa's mount of each version against plain durable creates,
+and what `is_done(u)` of an unfinished unit costs in a node directory of N markers while the
+directory changed in the last 2 s (NFS readers then list it rather than trust a cached "no such
+name", see docs/state-format.md) against once it has settled.
 """
 from __future__ import annotations
 
@@ -108,6 +111,28 @@ def mark_rate(mount: str, count: int, rounds: int = 3) -> dict:
             "ratio": round(statistics.median(ours) / statistics.median(plain), 3)}
 
 
+def is_done_cost(mount: str, count: int, bound: float = 1.2) -> dict:
+    """`is_done` calls per second of an unfinished unit among `count` markers: right after a mark
+    (the directory's ctime is young: a listing) and after it settled (a lookup), in one process."""
+    units = [f"u{i:06d}" for i in range(count + 1)]
+    state = gracefulstop.create(os.path.join(mount, f"is-done-{os.getpid()}-{os.path.basename(mount)}"), units, nodes=1)
+    for unit in units[:-1]:
+        state.mark_done(unit)
+
+    def rate() -> float:
+        calls, started = 0, time.perf_counter()
+        while time.perf_counter() - started < bound:  # within the 2 s a young ctime lasts
+            assert state.is_done(units[-1]) is False
+            calls += 1
+        return calls / (time.perf_counter() - started)
+
+    young = rate()
+    time.sleep(2.2)
+    state.is_done(units[-1])  # the one read past the cache after the ctime settled
+    settled = rate()
+    return {"markers": count, "young_per_s": round(young, 1), "settled_per_s": round(settled, 1), "ratio": round(young / settled, 3)}
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
@@ -150,6 +175,8 @@ def main() -> int:
         if args.marks:
             results[f"{version} marks"] = mark_rate(mount_a, args.marks)
             print(f"{version} marks: {json.dumps(results[f'{version} marks'])}", flush=True)
+            results[f"{version} is_done cost"] = is_done_cost(mount_a, args.marks)
+            print(f"{version} is_done cost: {json.dumps(results[f'{version} is_done cost'])}", flush=True)
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"mount_options": os.environ.get("GSTOP_NFS_OPTIONS", ""), "results": results}, out, indent=2)
