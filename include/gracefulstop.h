@@ -277,6 +277,13 @@ int gracefulstop_mark_study_done(gracefulstop_state *GRACEFULSTOP_NONNULL state,
 /* Whether study.done exists in the state (false for a handle without a state directory). */
 int gracefulstop_study_done(const gracefulstop_state *GRACEFULSTOP_NONNULL state, bool *GRACEFULSTOP_NONNULL out_done);
 
+/* Tells gstop that this process finished `count` more pieces of a sweep's work (`what`, e.g.
+ * "trial"; NULL means "trial"): call it with 0 when the sweep starts and with 1 after each finished
+ * trial. gstop counts an attempt that reported and finished nothing as idle for
+ * --max-idle-attempts, as it does an attempt of a run that marked no unit. A no-op outside gstop;
+ * a negative count is an error. gracefulstop.optuna calls it. */
+int gracefulstop_record_finished(gracefulstop_state *GRACEFULSTOP_NONNULL state, int64_t count, const char *GRACEFULSTOP_NULLABLE what);
+
 /* This process's SLURM job as stop requests name it: "ARRAYJOBID_TASKID" for an array task, else
  * SLURM_JOB_ID; *out_job is NULL outside SLURM. Free it with gracefulstop_string_free(). */
 int gracefulstop_job(char *GRACEFULSTOP_NULLABLE *GRACEFULSTOP_NONNULL out_job);

@@ -253,7 +253,8 @@ public struct RequeueDecision: Sendable, Equatable {
             return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: reasons)
         }
         if facts.limits.maxIdleAttempts > 0 && facts.idleAttempts >= facts.limits.maxIdleAttempts {
-            reasons.append("\(facts.idleAttempts) attempts in a row marked no unit (--max-idle-attempts \(facts.limits.maxIdleAttempts)); not requeued")
+            let nothing = facts.remaining == nil ? "finished no trial" : "marked no unit"
+            reasons.append("\(facts.idleAttempts) attempts in a row \(nothing) (--max-idle-attempts \(facts.limits.maxIdleAttempts)); not requeued")
             return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: reasons)
         }
         if facts.mode == .never {

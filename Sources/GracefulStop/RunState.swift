@@ -300,6 +300,15 @@ public final class RunState: Sendable {
         try StudyCompletion.write(in: directory, detail: detail)
     }
 
+    /// Records that this process finished `count` more of `what` (a sweep's trials; 0 when it
+    /// starts, to say that it reports), for gstop's --max-idle-attempts (see SweepProgress).
+    /// A no-op outside gstop or without a state directory.
+    public func recordFinished(_ count: Int, what: String) throws {
+        guard count >= 0 else { throw GracefulStopError(.invalidArgument, "count must be 0 or more (got \(count))") }
+        guard let directory else { return }
+        try SweepProgress.record(count: count, what: what.isEmpty ? "trial" : what, node: node, in: directory)
+    }
+
     /// Whether `study.done` exists.
     public func isStudyDone() throws -> Bool {
         guard let directory else { return false }

@@ -59,7 +59,8 @@ enum Help {
       - cancelled (scancel: TERM without a time limit)     -> never requeued, exit 75
       - the command failed on its own                      -> not requeued; its exit code
       - the job cannot be requeued (Requeue=0: --no-requeue, JobRequeue=0), --max-restarts reached,
-        or --max-idle-attempts attempts in a row marked no unit -> exit 75, saying which
+        or --max-idle-attempts attempts in a row marked no unit (a sweep: finished no trial)
+                                                       -> exit 75, saying which
 
     The command sees GRACEFULSTOP_STATE_DIR, GRACEFULSTOP_RESTART_COUNT (SLURM_RESTART_COUNT, 0 on
     the first attempt), GRACEFULSTOP_RESUME (1 on restarts), GRACEFULSTOP_ATTEMPT_START and
@@ -80,7 +81,8 @@ enum Help {
       --deadline-margin DURATION  GRACEFULSTOP_DEADLINE = end time - this (default 60s, at most a tenth of the
                                 time left; locally: --warn-before); "off": no deadline, only signals stop the command
       --max-restarts N          no requeue once the restart count reaches N (default 20)
-      --max-idle-attempts K     no requeue after K attempts in a row that marked no unit (default 3; 0: off)
+      --max-idle-attempts K     no requeue after K attempts in a row that marked no unit, or of a sweep
+                            that finished no trial (gracefulstop.optuna reports them) (default 3; 0: off)
       --retry-failures K        requeue a command that failed on its own, at most K times in a row (default 0)
 
     local mode (outside SLURM, for a laptop or a test):

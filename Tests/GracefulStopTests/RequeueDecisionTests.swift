@@ -67,6 +67,8 @@ import Testing
         ("restart limit", facts(.warning(signal: SIGUSR1), restart: 20), .stop, 75, "--max-restarts 20"),
         ("below the restart limit", facts(.warning(signal: SIGUSR1), restart: 19), .requeue(target: "12_3"), 0, "restart 20 of at most 20"),
         ("no progress guard", facts(.timeLimit, idle: 3), .stop, 75, "3 attempts in a row marked no unit"),
+        ("no progress guard, a sweep: attempts that finished no trial", facts(.timeLimit, remaining: nil, idle: 2, limits: RequeueLimits(maxIdleAttempts: 2)),
+         .stop, 75, "2 attempts in a row finished no trial (--max-idle-attempts 2)"),
         ("no progress guard off", facts(.timeLimit, idle: 9, limits: RequeueLimits(maxIdleAttempts: 0)), .requeue(target: "12_3"), 0, "restart"),
         ("requeue never reports only", facts(.warning(signal: SIGUSR1), mode: .never), .stop, 75, "would requeue 12_3"),
         ("whole array", facts(.warning(signal: SIGUSR1), mode: .array, target: "12"), .requeue(target: "12"), 0, "restart"),

@@ -122,6 +122,7 @@ _DECLARATIONS: "dict[str, tuple[list[Any], Any, Any]]" = {
     "gracefulstop_run_done": ([_c_state, ctypes.POINTER(ctypes.c_bool)], ctypes.c_int, _check_status),
     "gracefulstop_mark_study_done": ([_c_state, ctypes.c_char_p], ctypes.c_int, _check_status),
     "gracefulstop_study_done": ([_c_state, ctypes.POINTER(ctypes.c_bool)], ctypes.c_int, _check_status),
+    "gracefulstop_record_finished": ([_c_state, ctypes.c_int64, ctypes.c_char_p], ctypes.c_int, _check_status),
     "gracefulstop_job": ([ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int, _check_status),
     "gracefulstop_restart_count": ([], ctypes.c_int64, None),
     "gracefulstop_marker_path": (

@@ -228,6 +228,8 @@ def optimize(
         return SweepResult(ran, n_trials, True, None)
 
     ran = 0
+    if handle.path is not None:
+        handle.record_finished(0)  # this attempt reports its trials: one that finishes none is idle
     recovered = _recover_dead_trials(study, owner, attempt) if attempt > 0 else 0
     if recovered:
         _log.warning("failed %d trial(s) an earlier attempt of %s left RUNNING; their parameters are enqueued", recovered, owner)
@@ -269,6 +271,8 @@ def optimize(
             else:
                 frozen = study.tell(trial, values)
             ran += 1
+            if handle.path is not None and frozen.state in counted:
+                handle.record_finished(1)
             for callback in callbacks:
                 callback(study, frozen)
             if _finished(study.get_trials(deepcopy=False), counted) >= n_trials:

@@ -306,6 +306,13 @@ class State:
         _ffi.lib.gracefulstop_study_done(self._live(), ctypes.byref(done))
         return done.value
 
+    def record_finished(self, count: int = 1, what: str = "trial") -> None:
+        """Tells gstop that this process finished ``count`` more pieces of a sweep's work: call it
+        with 0 when the sweep starts and with 1 after each finished trial (``gracefulstop.optuna``
+        does). gstop then counts an attempt that finished nothing as idle for
+        ``--max-idle-attempts``. Does nothing outside gstop."""
+        _ffi.lib.gracefulstop_record_finished(self._live(), count, what.encode())
+
     def work(self) -> Iterator[str]:
         """This node's remaining units, one at a time, ending early once ``should_stop()`` is true.
 

@@ -140,3 +140,41 @@ def test_storage_strings():
     assert isinstance(gso.storage("journal:/tmp/gracefulstop-storage-test/x.log"), optuna.storages.JournalStorage)
     assert isinstance(gso.storage("/tmp/gracefulstop-storage-test/y.journal"), optuna.storages.JournalStorage)
     assert gso.storage("sqlite:///one-node.db") == "sqlite:///one-node.db"
+
+
+def gstop_sweep(tmp_path: Path, state: str, trial_seconds: float, *options: str) -> subprocess.CompletedProcess:
+    """`gstop run` on the example sweep with local restarts: each attempt gets 3 s, the warning at
+    1.5 s, and the escalating TERM half a second after it (--grace)."""
+    from conftest import GSTOP
+    return subprocess.run([GSTOP, "run", "--state", str(tmp_path / state), "--time-limit", "3s", "--warn-before", "1.5s", "--grace", "0.5s", *options,
+                           "--", sys.executable, "-u", SWEEP, "--storage", f"journal:{tmp_path / (state + '.log')}", "--study", "s",
+                           "--n-trials", "6", "--trial-seconds", str(trial_seconds)],
+                          env=child_environment(), capture_output=True, text=True, timeout=180)
+
+
+def test_sweep_attempts_that_finish_no_trial_stop_at_the_idle_guard(tmp_path):
+    # Trials of 10 s in attempts of 3 s: the escalating TERM interrupts every trial, so no attempt
+    # finishes one. Before, a sweep's attempts never counted as idle ("marked": null) and gstop
+    # requeued until --max-restarts (21 attempts for 9 trials in the field).
+    result = gstop_sweep(tmp_path, "stuck", 10.0, "--max-idle-attempts", "3", "--max-restarts", "20")
+    assert result.returncode == 75, result.stderr
+    log = [json.loads(line) for line in (tmp_path / "stuck" / "events.jsonl").read_text().splitlines()]
+    decisions = [e["action"] for e in log if e["event"] == "decision"]
+    assert decisions == ["requeue", "requeue", "stop"], result.stderr
+    assert [e["marked"] for e in log if e["event"] == "child_exit"] == [0, 0, 0]
+    assert "3 attempts in a row finished no trial (--max-idle-attempts 3)" in result.stderr
+    # Each attempt said it reports (a count of 0 at its start) and finished nothing.
+    reported = [e for e in log if e["event"] == "work_finished"]
+    assert len(reported) == 3 and {e["count"] for e in reported} == {0} and {e["what"] for e in reported} == {"trial"}
+    assert len({e["attempt_start"] for e in reported}) == 3
+    assert "0 trials finished" in result.stderr
+
+    # Short trials: attempts finish trials, so none is idle, and the study ends at exactly 6.
+    result = gstop_sweep(tmp_path, "moving", 0.3, "--max-idle-attempts", "1", "--max-restarts", "20")
+    assert result.returncode == 0, result.stderr
+    log = [json.loads(line) for line in (tmp_path / "moving" / "events.jsonl").read_text().splitlines()]
+    marked = [e["marked"] for e in log if e["event"] == "child_exit"]
+    assert len(marked) >= 2 and all(m >= 1 for m in marked), (marked, result.stderr)
+    assert sum(e["count"] for e in log if e["event"] == "work_finished") == 6
+    study = optuna.load_study(study_name="s", storage=gso.storage(f"journal:{tmp_path / 'moving.log'}"))
+    assert len([t for t in study.get_trials(deepcopy=False, states=FINISHED) if not t.user_attrs.get(gso.SURPLUS)]) == 6

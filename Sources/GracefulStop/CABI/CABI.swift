@@ -297,6 +297,11 @@ public func gracefulstop_study_done(_ pointer: OpaquePointer?, _ outDone: Unsafe
     }
 }
 
+@_cdecl("gracefulstop_record_finished")
+public func gracefulstop_record_finished(_ pointer: OpaquePointer?, _ count: Int64, _ what: UnsafePointer<CChar>?) -> Int32 {
+    cStatus { try state(pointer).recordFinished(Int(clamping: count), what: string(what) ?? "trial") }
+}
+
 @_cdecl("gracefulstop_job")
 public func gracefulstop_job(_ outJob: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     cStatus {

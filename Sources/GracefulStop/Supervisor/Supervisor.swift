@@ -192,7 +192,8 @@ public final class Supervisor {
         // What only the state and SLURM know: stops that went to the command's processes (a
         // signal to the job's steps), another's stop request, the deadline, SLURM's view now.
         facts.deadlinePassed = deadline.map { Clock.unixSeconds() >= $0 } ?? false
-        facts.processStops = ProcessStop.records(in: (try? EventLog.read(from: directory)) ?? [], attemptStart: attemptStartText)
+        let events = (try? EventLog.read(from: directory)) ?? []
+        facts.processStops = ProcessStop.records(in: events, attemptStart: attemptStartText)
         facts.request = currentRequest(since: attemptStart)
         if let slurm {
             do { facts.jobAtEnd = try slurm.info() } catch let error as GracefulStopError { facts.endLookupError = error.message }
@@ -205,10 +206,14 @@ public final class Supervisor {
             settle(&facts, seconds: options.settleSeconds)
             end = AttemptEnd.classify(facts)
         }
-        let marked = after.map { $0.done - (before?.done ?? 0) }
+        // A run's progress is its markers; a sweep's, what it reported (nil: it reports nothing).
+        let sweepFinished = after == nil
+            ? SweepProgress.finished(in: events, attemptStart: attemptStartText) : nil
+        let marked = after.map { $0.done - (before?.done ?? 0) } ?? sweepFinished?.count
         report("command ended (\(exit.description)) after \(TimeSpan.format(child.runningSeconds)); \(end.cause.description)"
             + (end.route.map { " [\($0)]" } ?? "")
-            + (after.map { "; \($0.scope): \($0.remaining) of \($0.total) units left" } ?? ""))
+            + (after.map { "; \($0.scope): \($0.remaining) of \($0.total) units left" } ?? "")
+            + (sweepFinished.map { "; \($0.count) \($0.what)\($0.count == 1 ? "" : "s") finished" } ?? ""))
         record("child_exit", [
             ("restart", .number(Double(restart))), ("exit", .number(Double(exit.status))), ("cause", .string(end.cause.description)),
             ("route", end.route.map { .string($0) } ?? .null),
@@ -433,7 +438,9 @@ public final class Supervisor {
         let exits = (try? EventLog.read(from: directory))?.filter {
             $0["event"]?.string == "child_exit" && $0["job"]?.string == chain && $0["node"]?.int == node
         } ?? []
-        let idle = attempt.remaining == nil ? 0 : exits.reversed().prefix { $0["marked"]?.int == 0 }.count
+        // Attempts in a row that marked no unit (a sweep's: that finished no trial). An attempt
+        // that did not say (a sweep that does not report) ends the streak: unknown is not idle.
+        let idle = exits.reversed().prefix { $0["marked"]?.int == 0 }.count
         let failed = exits.reversed().prefix { $0["asked_to_stop"] == .bool(false) && $0["exit"]?.int != 0 }.count
         let target = slurm?.requeueID(wholeArray: options.requeue == .array) ?? "a local restart"
         var facts = RequeueFacts(
