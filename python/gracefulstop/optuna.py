@@ -27,7 +27,13 @@ Done. When the study has its trials, ``study.done`` is written into the graceful
 
 Storage. For many nodes on a shared filesystem (NFS, Lustre) use Optuna's journal file storage
 (``journal:PATH``): it needs no fcntl locks. SQLite (``sqlite:///PATH``) is for one node only: on
-NFS it fails with "database is locked" and corrupted files (optuna issues #820, #815, #6036).
+NFS it fails with "database is locked" and corrupted files (optuna issues #820, #815, #6036). A
+database server works from every node: ``postgresql+psycopg2://USER@HOST:PORT/DB`` (with
+``pip install psycopg2-binary``; SQLAlchemy 2.1 reads a bare ``postgresql://`` as psycopg 3) or
+``mysql+pymysql://...``. Workers that start together on an empty database all try to create
+Optuna's tables, and all but one failed with "duplicate key ... pg_type_typname_nsp_index" (the
+``CREATE TYPE studydirection`` race); ``storage()`` retries that creation until it sees the
+tables.
 
 Requires ``pip install "./python[optuna]"``; the core package has no dependency on Optuna.
 """
@@ -36,8 +42,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import signal
 import threading
+import time
 from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence, Union
 
 try:
@@ -84,16 +92,57 @@ class SweepResult(NamedTuple):
     stopped: Optional[StopReason]
 
 
-def storage(spec: str) -> Union[str, "optuna.storages.BaseStorage"]:
+def storage(spec: str) -> "optuna.storages.BaseStorage":
     """An Optuna storage from a string: ``journal:PATH`` (or a path ending in .log or .journal) is a
-    journal file storage, for many nodes on a shared filesystem; anything else (``sqlite:///PATH``
-    for one node, an RDB URL) is passed to Optuna as it is."""
+    journal file storage, for many nodes on a shared filesystem; anything else is a database URL
+    (``sqlite:///PATH`` for one node, ``postgresql+psycopg2://...`` for many), whose tables are
+    created safely when many workers start together on an empty database."""
     path = spec[len("journal:"):] if spec.startswith("journal:") else spec
     if spec.startswith("journal:") or (":" not in spec and spec.endswith((".log", ".journal"))):
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
-    return spec
+    return _database_storage(spec)
+
+
+#: How often to try creating Optuna's tables while other workers create them too.
+_TABLE_CREATION_ATTEMPTS = 10
+
+
+def _database_storage(url: str) -> "optuna.storages.RDBStorage":
+    """RDBStorage(url), tried again when another worker was creating the same tables at that moment:
+    PostgreSQL then fails the loser's CREATE TYPE/TABLE or version row with a duplicate key (or
+    "already exists"), after which the tables are there and the next try only checks them."""
+    import sqlalchemy.exc
+
+    delay = 0.05
+    for attempt in range(1, _TABLE_CREATION_ATTEMPTS + 1):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as error:
+            racing = isinstance(error, sqlalchemy.exc.IntegrityError) or "already exists" in str(error)
+            if not racing or attempt == _TABLE_CREATION_ATTEMPTS:
+                raise
+            _log.info("another worker is creating Optuna's tables in %s (%s); trying again", _redacted(url), type(error.orig).__name__)
+            time.sleep(delay * (1 + random.random()))  # jitter: the workers started together
+            delay = min(delay * 2, 1.0)
+        except ImportError as error:  # Optuna wraps the driver's ModuleNotFoundError
+            missing = error.__cause__ if isinstance(error.__cause__, ImportError) else error
+            if url.startswith("postgresql://") and missing.name == "psycopg":
+                raise ModuleNotFoundError(
+                    f"{_redacted(url)}: SQLAlchemy reads postgresql:// as psycopg 3, which is not installed; write "
+                    "postgresql+psycopg2:// (pip install psycopg2-binary) or pip install psycopg", name=missing.name) from error
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    scheme, separator, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not separator or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
 def load_or_create_study(study_name: str, storage_spec: Union[str, "optuna.storages.BaseStorage"], **create_options: Any) -> optuna.Study:

@@ -32,16 +32,59 @@ SWEEP = str(REPOSITORY / "examples" / "sweeps" / "sweep.py")
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
-def start_worker(tmp_path: Path, worker: int, attempt: int, n_trials: int = 40, seconds: float = 0.25) -> subprocess.Popen:
+POSTGRES_DIR = os.environ.get("GSTOP_POSTGRES_DIR", "/tmp/gracefulstop-postgres")
+
+
+def _import_psycopg2():
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "psycopg2-binary"], check=True)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on loopback (scripts/postgres), started once; yields a function that
+    makes a new, empty database and returns its URL."""
+    if os.geteuid() != 0 and not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is not installed and installing it needs root")
+        pytest.skip("PostgreSQL is not installed and installing it needs root (run ./scripts/test as root, as CI does)")
+    _import_psycopg2()
+    script = str(REPOSITORY / "scripts" / "postgres")
+    started = subprocess.run([script, "start", POSTGRES_DIR], capture_output=True, text=True, timeout=300)
+    assert started.returncode == 0, started.stderr
+    count = iter(range(1_000_000))
+
+    def create_database() -> str:
+        name = f"gstop_{os.getpid()}_{next(count)}_{int(time.time() * 1000) % 1_000_000}"
+        made = subprocess.run([script, "createdb", name], capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr
+        return made.stdout.strip()
+
+    yield create_database
+    subprocess.run([script, "stop", POSTGRES_DIR], capture_output=True, timeout=120)
+
+
+@pytest.fixture(params=["journal", "postgresql"])
+def storage_url(request, tmp_path):
+    """Where the study lives: Optuna's journal file, or a fresh database on a real PostgreSQL."""
+    if request.param == "journal":
+        return f"journal:{tmp_path / 'optuna.log'}"
+    return request.getfixturevalue("postgres")()
+
+
+def start_worker(tmp_path: Path, worker: int, attempt: int, n_trials: int = 40, seconds: float = 0.25,
+                 storage_url: str | None = None) -> subprocess.Popen:
     env = child_environment(GRACEFULSTOP_STATE_DIR=str(tmp_path / "state"), GRACEFULSTOP_NODE=str(worker),
                             GRACEFULSTOP_RESTART_COUNT=str(attempt))
-    return subprocess.Popen([sys.executable, "-u", SWEEP, "--storage", f"journal:{tmp_path / 'optuna.log'}", "--study", "s",
+    return subprocess.Popen([sys.executable, "-u", SWEEP, "--storage", storage_url or f"journal:{tmp_path / 'optuna.log'}", "--study", "s",
                              "--n-trials", str(n_trials), "--trial-seconds", str(seconds)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def load(tmp_path: Path) -> "optuna.Study":
-    return optuna.load_study(study_name="s", storage=gso.storage(f"journal:{tmp_path / 'optuna.log'}"))
+def load(tmp_path: Path, storage_url: str | None = None) -> "optuna.Study":
+    return optuna.load_study(study_name="s", storage=gso.storage(storage_url or f"journal:{tmp_path / 'optuna.log'}"))
 
 
 def trials_of(study, worker: int):
@@ -57,15 +100,25 @@ def wait_until(what: str, condition, timeout: float = 60):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_four_workers_stopped_by_real_signals_and_restarted_end_at_exactly_n_trials(tmp_path):
-    workers = {w: start_worker(tmp_path, w, attempt=0) for w in range(4)}
+def study_exists(tmp_path: Path, storage_url: str) -> bool:
+    if storage_url.startswith("journal:"):
+        return (tmp_path / "optuna.log").exists()
+    try:
+        load(tmp_path, storage_url)
+        return True
+    except KeyError:  # optuna: "Record does not exist."
+        return False
+
+
+def test_four_workers_stopped_by_real_signals_and_restarted_end_at_exactly_n_trials(tmp_path, storage_url):
+    workers = {w: start_worker(tmp_path, w, attempt=0, storage_url=storage_url) for w in range(4)}
     # Mid-way, while each of the three has a trial running:
-    wait_until("8 finished trials", lambda: (tmp_path / "optuna.log").exists()
-               and len(load(tmp_path).get_trials(deepcopy=False, states=FINISHED)) >= 8)
+    wait_until("8 finished trials", lambda: study_exists(tmp_path, storage_url)
+               and len(load(tmp_path, storage_url).get_trials(deepcopy=False, states=FINISHED)) >= 8)
     for worker in (0, 1, 2):
         wait_until(f"a running trial of worker {worker}", lambda w=worker: any(
-            t.state == optuna.trial.TrialState.RUNNING for t in trials_of(load(tmp_path), w)))
-    running_of_1 = [t for t in trials_of(load(tmp_path), 1) if t.state == optuna.trial.TrialState.RUNNING][0]
+            t.state == optuna.trial.TrialState.RUNNING for t in trials_of(load(tmp_path, storage_url), w)))
+    running_of_1 = [t for t in trials_of(load(tmp_path, storage_url), 1) if t.state == optuna.trial.TrialState.RUNNING][0]
     workers[0].send_signal(signal.SIGUSR1)   # the warning: finish the trial, then stop
     workers[1].send_signal(signal.SIGTERM)   # the time limit: interrupt the trial, record it, retry its parameters
     workers[2].kill()                        # kill -9: its trial stays RUNNING until its next attempt
@@ -74,19 +127,19 @@ def test_four_workers_stopped_by_real_signals_and_restarted_end_at_exactly_n_tri
     assert workers[1].returncode == 0 and "stopped: received SIGTERM" in outputs[1][0], outputs[1]
     assert "interrupted by SIGTERM" in outputs[1][1]
     assert workers[2].returncode == -signal.SIGKILL
-    study = load(tmp_path)
+    study = load(tmp_path, storage_url)
     interrupted = study.trials[running_of_1.number]
     assert interrupted.state == optuna.trial.TrialState.FAIL and gso.INTERRUPTED in interrupted.user_attrs
     assert [t for t in trials_of(study, 2) if t.state == optuna.trial.TrialState.RUNNING], "worker 2 left no zombie"
 
     # The requeued attempts (restart count 1); worker 3 kept going throughout.
-    restarted = {w: start_worker(tmp_path, w, attempt=1) for w in (0, 1, 2)}
+    restarted = {w: start_worker(tmp_path, w, attempt=1, storage_url=storage_url) for w in (0, 1, 2)}
     results = {w: p.communicate(timeout=120) for w, p in {**restarted, 3: workers[3]}.items()}
     for worker, (out, err) in results.items():
         assert (restarted.get(worker) or workers[3]).returncode == 0, err
     assert "failed 1 trial(s) an earlier attempt of local/2 left RUNNING" in results[2][1]
 
-    study = load(tmp_path)
+    study = load(tmp_path, storage_url)
     trials = study.get_trials(deepcopy=False)
     states = [t.state for t in trials]
     surplus = {t.number for t in trials if t.user_attrs.get(gso.SURPLUS)}
@@ -101,19 +154,20 @@ def test_four_workers_stopped_by_real_signals_and_restarted_end_at_exactly_n_tri
     print(f"\ntrials: {len(trials)} in all, {len(finished)} finished, {len(surplus)} surplus, {len(replaced)} retried")
 
     # A fifth worker, started after the end, runs no trial.
-    late = start_worker(tmp_path, 4, attempt=0)
+    late = start_worker(tmp_path, 4, attempt=0, storage_url=storage_url)
     out, err = late.communicate(timeout=60)
     assert late.returncode == 0, err
     assert "ran 0 trials; 40/40 finished; study done" in out
-    assert len(load(tmp_path).trials) == len(trials)
+    assert len(load(tmp_path, storage_url).trials) == len(trials)
 
 
-def test_eight_workers_starting_together_do_not_overshoot(tmp_path):
-    workers = [start_worker(tmp_path, w, attempt=0, n_trials=12, seconds=0.2) for w in range(8)]
+def test_eight_workers_starting_together_do_not_overshoot(tmp_path, storage_url):
+    # On PostgreSQL the database is empty: the eight also race to create Optuna's tables.
+    workers = [start_worker(tmp_path, w, attempt=0, n_trials=12, seconds=0.2, storage_url=storage_url) for w in range(8)]
     for worker in workers:
         out, err = worker.communicate(timeout=120)
         assert worker.returncode == 0, err
-    study = load(tmp_path)
+    study = load(tmp_path, storage_url)
     counted = [t for t in study.get_trials(deepcopy=False, states=FINISHED) if not t.user_attrs.get(gso.SURPLUS)]
     assert len(counted) == 12
     assert (tmp_path / "state" / "study.done").exists()
@@ -136,10 +190,10 @@ def test_failed_trials_count_only_when_asked(tmp_path):
         gso.optimize(gso.load_or_create_study("h", f"journal:{tmp_path / 'optuna.log'}"), flaky, n_trials=3, state=tmp_path / "c")
 
 
-def test_storage_strings():
+def test_storage_strings(tmp_path):
     assert isinstance(gso.storage("journal:/tmp/gracefulstop-storage-test/x.log"), optuna.storages.JournalStorage)
     assert isinstance(gso.storage("/tmp/gracefulstop-storage-test/y.journal"), optuna.storages.JournalStorage)
-    assert gso.storage("sqlite:///one-node.db") == "sqlite:///one-node.db"
+    assert isinstance(gso.storage(f"sqlite:///{tmp_path / 'one-node.db'}"), optuna.storages.RDBStorage)
 
 
 def gstop_sweep(tmp_path: Path, state: str, trial_seconds: float, *options: str) -> subprocess.CompletedProcess:
@@ -178,3 +232,41 @@ def test_sweep_attempts_that_finish_no_trial_stop_at_the_idle_guard(tmp_path):
     assert sum(e["count"] for e in log if e["event"] == "work_finished") == 6
     study = optuna.load_study(study_name="s", storage=gso.storage(f"journal:{tmp_path / 'moving.log'}"))
     assert len([t for t in study.get_trials(deepcopy=False, states=FINISHED) if not t.user_attrs.get(gso.SURPLUS)]) == 6
+
+
+CREATOR = """
+import sys, time
+import gracefulstop.optuna as gso
+url, start = sys.argv[1], float(sys.argv[2])
+while time.time() < start:
+    time.sleep(0.0005)
+study = gso.load_or_create_study("s", url, direction="minimize")
+print(study.study_name, study._study_id, flush=True)
+"""
+
+
+def test_workers_creating_one_study_at_once_on_an_empty_postgresql_all_get_it(postgres, tmp_path):
+    # Before: 2-3 of 4 workers crashed in 4 of 4 fresh databases ("duplicate key value violates
+    # unique constraint pg_type_typname_nsp_index": Optuna's tables, CREATE TYPE studydirection).
+    for database in range(4):
+        url = postgres()
+        start = str(time.time() + 1.5)  # all import first, then create at the same instant
+        workers = [subprocess.Popen([sys.executable, "-c", CREATOR, url, start], env=child_environment(), stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        outputs = [worker.communicate(timeout=120) for worker in workers]
+        for worker, (out, err) in zip(workers, outputs):
+            assert worker.returncode == 0, f"database {database}: {err[-2000:]}"
+        assert len({out for out, _ in outputs}) == 1, outputs  # one study, the same id for all six
+        assert len(optuna.get_all_study_names(storage=gso.storage(url))) == 1
+
+
+def test_a_bare_postgresql_url_without_psycopg3_says_what_to_write(postgres):
+    url = postgres()
+    bare = url.replace("postgresql+psycopg2://", "postgresql://")
+    try:
+        import psycopg  # noqa: F401  (psycopg 3: then the bare URL works)
+    except ImportError:
+        with pytest.raises(ModuleNotFoundError, match=r"postgresql:// as psycopg 3.*postgresql\+psycopg2://"):
+            gso.storage(bare)
+    else:
+        assert isinstance(gso.storage(bare), optuna.storages.RDBStorage)
