@@ -24,7 +24,9 @@ struct Subcommand {
         options.requeue = try arguments.choice("requeue", RequeueMode.self) ?? options.requeue
         options.remainingScope = try arguments.choice("remaining", SupervisorOptions.RemainingScope.self) ?? options.remainingScope
         if let text = arguments.string("signals") { options.gracefulSignals = try StopSignals.parse(text) }
-        if let text = arguments.string("child-signal") {
+        if let text = arguments.string("child-signal"), text.lowercased() == "none" {
+            options.childSignal = 0  // the stop request alone (a launcher such as torchrun dies from USR1)
+        } else if let text = arguments.string("child-signal") {
             let parsed = try StopSignals.parse(text)
             guard parsed.count == 1 else { throw Arguments.UsageError(message: "--child-signal takes one signal (got '\(text)')") }
             options.childSignal = parsed[0]

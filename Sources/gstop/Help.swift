@@ -74,7 +74,9 @@ enum Help {
       --remaining SCOPE         whose units must remain for a requeue: this (this node or array task),
                                 any (any node), auto (any for a multi-node job, else this; default)
       --signals LIST            graceful signals (default USR1,TERM); others among TERM, HUP are forwarded
-      --child-signal SIG        the signal that asks the command to stop (default USR1)
+      --child-signal SIG        the signal that asks the command to stop (default USR1); none: only the stop
+                            request in the state, which gracefulstop reads within its check interval
+                            (for launchers that die from USR1, such as torchrun)
       --grace DURATION          time to stop after a warning (default: until 10 s before the job's end, else 2m)
       --term-grace DURATION     time to stop after a TERM (default 20s; keep it below SLURM's KillWait)
       --kill-after DURATION     from the escalating SIGTERM to SIGKILL (default 5s)

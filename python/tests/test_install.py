@@ -60,3 +60,13 @@ def test_pip_installs_the_native_gstop_next_to_python():
     libraries = subprocess.run(["ldd", gstop], capture_output=True, text=True, check=True).stdout
     assert "libswift" not in libraries and "libFoundation" not in libraries, libraries
     assert subprocess.run([gstop, "--version"], capture_output=True, text=True).stdout == f"gstop {gracefulstop.__version__}\n"
+
+
+def test_importing_gracefulstop_imports_no_integration_library():
+    # The integrations are optional modules: `import gracefulstop` (every job's first line) must not
+    # pay for torch, Lightning or Optuna, nor gracefulstop.torch for torch until it is used.
+    probe = ("import sys, gracefulstop, gracefulstop.torch; "
+             "print(sorted(m for m in ('torch', 'lightning', 'optuna', 'sqlalchemy') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=child_environment(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

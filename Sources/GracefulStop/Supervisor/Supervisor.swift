@@ -19,6 +19,7 @@ public struct SupervisorOptions: Sendable {
     /// Signals that mean "stop gracefully" (default USR1 and TERM).
     public var gracefulSignals: [Int32] = StopSignals.defaults
     /// The signal that asks the command to stop (with the stop request).
+    /// The signal that asks the command to stop; 0: none (the stop request in the state alone).
     public var childSignal: Int32 = SIGUSR1
     /// How long the command may take to stop after a warning; nil: until 10 s before the job's end
     /// (or 120 s when the end is unknown).
@@ -286,14 +287,14 @@ public final class Supervisor {
             stopping = true
             // The signal first: it reaches the command at once, while the request's fsyncs take
             // milliseconds. The request is for nodes the signal cannot reach.
-            child.signal(options.childSignal)
+            if options.childSignal != 0 { child.signal(options.childSignal) }
             do {
                 try StopRequest.now(reason: "\(signalName) to gstop").write(to: directory, job: slurm?.logID)
             } catch let error as GracefulStopError {
                 report("warning: could not write the stop request: \(error.message)")
             } catch {}
             shorten(grace)
-            report("\(signalName): \(newCause.description); asked the command to stop (\(StopSignals.name(of: options.childSignal)) and a stop request), escalating in \(TimeSpan.format(grace))")
+            report("\(signalName): \(newCause.description); asked the command to stop (\(options.childSignal == 0 ? "a stop request only: --child-signal none" : StopSignals.name(of: options.childSignal) + " and a stop request")), escalating in \(TimeSpan.format(grace))")
         }
 
         while true {
