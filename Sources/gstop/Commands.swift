@@ -103,6 +103,14 @@ struct Subcommand {
         printError("asked every process using \(path) to stop")
         return 0
     },
+    "doctor": Subcommand(help: Help.doctor, valued: ["state", "script", "signals"], flags: ["json"]) { arguments in
+        let signals = try arguments.string("signals").map { try StopSignals.parse($0) }
+        let facts = try PreflightFacts.gather(stateDirectory: arguments.string("state"), scriptPath: arguments.string("script") ?? arguments.positional.first,
+                                              gracefulSignals: signals)
+        let findings = Preflight.check(facts)
+        print(arguments.flag("json") ? Preflight.json(findings) : Preflight.text(findings), terminator: "")
+        return findings.contains { $0.status == .problem } ? ExitCode.badData : 0
+    },
     "resume-flag": Subcommand(help: Help.resumeFlag, valued: ["flag"], flags: []) { arguments in
         if Environment.restarts() > 0 { print(arguments.string("flag") ?? "--resume") }
         return 0

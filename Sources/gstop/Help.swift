@@ -9,6 +9,7 @@ enum Help {
     commands:
       run             supervise the job's command: turn SLURM's signals into a graceful stop, then decide on requeue
       init            create a state for a list of units
+      doctor          check a job's setup (signal, requeue, state filesystem, tasks, competing handlers)
       status          done / remaining / total per node
       remaining       this node's remaining units, one per line
       mark-done       mark units done
@@ -120,6 +121,36 @@ enum Help {
 
     example:
       gstop init --state /shared/exp1/state --units equations.txt --nodes 4 --partition block
+    """
+
+    static let doctor = """
+    usage: gstop doctor [--json] [--state DIR] [--signals LIST] [--script] [BATCH_SCRIPT]
+
+    Checks a job's setup before it runs into its time limit, and says how to fix each problem:
+      - signal             --signal is set, and goes to gstop (B:) rather than to the steps
+      - warning lead       the warning comes long enough before the end for the longest unit the
+                           state has seen (SLURM may send it up to 60 s early, never late)
+      - requeue            the job can be requeued (--requeue; Requeue=1 in scontrol)
+      - scontrol           is on PATH
+      - state directory    is on a filesystem every node sees (NFS, Lustre, GPFS...) and writable
+      - tasks              srun tasks match the nodes the state shares its units among
+      - exec, competing handler, competing requeue
+                           the script execs gstop; no trap, `scontrol requeue` or Lightning
+                           auto-requeue (in the script or the Python files it names) competes
+    Inside a job (SLURM_JOB_ID set) it asks scontrol for the job's submit line, batch script and
+    Requeue; on a login node, name the batch script to check before submitting it.
+
+    Exit status: 0 when nothing is a problem (warnings allowed), 65 when something is.
+
+    options:
+      --json          one JSON object: {"ok": bool, "findings": [{check, status, message, fix}]}
+      --state DIR     the state directory (default: $GRACEFULSTOP_STATE_DIR)
+      --signals LIST  the signals gstop run is given (default USR1,TERM)
+      --script FILE   the batch script (also: the first argument)
+
+    examples:
+      gstop doctor --state $HOME/states/sweep job.sbatch     # on the login node, before sbatch
+      gstop doctor                                           # in the batch script, before exec gstop run
     """
 
     static let status = """

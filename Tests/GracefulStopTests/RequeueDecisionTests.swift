@@ -127,7 +127,7 @@ import Testing
     /// the state, reason, restarts or times gstop reads (a cancel must always end the job).
     @Test func userTextInFreeTextFieldsIsNeverReadAsTheJobsState() throws {
         let name = "evil JobState=COMPLETED Reason=TimeLimit UserId=root(0) Restarts=7"
-        let line = try String(decoding: readFile(fixturesPath + "/scontrol/free-text.txt")!, as: UTF8.self)
+        let line = String(decoding: readFile(fixturesPath + "/scontrol/free-text.txt")!, as: UTF8.self)
         let info = try JobInfo.parse(line, jobName: name)
         #expect(info.state == "RUNNING" && info.reason == "None" && info.restarts == 0 && info.requeueAllowed == true)
         #expect(info.endTime == nil && info.nodeList == "n1" && !info.isTimeLimit)
