@@ -134,9 +134,10 @@ enum Help {
       - scontrol           is on PATH
       - state directory    is on a filesystem every node sees (NFS, Lustre, GPFS...) and writable
       - tasks              srun tasks match the nodes the state shares its units among
-      - exec, competing handler, competing requeue
+      - exec, competing handler, competing requeue, torchrun
                            the script execs gstop; no trap, `scontrol requeue` or Lightning
-                           auto-requeue (in the script or the Python files it names) competes
+                           auto-requeue (in the script or the Python files it names) competes;
+                           torchrun under gstop gets --child-signal none (USR1 kills torchrun)
     Inside a job (SLURM_JOB_ID set) it asks scontrol for the job's submit line, batch script and
     Requeue; on a login node, name the batch script to check before submitting it.
 

@@ -64,6 +64,7 @@ import Testing
         ("no exec", facts { $0.execsGstop = false }, "exec", .warning, "exec gstop run"),
         ("a trap", facts { $0.scriptTraps = ["trap 'touch f' USR1"] }, "competing handler", .warning, "touch f"),
         ("its own requeue", facts { $0.scriptRequeuesItself = true }, "competing requeue", .warning, "requeued twice"),
+        ("torchrun under gstop's USR1", facts { $0.torchrunGetsUSR1 = true }, "torchrun", .problem, "--child-signal none"),
         ("Lightning alone", facts { $0.lightningWithoutCallback = ["train.py"] }, "competing handler", .warning, "GracefulStop"),
     ]
 

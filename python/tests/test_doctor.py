@@ -74,3 +74,17 @@ def test_on_a_login_node_it_reads_the_batch_script(tmp_path):
     assert "fix: Trainer(callbacks=[gracefulstop.lightning.GracefulStop(\"stop.ckpt\")])" in result.stdout
     missing = subprocess.run([GSTOP, "doctor", str(tmp_path / "nope.sbatch")], env=env, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 64 and "nope.sbatch does not exist" in missing.stderr
+
+
+def test_it_names_torchrun_under_gstops_usr1(tmp_path):
+    env = child_environment()
+    env.pop("SLURM_JOB_ID", None)
+    script = tmp_path / "ddp.sbatch"
+    for line, expected in (("exec gstop run --state s -- torchrun --nproc_per_node 2 train.py", 65),
+                           ("exec gstop run --child-signal none --state s -- torchrun --nproc_per_node 2 train.py", 0)):
+        script.write_text(f"#!/bin/bash\n#SBATCH --signal=B:USR1@300 --requeue\n{line}\n")
+        result = subprocess.run([GSTOP, "doctor", "--json", "--state", str(tmp_path / "state"), str(script)], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == expected, result.stdout + result.stderr
+        torchrun = [f for f in json.loads(result.stdout)["findings"] if f["check"] == "torchrun"]
+        assert (len(torchrun) == 1 and "--child-signal none" in torchrun[0]["fix"]) if expected else not torchrun

@@ -34,6 +34,8 @@ public struct PreflightFacts: Sendable {
     /// `trap` lines of the batch script that catch a stop signal.
     public var scriptTraps: [String] = []
     public var scriptRequeuesItself = false
+    /// The script's gstop runs torchrun without `--child-signal none` (torchrun dies from USR1).
+    public var torchrunGetsUSR1 = false
     /// Files of the job (the script, the Python it runs) that use Lightning without gracefulstop's callback.
     public var lightningWithoutCallback: [String] = []
 
@@ -148,6 +150,11 @@ public enum Preflight {
         if facts.scriptRequeuesItself {
             add("competing requeue", .warning, "the script runs `scontrol requeue` itself: with gstop's requeue on top, the job is requeued twice",
                 fix: "remove it: gstop requeues when work remains")
+        }
+        if facts.torchrunGetsUSR1 {
+            add("torchrun", .problem, "gstop runs torchrun, which dies from USR1 (it forwards only INT, TERM, HUP and QUIT to its "
+                + "workers): the warning would kill the job instead of stopping it", fix: "exec gstop run --child-signal none -- torchrun ... "
+                + "(the ranks read gstop's stop request from the state within a second)")
         }
         for file in facts.lightningWithoutCallback {
             add("competing handler", .warning, "\(file) uses Lightning without gracefulstop.lightning.GracefulStop: under SLURM Lightning "

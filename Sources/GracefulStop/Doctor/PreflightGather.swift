@@ -52,6 +52,15 @@ extension PreflightFacts {
             let words = line.split(separator: " ")
             return words.first == "exec" && words.contains { $0 == "gstop" || $0.hasSuffix("/gstop") } && words.contains("run")
         }
+        torchrunGetsUSR1 = commands.contains { line in
+            let words = line.split(separator: " ")
+            guard let run = words.firstIndex(where: { $0 == "gstop" || $0.hasSuffix("/gstop") }),
+                  let launcher = words[run...].firstIndex(where: { $0 == "torchrun" || $0.hasSuffix("/torchrun") || $0 == "torch.distributed.run" })
+            else { return false }
+            // torchrun forwards TERM; none sends nothing. Anything else (USR1 by default) kills it.
+            let childSignal = SignalOption.value(of: "--child-signal", in: words[run..<launcher].map(String.init))?.uppercased()
+            return !["NONE", "TERM", "SIGTERM", "15"].contains(childSignal ?? "USR1")
+        }
         let stopSignals = ["USR1", "USR2", "TERM", "SIGUSR1", "SIGUSR2", "SIGTERM", "10", "12", "15"]
         scriptTraps = commands.filter { line in
             line.hasPrefix("trap ") && line.split(separator: " ").dropFirst().contains { stopSignals.contains(String($0)) }

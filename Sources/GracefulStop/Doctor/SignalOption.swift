@@ -53,12 +53,12 @@ public struct SignalOption: Sendable, Equatable {
         return found.flatMap(SignalOption.init(parsing:))
     }
 
-    /// The value of `--signal=X` / `--signal X` among `words` (the last one).
-    static func value(in words: [String]) -> String? {
+    /// The value of `OPTION=X` / `OPTION X` among `words` (the last one).
+    static func value(of option: String = "--signal", in words: [String]) -> String? {
         var found: String? = nil
         for (index, word) in words.enumerated() {
-            if word.hasPrefix("--signal=") { found = String(word.dropFirst("--signal=".count)) }
-            else if word == "--signal", index + 1 < words.count { found = words[index + 1] }
+            if word.hasPrefix(option + "=") { found = String(word.dropFirst(option.count + 1)) }
+            else if word == option, index + 1 < words.count { found = words[index + 1] }
         }
         return found
     }
