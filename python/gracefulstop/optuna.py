@@ -64,7 +64,7 @@ __all__ = ["SURPLUS", "INTERRUPTED", "OWNER", "ATTEMPT", "SweepResult", "TrialIn
 SURPLUS = "gracefulstop:surplus"          # a trial asked for when the study was already full; never counted
 INTERRUPTED = "gracefulstop:interrupted"  # a trial stopped by a signal (its params were enqueued: see RETRY_OF)
 OWNER = "gracefulstop:owner"              # which task ran it ("JOB/NODE")
-ATTEMPT = "gracefulstop:attempt"          # which attempt of that task (its restart count)
+ATTEMPT = "gracefulstop:attempt"          # which attempt of that task (its restart count; absent: the first, 0)
 RETRY_OF = "gracefulstop:retry_of"        # on an enqueued trial: the number of the trial it repeats
 
 _log = logging.getLogger("gracefulstop.optuna")
@@ -180,6 +180,94 @@ def _taken_before(trials: Sequence[FrozenTrial], number: int, counted: tuple) ->
                and (t.state in counted or t.state == TrialState.RUNNING))
 
 
+class _Tally:
+    """``_finished`` and ``_taken_before`` kept up to date as the study grows, at a cost per trial
+    that does not grow with the study: the trials are read in bulk once, then only those not seen
+    yet (by number) and those not yet in a final state (RUNNING, WAITING) are read again, one by
+    one. Re-reading every trial on every ``ask()`` made a trial 3.8× plain Optuna's at 16,000 trials.
+
+    A trial's place in the count only changes while it is open: COMPLETE, PRUNED and FAIL are
+    final, and the attributes that replace a trial are set while it is open (SURPLUS) or on the new
+    trial that takes its place (RETRY_OF). Places are kept in a Fenwick tree over trial numbers, so
+    "taken below number N" is a prefix sum.
+    """
+
+    def __init__(self, study: optuna.Study, counted: tuple) -> None:
+        self._storage, self._study_id, self._counted = study._storage, study._study_id, counted
+        self._state: dict = {}         # number -> the last state seen
+        self._replaced: set = set()    # numbers that never count
+        self._open: dict = {}          # number -> trial id, for trials not in a final state
+        self._next = 0                 # every number below was seen
+        self._tree = [0]               # Fenwick tree of "holds a place" over numbers (1-based)
+        self._holds: list = []         # number -> 0/1, what the tree holds for it
+        self._counts: set = set()      # numbers that count as finished
+        self.finished = 0              # len(self._counts): counted states, not replaced
+        for trial in study.get_trials(deepcopy=False):  # once, in bulk
+            self._see(trial)
+        self._next = len(self._state)
+
+    def _hold(self, number: int, value: int) -> None:
+        while len(self._holds) <= number:
+            self._holds.append(0)
+            self._tree.append(0)
+            index = len(self._tree) - 1  # a new node covers (index - lowbit(index), index]
+            low = index & -index
+            self._tree[index] = sum(self._holds[index - low:index - 1])
+        change = value - self._holds[number]
+        if change:
+            self._holds[number] = value
+            index = number + 1
+            while index < len(self._tree):
+                self._tree[index] += change
+                index += index & -index
+
+    def _place(self, number: int) -> None:
+        """Recomputes what `number` contributes, after its state or its replacement changed."""
+        state = self._state.get(number)
+        counts = state in self._counted and number not in self._replaced
+        self._hold(number, 1 if number not in self._replaced and (state in self._counted or state == TrialState.RUNNING) else 0)
+        if counts and number not in self._counts:
+            self._counts.add(number)
+        elif not counts and number in self._counts:
+            self._counts.discard(number)
+        self.finished = len(self._counts)
+
+    def _see(self, trial: FrozenTrial) -> None:
+        number = trial.number
+        self._state[number] = trial.state
+        if trial.state in (TrialState.RUNNING, TrialState.WAITING):
+            self._open[number] = trial._trial_id
+        else:
+            self._open.pop(number, None)
+        if trial.user_attrs.get(SURPLUS) and number not in self._replaced:
+            self._replaced.add(number)
+        retry_of = trial.user_attrs.get(RETRY_OF)
+        if retry_of is not None and retry_of not in self._replaced:
+            self._replaced.add(retry_of)
+            self._place(retry_of)
+        self._place(number)
+
+    def refresh(self) -> "_Tally":
+        """Reads the trials created since the last look and those that were open."""
+        for number, trial_id in list(self._open.items()):
+            self._see(self._storage.get_trial(trial_id))
+        while True:
+            try:
+                trial_id = self._storage.get_trial_id_from_study_id_trial_number(self._study_id, self._next)
+            except KeyError:
+                return self
+            self._see(self._storage.get_trial(trial_id))
+            self._next += 1
+
+    def taken_before(self, number: int) -> int:
+        """Trials numbered below `number` that hold a place: finished, or running."""
+        index, total = min(number, len(self._holds)), 0
+        while index > 0:
+            total += self._tree[index]
+            index -= index & -index
+        return total
+
+
 def _retry(study: optuna.Study, trial: FrozenTrial) -> None:
     """Gives the place of a trial that could not finish to a new one with its parameters (enqueued:
     the next ``ask()`` of any worker takes it)."""
@@ -191,7 +279,7 @@ def _recover_dead_trials(study: optuna.Study, owner: str, attempt: int) -> int:
     its successor is running, so it is dead) and enqueues their parameters."""
     recovered = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial.user_attrs.get(OWNER) == owner and int(trial.user_attrs.get(ATTEMPT, attempt)) < attempt:
+        if trial.user_attrs.get(OWNER) == owner and int(trial.user_attrs.get(ATTEMPT, 0)) < attempt:
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             _retry(study, trial)
             recovered += 1
@@ -282,23 +370,24 @@ def optimize(
     recovered = _recover_dead_trials(study, owner, attempt) if attempt > 0 else 0
     if recovered:
         _log.warning("failed %d trial(s) an earlier attempt of %s left RUNNING; their parameters are enqueued", recovered, owner)
-    if _finished(study.get_trials(deepcopy=False), counted) >= n_trials:
+    tally = _Tally(study, counted)  # after the recovery: it reads the trials in their new states
+    if tally.finished >= n_trials:
         return complete()
 
     with _Interrupter(interrupt_on) as interrupter:
         while not handle.should_stop():
             trial = study.ask()
             trial.set_user_attr(OWNER, owner)
-            trial.set_user_attr(ATTEMPT, attempt)
-            trials = study.get_trials(deepcopy=False)
-            taken = _taken_before(trials, trial.number, counted)
+            if attempt:  # the first attempt's trials go without (one storage write less per trial)
+                trial.set_user_attr(ATTEMPT, attempt)
+            taken = tally.refresh().taken_before(trial.number)
             if taken >= n_trials:
                 trial.set_user_attr(SURPLUS, True)
                 study.tell(trial, state=TrialState.FAIL)
-                if _finished(study.get_trials(deepcopy=False), counted) >= n_trials:
+                if tally.refresh().finished >= n_trials:
                     return complete()
                 _log.info("study %s: %d trials finished or running; this worker stops", study.study_name, taken)
-                return SweepResult(ran, _finished(trials, counted), False, None)
+                return SweepResult(ran, tally.finished, False, None)
             try:
                 with interrupter.objective():
                     values = objective(trial)
@@ -324,9 +413,9 @@ def optimize(
                 handle.record_finished(1)
             for callback in callbacks:
                 callback(study, frozen)
-            if _finished(study.get_trials(deepcopy=False), counted) >= n_trials:
+            if tally.refresh().finished >= n_trials:
                 return complete()
-    finished = _finished(study.get_trials(deepcopy=False), counted)
+    finished = tally.refresh().finished
     if finished >= n_trials:
         return complete()
     return SweepResult(ran, finished, False, handle.stop_reason())

@@ -111,14 +111,15 @@ def study_exists(tmp_path: Path, storage_url: str) -> bool:
 
 
 def test_four_workers_stopped_by_real_signals_and_restarted_end_at_exactly_n_trials(tmp_path, storage_url):
-    workers = {w: start_worker(tmp_path, w, attempt=0, storage_url=storage_url) for w in range(4)}
+    # Trials of 0.6 s: TERM must find worker 1 inside one (between two, on a database, it finds a
+    # few milliseconds of ask and tell, and then rightly stops without interrupting anything).
+    workers = {w: start_worker(tmp_path, w, attempt=0, storage_url=storage_url, seconds=0.6) for w in range(4)}
     # Mid-way, while each of the three has a trial running:
     wait_until("8 finished trials", lambda: study_exists(tmp_path, storage_url)
                and len(load(tmp_path, storage_url).get_trials(deepcopy=False, states=FINISHED)) >= 8)
     for worker in (0, 1, 2):
         wait_until(f"a running trial of worker {worker}", lambda w=worker: any(
             t.state == optuna.trial.TrialState.RUNNING for t in trials_of(load(tmp_path, storage_url), w)))
-    running_of_1 = [t for t in trials_of(load(tmp_path, storage_url), 1) if t.state == optuna.trial.TrialState.RUNNING][0]
     workers[0].send_signal(signal.SIGUSR1)   # the warning: finish the trial, then stop
     workers[1].send_signal(signal.SIGTERM)   # the time limit: interrupt the trial, record it, retry its parameters
     workers[2].kill()                        # kill -9: its trial stays RUNNING until its next attempt
@@ -128,12 +129,15 @@ def test_four_workers_stopped_by_real_signals_and_restarted_end_at_exactly_n_tri
     assert "interrupted by SIGTERM" in outputs[1][1]
     assert workers[2].returncode == -signal.SIGKILL
     study = load(tmp_path, storage_url)
-    interrupted = study.trials[running_of_1.number]
-    assert interrupted.state == optuna.trial.TrialState.FAIL and gso.INTERRUPTED in interrupted.user_attrs
+    # The trial worker 1 was running when TERM came (found afterwards: looked up before, it may
+    # have finished in between and the TERM met the next one).
+    interrupted = [t for t in trials_of(study, 1) if gso.INTERRUPTED in t.user_attrs]
+    assert len(interrupted) == 1 and interrupted[0].state == optuna.trial.TrialState.FAIL, interrupted
+    interrupted = interrupted[0]
     assert [t for t in trials_of(study, 2) if t.state == optuna.trial.TrialState.RUNNING], "worker 2 left no zombie"
 
     # The requeued attempts (restart count 1); worker 3 kept going throughout.
-    restarted = {w: start_worker(tmp_path, w, attempt=1, storage_url=storage_url) for w in (0, 1, 2)}
+    restarted = {w: start_worker(tmp_path, w, attempt=1, storage_url=storage_url, seconds=0.6) for w in (0, 1, 2)}
     results = {w: p.communicate(timeout=120) for w, p in {**restarted, 3: workers[3]}.items()}
     for worker, (out, err) in results.items():
         assert (restarted.get(worker) or workers[3]).returncode == 0, err
@@ -147,14 +151,14 @@ def test_four_workers_stopped_by_real_signals_and_restarted_end_at_exactly_n_tri
     finished = [t for t in trials if t.state in FINISHED and t.number not in surplus | replaced]
     assert len(finished) == 40  # exactly n_trials: no overshoot across 4 workers and 2 attempts
     assert optuna.trial.TrialState.RUNNING not in states and optuna.trial.TrialState.WAITING not in states
-    assert running_of_1.number in replaced  # the interrupted trial's parameters were tried again:
-    retry = [t for t in trials if t.user_attrs.get(gso.RETRY_OF) == running_of_1.number][0]
+    assert interrupted.number in replaced  # the interrupted trial's parameters were tried again:
+    retry = [t for t in trials if t.user_attrs.get(gso.RETRY_OF) == interrupted.number][0]
     assert retry.state == optuna.trial.TrialState.COMPLETE and retry.params == interrupted.params
     assert (tmp_path / "state" / "study.done").exists()
     print(f"\ntrials: {len(trials)} in all, {len(finished)} finished, {len(surplus)} surplus, {len(replaced)} retried")
 
     # A fifth worker, started after the end, runs no trial.
-    late = start_worker(tmp_path, 4, attempt=0, storage_url=storage_url)
+    late = start_worker(tmp_path, 4, attempt=0, storage_url=storage_url, seconds=0.6)
     out, err = late.communicate(timeout=60)
     assert late.returncode == 0, err
     assert "ran 0 trials; 40/40 finished; study done" in out
@@ -270,3 +274,43 @@ def test_a_bare_postgresql_url_without_psycopg3_says_what_to_write(postgres):
             gso.storage(bare)
     else:
         assert isinstance(gso.storage(bare), optuna.storages.RDBStorage)
+
+
+@pytest.mark.parametrize("count_failed", [False, True])
+def test_the_incremental_tally_counts_as_a_full_read_does(tmp_path, count_failed):
+    # optimize() keeps its counts incrementally (a trial's cost must not grow with the study); at
+    # every step they must equal the counts from reading every trial, whatever the trials do.
+    import random
+    rng = random.Random(7)
+    study = gso.load_or_create_study("t", f"journal:{tmp_path / 'optuna.log'}")
+    counted = gso._counted_states(count_failed)
+    tally = gso._Tally(study, counted)
+    running = []
+    for step in range(300):
+        action = rng.random()
+        if action < 0.45 or not running:
+            trial = study.ask()
+            if rng.random() < 0.1:
+                trial.set_user_attr(gso.SURPLUS, True)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                running.append(trial)
+        else:
+            trial = running.pop(rng.randrange(len(running)))
+            outcome = rng.random()
+            if outcome < 0.6:
+                study.tell(trial, 1.0)
+            elif outcome < 0.75:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            else:
+                frozen = study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                if rng.random() < 0.7:
+                    gso._retry(study, frozen)  # a WAITING trial takes its place; a later ask() runs it
+        trials = study.get_trials(deepcopy=False)
+        tally.refresh()
+        assert tally.finished == gso._finished(trials, counted), step
+        for number in range(0, len(trials) + 2, max(1, len(trials) // 7)):
+            assert tally.taken_before(number) == gso._taken_before(trials, number, counted), (step, number)
+    assert tally.finished > 20
+    # A tally made from the finished study counts the same.
+    assert gso._Tally(study, counted).finished == tally.finished

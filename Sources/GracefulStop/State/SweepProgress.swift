@@ -11,8 +11,9 @@ import Glibc
 enum SweepProgress {
     static let event = "work_finished"
 
-    /// Appends one line: `count` more of `what` finished by this process, on `node`. Durable (a
-    /// trial is worth an fsync); a no-op outside gstop.
+    /// Appends one line: `count` more of `what` finished by this process, on `node`; a no-op
+    /// outside gstop. Not fsync'd: it runs once per trial, and a line lost to a crash of the host
+    /// only makes the idle guard count that attempt as idle (never a lost trial: Optuna has those).
     static func record(count: Int, what: String, node: Int, in directory: Directory) throws {
         guard count >= 0 else { throw GracefulStopError(.invalidArgument, "count must be 0 or more (got \(count))") }
         guard let attemptStart = Environment.value(Environment.attemptStart) else { return }
@@ -20,7 +21,7 @@ enum SweepProgress {
             ("event", .string(event)), ("job", Environment.job().map { .string($0) } ?? .null), ("node", .number(Double(node))),
             ("host", .string(HostName.current)), ("pid", .number(Double(getpid()))), ("count", .number(Double(count))),
             ("what", .string(what)), ("attempt_start", .string(attemptStart)),
-        ], in: directory)
+        ], in: directory, durable: false)
     }
 
     /// What the attempt that started at `attemptStart` (as gstop set it; every process it started,
