@@ -168,8 +168,8 @@ public final class RunState: Sendable {
     }
 
     /// Marks `unit` done (see `DoneMarkers.mark`). Returns true when it was already done. When this
-    /// makes the unit's node look finished, every node's markers are scanned, and `run.done` is
-    /// created if every unit is done.
+    /// finishes the unit's node, `complete/<node>` is written and `run.done` decided from the
+    /// `complete/` files (see `checkRunDone`).
     @discardableResult
     public func markDone<Name: Collection<UInt8>>(_ unit: Name) throws -> Bool {
         let files = try requireFiles()
@@ -185,7 +185,10 @@ public final class RunState: Sendable {
             if added { known!.doneByNode[owner] += 1 }
             return (added || !scanned) && known!.doneByNode[owner] == partition.unitCount(ofNode: owner)
         }
-        if nodeFinished { try refresh(node: nil) }
+        if nodeFinished {
+            try NodeCompletion.write(node: owner, unitCount: partition.unitCount(ofNode: owner), in: files.directory)
+            _ = try checkRunDone()
+        }
         return alreadyDone
     }
 
@@ -278,9 +281,24 @@ public final class RunState: Sendable {
     }
 
     /// Scans, and says whether every unit is done (creating `run.done` if so).
+    /// Whether every unit of the run is done, creating `run.done` if so: from one listing of
+    /// `complete/`, scanning only the nodes that have no `complete/` file yet (writing theirs when
+    /// they turn out finished: a state begun by an older release, or a process killed between its
+    /// last marker and its node's file). O(nodes) at the end of a run, not O(units).
     public func checkRunDone() throws -> Bool {
         let files = try requireFiles()
-        return try refresh(node: nil).count == files.manifest.unitCount
+        if try RunCompletion.exists(in: files.directory) { return true }
+        let manifest = files.manifest
+        let owning = (0..<manifest.nodes).filter { manifest.partition.unitCount(ofNode: $0) > 0 }
+        let complete = try NodeCompletion.nodes(in: files.directory)
+        for node in owning where !complete.contains(node) {
+            let done = try refresh(node: node)
+            let count = manifest.partition.units(ofNode: node).reduce(0) { $0 + (done.contains($1) ? 1 : 0) }
+            guard count == manifest.partition.unitCount(ofNode: node) else { return false }
+            try NodeCompletion.write(node: node, unitCount: count, in: files.directory)
+        }
+        try RunCompletion.write(in: files.directory, unitCount: manifest.unitCount)
+        return true
     }
 
     /// Asks the processes of this job (every node of it; everybody outside SLURM, or when

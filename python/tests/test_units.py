@@ -1,7 +1,9 @@
 """Creating and opening states, marking units, errors for bad input, work()."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -200,3 +202,40 @@ def test_a_process_in_an_srun_step_works_its_tasks_share(tmp_path):
     assert run(8, **step, GRACEFULSTOP_NODE="6") == "share 6 ['u6']"
     bad = run(4, **step, GRACEFULSTOP_SHARE="rank")
     assert bad.startswith("refused InvalidArgumentError GRACEFULSTOP_SHARE='rank' is not a share kind"), bad
+
+
+def test_a_finished_node_writes_its_complete_file_and_run_done_is_decided_from_those(tmp_path):
+    state = gracefulstop.create(tmp_path / "s", [f"u{i}" for i in range(9)], nodes=3)  # round-robin: node k owns uk, u(k+3), u(k+6)
+    complete = tmp_path / "s" / "complete"
+    for unit in ("u0", "u3", "u6"):
+        state.mark_done(unit)
+    assert sorted(p.name for p in complete.iterdir()) == ["0"] and not (tmp_path / "s" / "run.done").exists()
+    record = json.loads((complete / "0").read_text())
+    assert record["node"] == 0 and record["units"] == 3 and "completed_at" in record
+    # Once a node's file exists its markers are not read again: the end of a run costs one listing
+    # of complete/ (O(nodes)), not a scan of every node's markers (O(units)). Shown by taking a
+    # marker away by hand (never done otherwise): run.done still follows from the files.
+    (tmp_path / "s" / state.marker_path("u3")).unlink()
+    for unit in ("u1", "u4", "u7", "u2", "u5", "u8"):
+        state.mark_done(unit)
+    assert sorted(p.name for p in complete.iterdir()) == ["0", "1", "2"]
+    assert (tmp_path / "s" / "run.done").exists() and state.run_done()
+
+
+def test_a_state_without_complete_files_still_gets_run_done(tmp_path):
+    # A state begun by a release that wrote no complete/ files, or a process killed between its
+    # node's last marker and the file: the nodes without one are scanned, and get theirs.
+    state = gracefulstop.create(tmp_path / "s", [f"u{i}" for i in range(6)], nodes=2)
+    for unit in [f"u{i}" for i in range(6)]:
+        state.mark_done(unit)
+    shutil.rmtree(tmp_path / "s" / "complete")
+    (tmp_path / "s" / "run.done").unlink()
+    fresh = gracefulstop.open(tmp_path / "s", node=0)
+    assert fresh.run_done()
+    assert sorted(p.name for p in (tmp_path / "s" / "complete").iterdir()) == ["0", "1"]
+    assert (tmp_path / "s" / "run.done").exists()
+    # Not done: nothing is written.
+    other = gracefulstop.create(tmp_path / "t", ["a", "b"], nodes=2)
+    other.mark_done("a")
+    assert not other.run_done() and not (tmp_path / "t" / "run.done").exists()
+    assert sorted(p.name for p in (tmp_path / "t" / "complete").iterdir()) == ["0"]

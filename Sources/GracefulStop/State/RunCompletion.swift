@@ -16,6 +16,34 @@ enum RunCompletion {
     }
 }
 
+/// `complete/<node>`: every unit of one node is done. Written exclusively by a process that has
+/// just seen its node's share all done; `run.done` is then decided from one listing of
+/// `complete/` (O(nodes)) instead of a scan of every node's markers (O(units)). Of two nodes
+/// completing at once each writes its own file before it lists, and listings read afresh, so at
+/// least one sees both (docs/state-format.md).
+enum NodeCompletion {
+    static let directoryName = "complete"
+
+    /// Writes `complete/<node>` unless it exists.
+    static func write(node: Int, unitCount: Int, in state: Directory) throws {
+        let directory = try state.subdirectory(directoryName, create: true)
+        try directory.writeAtomically(String(node), completionRecord([("node", .number(Double(node))), ("units", .number(Double(unitCount)))]),
+                                      exclusive: true)
+    }
+
+    /// The nodes with a `complete/` file, read afresh (another host may have just written one).
+    static func nodes(in state: Directory) throws -> Set<Int> {
+        guard try state.contains(directoryName) else { return [] }
+        let directory = try state.subdirectory(directoryName, create: false)
+        try directory.refresh()
+        var nodes: Set<Int> = []
+        try directory.forEachEntry { name in
+            if let node = Int(String(decoding: name, as: UTF8.self)), node >= 0, String(node).utf8.count == name.count { nodes.insert(node) }
+        }
+        return nodes
+    }
+}
+
 /// `study.done`: a sweep's study has all its trials (written by `gracefulstop.optuna`). Like
 /// run.done, its presence means that no attempt needs to run again.
 public enum StudyCompletion {
