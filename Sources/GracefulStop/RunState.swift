@@ -287,7 +287,9 @@ public final class RunState: Sendable {
     /// last marker and its node's file). O(nodes) at the end of a run, not O(units).
     public func checkRunDone() throws -> Bool {
         let files = try requireFiles()
-        if try RunCompletion.exists(in: files.directory) { return true }
+        // Asked afresh (Directory.contains): on NFS a lookup could cache "no such name" just
+        // before another host's finisher creates it.
+        if try files.directory.contains(RunCompletion.fileName) { return true }
         let manifest = files.manifest
         let owning = (0..<manifest.nodes).filter { manifest.partition.unitCount(ofNode: $0) > 0 }
         let complete = try NodeCompletion.nodes(in: files.directory)

@@ -58,7 +58,8 @@ say "up: nfsd exporting an ext4 image; hosts nfsa and nfsb each with v4.2 and v3
 echo "$options" | sed 's/^/    /'
 
 export GSTOP_NFS_A4=/run/a4 GSTOP_NFS_A3=/run/a3 GSTOP_NFS_B4=/run/b4 GSTOP_NFS_B3=/run/b3
-export GSTOP_NFS_ON_B="$on_b" GSTOP_NFS_OPTIONS="$options" HOME=/root LANG=C.UTF-8
+# The server's own view of the export (its local ext4): what is on the server, whatever a client caches.
+export GSTOP_NFS_ON_B="$on_b" GSTOP_NFS_OPTIONS="$options" GSTOP_NFS_SERVER=/run/export HOME=/root LANG=C.UTF-8
 bash "$rig/command.sh"
 status=$?
 say "the command exited with status $status"
