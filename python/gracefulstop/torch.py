@@ -184,5 +184,5 @@ class DistributedStop:
 
     @property
     def calls(self) -> int:
-        """How many times ``should_stop()`` was called before it returned True (or so far)."""
+        """How many times ``should_stop()`` was called, up to the call that returned True."""
         return self._calls

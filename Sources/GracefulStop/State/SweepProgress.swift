@@ -15,7 +15,6 @@ enum SweepProgress {
     /// outside gstop. Not fsync'd: it runs once per trial, and a line lost to a crash of the host
     /// only makes the idle guard count that attempt as idle (never a lost trial: Optuna has those).
     static func record(count: Int, what: String, node: Int, in directory: Directory) throws {
-        guard count >= 0 else { throw GracefulStopError(.invalidArgument, "count must be 0 or more (got \(count))") }
         guard let attemptStart = Environment.value(Environment.attemptStart) else { return }
         try EventLog.append([
             ("event", .string(event)), ("job", Environment.job().map { .string($0) } ?? .null), ("node", .number(Double(node))),
