@@ -58,13 +58,32 @@ public struct Partition: Sendable, Equatable {
         }
     }
 
+    /// Where the unit at manifest position `unit` stands among its node's units (0 for the first):
+    /// its place in the node's `units/` shard (version 2).
+    public func localIndex(ofUnit unit: Int) -> Int {
+        switch rule {
+        case .roundRobin: return unit / nodes
+        case .block: return unit - firstUnit(ofNode: node(ofUnit: unit))
+        }
+    }
+
+    /// The manifest position of the `local`-th unit of `node` (the inverse of `localIndex`).
+    public func unit(ofNode node: Int, local: Int) -> Int {
+        switch rule {
+        case .roundRobin: return node + local * nodes
+        case .block: return firstUnit(ofNode: node) + local
+        }
+    }
+
+    private func firstUnit(ofNode node: Int) -> Int { node * blockSize + min(node, largerBlocks) }
+
     /// The manifest positions of `node`'s units, in manifest order.
     public func units(ofNode node: Int) -> StrideTo<Int> {
         switch rule {
         case .roundRobin:
             return stride(from: node, to: unitCount, by: nodes)
         case .block:
-            let start = node * blockSize + min(node, largerBlocks)
+            let start = firstUnit(ofNode: node)
             let count = blockSize + (node < largerBlocks ? 1 : 0)
             return stride(from: start, to: start + count, by: 1)
         }

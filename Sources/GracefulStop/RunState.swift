@@ -13,13 +13,11 @@ public final class RunState: Sendable {
         let markers: DoneMarkers
     }
 
-    /// What this handle knows to be done, node by node: refreshed by scans, updated by its own marks.
-    /// It lets `markDone` notice, without a scan per call, when a node may have finished.
+    /// What this handle knows to be done, node by node (by each unit's place among its node's
+    /// units): refreshed by scans, updated by its own marks. It lets `markDone` notice, without a
+    /// scan per call, when a node may have finished. A node is here once a scan has read it.
     private struct Knowledge: Sendable {
-        var done: DoneSet
-        var doneByNode: [Int]
-        /// Nodes whose count reflects a scan of their markers.
-        var scanned: Set<Int> = []
+        var done: [Int: DoneSet] = [:]
     }
 
     let files: Files?
@@ -30,7 +28,7 @@ public final class RunState: Sendable {
     /// This process's node (from the caller, else the environment: see `Environment.node()`).
     public let node: Int
     public let stopCheck: StopCheck
-    private let knowledge = Mutex<Knowledge?>(nil)
+    private let knowledge = Mutex(Knowledge())
 
     private init(path: String?, files: Files?, directory: Directory? = nil, node: Int, stopCheck: StopCheck) {
         self.path = path
@@ -59,16 +57,12 @@ public final class RunState: Sendable {
         let wanted = try Manifest(units: units, nodes: nodes, rule: partition, legacyDoneDirectory: legacyDoneDirectory)
         let directory = try Directory(opening: path, create: true)
         if try !directory.exists(Manifest.fileName) {
-            // Concurrent creators (every array task at start) each rename a complete, identical file.
-            try directory.writeAtomically(Manifest.fileName, wanted.encoded())
+            // Concurrent creators (every array task at start) write the same shards and the same
+            // manifest; the manifest is linked exclusively, so the first one's stays. Each starts
+            // with its own node's shard, so that many at once share the work.
+            try wanted.write(in: directory, startingAt: (node ?? (try? Environment.node().number) ?? 0) % nodes)
         }
-        let state = try open(directory: directory, path: path, node: node)
-        if let difference = state.files!.manifest.difference(from: wanted) {
-            throw GracefulStopError(
-                .mismatch,
-                "the state at \(path) belongs to a different run (\(difference)); use a new state directory, or open this one without a unit list")
-        }
-        return state
+        return try open(directory: directory, path: path, node: node, wanted: wanted)
     }
 
     /// Opens the state at `path`; nil means `GRACEFULSTOP_STATE_DIR`, and when that is unset too,
@@ -98,13 +92,23 @@ public final class RunState: Sendable {
         if path.utf8.contains(0) { throw GracefulStopError(.invalidArgument, "the state directory path contains a NUL byte") }
     }
 
-    private static func open(directory: Directory, path: String, node: Int?) throws -> RunState {
+    /// Opens the state in `directory`. With `wanted` (a creator's run), the state must be that run,
+    /// and the creator's names are used rather than read again.
+    private static func open(directory: Directory, path: String, node: Int?, wanted: Manifest? = nil) throws -> RunState {
         guard let bytes = try directory.readFile(Manifest.fileName) else {
             throw GracefulStopError(
                 .badState,
                 "\(directory.pathOf(Manifest.fileName)) does not exist: \(path) is not a gracefulstop state (create one with gracefulstop.create() or `gstop init`)")
         }
-        let manifest = try Manifest.decode(bytes, source: directory.pathOf(Manifest.fileName))
+        var manifest = try Manifest.decode(bytes, source: directory.pathOf(Manifest.fileName), state: directory)
+        if let wanted {
+            if let difference = try manifest.difference(from: wanted) {
+                throw GracefulStopError(
+                    .mismatch,
+                    "the state at \(path) belongs to a different run (\(difference)); use a new state directory, or open this one without a unit list")
+            }
+            manifest = manifest.sharingNames(of: wanted)
+        }
         let markers = try DoneMarkers(
             directory: directory.subdirectory(DoneMarkers.directoryName, create: true),
             legacy: openLegacyDirectory(manifest.legacyDoneDirectory, in: directory))
@@ -159,7 +163,7 @@ public final class RunState: Sendable {
     /// The position of `unit` in the manifest; throws for invalid or unknown names.
     func unitIndex<Name: Collection<UInt8>>(_ unit: Name, in files: Files) throws -> Int {
         try UnitName.validate(unit)
-        guard let index = files.manifest.units.index(ofUnit: unit) else {
+        guard let index = try files.manifest.catalog.position(ofUnit: unit, preferring: node) else {
             throw GracefulStopError(
                 .unknownUnit,
                 "unit \(UnitName.preview(unit)) is not in the manifest of \(files.directory.path) (\(files.manifest.unitCount) units)")
@@ -175,15 +179,14 @@ public final class RunState: Sendable {
         let files = try requireFiles()
         let index = try unitIndex(unit, in: files)
         let partition = files.manifest.partition
-        let alreadyDone = try files.markers.mark(index, in: files.manifest.units, partition: partition)
+        let alreadyDone = try files.markers.mark(index, in: files.manifest.catalog)
         let owner = partition.node(ofUnit: index)
-        let scanned = knowledge.withLock { $0?.scanned.contains(owner) ?? false }
+        let scanned = knowledge.withLock { $0.done[owner] != nil }
         if !scanned { try refresh(node: owner) }
         let nodeFinished = knowledge.withLock { known -> Bool in
-            guard known != nil else { return false }
-            let added = known!.done.insert(index)
-            if added { known!.doneByNode[owner] += 1 }
-            return (added || !scanned) && known!.doneByNode[owner] == partition.unitCount(ofNode: owner)
+            guard known.done[owner] != nil else { return false }
+            let added = known.done[owner]!.insert(partition.localIndex(ofUnit: index))
+            return (added || !scanned) && known.done[owner]!.count == partition.unitCount(ofNode: owner)
         }
         if nodeFinished {
             try NodeCompletion.write(node: owner, unitCount: partition.unitCount(ofNode: owner), in: files.directory)
@@ -198,45 +201,26 @@ public final class RunState: Sendable {
     /// Where `unit`'s marker is, relative to the state directory (`done/<node>/<marker>`).
     public func markerPath<Name: Collection<UInt8>>(_ unit: Name) throws -> String {
         let files = try requireFiles()
-        return files.markers.relativePath(of: try unitIndex(unit, in: files), in: files.manifest.units, partition: files.manifest.partition)
+        return try files.markers.relativePath(of: unitIndex(unit, in: files), in: files.manifest.catalog)
     }
 
     /// Whether `unit` is done: a stat, no scan.
     public func isDone<Name: Collection<UInt8>>(_ unit: Name) throws -> Bool {
         let files = try requireFiles()
-        return try files.markers.isDone(unitIndex(unit, in: files), in: files.manifest.units, partition: files.manifest.partition)
+        return try files.markers.isDone(unitIndex(unit, in: files), in: files.manifest.catalog)
     }
 
     public func isDone(_ unit: String) throws -> Bool { try isDone(unit.utf8) }
 
-    /// Scans the markers of `node` (of every node when nil: then `run.done` is created when every
-    /// unit is done) and updates what this handle knows.
+    /// Scans the markers of `node` and updates what this handle knows; the result holds each done
+    /// unit's place among the node's units. `keepNames`: keep the node's names (and index) for
+    /// later calls — false for the passes over every node, which need one node at a time.
     @discardableResult
-    func refresh(node: Int?) throws -> DoneSet {
+    func refresh(node: Int, keepNames: Bool = true) throws -> DoneSet {
         let files = try requireFiles()
-        let manifest = files.manifest
-        let partition = manifest.partition
-        let done = try files.markers.scan(manifest.units, partition: partition, node: node)
-        knowledge.withLock { known in
-            if known == nil { known = Knowledge(done: DoneSet(unitCount: manifest.unitCount), doneByNode: [Int](repeating: 0, count: manifest.nodes)) }
-            let nodes = node.map { [$0] } ?? Array(0..<manifest.nodes)
-            for scannedNode in nodes {
-                var count = 0
-                for unit in partition.units(ofNode: scannedNode) {
-                    if done.contains(unit) {
-                        known!.done.insert(unit)
-                        count += 1
-                    } else {
-                        known!.done.remove(unit)
-                    }
-                }
-                known!.doneByNode[scannedNode] = count
-                known!.scanned.insert(scannedNode)
-            }
-        }
-        if node == nil, done.count == manifest.unitCount, try !RunCompletion.exists(in: files.directory) {
-            try RunCompletion.write(in: files.directory, unitCount: manifest.unitCount)
-        }
+        let share = try files.manifest.catalog.share(ofNode: node, keep: keepNames)
+        let done = try files.markers.scan(share, cacheIndex: keepNames)
+        knowledge.withLock { $0.done[node] = done }
         return done
     }
 
@@ -246,41 +230,70 @@ public final class RunState: Sendable {
         return chosen
     }
 
+    /// The places (among `node`'s units) of its units that are not done, in manifest order.
+    private func remainingPlaces(node: Int) throws -> [Int] {
+        let done = try refresh(node: node)
+        let count = try requireFiles().manifest.partition.unitCount(ofNode: node)
+        return (0..<count).filter { !done.contains($0) }
+    }
+
     /// The manifest positions of `node`'s units that are not done, in manifest order (default:
     /// this handle's node). One directory read, however many units.
     public func remainingUnitIndices(node: Int? = nil) throws -> [Int] {
         let files = try requireFiles()
         let chosen = try checkedNode(node, files)
-        let done = try refresh(node: chosen)
-        return files.manifest.partition.units(ofNode: chosen).filter { !done.contains($0) }
+        let partition = files.manifest.partition
+        return try remainingPlaces(node: chosen).map { partition.unit(ofNode: chosen, local: $0) }
+    }
+
+    /// `node`'s remaining units as a share (its names) and their positions in the share's table.
+    func remainingUnitNames(node: Int? = nil) throws -> (share: UnitCatalog.Share, positions: [Int]) {
+        let files = try requireFiles()
+        let chosen = try checkedNode(node, files)
+        let places = try remainingPlaces(node: chosen)
+        let share = try files.manifest.catalog.share(ofNode: chosen)
+        let positions = share.isWhole ? places.map { files.manifest.partition.unit(ofNode: chosen, local: $0) } : places
+        return (share, positions)
     }
 
     public func remainingUnits(node: Int? = nil) throws -> [String] {
-        let table = try requireFiles().manifest.units
-        return try remainingUnitIndices(node: node).map { table.name($0) }
+        let (share, positions) = try remainingUnitNames(node: node)
+        return positions.map { share.table.name($0) }
     }
 
     /// Done and total units of `node`, or of the whole run when `node` is nil.
     public func counts(node: Int?) throws -> (done: Int, total: Int) {
         let files = try requireFiles()
-        if let node { try files.manifest.partition.validate(node: node) }
-        let done = try refresh(node: node)
-        guard let node else { return (done.count, files.manifest.unitCount) }
-        let units = files.manifest.partition.units(ofNode: node)
-        return (units.reduce(0) { $0 + (done.contains($1) ? 1 : 0) }, files.manifest.partition.unitCount(ofNode: node))
+        guard let node else {
+            return try countsByNode().reduce((0, 0)) { ($0.0 + $1.done, $0.1 + $1.total) }
+        }
+        try files.manifest.partition.validate(node: node)
+        return (try refresh(node: node).count, files.manifest.partition.unitCount(ofNode: node))
     }
 
-    /// Done and total units of every node, from one scan.
+    /// Done and total units of every node: a node with a `complete/` file counts as done without a
+    /// scan; the others are scanned one at a time (only one node's names in memory at once). When
+    /// every unit is done, `run.done` is created.
     public func countsByNode() throws -> [(done: Int, total: Int)] {
         let files = try requireFiles()
-        let done = try refresh(node: nil)
         let partition = files.manifest.partition
-        return (0..<partition.nodes).map { node in
-            (partition.units(ofNode: node).reduce(0) { $0 + (done.contains($1) ? 1 : 0) }, partition.unitCount(ofNode: node))
+        let complete = try NodeCompletion.nodes(in: files.directory)
+        var counts: [(done: Int, total: Int)] = []
+        counts.reserveCapacity(partition.nodes)
+        for node in 0..<partition.nodes {
+            let total = partition.unitCount(ofNode: node)
+            if total == 0 || complete.contains(node) {
+                counts.append((total, total))
+                continue
+            }
+            let done = try refresh(node: node, keepNames: node == self.node).count
+            if done == total { try NodeCompletion.write(node: node, unitCount: total, in: files.directory) }
+            counts.append((done, total))
         }
+        if counts.allSatisfy({ $0.done == $0.total }) { _ = try checkRunDone() }
+        return counts
     }
 
-    /// Scans, and says whether every unit is done (creating `run.done` if so).
     /// Whether every unit of the run is done, creating `run.done` if so: from one listing of
     /// `complete/`, scanning only the nodes that have no `complete/` file yet (writing theirs when
     /// they turn out finished: a state begun by an older release, or a process killed between its
@@ -290,16 +303,14 @@ public final class RunState: Sendable {
         // Asked afresh (Directory.contains): on NFS a lookup could cache "no such name" just
         // before another host's finisher creates it.
         if try files.directory.contains(RunCompletion.fileName) { return true }
-        let manifest = files.manifest
-        let owning = (0..<manifest.nodes).filter { manifest.partition.unitCount(ofNode: $0) > 0 }
+        let partition = files.manifest.partition
         let complete = try NodeCompletion.nodes(in: files.directory)
-        for node in owning where !complete.contains(node) {
-            let done = try refresh(node: node)
-            let count = manifest.partition.units(ofNode: node).reduce(0) { $0 + (done.contains($1) ? 1 : 0) }
-            guard count == manifest.partition.unitCount(ofNode: node) else { return false }
+        for node in 0..<partition.nodes where partition.unitCount(ofNode: node) > 0 && !complete.contains(node) {
+            let count = try refresh(node: node, keepNames: node == self.node).count
+            guard count == partition.unitCount(ofNode: node) else { return false }
             try NodeCompletion.write(node: node, unitCount: count, in: files.directory)
         }
-        try RunCompletion.write(in: files.directory, unitCount: manifest.unitCount)
+        try RunCompletion.write(in: files.directory, unitCount: partition.unitCount)
         return true
     }
 

@@ -238,21 +238,20 @@ public func gracefulstop_remaining_units(_ pointer: OpaquePointer?, _ node: Int6
     cStatus {
         let out = try required(outList, "out_list").assumingMemoryBound(to: CUnitList.self)
         let run = try state(pointer)
-        let indices = try run.remainingUnitIndices(node: GracefulStop.node(node))
-        let table = try run.requireFiles().manifest.units
-        out.pointee = table.withNameStorage { bytes, range in
+        let (share, positions) = try run.remainingUnitNames(node: GracefulStop.node(node))
+        out.pointee = share.table.withNameStorage { bytes, range in
             var size = 0
-            for index in indices { size += range(index).count + 1 }
+            for index in positions { size += range(index).count + 1 }
             let buffer = malloc(max(size, 1))!.assumingMemoryBound(to: UInt8.self)
             var offset = 0
-            for index in indices {
+            for index in positions {
                 let name = range(index)
                 (buffer + offset).update(from: bytes.baseAddress! + name.lowerBound, count: name.count)
                 offset += name.count
                 buffer[offset] = 0
                 offset += 1
             }
-            return CUnitList(names: UnsafeMutableRawPointer(buffer).assumingMemoryBound(to: CChar.self), size: size, count: indices.count)
+            return CUnitList(names: UnsafeMutableRawPointer(buffer).assumingMemoryBound(to: CChar.self), size: size, count: positions.count)
         }
     }
 }

@@ -37,8 +37,8 @@ final class DoneMarkers: Sendable {
     }
 
     /// `<stem>.done` plus a NUL, ready for the *at() calls.
-    private func fileName(of unit: Int, in table: UnitTable) -> [CChar] {
-        var name = Array(table.stem(unit))
+    private func fileName(of unit: Int, in catalog: UnitCatalog) throws -> [CChar] {
+        var name = Array(try catalog.stem(unit))
         name.append(contentsOf: MarkerName.suffix)
         name.append(0)
         return name.map { CChar(bitPattern: $0) }
@@ -50,8 +50,8 @@ final class DoneMarkers: Sendable {
     }
 
     /// The path of unit `unit`'s marker, relative to the state directory.
-    func relativePath(of unit: Int, in table: UnitTable, partition: Partition) -> String {
-        "\(DoneMarkers.directoryName)/\(partition.node(ofUnit: unit))/" + display(fileName(of: unit, in: table))
+    func relativePath(of unit: Int, in catalog: UnitCatalog) throws -> String {
+        "\(DoneMarkers.directoryName)/\(catalog.partition.node(ofUnit: unit))/" + display(try fileName(of: unit, in: catalog))
     }
 
     /// Marks unit `unit` done, durably (see `Directory.createExclusively`): once this returns, the
@@ -59,20 +59,21 @@ final class DoneMarkers: Sendable {
     /// any number of hosts: the create is exclusive, so of two writers racing for one marker the
     /// second finds it in place and keeps it. Only the marker's name is ever read.
     /// Returns true when the unit was already done.
-    func mark(_ unit: Int, in table: UnitTable, partition: Partition) throws -> Bool {
-        let node = partition.node(ofUnit: unit)
+    func mark(_ unit: Int, in catalog: UnitCatalog) throws -> Bool {
+        let node = catalog.partition.node(ofUnit: unit)
         let shard = try nodeDirectory(node, create: true)!
-        let name = fileName(of: unit, in: table)
+        let name = try fileName(of: unit, in: catalog)
+        let content = try catalog.nameBytes(unit)
         return try name.withUnsafeBufferPointer { buffer in
             let cName = buffer.baseAddress!
             // Already marked? Where markers are created in place (NFS) the exclusive create itself
             // answers that, and a lookup first would be one more server request per mark.
-            if try legacyHas(unit, in: table) || (!shard.createsInPlace && shard.exists(cName, display: display(name))) {
+            if try legacyHas(content) || (!shard.createsInPlace && shard.exists(cName, display: display(name))) {
                 // Somebody marked it; make sure their entry is durable before saying so.
                 try shard.sync()
                 return true
             }
-            let created = try table.nameBytes(unit).withUnsafeBytes { content in
+            let created = try content.withUnsafeBytes { content in
                 try shard.createExclusively(cName, content, display: display(name))
             }
             return !created
@@ -82,97 +83,77 @@ final class DoneMarkers: Sendable {
     /// Whether unit `unit` is done: a refresh of the node's directory and one fstatat (two with a
     /// legacy directory); on NFS, a listing instead of the fstatat while the directory's last
     /// change is too recent to trust a cached "no such name" (Directory.contains).
-    func isDone(_ unit: Int, in table: UnitTable, partition: Partition) throws -> Bool {
-        let node = partition.node(ofUnit: unit)
-        let name = fileName(of: unit, in: table)
+    func isDone(_ unit: Int, in catalog: UnitCatalog) throws -> Bool {
+        let node = catalog.partition.node(ofUnit: unit)
+        let name = try fileName(of: unit, in: catalog)
         if let shard = try nodeDirectory(node, create: false) {
             if try name.withUnsafeBufferPointer({ try shard.contains($0.baseAddress!, display: display(name)) }) { return true }
         }
-        return try legacyHas(unit, in: table)
+        return try legacyHas(catalog.nameBytes(unit))
     }
 
     /// The seed names markers `<unit>.done` verbatim, so only names that are one plain path
     /// component can have one.
-    private func legacyHas(_ unit: Int, in table: UnitTable) throws -> Bool {
+    private func legacyHas(_ unit: ArraySlice<UInt8>) throws -> Bool {
         guard let legacy else { return false }
-        var name = Array(table.nameBytes(unit))
+        var name = Array(unit)
         if name.contains(UInt8(ascii: "/")) || name.count + MarkerName.suffix.count > MarkerName.maximumFileNameLength { return false }
         name.append(contentsOf: MarkerName.suffix)
         return try legacy.exists(String(decoding: name, as: UTF8.self))
     }
 
-    /// The done units of `node` (all nodes when nil): one readdir of that node's directory (of each
-    /// node directory), never a stat per unit; plus one of the legacy directory.
-    func scan(_ table: UnitTable, partition: Partition, node: Int?) throws -> DoneSet {
-        var done = DoneSet(unitCount: table.count)
+    /// The done units of `node`, by their place among its units (`share` holds its names): one
+    /// readdir of the node's directory, never a stat per unit; plus one of the legacy directory.
+    /// A whole-run question scans node by node, so only one node's names need be in memory.
+    func scan(_ share: UnitCatalog.Share, cacheIndex: Bool = true) throws -> DoneSet {
+        let node = share.node
+        let positions = share.positions
+        var done = DoneSet(unitCount: positions.count)
         let suffixLength = MarkerName.suffix.count
-        func read(_ shard: Directory, _ lookup: (UnsafeBufferPointer<UInt8>) -> Int?) throws {
-            try shard.forEachEntry { name in
-                guard name.count > suffixLength, name[0] != UInt8(ascii: "."),
-                      name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix),
-                      let unit = lookup(UnsafeBufferPointer(rebasing: name[..<(name.count - suffixLength)]))
-                else { return }
-                done.insert(unit)
-            }
-        }
+        // The node's compact index; kept for the next scan of the same node (this process's own).
+        let index = nodeIndexes.withLock { $0[node] } ?? UnitTable.Subset(share.table, positions: positions)
+        if cacheIndex { nodeIndexes.withLock { $0[node] = $0[node] ?? index } }
         // Every directory is refreshed before it is read (Directory.refresh): on NFS a listing
         // would otherwise miss markers other hosts wrote in the last minute.
-        if let node {
-            if let shard = try nodeDirectory(node, create: false) {
-                try shard.refresh()
-                let index = nodeIndexes.withLock { indexes in
-                    if let built = indexes[node] { return built }
-                    let built = UnitTable.Subset(table, units: partition.units(ofNode: node), count: partition.unitCount(ofNode: node))
-                    indexes[node] = built
-                    return built
+        if let shard = try nodeDirectory(node, create: false) {
+            try shard.refresh()
+            // Entry names are copied into a batch buffer (readdir's buffer is reused under us).
+            let batchSize = 32
+            var names = [UInt8](repeating: 0, count: batchSize * 256)
+            var lengths: [Int] = []
+            var found: [Int?] = []
+            func flush() {
+                names.withUnsafeBufferPointer { names in
+                    let keys = lengths.indices.map { UnsafeBufferPointer(rebasing: names[($0 * 256)..<($0 * 256 + lengths[$0])]) }
+                    index.lookUp(keys, into: &found)
                 }
-                // Entry names are copied into a batch buffer (readdir's buffer is reused under us).
-                let batchSize = 32
-                var names = [UInt8](repeating: 0, count: batchSize * 256)
-                var lengths: [Int] = []
-                var found: [Int?] = []
-                func flush() {
-                    names.withUnsafeBufferPointer { names in
-                        let keys = lengths.indices.map { UnsafeBufferPointer(rebasing: names[($0 * 256)..<($0 * 256 + lengths[$0])]) }
-                        index.lookUp(keys, into: &found)
-                    }
-                    for case let unit? in found.prefix(lengths.count) { done.insert(unit) }
-                    lengths.removeAll(keepingCapacity: true)
-                }
-                try shard.forEachEntry { name in
-                    guard name.count > suffixLength, name.count <= 255, name[0] != UInt8(ascii: "."),
-                          name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix)
-                    else { return }
-                    let stemLength = name.count - suffixLength
-                    names.withUnsafeMutableBufferPointer { buffer in
-                        _ = UnsafeMutableBufferPointer(rebasing: buffer[(lengths.count * 256)...]).initialize(from: name[..<stemLength])
-                    }
-                    lengths.append(stemLength)
-                    if lengths.count == batchSize { flush() }
-                }
-                if !lengths.isEmpty { flush() }
+                for case let local? in found.prefix(lengths.count) { done.insert(local) }
+                lengths.removeAll(keepingCapacity: true)
             }
-        } else {
-            var nodes: [Int] = []
-            try directory.refresh()
-            try directory.forEachEntry { name in
-                if let node = Int(String(decoding: name, as: UTF8.self)), node >= 0, String(node).utf8.count == name.count { nodes.append(node) }
-            }
-            try table.withLookup { lookup in
-                for node in nodes {
-                    if let shard = try nodeDirectory(node, create: false) {
-                        try shard.refresh()
-                        try read(shard) { lookup.index(ofStem: $0) }
-                    }
+            try shard.forEachEntry { name in
+                guard name.count > suffixLength, name.count <= 255, name[0] != UInt8(ascii: "."),
+                      name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix)
+                else { return }
+                let stemLength = name.count - suffixLength
+                names.withUnsafeMutableBufferPointer { buffer in
+                    _ = UnsafeMutableBufferPointer(rebasing: buffer[(lengths.count * 256)...]).initialize(from: name[..<stemLength])
                 }
+                lengths.append(stemLength)
+                if lengths.count == batchSize { flush() }
             }
+            if !lengths.isEmpty { flush() }
         }
-        try legacy?.refresh()
-        try legacy?.forEachEntry { name in
-            guard name.count > suffixLength, name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix),
-                  let unit = table.index(ofUnit: name[..<(name.count - suffixLength)])
-            else { return }
-            done.insert(unit)
+        if let legacy {
+            try legacy.refresh()
+            var stem: [UInt8] = []
+            var found: [Int?] = []
+            try legacy.forEachEntry { name in
+                guard name.count > suffixLength, name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix) else { return }
+                stem.removeAll(keepingCapacity: true)
+                MarkerName.appendStem(of: name[..<(name.count - suffixLength)], to: &stem)
+                stem.withUnsafeBufferPointer { index.lookUp([$0], into: &found) }
+                if let local = found.first ?? nil { done.insert(local) }
+            }
         }
         return done
     }

@@ -1,7 +1,7 @@
 /// SHA-256 (FIPS 180-4), for the file names of done-markers of units whose names are too long to
-/// be encoded into 255 bytes. Written here because the package uses no cryptography library; speed
-/// hardly matters (it runs only for long names).
-enum SHA256 {
+/// be encoded into 255 bytes, and for a version-2 manifest's `units_sha256`. Written here because the
+/// package uses no cryptography library.
+struct SHA256 {
     private static let roundConstants: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
         0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -13,46 +13,81 @@ enum SHA256 {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
 
-    /// The 32-byte digest of `message`.
-    static func digest<Bytes: Collection<UInt8>>(_ message: Bytes) -> [UInt8] {
-        var state: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
-        var padded = Array(message)
-        let bitLength = UInt64(padded.count) &* 8
-        padded.append(0x80)
-        while padded.count % 64 != 56 { padded.append(0) }
-        for shift in stride(from: 56, through: 0, by: -8) { padded.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
+    private var state: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
+    /// Bytes not yet hashed (less than one 64-byte block).
+    private var pending: [UInt8] = []
+    private var length: UInt64 = 0
+    private var schedule = [UInt32](repeating: 0, count: 64)
 
-        var schedule = [UInt32](repeating: 0, count: 64)
-        for blockStart in stride(from: 0, to: padded.count, by: 64) {
-            for i in 0..<16 {
-                let j = blockStart + 4 * i
-                schedule[i] = UInt32(padded[j]) << 24 | UInt32(padded[j + 1]) << 16 | UInt32(padded[j + 2]) << 8 | UInt32(padded[j + 3])
+    init() { pending.reserveCapacity(64) }
+
+    /// Hashes `bytes` after what came before: a v2 manifest's units_sha256 runs over millions of
+    /// names without gathering them into one buffer.
+    mutating func update<Bytes: Collection<UInt8>>(_ bytes: Bytes) {
+        length &+= UInt64(bytes.count)
+        for byte in bytes {
+            pending.append(byte)
+            if pending.count == 64 {
+                compressPending()
+                pending.removeAll(keepingCapacity: true)
             }
-            for i in 16..<64 {
-                let s0 = rotate(schedule[i - 15], 7) ^ rotate(schedule[i - 15], 18) ^ (schedule[i - 15] >> 3)
-                let s1 = rotate(schedule[i - 2], 17) ^ rotate(schedule[i - 2], 19) ^ (schedule[i - 2] >> 10)
-                schedule[i] = schedule[i - 16] &+ s0 &+ schedule[i - 7] &+ s1
-            }
-            var (a, b, c, d, e, f, g, h) = (state[0], state[1], state[2], state[3], state[4], state[5], state[6], state[7])
-            for i in 0..<64 {
-                let s1 = rotate(e, 6) ^ rotate(e, 11) ^ rotate(e, 25)
-                let choice = (e & f) ^ (~e & g)
-                let t1 = h &+ s1 &+ choice &+ roundConstants[i] &+ schedule[i]
-                let s0 = rotate(a, 2) ^ rotate(a, 13) ^ rotate(a, 22)
-                let majority = (a & b) ^ (a & c) ^ (b & c)
-                let t2 = s0 &+ majority
-                (h, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ t2)
-            }
-            for (i, value) in [a, b, c, d, e, f, g, h].enumerated() { state[i] = state[i] &+ value }
         }
+    }
+
+    /// The 32-byte digest of everything given to `update`.
+    mutating func finalize() -> [UInt8] {
+        let bitLength = length &* 8
+        pending.append(0x80)
+        if pending.count > 56 {
+            while pending.count < 64 { pending.append(0) }
+            compressPending()
+            pending.removeAll(keepingCapacity: true)
+        }
+        while pending.count < 56 { pending.append(0) }
+        for shift in stride(from: 56, through: 0, by: -8) { pending.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
+        compressPending()
         return state.flatMap { word in [UInt8(word >> 24), UInt8(truncatingIfNeeded: word >> 16), UInt8(truncatingIfNeeded: word >> 8), UInt8(truncatingIfNeeded: word)] }
     }
 
-    /// The digest as 64 lowercase hex digits.
-    static func hexDigest<Bytes: Collection<UInt8>>(_ message: Bytes) -> [UInt8] {
-        let hex = Array("0123456789abcdef".utf8)
-        return digest(message).flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 0xF)]] }
+    private mutating func compressPending() {
+        for i in 0..<16 {
+            let j = 4 * i
+            schedule[i] = UInt32(pending[j]) << 24 | UInt32(pending[j + 1]) << 16 | UInt32(pending[j + 2]) << 8 | UInt32(pending[j + 3])
+        }
+        for i in 16..<64 {
+            let s0 = SHA256.rotate(schedule[i - 15], 7) ^ SHA256.rotate(schedule[i - 15], 18) ^ (schedule[i - 15] >> 3)
+            let s1 = SHA256.rotate(schedule[i - 2], 17) ^ SHA256.rotate(schedule[i - 2], 19) ^ (schedule[i - 2] >> 10)
+            schedule[i] = schedule[i - 16] &+ s0 &+ schedule[i - 7] &+ s1
+        }
+        var (a, b, c, d, e, f, g, h) = (state[0], state[1], state[2], state[3], state[4], state[5], state[6], state[7])
+        for i in 0..<64 {
+            let s1 = SHA256.rotate(e, 6) ^ SHA256.rotate(e, 11) ^ SHA256.rotate(e, 25)
+            let choice = (e & f) ^ (~e & g)
+            let t1 = h &+ s1 &+ choice &+ SHA256.roundConstants[i] &+ schedule[i]
+            let s0 = SHA256.rotate(a, 2) ^ SHA256.rotate(a, 13) ^ SHA256.rotate(a, 22)
+            let majority = (a & b) ^ (a & c) ^ (b & c)
+            let t2 = s0 &+ majority
+            (h, g, f, e, d, c, b, a) = (g, f, e, d &+ t1, c, b, a, t1 &+ t2)
+        }
+        state[0] &+= a; state[1] &+= b; state[2] &+= c; state[3] &+= d
+        state[4] &+= e; state[5] &+= f; state[6] &+= g; state[7] &+= h
     }
+
+    /// The 32-byte digest of `message`.
+    static func digest<Bytes: Collection<UInt8>>(_ message: Bytes) -> [UInt8] {
+        var hasher = SHA256()
+        hasher.update(message)
+        return hasher.finalize()
+    }
+
+    /// 64 lowercase hex digits of `digest`.
+    static func hex(_ digest: [UInt8]) -> [UInt8] {
+        let hex = Array("0123456789abcdef".utf8)
+        return digest.flatMap { [hex[Int($0 >> 4)], hex[Int($0 & 0xF)]] }
+    }
+
+    /// The digest as 64 lowercase hex digits.
+    static func hexDigest<Bytes: Collection<UInt8>>(_ message: Bytes) -> [UInt8] { hex(digest(message)) }
 
     @inline(__always)
     private static func rotate(_ value: UInt32, _ count: UInt32) -> UInt32 { value >> count | value << (32 - count) }

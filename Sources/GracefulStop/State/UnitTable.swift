@@ -128,7 +128,7 @@ struct UnitTable: Sendable {
     struct Subset: Sendable {
         struct Record: Sendable {
             var tag: UInt32 = 0
-            /// The unit's position in the manifest; -1 for an empty record.
+            /// The unit's place among the subset's units; -1 for an empty record.
             var unit: Int32 = -1
             /// The stem's first 16 bytes, zero-padded.
             var head: (UInt64, UInt64) = (0, 0)
@@ -140,14 +140,16 @@ struct UnitTable: Sendable {
         private let records: [Record]
         private let long: [UInt8]
 
-        init(_ table: UnitTable, units chosen: some Sequence<Int>, count: Int) {
-            var records = [Record](repeating: Record(), count: max(16, count + count / 3 + 1))
+        /// Indexes the units at `positions` of `table`; a lookup yields the offset in `positions`
+        /// (the unit's place among its node's units).
+        init(_ table: UnitTable, positions: [Int]) {
+            var records = [Record](repeating: Record(), count: max(16, positions.count + positions.count / 3 + 1))
             var long: [UInt8] = []
-            for unit in chosen {
+            for (local, unit) in positions.enumerated() {
                 let stem = Array(table.stem(unit))
                 stem.withUnsafeBufferPointer { key in
                     let hash = UnitTable.hash(key)
-                    var record = Record(tag: UInt32(truncatingIfNeeded: hash), unit: Int32(unit), head: Subset.head(key),
+                    var record = Record(tag: UInt32(truncatingIfNeeded: hash), unit: Int32(local), head: Subset.head(key),
                                         offset: UInt32(long.count), length: UInt32(key.count))
                     if key.count > 16 { long.append(contentsOf: key) } else { record.offset = 0 }
                     var slot = UnitTable.slot(hash, records.count)
@@ -167,7 +169,7 @@ struct UnitTable: Sendable {
             return words
         }
 
-        /// The positions of the units whose stems are `keys` (nil for a stem of no unit here).
+        /// The places of the units whose stems are `keys` (nil for a stem of no unit here).
         /// Keys go in batches: every key's first record is read before any is compared, so the
         /// cache misses of a batch overlap instead of following one another.
         func lookUp(_ keys: [UnsafeBufferPointer<UInt8>], into found: inout [Int?]) {

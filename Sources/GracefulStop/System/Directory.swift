@@ -192,12 +192,15 @@ final class Directory: Sendable {
     /// several processes marking at once pay for, and a writer killed half-way leaves nothing
     /// behind. Elsewhere (NFS) the named temporary is linked (link(2) fails when the name exists,
     /// atomically on NFS too) and removed.
+    ///
+    /// Without `syncDirectory` the caller fsyncs this directory itself, once after many writes
+    /// (a version-2 state's shards).
     @discardableResult
     func writeAtomically(_ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer, exclusive: Bool = false,
-                         display: @autoclosure () -> String) throws -> Bool {
+                         syncDirectory: Bool = true, display: @autoclosure () -> String) throws -> Bool {
         if exclusive && AnonymousFiles.enabled && !anonymousFilesUnsupported.load(ordering: .relaxed),
            let created = try linkAnonymousFile(name, bytes, display: display()) {
-            try sync()
+            if syncDirectory { try sync() }
             return created
         }
         var linkedHere = true
@@ -223,7 +226,7 @@ final class Directory: Sendable {
                 throw failure
             }
         }
-        try sync()
+        if syncDirectory { try sync() }
         return linkedHere
     }
 
@@ -315,9 +318,9 @@ final class Directory: Sendable {
     }
 
     @discardableResult
-    func writeAtomically(_ name: String, _ bytes: [UInt8], exclusive: Bool = false) throws -> Bool {
+    func writeAtomically(_ name: String, _ bytes: [UInt8], exclusive: Bool = false, syncDirectory: Bool = true) throws -> Bool {
         try name.withCString { (cName) in
-            try bytes.withUnsafeBytes { (raw) in try writeAtomically(cName, raw, exclusive: exclusive, display: name) }
+            try bytes.withUnsafeBytes { (raw) in try writeAtomically(cName, raw, exclusive: exclusive, syncDirectory: syncDirectory, display: name) }
         }
     }
 
