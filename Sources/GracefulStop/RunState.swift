@@ -171,6 +171,12 @@ public final class RunState: Sendable {
         return index
     }
 
+    /// Every unit's name in manifest order (a version-2 state reads every shard for it).
+    func allUnitNames() throws -> [String] {
+        let catalog = try requireFiles().manifest.catalog
+        return try (0..<catalog.partition.unitCount).map { String(decoding: try catalog.nameBytes($0), as: UTF8.self) }
+    }
+
     /// Marks `unit` done (see `DoneMarkers.mark`). Returns true when it was already done. When this
     /// finishes the unit's node, `complete/<node>` is written and `run.done` decided from the
     /// `complete/` files (see `checkRunDone`).

@@ -50,19 +50,40 @@ def owner(index: int, count: int, nodes: int, rule: str) -> int:
     return index // (q + 1) if index < large else r + (index - large) // q
 
 
-def write_manifest(path: Path, units: list[str], nodes: int, rule: str, legacy: str | None) -> None:
-    manifest = {"format": "gracefulstop-state", "version": 1, "nodes": nodes, "partition": rule,
-                "legacy_done_dir": legacy, "unit_count": len(units), "units": units}
-    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+def units_sha256(units: list[str]) -> str:
+    """docs/state-format.md, "Version 2": SHA-256 over every name followed by one NUL byte."""
+    digest = hashlib.sha256()
+    for unit in units:
+        digest.update(unit.encode("utf-8") + b"\0")
+    return digest.hexdigest()
+
+
+def write_manifest(root: Path, units: list[str], nodes: int, rule: str, legacy: str | None, version: int) -> None:
+    if version == 1:
+        manifest = {"format": "gracefulstop-state", "version": 1, "nodes": nodes, "partition": rule,
+                    "legacy_done_dir": legacy, "unit_count": len(units), "units": units}
+    else:  # version 2: the names go to units/<units_sha256>/<node>.json, the manifest has their hash
+        sha = units_sha256(units)
+        for node in range(nodes):
+            owned = [u for i, u in enumerate(units) if owner(i, len(units), nodes, rule) == node]
+            if not owned:
+                continue  # a node that owns no unit has no shard
+            shard = {"format": "gracefulstop-units", "node": node, "unit_count": len(owned), "units_sha256": sha,
+                     "units": owned}
+            (root / "units" / sha).mkdir(parents=True, exist_ok=True)
+            (root / "units" / sha / f"{node}.json").write_text(json.dumps(shard, ensure_ascii=False) + "\n", encoding="utf-8")
+        manifest = {"format": "gracefulstop-state", "version": 2, "nodes": nodes, "partition": rule,
+                    "legacy_done_dir": legacy, "unit_count": len(units), "units_sha256": sha}
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def make_state(name: str, units: list[str], nodes: int, rule: str, done: list[str], *,
                legacy: str | None = None, legacy_done: list[str] = (), stale_stop: bool = False,
-               run_done: bool = False, strays: list[str] = ()) -> None:
+               run_done: bool = False, strays: list[str] = (), version: int = 2) -> None:
     root = HERE / "states" / name
     shutil.rmtree(root, ignore_errors=True)
     (root / "done").mkdir(parents=True)
-    write_manifest(root / "manifest.json", units, nodes, rule, legacy)
+    write_manifest(root, units, nodes, rule, legacy, version)
     for unit in done:  # docs/state-format.md: done/<owning node>/<marker>
         node = owner(units.index(unit), len(units), nodes, rule)
         (root / "done" / str(node)).mkdir(exist_ok=True)
@@ -83,7 +104,7 @@ def make_state(name: str, units: list[str], nodes: int, rule: str, done: list[st
     remaining = {str(n): [u for i, u in enumerate(units) if owner(i, len(units), nodes, rule) == n and u not in all_done]
                  for n in range(nodes)}
     totals = {str(n): sum(1 for i in range(len(units)) if owner(i, len(units), nodes, rule) == n) for n in range(nodes)}
-    expected = {"nodes": nodes, "partition": rule, "unit_count": len(units), "done_count": len(all_done),
+    expected = {"version": version, "nodes": nodes, "partition": rule, "unit_count": len(units), "done_count": len(all_done),
                 "remaining": remaining, "totals": totals, "run_done": len(all_done) == len(units),
                 "should_stop": False}
     (root / "expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -100,24 +121,38 @@ def main() -> None:
     (HERE / "marker_names.json").write_text(json.dumps(names, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     equations = [f"eq_{i}" for i in range(1, 11)]
-    make_state("round-robin-3", equations, 3, "round-robin", done=["eq_1", "eq_5", "eq_9", "eq_10"], stale_stop=True,
-               strays=[".tmp.1234.abcdef.1", "README", "eq_2.done.partial", "eq_2.DONE"])
-    make_state("block-odd-names", ODD_NAMES, 4, "block", done=["a/b/c", "..", "x" * 1000, "new\nline", "日本語の名前"])
-    make_state("seed-layout", equations, 2, "block", done=["eq_7"], legacy="logs/completed",
-               legacy_done=["eq_1", "eq_2", "eq_3", "eq_9"])
-    make_state("complete", ["u1", "u2", "u3"], 2, "round-robin", done=["u1", "u2", "u3"], run_done=True)
-    make_state("more-nodes-than-units", ["only", "two"], 5, "block", done=["two"])
+    shutil.rmtree(HERE / "states", ignore_errors=True)
+    # Every state twice: as this release writes it (version 2) and as the last wrote it (version 1,
+    # "v1-<name>"), which must still open and continue.
+    for version, prefix in ((2, ""), (1, "v1-")):
+        make_state(prefix + "round-robin-3", equations, 3, "round-robin", done=["eq_1", "eq_5", "eq_9", "eq_10"],
+                   stale_stop=True, strays=[".tmp.1234.abcdef.1", "README", "eq_2.done.partial", "eq_2.DONE"],
+                   version=version)
+        make_state(prefix + "block-odd-names", ODD_NAMES, 4, "block",
+                   done=["a/b/c", "..", "x" * 1000, "new\nline", "日本語の名前"], version=version)
+        make_state(prefix + "seed-layout", equations, 2, "block", done=["eq_7"], legacy="logs/completed",
+                   legacy_done=["eq_1", "eq_2", "eq_3", "eq_9"], version=version)
+        make_state(prefix + "complete", ["u1", "u2", "u3"], 2, "round-robin", done=["u1", "u2", "u3"], run_done=True,
+                   version=version)
+        make_state(prefix + "more-nodes-than-units", ["only", "two"], 5, "block", done=["two"], version=version)
+    bad_shards()
 
     bad = HERE / "bad-manifests"
     shutil.rmtree(bad, ignore_errors=True)
     bad.mkdir()
     good = {"format": "gracefulstop-state", "version": 1, "nodes": 2, "partition": "round-robin",
             "legacy_done_dir": None, "unit_count": 2, "units": ["a", "b"]}
+    v2 = {**{k: v for k, v in good.items() if k != "units"}, "version": 2, "units_sha256": units_sha256(["a", "b"])}
     cases = {
         "truncated": (json.dumps(good)[:60], 4, "truncated"),
         "not-json": ("hello, world\n", 4, "not valid"),
         "empty": ("", 4, "empty"),
         "wrong-version": (json.dumps({**good, "version": 7}), 4, "format version 7"),
+        # Version 2 manifests: the hash names a directory, so it must be a hash and nothing else.
+        "v2-hash-is-a-path": (json.dumps({**v2, "units_sha256": "../../../etc"}), 4, "64 lowercase hex digits"),
+        "v2-no-hash": (json.dumps({k: v for k, v in v2.items() if k != "units_sha256"}), 4, "no \"units_sha256\" field"),
+        "v2-no-count": (json.dumps({k: v for k, v in v2.items() if k != "unit_count"}), 4, "no \"unit_count\" field"),
+        "v2-zero-units": (json.dumps({**v2, "unit_count": 0}), 4, "at least one unit"),
         "wrong-format": (json.dumps({**good, "format": "something-else"}), 4, "not a gracefulstop manifest"),
         "duplicate-units": (json.dumps({**good, "units": ["a", "b", "a"], "unit_count": 3}), 4, "appears twice"),
         "zero-nodes": (json.dumps({**good, "nodes": 0}), 4, "at least 1"),
@@ -138,6 +173,42 @@ def main() -> None:
         (bad / name / "manifest.json").write_text(text, encoding="utf-8")
         expected[name] = {"status": status, "message": message}
     (bad / "expected.json").write_text(json.dumps(expected, indent=2) + "\n")
+
+
+def bad_shards() -> None:
+    """Version-2 states whose node 1 shard is broken: node 0 still opens and works (a node reads
+    only its own shard); anything that needs node 1's names fails with a message naming the file."""
+    root = HERE / "bad-shards"
+    shutil.rmtree(root, ignore_errors=True)
+    units = [f"u{i}" for i in range(6)]  # round-robin over 2 nodes: node 1 owns u1, u3, u5
+    sha = units_sha256(units)
+    good = {"format": "gracefulstop-units", "node": 1, "unit_count": 3, "units_sha256": sha, "units": ["u1", "u3", "u5"]}
+    cases = {
+        "missing": (None, "does not exist"),
+        "truncated": (json.dumps(good)[:50], "truncated"),
+        "empty": ("", "is empty"),
+        "not-a-shard": (json.dumps({**good, "format": "something-else"}), "not a gracefulstop unit shard"),
+        "wrong-node": (json.dumps({**good, "node": 0}), "holds the units of node 0, not of node 1"),
+        "other-run": (json.dumps({**good, "units_sha256": "0" * 64}), "belongs to another unit list"),
+        "too-few": (json.dumps({**good, "units": ["u1", "u3"], "unit_count": 2}), "lists 2 units, but the manifest's partition gives node 1 3"),
+        "count-mismatch": (json.dumps({**good, "unit_count": 4}), "declares 4 units but lists 3"),
+        "duplicate": (json.dumps({**good, "units": ["u1", "u3", "u1"]}), "appears twice"),
+        "bad-name": (json.dumps({**good, "units": ["u1", "u3", ""]}), "must not be empty"),
+        "deeply-nested": (json.dumps(good)[:-1] + ', "extra": ' + "[" * 10000 + "]" * 10000 + "}", "nested more than 64 deep"),
+    }
+    expected = {}
+    for name, (text, message) in cases.items():
+        state = root / name
+        (state / "done" / "0").mkdir(parents=True)
+        (state / "done" / "0" / "u0.done").write_bytes(b"u0")
+        write_manifest(state, units, 2, "round-robin", None, 2)
+        shard = state / "units" / sha / "1.json"
+        if text is None:
+            shard.unlink()
+        else:
+            shard.write_text(text, encoding="utf-8")
+        expected[name] = {"status": 4, "message": message, "file": f"units/{sha}/1.json"}
+    (root / "expected.json").write_text(json.dumps(expected, indent=2) + "\n")
 
 
 def bad_input() -> None:

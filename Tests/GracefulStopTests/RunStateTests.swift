@@ -5,7 +5,7 @@ import Testing
 @testable import GracefulStop
 
 @Suite struct RunStateTests {
-    @Test(arguments: ["round-robin-3", "block-odd-names", "seed-layout", "complete", "more-nodes-than-units"])
+    @Test(arguments: fixtureStateNames())
     func fixtureStatesReadAsExpected(name: String) throws {
         let temporary = TemporaryDirectory()
         let path = copyOfFixture(name, into: temporary)
@@ -159,3 +159,108 @@ import Testing
     }
 }
 
+
+/// Version 2 (docs/state-format.md): a node reads only its own shard; version-1 states continue.
+@Suite struct StateVersionTests {
+    @Test func aBrokenShardOfAnotherNodeLeavesThisNodeWorkingAndIsNamedWhenNeeded() throws {
+        let cases = try Expected.badShards()
+        #expect(cases.count >= 8)
+        for (name, status, message, file) in cases {
+            let temporary = TemporaryDirectory()
+            run(["cp", "-a", fixturesPath + "/bad-shards/" + name, temporary.sub("state")])
+            let path = temporary.sub("state")
+            let shardBefore = readFile(path + "/" + file)
+            // Node 0 reads its own shard only: it opens, lists, marks and checks as if nothing were wrong.
+            let state = try RunState.open(at: path, node: 0)
+            #expect(try state.remainingUnits() == ["u2", "u4"], "\(name)")
+            try state.markDone("u2")
+            #expect(try state.isDone("u2") && state.isDone("u0"), "\(name)")
+            // Whatever needs node 1's names fails, naming the file and what is wrong with it.
+            for attempt in [{ _ = try RunState.open(at: path, node: 1).remainingUnits() }, { _ = try state.counts(node: nil) },
+                            { _ = try state.isDone("u3") }] {
+                do {
+                    try attempt()
+                    Issue.record("\(name): a broken shard was read")
+                } catch let error as GracefulStopError {
+                    #expect(error.code.rawValue == status, "\(name): \(error.message)")
+                    #expect(error.message.contains(message), "\(name): \(error.message)")
+                    #expect(error.message.contains(path + "/" + file.split(separator: "/").dropLast().joined(separator: "/")), "\(name): \(error.message)")
+                }
+            }
+            #expect(readFile(path + "/" + file) == shardBefore, "\(name): the broken shard was changed")
+        }
+    }
+
+    @Test(arguments: fixtureStateNames().filter { $0.hasPrefix("v1-") })
+    func aVersion1StateContinuesAndIsNeverRewritten(name: String) throws {
+        let temporary = TemporaryDirectory()
+        let path = copyOfFixture(name, into: temporary)
+        let manifestBefore = readFile(path + "/manifest.json")!
+        let expected = try Expected.state(name)
+        #expect(String(decoding: manifestBefore, as: UTF8.self).contains("\"version\": 1"))
+        for node in 0..<expected.nodes {
+            let state = try RunState.open(at: path, node: node)
+            #expect(state.manifest?.formatVersion == 1)
+            for unit in try state.remainingUnits() { try state.markDone(unit) }
+            #expect(try state.remainingUnits().isEmpty)
+        }
+        #expect(try RunState.open(at: path, node: 0).checkRunDone())
+        #expect(fileExists(path + "/run.done"))
+        #expect(readFile(path + "/manifest.json") == manifestBefore)
+        #expect(!fileExists(path + "/units"), "a version-1 state got shards")
+        // Its creator's list still matches it: create() on a version-1 state opens it as it is.
+        let opened = try RunState.open(at: path, node: 0)
+        let manifest = try #require(opened.manifest)
+        _ = try RunState.create(at: path, units: opened.allUnitNames(), nodes: manifest.nodes, partition: manifest.partition.rule,
+                                legacyDoneDirectory: manifest.legacyDoneDirectory, node: 0)
+        #expect(readFile(path + "/manifest.json") == manifestBefore)
+    }
+
+    @Test func aNewStateIsVersion2WithOneShardPerOwningNode() throws {
+        let temporary = TemporaryDirectory()
+        let units = (0..<10).map { "unit \($0)/x" }
+        let state = try RunState.create(at: temporary.path, units: units, nodes: 4, partition: .block, node: 2)
+        #expect(state.manifest?.formatVersion == 2)
+        let manifest = String(decoding: readFile(temporary.path + "/manifest.json")!, as: UTF8.self)
+        #expect(manifest.contains("\"version\": 2") && !manifest.contains("unit 0"))
+        let hash = try #require(try state.manifest?.unitsSHA256())
+        #expect(directoryEntries(temporary.path + "/units/" + hash) == ["0.json", "1.json", "2.json", "3.json"])
+        // A fresh handle of node 2 reads node 2's shard and no other.
+        run(["chmod", "000", temporary.path + "/units/\(hash)/0.json"])
+        defer { run(["chmod", "644", temporary.path + "/units/\(hash)/0.json"]) }
+        if getuid() != 0 {
+            let fresh = try RunState.open(at: temporary.path, node: 2)
+            #expect(try fresh.remainingUnits() == ["unit 6/x", "unit 7/x"])
+        }
+        run(["rm", "-f", temporary.path + "/units/\(hash)/0.json", temporary.path + "/units/\(hash)/1.json"])
+        let fresh = try RunState.open(at: temporary.path, node: 2)
+        #expect(try fresh.remainingUnits() == ["unit 6/x", "unit 7/x"])
+        try fresh.markDone("unit 7/x")
+        #expect(try fresh.remainingUnits(node: 3) == ["unit 8/x", "unit 9/x"])
+        #expect(try fresh.remainingUnits() == ["unit 6/x"])
+    }
+
+    @Test func concurrentCreatorsOfOneRunShareTheWorkAndCreatorsOfAnotherAreRefused() throws {
+        let temporary = TemporaryDirectory()
+        let units = (0..<2000).map { "u\($0)" }
+        let other = units.reversed().map { $0 }
+        let outcomes = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 16) { creator in
+            do {
+                let state = try RunState.create(at: temporary.path, units: creator == 7 ? other : units, nodes: 50, node: creator % 50)
+                outcomes.withLock { $0.append(creator == 7 ? "other created" : "same") }
+                _ = state
+            } catch let error as GracefulStopError {
+                outcomes.withLock { $0.append(error.code == .mismatch ? (creator == 7 ? "other refused" : "same refused") : "error \(error.message)") }
+            } catch { outcomes.withLock { $0.append("error \(error)") } }
+        }
+        let seen = outcomes.withLock { $0 }
+        // Either the other list lost the race (refused; every same-run creator opened), or it won
+        // (every same-run creator refused); never an error of another kind, never a mixed state.
+        #expect(!seen.contains { $0.hasPrefix("error") }, "\(seen)")
+        let state = try RunState.open(at: temporary.path, node: 0)
+        let winner = seen.contains("other created") ? other : units
+        #expect(try state.allUnitNames() == winner)
+        #expect(seen.filter { $0 == (winner == units ? "same" : "other created") }.count == (winner == units ? 15 : 1))
+    }
+}

@@ -31,6 +31,22 @@ final class TemporaryDirectory: Sendable {
     func sub(_ name: String) -> String { path + "/" + name }
 }
 
+/// The committed fixture states (Tests/Fixtures/states): each written by version 2 and, as
+/// `v1-<name>`, by version 1.
+func fixtureStateNames() -> [String] { directoryEntries(fixturesPath + "/states") }
+
+/// The names in a directory, sorted, without hidden ones.
+func directoryEntries(_ path: String) -> [String] {
+    guard let stream = opendir(path) else { return [] }
+    defer { closedir(stream) }
+    var names: [String] = []
+    while let entry = readdir(stream) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+        if !name.hasPrefix(".") { names.append(name) }
+    }
+    return names.sorted()
+}
+
 /// A copy of a fixture state, so tests never change the committed files.
 func copyOfFixture(_ name: String, into directory: TemporaryDirectory) -> String {
     let target = directory.sub(name)
@@ -111,6 +127,25 @@ enum Expected {
             }
         }
         return state
+    }
+
+    /// Tests/Fixtures/bad-shards/expected.json: each case's status, message and broken file.
+    static func badShards() throws -> [(name: String, status: Int32, message: String, file: String)] {
+        var reader = JSONReader(readFile(fixturesPath + "/bad-shards/expected.json")!, source: "expected.json")
+        var cases: [(String, Int32, String, String)] = []
+        try reader.readObject { reader, name in
+            var status: Int32 = 0
+            var message = "", file = ""
+            try reader.readObject { reader, key in
+                switch key {
+                case "status": status = Int32(try reader.readInteger())
+                case "file": file = try reader.readString()
+                default: message = try reader.readString()
+                }
+            }
+            cases.append((name, status, message, file))
+        }
+        return cases
     }
 
     static func badManifests() throws -> [(name: String, status: Int32, message: String)] {

@@ -9,7 +9,8 @@ import pytest
 import gracefulstop
 from conftest import FIXTURES, expected
 
-STATES = ["round-robin-3", "block-odd-names", "seed-layout", "complete", "more-nodes-than-units"]
+# Every state twice: version 2 (as this release writes it) and "v1-<name>" (as the last one did).
+STATES = sorted(p.name for p in (FIXTURES / "states").iterdir() if not p.name.startswith("."))
 
 
 @pytest.mark.parametrize("name", STATES)
@@ -61,3 +62,51 @@ def test_bad_manifests_give_clear_errors(name):
     assert BAD[name]["message"] in str(raised.value)
     assert str(path) in str(raised.value)
     assert (path / "manifest.json").read_bytes() == before
+
+
+def test_both_format_versions_are_among_the_fixtures():
+    versions = {expected(name)["version"] for name in STATES}
+    assert versions == {1, 2} and len(STATES) >= 10
+
+
+@pytest.mark.parametrize("name", [n for n in STATES if n.startswith("v1-")])
+def test_a_version_1_state_continues_and_is_never_rewritten(fixture_state, name):
+    path = fixture_state(name)
+    manifest = (path / "manifest.json").read_bytes()
+    want = expected(name)
+    for node in range(want["nodes"]):
+        with gracefulstop.open(path, node=node) as state:
+            for unit in state.work():
+                state.mark_done(unit)
+            assert state.remaining_units() == []
+    with gracefulstop.open(path, node=0) as state:
+        assert state.run_done()
+    assert (path / "run.done").exists()
+    assert (path / "manifest.json").read_bytes() == manifest
+    assert not (path / "units").exists()
+
+
+SHARDS = json.loads((FIXTURES / "bad-shards" / "expected.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(SHARDS))
+def test_a_broken_shard_leaves_other_nodes_working_and_is_named_when_needed(tmp_path, name):
+    import shutil
+    path = tmp_path / name
+    shutil.copytree(FIXTURES / "bad-shards" / name, path)
+    case = SHARDS[name]
+    shard = path / case["file"]
+    before = shard.read_bytes() if shard.exists() else None
+    with gracefulstop.open(path, node=0) as state:  # node 0 reads its own shard only
+        assert state.remaining_units() == ["u2", "u4"]
+        state.mark_done("u4")
+        assert state.remaining_units() == ["u2"]
+        with pytest.raises(gracefulstop.BadStateError) as raised:
+            state.progress()  # the run's totals need node 1's names
+        assert raised.value.status == case["status"] and case["message"] in str(raised.value)
+        assert str(shard.parent) in str(raised.value)
+    with pytest.raises(gracefulstop.BadStateError) as raised:
+        with gracefulstop.open(path, node=1) as state:
+            state.remaining_units()
+    assert case["message"] in str(raised.value)
+    assert (shard.read_bytes() if shard.exists() else None) == before

@@ -51,6 +51,8 @@ final class UnitCatalog: Sendable {
     func share(ofNode node: Int, keep: Bool = true) throws -> Share {
         if let whole { return Share(table: whole, node: node, isWhole: true, partition: partition) }
         if let table = loaded.withLock({ $0[node] }) { return Share(table: table, node: node, isWhole: false, partition: partition) }
+        // A node that owns no unit has no shard.
+        if partition.unitCount(ofNode: node) == 0 { return Share(table: UnitTable(), node: node, isWhole: false, partition: partition) }
         let table = try shards!.read(node: node, expectedCount: partition.unitCount(ofNode: node))
         if keep { loaded.withLock { $0[node] = $0[node] ?? table } }
         return Share(table: table, node: node, isWhole: false, partition: partition)
