@@ -1,5 +1,5 @@
-// libFuzzer entry points for the two parsers that read what users and other hosts write: the
-// unit-name ↔ marker-file-name codec and the manifest reader. Built by scripts/fuzz with
+// libFuzzer entry points for the parsers that read what users and other hosts write: the
+// unit-name ↔ marker-file-name codec, the manifest reader and the unit-shard reader. Built by scripts/fuzz with
 // `swiftc -sanitize=fuzzer,address` together with the library's sources (so internal functions
 // are reachable); GRACEFULSTOP_FUZZ_TARGET picks the target. A broken property is a trap, which
 // libFuzzer reports with the input that caused it.
@@ -51,12 +51,40 @@ func fuzzManifest(_ bytes: [UInt8]) {
     precondition((try? again.difference(from: manifest)) == .some(nil), "a manifest changed when written and read back")
 }
 
+/// The shard reader (version 2's `units/<units_sha256>/<node>.json`, which other hosts write): any
+/// bytes either fail with a GracefulStopError or give names that write back to a shard reading as
+/// the same node, hash and names, in order.
+func fuzzUnitShard(_ bytes: [UInt8]) {
+    let shard: (node: Int, unitsSHA256: String, units: UnitTable)
+    do {
+        shard = try UnitShards.parse(bytes, source: "fuzz/0.json")
+    } catch is GracefulStopError {
+        return
+    } catch {
+        preconditionFailure("the shard reader threw something other than GracefulStopError: \(error)")
+    }
+    let written = UnitShards.encode(node: shard.node, table: shard.units, positions: stride(from: 0, to: shard.units.count, by: 1),
+                                    count: shard.units.count, unitsSHA256: shard.unitsSHA256)
+    let again: (node: Int, unitsSHA256: String, units: UnitTable)
+    do {
+        again = try UnitShards.parse(written, source: "fuzz/again.json")
+    } catch {
+        preconditionFailure("a shard that was read does not read back after writing: \(error)")
+    }
+    precondition(again.node == shard.node && again.unitsSHA256 == shard.unitsSHA256 && again.units.count == shard.units.count,
+                 "a shard's fields changed when written and read back")
+    for index in 0..<shard.units.count {
+        precondition(again.units.nameBytes(index).elementsEqual(shard.units.nameBytes(index)), "a name changed when written and read back")
+    }
+}
+
 private let target: ([UInt8]) -> Void = {
     switch getenv("GRACEFULSTOP_FUZZ_TARGET").map({ String(cString: $0) }) {
     case "manifest": return fuzzManifest
+    case "unit-shard": return fuzzUnitShard
     case "marker-name": return fuzzMarkerName
     default:
-        fputs("GRACEFULSTOP_FUZZ_TARGET must be marker-name or manifest\n", stderr)
+        fputs("GRACEFULSTOP_FUZZ_TARGET must be marker-name, manifest or unit-shard\n", stderr)
         exit(64)
     }
 }()

@@ -120,15 +120,30 @@ struct UnitShards: Sendable {
 
     /// Parses a shard and checks it against what the manifest says node `node` owns.
     static func decode(_ bytes: [UInt8], source: String, node: Int, expectedCount: Int, unitsSHA256: String) throws -> UnitTable {
+        let shard = try parse(bytes, source: source)
+        guard shard.node == node else {
+            throw GracefulStopError(.badState, "\(source) holds the units of node \(shard.node), not of node \(node)")
+        }
+        guard shard.unitsSHA256 == unitsSHA256 else {
+            throw GracefulStopError(.badState, "\(source) belongs to another unit list (units_sha256 \(shard.unitsSHA256), the manifest's is \(unitsSHA256))")
+        }
+        guard shard.units.count == expectedCount else {
+            throw GracefulStopError(.badState, "\(source) lists \(shard.units.count) units, but the manifest's partition gives node \(node) \(expectedCount)")
+        }
+        return shard.units
+    }
+
+    /// A shard's fields, each checked on its own (names valid and distinct, the count right).
+    static func parse(_ bytes: [UInt8], source: String) throws -> (node: Int, unitsSHA256: String, units: UnitTable) {
         if bytes.isEmpty { throw GracefulStopError(.badState, "\(source) is empty (truncated?)") }
         var reader = JSONReader(bytes, source: source)
-        var format: String? = nil, declaredNode: Int? = nil, declaredCount: Int? = nil, run: String? = nil
+        var format: String? = nil, node: Int? = nil, declaredCount: Int? = nil, run: String? = nil
         var units = UnitTable()
         var sawUnits = false
         try reader.readObject { reader, key in
             switch key {
             case "format": format = try reader.readString()
-            case "node": declaredNode = try reader.readInteger()
+            case "node": node = try reader.readInteger()
             case "unit_count":
                 declaredCount = try reader.readInteger()
                 if let declaredCount, declaredCount > 0, declaredCount < bytes.count { units.reserve(units: declaredCount, bytes: bytes.count) }
@@ -143,25 +158,18 @@ struct UnitShards: Sendable {
         guard format == formatName else {
             throw GracefulStopError(.badState, "\(source) is not a gracefulstop unit shard (format is \(format.map { "'\($0)'" } ?? "missing"), expected '\(formatName)')")
         }
-        guard declaredNode == node else {
-            throw GracefulStopError(.badState, "\(source) holds the units of node \(declaredNode.map(String.init) ?? "(none given)"), not of node \(node)")
-        }
-        guard run == unitsSHA256 else {
-            throw GracefulStopError(.badState, "\(source) belongs to another unit list (units_sha256 \(run ?? "missing"), the manifest's is \(unitsSHA256))")
-        }
+        guard let node else { throw GracefulStopError(.badState, "\(source) has no \"node\" field") }
+        guard let run else { throw GracefulStopError(.badState, "\(source) has no \"units_sha256\" field") }
         guard sawUnits else { throw GracefulStopError(.badState, "\(source) has no \"units\" field") }
         if let declaredCount, declaredCount != units.count {
             throw GracefulStopError(.badState, "\(source) declares \(declaredCount) units but lists \(units.count)")
-        }
-        guard units.count == expectedCount else {
-            throw GracefulStopError(.badState, "\(source) lists \(units.count) units, but the manifest's partition gives node \(node) \(expectedCount)")
         }
         do {
             try units.buildIndex(source: source)
         } catch let error as GracefulStopError {
             throw GracefulStopError(.badState, error.message.hasPrefix(source) ? error.message : "\(source): \(error.message)")
         }
-        return units
+        return (node, run, units)
     }
 
     /// A shard's bytes: node `node`'s names (`positions` of `table`), one per line.
