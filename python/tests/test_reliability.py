@@ -182,6 +182,60 @@ def test_two_nodes_finishing_at_the_same_instant_always_leave_run_done(worker, t
     assert creators["other"] == 0
 
 
+CREATOR = """
+import sys, time, gracefulstop
+units = [f"unit-{i:07d}" for i in range(int(sys.argv[2]))]
+print("ready", flush=True)
+begun = time.monotonic()
+gracefulstop.create(sys.argv[1], units, nodes=int(sys.argv[3]), node=int(sys.argv[4]))
+print("created", time.monotonic() - begun, flush=True)
+"""
+
+
+def test_kill_9_while_creating_a_version_2_state_never_leaves_a_half_state(tmp_path):
+    """Creation writes every shard, then the manifest (docs/state-format.md, version 2): a creator
+    killed at any instant leaves either no state (the next creator completes it, writing only the
+    shards that are missing) or a whole one, never a manifest whose shards are missing or torn."""
+    count, nodes = 300_000, 1000
+    units = [f"unit-{i:07d}" for i in range(count)]
+    trials = int(os.environ.get("GRACEFULSTOP_CREATE_KILL_TRIALS", "24"))
+    # How long one undisturbed creation takes, so that the kills spread over all of it.
+    timing = subprocess.run([sys.executable, "-c", CREATOR, str(tmp_path / "timing"), str(count), str(nodes), "0"],
+                            env=child_environment(), check=True, capture_output=True, text=True)
+    full = float(timing.stdout.split()[-1])
+    outcomes: Counter = Counter()
+    rng = random.Random(20261127)
+    for trial in range(trials):
+        state_dir = tmp_path / f"trial-{trial}"
+        creator = subprocess.Popen([sys.executable, "-c", CREATOR, str(state_dir), str(count), str(nodes), str(trial * 37 % nodes)],
+                                   env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert creator.stdout.readline() == b"ready\n"
+        time.sleep(rng.uniform(0.0, full * 1.1))
+        creator.send_signal(signal.SIGKILL)
+        creator.communicate(timeout=60)
+        shards = list((state_dir / "units").glob("*/*.json")) if (state_dir / "units").exists() else []
+        if not state_dir.exists():
+            outcomes["killed before its first write"] += 1
+        elif (state_dir / "manifest.json").exists():
+            outcomes["whole"] += 1
+            assert len(shards) == nodes  # the manifest is written last
+        else:
+            outcomes["no manifest, %s shards" % ("some" if shards else "no")] += 1
+            with pytest.raises(gracefulstop.BadStateError, match="manifest.json does not exist"):
+                gracefulstop.open(state_dir, node=0)
+        # The next creator (another node's) opens or completes it; every node then reads its share.
+        with gracefulstop.create(state_dir, units, nodes=nodes, node=5) as state:
+            assert state.remaining_units() == units[5::nodes]
+            assert state.remaining_units(node=nodes - 1) == units[nodes - 1::nodes]
+        assert len(list((state_dir / "units").glob("*/*.json"))) == nodes
+        assert not list((state_dir / "units").glob("*/.tmp*"))
+    record_reliability("kill -9 while creating a state", trials=trials, units=count, nodes=nodes,
+                       creation_seconds=round(full, 2), outcomes=dict(outcomes))
+    assert sum(outcomes.values()) == trials
+    # The kills must have hit the middle of creation, not only before or after it.
+    assert outcomes["no manifest, some shards"] > 0
+
+
 # 3 ----------------------------------------------------------------------------------------------
 
 SIGNALLED_MARKER = """
