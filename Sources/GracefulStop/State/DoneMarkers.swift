@@ -107,12 +107,22 @@ final class DoneMarkers: Sendable {
     /// A whole-run question scans node by node, so only one node's names need be in memory.
     func scan(_ share: UnitCatalog.Share, cacheIndex: Bool = true) throws -> DoneSet {
         let node = share.node
-        let positions = share.positions
-        var done = DoneSet(unitCount: positions.count)
+        var done = DoneSet(unitCount: share.isWhole ? share.partition.unitCount(ofNode: node) : share.table.count)
         let suffixLength = MarkerName.suffix.count
-        // The node's compact index; kept for the next scan of the same node (this process's own).
-        let index = nodeIndexes.withLock { $0[node] } ?? UnitTable.Subset(share.table, positions: positions)
-        if cacheIndex { nodeIndexes.withLock { $0[node] = $0[node] ?? index } }
+        // A version-2 share is a table of the node's names alone: its own index answers. A
+        // version-1 table holds the whole run; a compact index of the node's units is built (and
+        // kept for the next scan of the same node, this process's own).
+        var subset: UnitTable.Subset? = nil
+        if share.isWhole {
+            let built = nodeIndexes.withLock { $0[node] } ?? UnitTable.Subset(share.table, positions: share.positions)
+            if cacheIndex { nodeIndexes.withLock { $0[node] = $0[node] ?? built } }
+            subset = built
+        }
+        func lookUp(_ keys: [UnsafeBufferPointer<UInt8>], into found: inout [Int?]) {
+            if let subset { return subset.lookUp(keys, into: &found) }
+            found.removeAll(keepingCapacity: true)
+            share.table.withLookup { lookup in for key in keys { found.append(lookup.index(ofStem: key)) } }
+        }
         // Every directory is refreshed before it is read (Directory.refresh): on NFS a listing
         // would otherwise miss markers other hosts wrote in the last minute.
         if let shard = try nodeDirectory(node, create: false) {
@@ -125,7 +135,7 @@ final class DoneMarkers: Sendable {
             func flush() {
                 names.withUnsafeBufferPointer { names in
                     let keys = lengths.indices.map { UnsafeBufferPointer(rebasing: names[($0 * 256)..<($0 * 256 + lengths[$0])]) }
-                    index.lookUp(keys, into: &found)
+                    lookUp(keys, into: &found)
                 }
                 for case let local? in found.prefix(lengths.count) { done.insert(local) }
                 lengths.removeAll(keepingCapacity: true)
@@ -151,7 +161,7 @@ final class DoneMarkers: Sendable {
                 guard name.count > suffixLength, name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix) else { return }
                 stem.removeAll(keepingCapacity: true)
                 MarkerName.appendStem(of: name[..<(name.count - suffixLength)], to: &stem)
-                stem.withUnsafeBufferPointer { index.lookUp([$0], into: &found) }
+                stem.withUnsafeBufferPointer { lookUp([$0], into: &found) }
                 if let local = found.first ?? nil { done.insert(local) }
             }
         }

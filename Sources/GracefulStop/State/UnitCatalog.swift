@@ -112,15 +112,23 @@ struct UnitShards: Sendable {
         } catch let error as GracefulStopError where error.errno == ENOENT {
             throw GracefulStopError(.badState, "\(state.pathOf(relativePath)) does not exist: the manifest's unit shards are missing (was the state copied without its units/ directory?)")
         }
+        // The file's bytes are let go before the names are indexed, so that the two never add up.
+        var units = try UnitShards.decodeUnindexed(directory: directory, source: source, node: node, expectedCount: expectedCount,
+                                                   unitsSHA256: unitsSHA256)
+        try UnitShards.index(&units, source: source)
+        return units
+    }
+
+    private static func decodeUnindexed(directory: Directory, source: String, node: Int, expectedCount: Int, unitsSHA256: String) throws -> UnitTable {
         guard let bytes = try directory.readFile(UnitShards.fileName(node: node)) else {
             throw GracefulStopError(.badState, "\(source) does not exist: node \(node)'s unit names are missing (was the state copied in part?)")
         }
-        return try UnitShards.decode(bytes, source: source, node: node, expectedCount: expectedCount, unitsSHA256: unitsSHA256)
+        return try decode(bytes, source: source, node: node, expectedCount: expectedCount, unitsSHA256: unitsSHA256, indexed: false)
     }
 
     /// Parses a shard and checks it against what the manifest says node `node` owns.
-    static func decode(_ bytes: [UInt8], source: String, node: Int, expectedCount: Int, unitsSHA256: String) throws -> UnitTable {
-        let shard = try parse(bytes, source: source)
+    static func decode(_ bytes: [UInt8], source: String, node: Int, expectedCount: Int, unitsSHA256: String, indexed: Bool = true) throws -> UnitTable {
+        let shard = try parse(bytes, source: source, indexed: indexed)
         guard shard.node == node else {
             throw GracefulStopError(.badState, "\(source) holds the units of node \(shard.node), not of node \(node)")
         }
@@ -133,8 +141,9 @@ struct UnitShards: Sendable {
         return shard.units
     }
 
-    /// A shard's fields, each checked on its own (names valid and distinct, the count right).
-    static func parse(_ bytes: [UInt8], source: String) throws -> (node: Int, unitsSHA256: String, units: UnitTable) {
+    /// A shard's fields, each checked on its own (the count right; names valid and distinct, when
+    /// `indexed`: else `index` does that).
+    static func parse(_ bytes: [UInt8], source: String, indexed: Bool = true) throws -> (node: Int, unitsSHA256: String, units: UnitTable) {
         if bytes.isEmpty { throw GracefulStopError(.badState, "\(source) is empty (truncated?)") }
         var reader = JSONReader(bytes, source: source)
         var format: String? = nil, node: Int? = nil, declaredCount: Int? = nil, run: String? = nil
@@ -146,7 +155,10 @@ struct UnitShards: Sendable {
             case "node": node = try reader.readInteger()
             case "unit_count":
                 declaredCount = try reader.readInteger()
-                if let declaredCount, declaredCount > 0, declaredCount < bytes.count { units.reserve(units: declaredCount, bytes: bytes.count) }
+                // Each name takes its bytes plus at least two quotes and a separator in the file.
+                if let declaredCount, declaredCount > 0, declaredCount < bytes.count / 3 {
+                    units.reserve(units: declaredCount, bytes: bytes.count - 3 * declaredCount)
+                }
             case "units_sha256": run = try reader.readString()
             case "units":
                 sawUnits = true
@@ -164,12 +176,17 @@ struct UnitShards: Sendable {
         if let declaredCount, declaredCount != units.count {
             throw GracefulStopError(.badState, "\(source) declares \(declaredCount) units but lists \(units.count)")
         }
+        if indexed { try index(&units, source: source) }
+        return (node, run, units)
+    }
+
+    /// Checks every name and builds the table's index.
+    static func index(_ units: inout UnitTable, source: String) throws {
         do {
             try units.buildIndex(source: source)
         } catch let error as GracefulStopError {
             throw GracefulStopError(.badState, error.message.hasPrefix(source) ? error.message : "\(source): \(error.message)")
         }
-        return (node, run, units)
     }
 
     /// A shard's bytes: node `node`'s names (`positions` of `table`), one per line.
