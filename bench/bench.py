@@ -559,12 +559,206 @@ def sweep_cost(size: dict) -> None:
             "(every trial re-read on every ask): 1.95× at 1k, 2.50× at 4k, 3.77× at 16k")
 
 
+# 13 ---------------------------------------------------------------------------------------------
+
+_HEAP_PEAK: list[str] = []
+
+
+def heap_peak_library() -> str:
+    """bench/heap_peak.c, compiled once per run: counts what is asked of malloc (see there)."""
+    if not _HEAP_PEAK:
+        out = os.path.join(tempfile.mkdtemp(prefix="gs-heap-"), "heap_peak.so")
+        compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+        subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", out, str(REPOSITORY / "bench" / "heap_peak.c")], check=True)
+        _HEAP_PEAK.append(out)
+    return _HEAP_PEAK[0]
+
+
+# A fresh process opens one node and lists its remaining units through the C functions, between
+# two readings of its bytes read (rchar: read(2) and friends, not directory listings) and of the
+# heap (bench/heap_peak.c): what the library itself reads and allocates, not the interpreter.
+OPEN_PROBE = """
+import ctypes, json, os, sys
+peak = ctypes.CDLL(os.environ["HEAP_PEAK_SO"])
+peak.heap_peak.restype = peak.heap_now_bytes.restype = ctypes.c_long
+from gracefulstop import _ffi
+def rchar():
+    return int([line for line in open("/proc/self/io") if line.startswith("rchar")][0].split()[1])
+path, node = sys.argv[1].encode(), int(sys.argv[2])
+handle, units = ctypes.c_void_p(), _ffi.UnitList()
+before = rchar()
+base = peak.heap_now_bytes()
+peak.heap_peak_reset()
+_ffi._lib.gracefulstop_open(path, node, ctypes.byref(handle))
+_ffi._lib.gracefulstop_remaining_units(handle, node, ctypes.byref(units))
+print(json.dumps({"rchar": rchar() - before, "peak": peak.heap_peak() - base, "output": units.size, "count": units.count}))
+"""
+
+COLD_OPEN = "import sys, gracefulstop; gracefulstop.open(sys.argv[1], node=int(sys.argv[2])).remaining_units()"
+
+
+def unit_names(count: int) -> list[str]:
+    return [f"unit-{i:08d}" for i in range(count)]
+
+
+def write_version_1(state_dir: str, names: list[str], nodes: int, shared_done: str | None = None) -> None:
+    """The same run as the release before issue 13 wrote it: every name in manifest.json."""
+    os.makedirs(state_dir, exist_ok=True)
+    manifest = {"format": "gracefulstop-state", "version": 1, "nodes": nodes, "partition": "round-robin",
+                "legacy_done_dir": None, "unit_count": len(names), "units": names}
+    Path(state_dir, "manifest.json").write_text(json.dumps(manifest))
+    if shared_done:
+        os.symlink(shared_done, os.path.join(state_dir, "done"))
+
+
+def fresh_ms(command: list[str], env: dict | None = None, runs: int = 5) -> float:
+    timings = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, env={**os.environ, **(env or {})}, capture_output=True)
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings) * 1000
+
+
+def probe(state_dir: str, node: int) -> dict:
+    library = heap_peak_library()
+    out = subprocess.run([sys.executable, "-c", OPEN_PROBE, state_dir, str(node)], capture_output=True, text=True, check=True,
+                         env={**os.environ, "LD_PRELOAD": library, "HEAP_PEAK_SO": library})
+    return json.loads(out.stdout)
+
+
+def gstop_heap_peak(arguments: list[str], env: dict) -> int:
+    report = os.path.join(tempfile.mkdtemp(prefix="gs-heap-"), "peak")
+    subprocess.run([GSTOP, *arguments], env={**os.environ, **env, "LD_PRELOAD": heap_peak_library(), "HEAP_PEAK_REPORT": report},
+                   capture_output=True)
+    return int(Path(report).read_text())
+
+
+def cold_path(size: dict) -> None:
+    """Issue 13: what a job start costs a node, in fresh processes, version 2 against version 1 and
+    the seed's checker; bytes and heap per node share; gstop at the largest size; the shared
+    filesystem's bill for a whole job start and end."""
+    node, nodes = 3, 8
+    per_node: dict = {}
+    for units in size["cold_runs"]:
+        print(f"  13: setting up {units:,} units (version 2 and version 1) ...", flush=True)
+        root = tempfile.mkdtemp(prefix=f"gs-cold-{units}-")
+        names = unit_names(units)
+        v2, v1, completed = os.path.join(root, "v2"), os.path.join(root, "v1"), os.path.join(root, "completed")
+        gracefulstop.create(v2, names, nodes=nodes)
+        os.makedirs(completed)
+        markers = os.path.join(v2, "done", str(node))
+        os.makedirs(markers, exist_ok=True)
+        mine = names[node::nodes]
+        # Half of node 3's units done, in both layouts; empty files (readers decide by the name alone).
+        for name in mine[::2]:
+            os.close(os.open(os.path.join(markers, name + ".done"), os.O_CREAT | os.O_WRONLY, 0o644))
+            os.close(os.open(os.path.join(completed, name + ".done"), os.O_CREAT | os.O_WRONLY, 0o644))
+        write_version_1(v1, names, nodes, shared_done=os.path.join(v2, "done"))
+        units_file = os.path.join(root, "units.txt")
+        Path(units_file).write_text("\n".join(names) + "\n")
+        runs = 5 if units < 5_000_000 else 3
+        start_up = fresh_ms([sys.executable, "-c", "import gracefulstop"], runs=runs)
+        ours = fresh_ms([sys.executable, "-c", COLD_OPEN, v2, str(node)], runs=runs)
+        before = fresh_ms([sys.executable, "-c", COLD_OPEN, v1, str(node)], runs=runs)
+        seed = fresh_ms([sys.executable, str(REPOSITORY / "bench" / "seed_checker.py"), completed, units_file, str(node), str(nodes)], runs=runs)
+        state = gracefulstop.open(v2, node=node)
+        state.remaining_units()
+        warm = median_ns_per_call(lambda n: [state.remaining_units() for _ in range(n)], 1, repeats=5) / 1e6
+        listing = median_ns_per_call(lambda n: [os.listdir(markers) for _ in range(n)], 1, repeats=5) / 1e6
+        assert state.remaining_units() == mine[1::2]
+        goal = units >= 1_000_000
+        row("13", f"cold `open` + `remaining_units()` of node 3 of {units:,} units, 8 nodes, half done (a fresh Python)",
+            f"{ours:.0f} ms", f"seed checker {seed:.0f} ms; version 1 {before:.0f} ms", f"{seed / ours:.1f}× the checker; {before / ours:.1f}× v1",
+            "≥ 10× the checker" if goal else "—", seed >= 10 * ours if goal else None,
+            f"fresh processes, warm page cache, medians of {runs}; both include Python's start and `import gracefulstop` "
+            f"({start_up:.0f} ms), and ours the kernel's listing of node 3's {len(mine) - len(mine) // 2:,} markers (a bare "
+            f"`os.listdir`: {listing:.1f} ms), so no reader that lists them can be faster than {start_up + listing:.0f} ms "
+            f"({seed / (start_up + listing):.1f}× the checker); warm (a second call in one process): {warm:.1f} ms")
+        if units == max(size["cold_runs"]):
+            for label, path in (("version 2", v2), ("version 1", v1)):
+                env = {"GRACEFULSTOP_NODE": str(node)}
+                requeue = fresh_ms([GSTOP, "should-requeue", "--state", path], env, runs=3)
+                status = fresh_ms([GSTOP, "status", "--state", path], env, runs=3)
+                per_node[label] = (requeue, status, gstop_heap_peak(["should-requeue", "--state", path], env) / 1e6,
+                                   gstop_heap_peak(["status", "--state", path], env) / 1e6)
+            (r2, s2, rp2, sp2), (r1, s1, rp1, sp1) = per_node["version 2"], per_node["version 1"]
+            row("13g", f"`gstop should-requeue` / `gstop status` at {units:,} units, 8 nodes", f"{r2:.0f} ms / {s2:.0f} ms",
+                f"version 1: {r1:.0f} ms / {s1:.0f} ms", f"{r1 / r2:.1f}× / {s1 / s2:.1f}× faster", "—", None,
+                f"whole processes, medians of 3; heap peak {rp2:.1f} MB / {sp2:.1f} MB (version 1: {rp1:.1f} MB / {sp1:.1f} MB): "
+                "should-requeue reads node 3's shard; status reads every node's, one at a time")
+        shutil.rmtree(root, ignore_errors=True)
+    share_reads(size)
+
+
+def share_reads(size: dict) -> None:
+    """Bytes read and heap of a fresh process opening one node, against that node's share of the names."""
+    node = 3
+    start_bytes: dict = {}
+    for units in size["share_runs"]:
+        names = unit_names(units)
+        root = tempfile.mkdtemp(prefix=f"gs-share-{units}-")
+        fixed_dir = os.path.join(root, "one-unit")
+        gracefulstop.create(fixed_dir, ["u"], nodes=1)
+        fixed = probe(fixed_dir, 0)["peak"]  # what any open + remaining_units allocates, whatever the share
+        for nodes in (8, 100, 1000):
+            print(f"  13: {units:,} units over {nodes} nodes ...", flush=True)
+            state_dir = os.path.join(root, f"v2-{nodes}")
+            gracefulstop.create(state_dir, names, nodes=nodes)
+            share = sum(len(name) for name in names[node::nodes])
+            seen = probe(state_dir, node)
+            assert seen["count"] == len(names[node::nodes])
+            start_bytes[(units, nodes, "v2")] = seen["rchar"]
+            row("13b", f"bytes read opening node 3 of {units:,} units over {nodes:,} nodes (`open` + `remaining_units`)",
+                f"{seen['rchar'] / 1e3:,.1f} kB", f"its share of the names: {share / 1e3:,.1f} kB", f"{seen['rchar'] / share:.2f}×",
+                "≤ 4× the share", seen["rchar"] <= 4 * share, "rchar of a fresh process around the two C calls: manifest.json and the node's shard")
+            without_output = seen["peak"] - seen["output"]
+            row("13m", f"heap peak opening node 3 of {units:,} units over {nodes:,} nodes", f"{seen['peak'] / 1e3:,.1f} kB",
+                f"its share of the names: {share / 1e3:,.1f} kB", f"{seen['peak'] / share:.2f}×", "≤ 2× the share", seen["peak"] <= 2 * share,
+                f"the library's allocations (bench/heap_peak.c) during `open` + `remaining_units`: {fixed / 1e3:.1f} kB whatever the share "
+                f"(a 1-unit state: buffers, handles), {seen['output'] / 1e3:,.1f} kB the list handed back; the rest "
+                f"{(without_output - fixed) / share:.2f}× the share (its names, their offsets, the index; the file while it is parsed)")
+        v1 = os.path.join(root, "v1")
+        write_version_1(v1, names, 1000)
+        seen = probe(v1, node)
+        start_bytes[(units, 1000, "v1")] = seen["rchar"]
+        share = sum(len(name) for name in names[node::1000])
+        row("13b", f"… the same from a version-1 state, {units:,} units over 1,000 nodes (before issue 13)", f"{seen['rchar'] / 1e6:,.1f} MB",
+            f"its share of the names: {share / 1e3:,.1f} kB", f"{seen['rchar'] / share:,.0f}×", "—", None,
+            f"heap peak {seen['peak'] / 1e6:,.1f} MB: every name of the run")
+        shutil.rmtree(root, ignore_errors=True)
+    units = max(size["share_runs"])
+    PAPER.clear()
+    PAPER.append(paper_table(units, start_bytes))
+
+
+PAPER: list[str] = []
+
+
+def paper_table(units: int, start_bytes: dict) -> str:
+    """What a whole job start and end cost the shared filesystem, from the per-node figures above."""
+    per_unit_v2 = start_bytes[(units, 1000, "v2")] / (units / 1000)  # a shard's bytes per name, manifest included
+    v1_bytes = start_bytes[(units, 1000, "v1")]
+    lines = [f"| nodes × units | job start, version 1 | job start, version 2 | job end, version 1 | job end, version 2 |",
+             "|---|---|---|---|---|"]
+    for nodes in (1000, 10_000):
+        share = units / nodes
+        lines.append(
+            f"| {nodes:,} × {units:,} | {nodes:,} reads of the whole manifest: {nodes * v1_bytes / 1e9:,.1f} GB "
+            f"| {nodes:,} manifests + {nodes:,} shards: {nodes * share * per_unit_v2 / 1e6:,.1f} MB "
+            f"| each node that finishes lists every node's markers: up to {nodes:,} × {units:,} = {nodes * units:.1e} directory entries "
+            f"| {nodes:,} `complete/` files written; each finisher lists `complete/`: up to {nodes:,} × {nodes:,} = {nodes * nodes:.1e} entries |")
+    return "\n".join(lines)
+
+
 SIZES = {
     "full": dict(calls=1_000_000, syscall_seconds=3, latency_trials=100, marks=2000, runs=[10_000, 100_000, 1_000_000], requeue_run=100_000,
                  idle_seconds=60, start_runs=40, per_call_runs=9, nfs_trials=20, nfs_marks=300,
-                 sweep_sizes=[1_000, 4_000, 16_000], sweep_trials=300, sweep_runs=3),
+                 sweep_sizes=[1_000, 4_000, 16_000], sweep_trials=300, sweep_runs=3,
+                 cold_runs=[100_000, 1_000_000, 10_000_000], share_runs=[1_000_000, 10_000_000]),
     "small": dict(calls=100_000, syscall_seconds=1.5, latency_trials=5, marks=100, runs=[1_000, 10_000], requeue_run=10_000, idle_seconds=3, start_runs=5,
-              per_call_runs=2, nfs_trials=3, nfs_marks=50, sweep_sizes=[1_000], sweep_trials=50, sweep_runs=1),
+              per_call_runs=2, nfs_trials=3, nfs_marks=50, sweep_sizes=[1_000], sweep_trials=50, sweep_runs=1,
+              cold_runs=[10_000, 100_000], share_runs=[100_000]),
 }
 
 
@@ -590,12 +784,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="CI sizes: quick, figures not representative")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
-    parser.add_argument("--only", metavar="N[,N...]", help="measure only these figures (1-12) and print them; "
+    parser.add_argument("--only", metavar="N[,N...]", help="measure only these figures (1-13) and print them; "
                         "docs/benchmarks.md is written only by a run of all of them")
     args = parser.parse_args()
     size = SIZES["small" if args.small else "full"]
     figures = {1: calls_per_check, 2: calls_per_check, 3: syscalls, 4: stop_latency, 5: durable_marks,
-               6: remaining_units, 7: remaining_units, 8: idle_supervisor, 9: library_load, 10: release_build, 11: nfs, 12: sweep_cost}
+               6: remaining_units, 7: remaining_units, 8: idle_supervisor, 9: library_load, 10: release_build, 11: nfs, 12: sweep_cost,
+               13: cold_path}
     chosen = list(dict.fromkeys(figures.values()))
     if args.only:
         try:
@@ -603,7 +798,7 @@ def main() -> int:
         except ValueError:
             parser.error(f"--only takes figure numbers such as 5 or 6,7, not '{args.only}'")
         if not numbers or any(n not in figures for n in numbers):
-            parser.error(f"--only takes figure numbers from 1 to 12, not '{args.only}'")
+            parser.error(f"--only takes figure numbers from 1 to 13, not '{args.only}'")
         chosen = list(dict.fromkeys(figures[n] for n in numbers))
         args.no_write = True
     started = time.time()
@@ -612,11 +807,13 @@ def main() -> int:
         figure(size)
     header = (f"Measured {datetime.date.today().isoformat()} with `./bench/run{' --small' if args.small else ''}` "
               f"in {time.time() - started:.0f} s on {machine()}.")
-    print("\n" + header + "\n\n" + table())
+    paper = ("\n\nWhat a job start and a job end cost the shared filesystem, on paper from the per-node figures "
+             "13b (bytes read per node) and the format (entries listed):\n\n" + PAPER[0]) if PAPER else ""
+    print("\n" + header + "\n\n" + table() + paper)
     if not args.no_write:
         notes = (REPOSITORY / "bench" / "notes.md").read_text()
         (REPOSITORY / "docs" / "benchmarks.md").write_text(
-            "# Benchmarks\n\n" + header + "\n\n" + table() + "\n\n" + notes)
+            "# Benchmarks\n\n" + header + "\n\n" + table() + paper + "\n\n" + notes)
         print("\nwritten to docs/benchmarks.md")
     return 0
 
