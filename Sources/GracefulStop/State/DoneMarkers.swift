@@ -118,10 +118,10 @@ final class DoneMarkers: Sendable {
             if cacheIndex { nodeIndexes.withLock { $0[node] = $0[node] ?? built } }
             subset = built
         }
+        var hashes: [UInt64] = []
         func lookUp(_ keys: [UnsafeBufferPointer<UInt8>], into found: inout [Int?]) {
             if let subset { return subset.lookUp(keys, into: &found) }
-            found.removeAll(keepingCapacity: true)
-            share.table.withLookup { lookup in for key in keys { found.append(lookup.index(ofStem: key)) } }
+            share.table.withLookup { $0.indices(ofStems: keys, hashes: &hashes, into: &found) }
         }
         // Every directory is refreshed before it is read (Directory.refresh): on NFS a listing
         // would otherwise miss markers other hosts wrote in the last minute.
