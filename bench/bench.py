@@ -353,7 +353,7 @@ def remaining_units(size: dict) -> None:
             row("6m", f"peak memory of `remaining_units(node)` at {units:,} units", f"{call_mb:.1f} MB",
                 f"the unit names: {names_mb:.1f} MB of UTF-8", f"{call_mb / names_mb:.2f}×", "≤ 2× the names", call_mb <= 2 * names_mb,
                 f"peak RSS growth (VmHWM) during the call, in a fresh process; opening the state beforehand peaks at "
-                f"{open_mb:.1f} MB ({open_mb / names_mb:.1f}× the names: the manifest's JSON is read whole) and keeps {resident_mb:.1f} MB")
+                f"{open_mb:.1f} MB ({open_mb / names_mb:.1f}× the names; a version-2 state reads only node 3's shard, when first needed) and keeps {resident_mb:.1f} MB")
         if units == size["requeue_run"]:
             should_requeue(state_dir, completed, units_file, units, node, nodes)
 
