@@ -270,7 +270,7 @@ struct UnitTable: Sendable {
             stemBytes = bytes
             stemEnds = ends
         }
-        slots = [UInt64](repeating: 0, count: max(16, count + count / 3 + 1))
+        slots = UnitTable.zeroedWords(max(16, count + count / 3 + 1))
         let duplicate: (Int, Int)? = (stemBytes ?? nameBytes).withUnsafeBufferPointer { stems in
             (stemEnds ?? nameEnds).withUnsafeBufferPointer { ends in
                 slots.withUnsafeMutableBufferPointer { Lookup.fill($0, stems: stems, ends: ends) }
@@ -278,6 +278,24 @@ struct UnitTable: Sendable {
         }
         if let (first, second) = duplicate {
             throw GracefulStopError(.invalidArgument, "\(source): unit \(UnitName.preview(nameBytes(second))) appears twice (#\(first) and #\(second))")
+        }
+    }
+
+    /// `count` zero words. A large index is asked to sit on 2 MB pages where the system leaves
+    /// that to the program (transparent_hugepage=madvise, a common default): its probes land at
+    /// random, and on 4 KB pages nearly each one misses the TLB as well as the cache. Asked before
+    /// the memory is first touched, so that the kernel can hand out huge pages at once.
+    static func zeroedWords(_ count: Int) -> [UInt64] {
+        [UInt64](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let bytes = UInt(count * MemoryLayout<UInt64>.stride)
+            if bytes >= 4 << 20, let base = buffer.baseAddress {
+                let hugePage: UInt = 2 << 20
+                let start = (UInt(bitPattern: base) + hugePage - 1) & ~(hugePage - 1)
+                let end = (UInt(bitPattern: base) + bytes) & ~(hugePage - 1)
+                if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), 14 /* MADV_HUGEPAGE */) }
+            }
+            buffer.initialize(repeating: 0)
+            initialized = count
         }
     }
 
