@@ -114,7 +114,7 @@ final class DoneMarkers: Sendable {
         // kept for the next scan of the same node, this process's own).
         var subset: UnitTable.Subset? = nil
         if share.isWhole {
-            let built = nodeIndexes.withLock { $0[node] } ?? UnitTable.Subset(share.table, positions: share.positions)
+            let built = nodeIndexes.withLock { $0[node] } ?? UnitTable.Subset(share.table, positions: share.wholeTablePositions)
             if cacheIndex { nodeIndexes.withLock { $0[node] = $0[node] ?? built } }
             subset = built
         }

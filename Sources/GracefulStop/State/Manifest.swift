@@ -71,13 +71,12 @@ public struct Manifest: Sendable {
     }
 
     /// The list's hash: stored in version 2, computed from the names in version 1.
-    func unitsSHA256() throws -> String {
-        if let storedSHA256 { return storedSHA256 }
-        return Manifest.hash(try catalog.share(ofNode: 0).table)
+    func unitsSHA256() -> String {
+        storedSHA256 ?? Manifest.hash(catalog.wholeTable!)
     }
 
     /// The manifest as this release writes it: version 2, no names (they go to the shards).
-    func encoded() throws -> [UInt8] {
+    func encoded() -> [UInt8] {
         var json = JSONWriter()
         json.raw("{\n  \"format\": ")
         json.string(Manifest.formatName)
@@ -86,7 +85,7 @@ public struct Manifest: Sendable {
         json.raw(",\n  \"legacy_done_dir\": ")
         if let legacyDoneDirectory { json.string(legacyDoneDirectory) } else { json.raw("null") }
         json.raw(",\n  \"unit_count\": \(partition.unitCount),\n  \"units_sha256\": ")
-        json.string(try unitsSHA256())
+        json.string(unitsSHA256())
         json.raw("\n}\n")
         return json.bytes
     }
@@ -94,7 +93,8 @@ public struct Manifest: Sendable {
     /// Writes a new state's shards, then its manifest (exclusively: of concurrent creators the
     /// first one's stays). The manifest's presence says the state is whole.
     func write(in state: Directory, startingAt node: Int) throws {
-        try UnitShards.writeAll(catalog.share(ofNode: 0).table, partition: partition, unitsSHA256: unitsSHA256(), in: state, startingAt: node)
+        guard let names = catalog.wholeTable else { preconditionFailure("only a manifest made from a unit list is written") }
+        try UnitShards.writeAll(names, partition: partition, unitsSHA256: unitsSHA256(), in: state, startingAt: node)
         try state.writeAtomically(Manifest.fileName, encoded(), exclusive: true)
     }
 
@@ -171,12 +171,12 @@ public struct Manifest: Sendable {
         if legacyDoneDirectory != other.legacyDoneDirectory {
             return "legacy done directory \(legacyDoneDirectory ?? "none") here, \(other.legacyDoneDirectory ?? "none") asked"
         }
-        if unitCount == other.unitCount, try unitsSHA256() == other.unitsSHA256() { return nil }
+        if unitCount == other.unitCount, unitsSHA256() == other.unitsSHA256() { return nil }
         if let (here, asked, index) = try? firstDifference(from: other) {
             return "unit #\(index) is \(UnitName.preview(here)) here, \(UnitName.preview(asked)) asked"
         }
         if unitCount != other.unitCount { return "\(unitCount) units here, \(other.unitCount) asked" }
-        return "the unit lists differ (units_sha256 \(try unitsSHA256()) here, \(try other.unitsSHA256()) asked)"
+        return "the unit lists differ (units_sha256 \(unitsSHA256()) here, \(other.unitsSHA256()) asked)"
     }
 
     private func firstDifference(from other: Manifest) throws -> (ArraySlice<UInt8>, ArraySlice<UInt8>, Int)? {

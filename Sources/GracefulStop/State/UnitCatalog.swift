@@ -25,8 +25,8 @@ final class UnitCatalog: Sendable {
         @inline(__always)
         func position(ofUnit unit: Int) -> Int { isWhole ? unit : partition.localIndex(ofUnit: unit) }
 
-        /// The table positions of this node's units, in manifest order.
-        var positions: [Int] { isWhole ? Array(partition.units(ofNode: node)) : Array(0..<table.count) }
+        /// The table positions of this node's units, in manifest order (a whole-run table's).
+        var wholeTablePositions: [Int] { Array(partition.units(ofNode: node)) }
 
         @inline(__always)
         func unit(atPosition position: Int) -> Int { isWhole ? position : partition.unit(ofNode: node, local: position) }
@@ -44,8 +44,8 @@ final class UnitCatalog: Sendable {
         self.partition = partition
     }
 
-    /// True for a version-2 state, whose names are read node by node.
-    var isSharded: Bool { shards != nil }
+    /// Every name at once: a version-1 manifest's, or a creator's own list; nil for shards.
+    var wholeTable: UnitTable? { whole }
 
     /// The names of `node`, read from its shard on first use (kept for later calls when `keep`).
     func share(ofNode node: Int, keep: Bool = true) throws -> Share {
