@@ -2,6 +2,7 @@
 mid-way by real signals and restarted, end at exactly n_trials. Optuna is installed when missing."""
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import signal
@@ -110,18 +111,33 @@ def study_exists(tmp_path: Path, storage_url: str) -> bool:
         return False
 
 
+def wait_for_fresh_trial(tmp_path: Path, storage_url: str, worker: int, within: float) -> None:
+    """Until the worker runs a trial that has its parameters (it is in the objective's sleep) and
+    began less than `within` seconds ago: a signal sent right after lands inside that sleep, not in
+    the tell and ask between two trials, nor before the parameters reach the storage (a trial cut
+    there has none to retry, and its retry samples new ones)."""
+    def fresh() -> bool:
+        now = datetime.datetime.now()  # Optuna stamps datetime_start with the naive local time
+        return any(t.state == optuna.trial.TrialState.RUNNING and set(t.params) == {"x", "layers"}
+                   and t.datetime_start is not None and (now - t.datetime_start).total_seconds() < within
+                   for t in trials_of(load(tmp_path, storage_url), worker))
+    wait_until(f"a trial of worker {worker} with its parameters, begun less than {within} s ago", fresh)
+
+
 def test_four_workers_stopped_by_real_signals_and_restarted_end_at_exactly_n_trials(tmp_path, storage_url):
-    # Trials of 0.6 s: TERM must find worker 1 inside one (between two, on a database, it finds a
-    # few milliseconds of ask and tell, and then rightly stops without interrupting anything).
-    workers = {w: start_worker(tmp_path, w, attempt=0, storage_url=storage_url, seconds=0.6) for w in range(4)}
-    # Mid-way, while each of the three has a trial running:
+    # Workers 1 and 2 run trials of 1.5 s, and each is signalled within 0.7 s of one beginning: TERM
+    # must find worker 1 inside a trial and kill -9 must leave worker 2's RUNNING (between two trials,
+    # on a loaded database, there are tens of milliseconds of tell and ask; a TERM there stops the
+    # worker without interrupting anything, and this test would see no interrupted trial).
+    workers = {w: start_worker(tmp_path, w, attempt=0, storage_url=storage_url, seconds=1.5 if w in (1, 2) else 0.6)
+               for w in range(4)}
+    # Mid-way:
     wait_until("8 finished trials", lambda: study_exists(tmp_path, storage_url)
                and len(load(tmp_path, storage_url).get_trials(deepcopy=False, states=FINISHED)) >= 8)
-    for worker in (0, 1, 2):
-        wait_until(f"a running trial of worker {worker}", lambda w=worker: any(
-            t.state == optuna.trial.TrialState.RUNNING for t in trials_of(load(tmp_path, storage_url), w)))
     workers[0].send_signal(signal.SIGUSR1)   # the warning: finish the trial, then stop
+    wait_for_fresh_trial(tmp_path, storage_url, 1, within=0.7)
     workers[1].send_signal(signal.SIGTERM)   # the time limit: interrupt the trial, record it, retry its parameters
+    wait_for_fresh_trial(tmp_path, storage_url, 2, within=0.7)
     workers[2].kill()                        # kill -9: its trial stays RUNNING until its next attempt
     outputs = {w: workers[w].communicate(timeout=60) for w in (0, 1, 2)}
     assert workers[0].returncode == 0 and "stopped: received SIGUSR1" in outputs[0][0], outputs[0]
@@ -132,7 +148,7 @@ def test_four_workers_stopped_by_real_signals_and_restarted_end_at_exactly_n_tri
     # The trial worker 1 was running when TERM came (found afterwards: looked up before, it may
     # have finished in between and the TERM met the next one).
     interrupted = [t for t in trials_of(study, 1) if gso.INTERRUPTED in t.user_attrs]
-    assert len(interrupted) == 1 and interrupted[0].state == optuna.trial.TrialState.FAIL, interrupted
+    assert len(interrupted) == 1 and interrupted[0].state == optuna.trial.TrialState.FAIL, (interrupted, outputs[1])
     interrupted = interrupted[0]
     assert [t for t in trials_of(study, 2) if t.state == optuna.trial.TrialState.RUNNING], "worker 2 left no zombie"
 
@@ -152,8 +168,12 @@ def test_four_workers_stopped_by_real_signals_and_restarted_end_at_exactly_n_tri
     assert len(finished) == 40  # exactly n_trials: no overshoot across 4 workers and 2 attempts
     assert optuna.trial.TrialState.RUNNING not in states and optuna.trial.TrialState.WAITING not in states
     assert interrupted.number in replaced  # the interrupted trial's parameters were tried again:
-    retry = [t for t in trials if t.user_attrs.get(gso.RETRY_OF) == interrupted.number][0]
-    assert retry.state == optuna.trial.TrialState.COMPLETE and retry.params == interrupted.params
+    # A retry can itself be cut short (worker 2 may have taken it just before its kill -9): follow
+    # the chain of retries to the one that completed, each with the same parameters.
+    retry = interrupted
+    while retry.state != optuna.trial.TrialState.COMPLETE:
+        retry = [t for t in trials if t.user_attrs.get(gso.RETRY_OF) == retry.number][0]
+        assert retry.params == interrupted.params
     assert (tmp_path / "state" / "study.done").exists()
     print(f"\ntrials: {len(trials)} in all, {len(finished)} finished, {len(surplus)} surplus, {len(replaced)} retried")
 
