@@ -265,6 +265,44 @@ print((time.perf_counter() - t) * 1e6 / count)
         "ours / raw Python / raw C, each process's mean: " + detail)
 
 
+# 14 ---------------------------------------------------------------------------------------------
+
+BEGIN_COST = """
+import sys, time, gracefulstop
+state, count, way = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+s = gracefulstop.open(state)
+units = [f"u{i:07d}" for i in range(count)]
+s.begin(units[0]); s.mark_done(units[0])  # the node directories exist
+t = time.perf_counter()
+for u in units[1:]:
+    if way == "begin":
+        s.begin(u)
+    s.mark_done(u)
+print((time.perf_counter() - t) * 1e6 / (count - 1))
+"""
+
+
+def begin_records(size: dict) -> None:
+    """What work() adds per unit for the quarantine of poison units and the unit times: the begin
+    record (exclusive create, write, close; removed after the mark) against mark_done alone. Fresh
+    processes, fresh states, the two ways alternating; medians of the rounds."""
+    count = size["marks"]
+    measured: dict[str, list[float]] = {"begin": [], "mark": []}
+    for round_number in range(6):
+        way = ("begin", "mark")[round_number % 2]
+        state_dir = tempfile.mkdtemp(prefix="gs-bench-")
+        gracefulstop.create(state_dir, [f"u{i:07d}" for i in range(count)], nodes=1)
+        measured[way].append(float(subprocess.run([sys.executable, "-c", BEGIN_COST, state_dir, str(count), way],
+                                                  capture_output=True, text=True, check=True).stdout))
+        shutil.rmtree(state_dir, ignore_errors=True)
+    with_begin, alone = statistics.median(measured["begin"]), statistics.median(measured["mark"])
+    added = (with_begin - alone) / alone
+    row("14", f"per unit, `begin()` + `mark_done()` (what `work()` does) against `mark_done()` alone, local disk ({count} units)",
+        f"{with_begin:.0f} µs", f"{alone:.0f} µs", f"the begin record adds {added:.2f}× a mark", "≤ 0.5× a mark",
+        added <= 0.5, f"medians of {len(measured['mark'])} rounds per way, alternating, fresh processes and states; the record "
+        "is written and closed, not fsynced (it must outlive a crash, not a power loss), and unlinked after the mark")
+
+
 # 6, 7 -------------------------------------------------------------------------------------------
 
 # VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child of a big process starts with its peak.
@@ -508,6 +546,14 @@ def nfs(size: dict) -> None:
         f"v4.2 {v4['ratio']:.2f}×; v3 {v3['ratio']:.2f}×", "≥ 0.9×", min(v4["ratio"], v3["ratio"]) >= 0.9,
         f"medians of {v4['rounds']} alternating rounds on fresh directories; one CPU (User-Mode Linux); before: 0.58× and 0.62× "
         "(named temporary linked into place)")
+    v4, v3 = results["v4.2 marks"], results["v3 marks"]
+    row("14n", f"per unit on NFS, `begin()` + `mark_done()` (what `work()` does) against `mark_done()` alone ({v4['marks']} units)",
+        f"v4.2: {v4['begin_and_mark_per_s']:.0f}/s; v3: {v3['begin_and_mark_per_s']:.0f}/s",
+        f"v4.2: {v4['mark_done_per_s']:.0f}/s; v3: {v3['mark_done_per_s']:.0f}/s",
+        f"the begin record adds v4.2 {v4['begin_added']:.2f}×, v3 {v3['begin_added']:.2f}× a mark", "≤ 0.5× a mark",
+        max(v4["begin_added"], v3["begin_added"]) <= 0.5,
+        "an exclusive create, write and close (close-to-open sends it to the server), then an unlink after the mark; "
+        "same rounds as 11d")
     v4, v3 = results["v4.2 is_done cost"], results["v3 is_done cost"]
     row("11e", f"`is_done(u)` of an unfinished unit on NFS among {v3['markers']} markers, while its directory changed in the last 2 s "
         "(a listing) against once it settled (a lookup)",
@@ -784,13 +830,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="CI sizes: quick, figures not representative")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
-    parser.add_argument("--only", metavar="N[,N...]", help="measure only these figures (1-13) and print them; "
+    parser.add_argument("--only", metavar="N[,N...]", help="measure only these figures (1-14) and print them; "
                         "docs/benchmarks.md is written only by a run of all of them")
     args = parser.parse_args()
     size = SIZES["small" if args.small else "full"]
     figures = {1: calls_per_check, 2: calls_per_check, 3: syscalls, 4: stop_latency, 5: durable_marks,
                6: remaining_units, 7: remaining_units, 8: idle_supervisor, 9: library_load, 10: release_build, 11: nfs, 12: sweep_cost,
-               13: cold_path}
+               13: cold_path, 14: begin_records}
     chosen = list(dict.fromkeys(figures.values()))
     if args.only:
         try:
@@ -798,7 +844,7 @@ def main() -> int:
         except ValueError:
             parser.error(f"--only takes figure numbers such as 5 or 6,7, not '{args.only}'")
         if not numbers or any(n not in figures for n in numbers):
-            parser.error(f"--only takes figure numbers from 1 to 13, not '{args.only}'")
+            parser.error(f"--only takes figure numbers from 1 to 14, not '{args.only}'")
         chosen = list(dict.fromkeys(figures[n] for n in numbers))
         args.no_write = True
     started = time.time()

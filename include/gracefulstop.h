@@ -247,8 +247,9 @@ int gracefulstop_is_done(const gracefulstop_state *GRACEFULSTOP_NONNULL state,
                          bool *GRACEFULSTOP_NONNULL out_done);
 
 /*
- * The units of `node` (GRACEFULSTOP_NODE_DEFAULT: this handle's node) that are not done, in
- * manifest order, with one read of the marker directory. Free *out_list with
+ * The units of `node` (GRACEFULSTOP_NODE_DEFAULT: this handle's node) that are neither done nor
+ * quarantined, in manifest order, with one read of the marker directory (and of its begin
+ * records and quarantine, which are usually empty). Free *out_list with
  * gracefulstop_unit_list_free(). Creates run.done when it finds every unit of the run done.
  */
 int gracefulstop_remaining_units(gracefulstop_state *GRACEFULSTOP_NONNULL state, int64_t node,
@@ -266,6 +267,49 @@ int gracefulstop_counts(gracefulstop_state *GRACEFULSTOP_NONNULL state, int64_t 
 /* Scans the markers and sets *out_done to whether every unit of the run is done; creates run.done
  * if so (call it after a worker's loop ends, so the last finisher always leaves run.done). */
 int gracefulstop_run_done(gracefulstop_state *GRACEFULSTOP_NONNULL state, bool *GRACEFULSTOP_NONNULL out_done);
+
+/* ---- Attempts at units -------------------------------------------------------------------- */
+
+/* What gracefulstop_begin_unit() found. */
+typedef enum gracefulstop_begin {
+    GRACEFULSTOP_BEGUN = 0,        /* begun: work on it, then mark it done */
+    GRACEFULSTOP_BEGIN_STOP = 1,   /* a stop is due, or too little time is left for the unit: end the loop */
+    GRACEFULSTOP_BEGIN_DONE = 2,   /* done meanwhile by another process: skip it */
+    GRACEFULSTOP_BEGIN_QUARANTINED = 3  /* quarantined: skip it */
+} gracefulstop_begin;
+
+/*
+ * Begins `unit` (for loops that do not use the Python package's work()): records the attempt (a
+ * begin record, which survives this process's crash) and remembers when it began, so that
+ * mark_done() records the unit's duration. Not begun (*out_outcome says why): a stop is due; the
+ * unit is done or quarantined; or, with GRACEFULSTOP_DEADLINE set, the unit's expected time
+ * exceeds the time left — then the stop is latched and stop_reason() says "the next unit needs
+ * ~3s, 1s left ...". The expected time is `estimate_seconds`, or when that is negative (or NaN)
+ * the p90 of this run's durations (the units this process finished, and a sample of its node's
+ * markers); with no duration known yet, the unit is begun. A unit begun
+ * GRACEFULSTOP_MAX_UNIT_ATTEMPTS times (default 3; 0: never) by attempts that ended without
+ * finishing it is quarantined (docs/state-format.md).
+ */
+int gracefulstop_begin_unit(gracefulstop_state *GRACEFULSTOP_NONNULL state,
+                            const char *GRACEFULSTOP_NONNULL unit, size_t length,
+                            double estimate_seconds, int *GRACEFULSTOP_NONNULL out_outcome);
+
+/* Gives up a unit this process began and will not finish. When a stop is due its begin record is
+ * removed (a stop is not the unit's fault); otherwise the attempt counts toward quarantine. */
+int gracefulstop_abandon_unit(gracefulstop_state *GRACEFULSTOP_NONNULL state,
+                              const char *GRACEFULSTOP_NONNULL unit, size_t length);
+
+/* Puts a quarantined unit back: its quarantine, its begin records and run.quarantined are removed.
+ * *out_was_quarantined (may be NULL) says whether it was quarantined. gstop release does this. */
+int gracefulstop_release_unit(gracefulstop_state *GRACEFULSTOP_NONNULL state,
+                              const char *GRACEFULSTOP_NONNULL unit, size_t length,
+                              bool *GRACEFULSTOP_NULLABLE out_was_quarantined);
+
+/* What `gstop status --json` prints for this state (counts per node, unit_seconds p50/p90,
+ * units_per_hour, eta_seconds, quarantined units), as a JSON text to free with
+ * gracefulstop_string_free(). Reads a sample of every node's markers. */
+int gracefulstop_status_json(gracefulstop_state *GRACEFULSTOP_NONNULL state,
+                             char *GRACEFULSTOP_NULLABLE *GRACEFULSTOP_NONNULL out_json);
 
 /* ---- Sweeps ------------------------------------------------------------------------------- */
 

@@ -73,7 +73,10 @@ public struct AttemptEnd: Sendable, Equatable {
                 candidates.append(AttemptEnd(cause: .requested("\(request.reason), by \(request.by)")))
             }
         }
-        if facts.deadlinePassed || facts.processStops.contains(where: { $0.reason == .deadline }) {
+        if let stop = facts.processStops.first(where: { $0.reason == .deadline }) {
+            // The process's own words: the deadline passed, or too little time was left for a unit.
+            candidates.append(AttemptEnd(cause: .deadline, route: stop.detail.isEmpty ? stop.place : "\(stop.detail), \(stop.place)"))
+        } else if facts.deadlinePassed {
             candidates.append(AttemptEnd(cause: .deadline))
         }
         // The strongest cause wins; among equals, the first (gstop's own signals come first).

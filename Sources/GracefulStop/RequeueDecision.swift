@@ -100,11 +100,15 @@ public struct RequeueLimits: Sendable, Equatable {
     public var maxIdleAttempts: Int = 3
     /// Failed attempts in a row (non-zero exit, no stop asked) that are retried.
     public var retryFailures: Int = 0
+    /// Attempts after which a unit that never finishes is quarantined (0: never); the command gets
+    /// it as GRACEFULSTOP_MAX_UNIT_ATTEMPTS.
+    public var maxUnitAttempts: Int = 3
 
-    public init(maxRestarts: Int = 20, maxIdleAttempts: Int = 3, retryFailures: Int = 0) {
+    public init(maxRestarts: Int = 20, maxIdleAttempts: Int = 3, retryFailures: Int = 0, maxUnitAttempts: Int = 3) {
         self.maxRestarts = maxRestarts
         self.maxIdleAttempts = maxIdleAttempts
         self.retryFailures = retryFailures
+        self.maxUnitAttempts = maxUnitAttempts
     }
 }
 
@@ -135,6 +139,8 @@ public struct RequeueFacts: Sendable, Equatable {
     public var limits: RequeueLimits
     /// What a requeue names: "123_4", "123", or "a local restart".
     public var target: String
+    /// Quarantined units in the scope (not counted in `remaining`): no attempt would do them.
+    public var quarantined: [String] = []
 
     public init(
         cause: StopCause, route: String? = nil, exit: ChildExit, workDone: String? = nil, remaining: Int?, scope: String, restartCount: Int = 0,
@@ -172,6 +178,9 @@ public struct RequeueDecision: Sendable, Equatable {
 
     /// Exit code when work remains but the job ends without a requeue (sysexits EX_TEMPFAIL).
     public static let workRemainsExitCode: Int32 = 75
+    /// Exit code when everything else is done but units are quarantined (sysexits EX_DATAERR: a
+    /// unit's own data kills its worker), so that the job does not read as a success.
+    public static let quarantinedExitCode: Int32 = 65
 
     public var action: Action
     public var exitCode: Int32
@@ -192,7 +201,11 @@ public struct RequeueDecision: Sendable, Equatable {
     public static func decide(_ facts: RequeueFacts) -> RequeueDecision {
         let how = facts.cause.description + (facts.route.map { " [\($0)]" } ?? "") + ", \(facts.exit.description)"
         if let marker = facts.workDone {
-            return RequeueDecision(action: .finish, exitCode: 0, reasons: [facts.started ? how : "the command was not started", "all work is done (\(marker))"])
+            let started = facts.started ? how : "the command was not started"
+            if marker == RunQuarantined.fileName {
+                return finish(facts, [started, "every unit is done or quarantined (\(marker))"])
+            }
+            return RequeueDecision(action: .finish, exitCode: 0, reasons: [started, "all work is done (\(marker))"])
         }
         switch facts.cause {
         case .interrupted:
@@ -225,10 +238,10 @@ public struct RequeueDecision: Sendable, Equatable {
                     action: .stop, exitCode: workRemainsExitCode,
                     reasons: [how, "\(facts.scope) has \(remaining) unit\(remaining == 1 ? "" : "s") left, but nothing asked the command to stop; not requeued"])
             }
-            return RequeueDecision(action: .finish, exitCode: 0, reasons: [how, facts.remaining == 0 ? "\(facts.scope) has no units left" : "the command finished"])
+            return finish(facts, [how, facts.remaining == 0 ? "\(facts.scope) has no units left" : "the command finished"])
         case .warning, .timeLimit, .deadline, .preempted(requeuedBySlurm: false), .nodeFailure(requeuedBySlurm: false):
             if facts.remaining == 0 {
-                return RequeueDecision(action: .finish, exitCode: 0, reasons: [how, "\(facts.scope) has no units left"])
+                return finish(facts, [how, "\(facts.scope) has no units left"])
             }
             var reasons = [how, facts.remaining.map { "\(facts.scope) has \($0) unit\($0 == 1 ? "" : "s") left" } ?? "the work is not done"]
             if case .preempted = facts.cause {
@@ -240,6 +253,15 @@ public struct RequeueDecision: Sendable, Equatable {
             }
             return requeueUnlessGuarded(facts, reasons: reasons)
         }
+    }
+
+    /// Ends the job: exit 0, or 65 naming the quarantined units when there are any.
+    private static func finish(_ facts: RequeueFacts, _ reasons: [String]) -> RequeueDecision {
+        let count = facts.quarantined.count
+        guard count > 0 else { return RequeueDecision(action: .finish, exitCode: 0, reasons: reasons) }
+        let names = facts.quarantined.prefix(5).joined(separator: ", ") + (count > 5 ? " and \(count - 5) more" : "")
+        return RequeueDecision(action: .finish, exitCode: quarantinedExitCode, reasons: reasons + [
+            "\(count) unit\(count == 1 ? "" : "s") quarantined (\(names)): begun \(facts.limits.maxUnitAttempts) times without finishing, so no attempt would do \(count == 1 ? "it" : "them"); `gstop release UNIT` puts one back"])
     }
 
     private static func requeueUnlessGuarded(_ facts: RequeueFacts, reasons: [String]) -> RequeueDecision {

@@ -11,6 +11,8 @@ public final class RunState: Sendable {
         let directory: Directory
         let manifest: Manifest
         let markers: DoneMarkers
+        let begun: BeginRecords
+        let quarantine: NodeDirectories
     }
 
     /// What this handle knows to be done, node by node (by each unit's place among its node's
@@ -29,6 +31,9 @@ public final class RunState: Sendable {
     public let node: Int
     public let stopCheck: StopCheck
     private let knowledge = Mutex(Knowledge())
+    /// Units begun and not yet done or given up, and the durations this process knows (see
+    /// RunState+Attempts.swift).
+    let attempts = Mutex(AttemptBook())
 
     private init(path: String?, files: Files?, directory: Directory? = nil, node: Int, stopCheck: StopCheck) {
         self.path = path
@@ -122,7 +127,9 @@ public final class RunState: Sendable {
         }
         try manifest.partition.validate(node: chosen.number, source: chosen.source)
         return RunState(
-            path: path, files: Files(directory: directory, manifest: manifest, markers: markers),
+            path: path,
+            files: Files(directory: directory, manifest: manifest, markers: markers, begun: BeginRecords(state: directory),
+                         quarantine: NodeDirectories(state: directory, name: Quarantine.directoryName)),
             node: chosen.number, stopCheck: try makeStopCheck(directory: directory, node: chosen.number))
     }
 
@@ -185,7 +192,16 @@ public final class RunState: Sendable {
         let files = try requireFiles()
         let index = try unitIndex(unit, in: files)
         let partition = files.manifest.partition
-        let alreadyDone = try files.markers.mark(index, in: files.manifest.catalog)
+        let begun = attempts.withLock { $0.inFlight.removeValue(forKey: index) }
+        let timing = UnitTiming(started: begun?.started, ended: Clock.unixSeconds(), host: HostName.current, node: node,
+                                restart: Environment.restarts())
+        let alreadyDone = try files.markers.mark(index, in: files.manifest.catalog, timing: timing)
+        if let begun {
+            if let seconds = timing.seconds { attempts.withLock { $0.durations.append(seconds) } }
+            // The unit is done: its attempt no longer counts toward quarantine. A record left by a
+            // failed removal is harmless (a done unit is never quarantined) and tidied later.
+            if let record = begun.record { try? files.begun.remove(node: begun.node, fileName: record) }
+        }
         let owner = partition.node(ofUnit: index)
         let scanned = knowledge.withLock { $0.done[owner] != nil }
         if !scanned { try refresh(node: owner) }
@@ -236,11 +252,13 @@ public final class RunState: Sendable {
         return chosen
     }
 
-    /// The places (among `node`'s units) of its units that are not done, in manifest order.
+    /// The places (among `node`'s units) of its units that are neither done nor quarantined, in
+    /// manifest order. Units whose attempts earn them a quarantine are quarantined first.
     private func remainingPlaces(node: Int) throws -> [Int] {
         let done = try refresh(node: node)
+        let quarantined = try applyQuarantine(node: node, done: done, attemptsOver: Environment.restarts()).places
         let count = try requireFiles().manifest.partition.unitCount(ofNode: node)
-        return (0..<count).filter { !done.contains($0) }
+        return (0..<count).filter { !done.contains($0) && !quarantined.contains($0) }
     }
 
     /// The manifest positions of `node`'s units that are not done, in manifest order (default:

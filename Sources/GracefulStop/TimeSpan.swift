@@ -57,7 +57,9 @@ public enum TimeSpan {
     /// "1h30m", "45s", "2.5s", "0s".
     public static func format(_ seconds: Double) -> String {
         if seconds < 60 {
-            return seconds == seconds.rounded() ? "\(Int(seconds))s" : "\((seconds * 10).rounded() / 10)s"
+            // To a tenth of a second, without a ".0": "1s" for 1.003, "2.5s".
+            let tenths = (seconds * 10).rounded() / 10
+            return tenths == tenths.rounded() ? "\(Int(tenths))s" : "\(tenths)s"
         }
         var rest = Int(seconds.rounded())
         var text = ""

@@ -14,7 +14,7 @@ struct Subcommand {
     "run": Subcommand(
         help: Help.run,
         valued: ["state", "requeue", "remaining", "signals", "child-signal", "grace", "term-grace", "kill-after", "deadline-margin",
-                 "max-restarts", "max-idle-attempts", "retry-failures", "time-limit", "warn-before"],
+                 "max-restarts", "max-idle-attempts", "retry-failures", "max-unit-attempts", "time-limit", "warn-before"],
         flags: []
     ) { arguments in
         var options = SupervisorOptions(command: arguments.command, stateDirectory: try arguments.stateDirectory())
@@ -42,6 +42,7 @@ struct Subcommand {
         options.limits.maxRestarts = try arguments.integer("max-restarts") ?? options.limits.maxRestarts
         options.limits.maxIdleAttempts = try arguments.integer("max-idle-attempts") ?? options.limits.maxIdleAttempts
         options.limits.retryFailures = try arguments.integer("retry-failures") ?? options.limits.retryFailures
+        options.limits.maxUnitAttempts = try arguments.integer("max-unit-attempts") ?? options.limits.maxUnitAttempts
         options.timeLimit = try arguments.duration("time-limit")
         options.warnBefore = try arguments.duration("warn-before")
         return try Supervisor(options: options, report: printError).run()
@@ -82,6 +83,19 @@ struct Subcommand {
         guard !arguments.positional.isEmpty else { throw Arguments.UsageError(message: "name the units to mark: gstop mark-done UNIT...") }
         let state = try RunState.open(at: try arguments.stateDirectory(), node: 0)
         for unit in arguments.positional { try state.markDone(unit) }
+        return 0
+    },
+    "release": Subcommand(help: Help.release, valued: ["state"], flags: []) { arguments in
+        guard !arguments.positional.isEmpty else {
+            throw Arguments.UsageError(message: "name the units to put back: gstop release UNIT... (gstop status lists the quarantined ones)")
+        }
+        let path = try arguments.stateDirectory()
+        let state = try RunState.open(at: path, node: 0)
+        for unit in arguments.positional {
+            let was = try state.releaseUnit(unit)
+            printError(was ? "released \(unit): its quarantine and failed attempts are removed; the next attempt begins it again"
+                           : "\(unit) was not quarantined (its failed attempts, if any, are forgotten)")
+        }
         return 0
     },
     "should-requeue": Subcommand(

@@ -10,9 +10,10 @@ enum Help {
       run             supervise the job's command: turn SLURM's signals into a graceful stop, then decide on requeue
       init            create a state for a list of units
       doctor          check a job's setup (signal, requeue, state filesystem, tasks, competing handlers)
-      status          done / remaining / total per node
+      status          done / remaining / quarantined per node, unit times and when the work will be done
       remaining       this node's remaining units, one per line
       mark-done       mark units done
+      release         put quarantined units back (units whose worker died every time they were begun)
       should-requeue  exit 0 if the job should be requeued, 1 if not (for your own trap)
       stop            ask every process of every job using the state to stop
       resume-flag     print --resume on a restart, nothing on the first attempt
@@ -58,10 +59,21 @@ enum Help {
       - SLURM requeued the job itself (its Restarts moved: the end of GraceTime, a node failure,
         an administrator)                                  -> no second requeue, exit 0
       - cancelled (scancel: TERM without a time limit)     -> never requeued, exit 75
-      - the command failed on its own                      -> not requeued; its exit code
+      - the command failed on its own                      -> not requeued; its exit code (--retry-failures:
+                                                              requeued that many times in a row)
+      - every unit done but some quarantined (run.quarantined) -> no requeue, exit 65, naming them
       - the job cannot be requeued (Requeue=0: --no-requeue, JobRequeue=0), --max-restarts reached,
         or --max-idle-attempts attempts in a row marked no unit (a sweep: finished no trial)
                                                        -> exit 75, saying which
+
+    Units that cannot finish: a loop using work() (or begin_unit) records each attempt at a unit
+    before it starts, and with GRACEFULSTOP_DEADLINE set does not begin a unit whose expected time
+    (the p90 of this run's unit times, or your own estimate) exceeds the time left: it stops, and
+    gstop requeues as after a warning, so no unit is begun only to be killed. A unit begun
+    --max-unit-attempts times by attempts that died without finishing it (a segfault, the OOM killer,
+    os._exit) is quarantined: skipped from then on, listed by `gstop status`, put back by `gstop
+    release`. An attempt that marked or quarantined a unit is progress: the --retry-failures and
+    --max-idle-attempts guards count only attempts in a row without it.
 
     The command sees GRACEFULSTOP_STATE_DIR, GRACEFULSTOP_RESTART_COUNT (SLURM_RESTART_COUNT, 0 on
     the first attempt), GRACEFULSTOP_RESUME (1 on restarts), GRACEFULSTOP_ATTEMPT_START and
@@ -86,7 +98,10 @@ enum Help {
       --max-restarts N          no requeue once the restart count reaches N (default 20)
       --max-idle-attempts K     no requeue after K attempts in a row that marked no unit, or of a sweep
                             that finished no trial (gracefulstop.optuna reports them) (default 3; 0: off)
-      --retry-failures K        requeue a command that failed on its own, at most K times in a row (default 0)
+      --retry-failures K        requeue a command that failed on its own, at most K times in a row without
+                            progress (default 0)
+      --max-unit-attempts K     quarantine a unit begun K times without finishing (default 3; 0: never);
+                            the command sees it as GRACEFULSTOP_MAX_UNIT_ATTEMPTS
 
     local mode (outside SLURM, for a laptop or a test):
       --time-limit DURATION     act out a time limit: at the limit, stop as SLURM's TERM would
@@ -157,11 +172,18 @@ enum Help {
     static let status = """
     usage: gstop status [--json] [--state DIR]
 
-    Shows done / remaining / total units per node (progress bars on a terminal, a plain table
-    otherwise), whether run.done or study.done exists, stop requests, and the last decision.
+    Shows done / remaining / quarantined / total units per node (progress bars on a terminal, a
+    plain table otherwise); how long units take (p50 and p90, units per hour per node) and when the
+    work will be done, as a duration and a clock time; the quarantined units with their attempts;
+    whether run.done, run.quarantined or study.done exists; stop requests; and the last decision.
+
+    Unit times come from the done-markers of units begun through work() or begin_unit() (a sample
+    of up to 64 per node). The estimate assumes every node with units left is working on them, one
+    unit at a time: an array whose tasks wait in the queue finishes later.
 
     options:
-      --json        one JSON object instead
+      --json        one JSON object instead: per node and for the run, unit_seconds {p50, p90},
+                    units_per_hour and eta_seconds (eta_at: the unix time), and quarantined
       --state DIR   the state directory (default: $GRACEFULSTOP_STATE_DIR)
     """
 
@@ -183,6 +205,18 @@ enum Help {
 
     example:
       gstop mark-done --state /shared/exp1/state eq_17 eq_18
+    """
+
+    static let release = """
+    usage: gstop release [--state DIR] UNIT...
+
+    Puts quarantined units back: removes each one's quarantine, the records of its failed attempts
+    (so its count starts again) and run.quarantined. The next attempt that reaches the unit begins
+    it again. `gstop status` lists the quarantined units; a unit that was not quarantined is fine.
+    Requeue or resubmit the job afterwards for the units to run.
+
+    example:
+      gstop release --state /shared/exp1/state eq_17
     """
 
     static let shouldRequeue = """

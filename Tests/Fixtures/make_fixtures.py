@@ -79,7 +79,13 @@ def write_manifest(root: Path, units: list[str], nodes: int, rule: str, legacy: 
 
 def make_state(name: str, units: list[str], nodes: int, rule: str, done: list[str], *,
                legacy: str | None = None, legacy_done: list[str] = (), stale_stop: bool = False,
-               run_done: bool = False, strays: list[str] = (), version: int = 2) -> None:
+               run_done: bool = False, strays: list[str] = (), version: int = 2,
+               timings: dict | None = None, quarantined: dict | None = None, begun: list = ()) -> None:
+    """timings: unit -> (started, ended) written into its marker after a NUL (docs/state-format.md,
+    "The timing record"); quarantined: unit -> restarts of the attempts that condemned it; begun:
+    (unit, restart) begin records of a host that is not this one."""
+    timings = timings or {}
+    quarantined = quarantined or {}
     root = HERE / "states" / name
     shutil.rmtree(root, ignore_errors=True)
     (root / "done").mkdir(parents=True)
@@ -87,7 +93,27 @@ def make_state(name: str, units: list[str], nodes: int, rule: str, done: list[st
     for unit in done:  # docs/state-format.md: done/<owning node>/<marker>
         node = owner(units.index(unit), len(units), nodes, rule)
         (root / "done" / str(node)).mkdir(exist_ok=True)
-        (root / "done" / str(node) / marker_file(unit)).write_bytes(unit.encode("utf-8"))
+        content = unit.encode("utf-8")
+        if unit in timings:
+            started, ended = timings[unit]
+            content += b"\0" + json.dumps({"started": started, "ended": ended, "host": "n9", "node": node, "restart": 0}).encode()
+        (root / "done" / str(node) / marker_file(unit)).write_bytes(content)
+    places = {}
+    for index, unit in enumerate(units):
+        node = owner(index, len(units), nodes, rule)
+        places[unit] = (node, sum(1 for i in range(index) if owner(i, len(units), nodes, rule) == node))
+    # Begin records of host tag 00000000 (not a host of the tests), pid 1 (never over by a dead pid).
+    for serial, (unit, restart) in enumerate(list(begun) + [(u, r) for u, rs in quarantined.items() for r in rs]):
+        node, place = places[unit]
+        (root / "begun" / str(node)).mkdir(parents=True, exist_ok=True)
+        (root / "begun" / str(node) / f"{place}.{restart}.1.00000000.{serial}").write_text(json.dumps(
+            {"unit": unit, "node": node, "host": "n9", "pid": 1, "restart": restart, "job": None, "started": 1700000000.0 + restart}) + "\n")
+    for unit, restarts in quarantined.items():
+        node, place = places[unit]
+        (root / "quarantine" / str(node)).mkdir(parents=True, exist_ok=True)
+        (root / "quarantine" / str(node) / f"{place}.json").write_text(json.dumps(
+            {"unit": unit, "node": node, "attempts": [{"unit": unit, "node": node, "host": "n9", "pid": 1, "restart": r} for r in restarts],
+             "max_unit_attempts": len(restarts), "quarantined_at": 1700000100.0, "by": "n9:1"}) + "\n")
     for stray in strays:  # files a scan must ignore: temporaries, foreign files
         (root / "done" / "0").mkdir(exist_ok=True)
         (root / "done" / "0" / stray).write_bytes(b"")
@@ -101,12 +127,23 @@ def make_state(name: str, units: list[str], nodes: int, rule: str, done: list[st
     if run_done:
         (root / "run.done").write_text(json.dumps({"units": len(units), "completed_at": 1700000000.0, "by": "n1:1"}) + "\n")
     all_done = set(done) | set(legacy_done)
-    remaining = {str(n): [u for i, u in enumerate(units) if owner(i, len(units), nodes, rule) == n and u not in all_done]
-                 for n in range(nodes)}
+    remaining = {str(n): [u for i, u in enumerate(units) if owner(i, len(units), nodes, rule) == n and u not in all_done
+                          and u not in quarantined] for n in range(nodes)}
     totals = {str(n): sum(1 for i in range(len(units)) if owner(i, len(units), nodes, rule) == n) for n in range(nodes)}
     expected = {"version": version, "nodes": nodes, "partition": rule, "unit_count": len(units), "done_count": len(all_done),
                 "remaining": remaining, "totals": totals, "run_done": len(all_done) == len(units),
-                "should_stop": False}
+                "should_stop": False,
+                "quarantined": {str(n): [u for u in quarantined if places[u][0] == n] for n in range(nodes)}}
+    if timings:  # what the estimate must say (nearest-rank percentiles of the recorded durations)
+        def figures(durations):
+            ordered = sorted(durations)
+            rank = lambda f: ordered[max(0, min(len(ordered) - 1, -(-int(f * len(ordered) * 1000) // 1000) - 1))]
+            return {"p50": rank(0.5), "p90": rank(0.9), "mean": sum(ordered) / len(ordered)} if ordered else None
+        per_node = {n: [e - b for u, (b, e) in timings.items() if places[u][0] == n] for n in range(nodes)}
+        expected["unit_seconds"] = figures([d for ds in per_node.values() for d in ds])
+        expected["node_unit_seconds"] = {str(n): figures(ds) for n, ds in per_node.items()}
+        run_mean = expected["unit_seconds"]["mean"]
+        expected["eta_seconds"] = max(len(remaining[str(n)]) * (figures(per_node[n]) or {"mean": run_mean})["mean"] for n in range(nodes))
     (root / "expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if not any((root / "done").iterdir()):
         (root / "done" / ".keep").write_bytes(b"")  # git keeps no empty directory; scans skip dot files
@@ -135,6 +172,13 @@ def main() -> None:
         make_state(prefix + "complete", ["u1", "u2", "u3"], 2, "round-robin", done=["u1", "u2", "u3"], run_done=True,
                    version=version)
         make_state(prefix + "more-nodes-than-units", ["only", "two"], 5, "block", done=["two"], version=version)
+    # Per-unit records (issue 14): done-markers with timing records (and one without), a quarantined
+    # unit with its three begin records, and a begin record of an attempt that may still be running.
+    make_state("timed-quarantine", [f"t{i}" for i in range(10)], 2, "round-robin",
+               done=["t0", "t2", "t4", "t1", "t3", "t5"],
+               timings={"t0": (1700000000.0, 1700000002.0), "t2": (1700000010.0, 1700000014.0), "t4": (1700000020.0, 1700000026.0),
+                        "t1": (1700000000.5, 1700000001.5), "t3": (1700000011.0, 1700000014.0)},
+               quarantined={"t6": [0, 1, 2]}, begun=[("t8", 0)])
     bad_shards()
 
     bad = HERE / "bad-manifests"

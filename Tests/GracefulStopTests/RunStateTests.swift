@@ -16,7 +16,20 @@ import Testing
             #expect(try state.remainingUnits() == expected.remaining[node], "\(name) node \(node)")
             let counts = try state.counts(node: node)
             #expect(counts.total == expected.totals[node])
-            #expect(counts.total - counts.done == expected.remaining[node]?.count)
+            #expect(counts.total - counts.done - (expected.quarantined[node]?.count ?? 0) == expected.remaining[node]?.count)
+        }
+        if let unitSeconds = expected.unitSeconds {
+            // A state whose markers record their units' times: the estimate gstop status shows.
+            let report = try StatusReport.gather(path: path)
+            let run = try #require(report.estimate)
+            #expect([run.p50, run.p90, run.mean] == unitSeconds)
+            for counts in report.nodes {
+                let estimate = try #require(counts.estimate)
+                #expect([estimate.p50, estimate.p90, estimate.mean] == expected.nodeUnitSeconds[counts.node])
+                #expect(counts.quarantined == expected.quarantined[counts.node]?.count)
+            }
+            #expect(report.etaSeconds == expected.etaSeconds)
+            #expect(report.quarantined.map(\.unit) == expected.quarantined.sorted { $0.key < $1.key }.flatMap(\.value))
         }
         let state = try RunState.open(at: path, node: 0)
         #expect(try state.counts(node: nil) == (expected.doneCount, expected.unitCount))
@@ -55,9 +68,12 @@ import Testing
             #expect(try state.markDone(unit) == false)
             #expect(try state.markDone(unit) == true)
             #expect(try state.isDone(unit))
-            // The marker holds the unit's name: the reverse of a hashed file name.
+            // The marker holds the unit's name (the reverse of a hashed file name), then a NUL and
+            // its timing record.
             #expect(try state.markerPath(unit.utf8) == "done/0/" + MarkerName.fileName(of: unit))
-            #expect(readFile(temporary.path + "/done/0/" + MarkerName.fileName(of: unit)) == Array(unit.utf8))
+            let content = readFile(temporary.path + "/done/0/" + MarkerName.fileName(of: unit)) ?? []
+            #expect(Array(content.prefix { $0 != 0 }) == Array(unit.utf8))
+            #expect(UnitTiming.decode(markerContent: content)?.node == 0)
         }
         #expect(try state.remainingUnits().isEmpty)
         #expect(fileExists(temporary.path + "/run.done"))

@@ -104,6 +104,11 @@ enum Expected {
         var remaining: [Int: [String]] = [:]
         var totals: [Int: Int] = [:]
         var runDone = false
+        var quarantined: [Int: [String]] = [:]
+        /// p50, p90 and mean of the recorded durations, for the run and per node (timed states).
+        var unitSeconds: [Double]? = nil
+        var nodeUnitSeconds: [Int: [Double]] = [:]
+        var etaSeconds: Double? = nil
     }
 
     static func state(_ name: String) throws -> State {
@@ -123,10 +128,27 @@ enum Expected {
                 }
             case "totals":
                 try reader.readObject { reader, node in state.totals[Int(node)!] = try reader.readInteger() }
+            case "quarantined":
+                try reader.readObject { reader, node in
+                    var units: [String] = []
+                    try reader.readArray { units.append(try $0.readString()) }
+                    state.quarantined[Int(node)!] = units
+                }
+            case "unit_seconds": state.unitSeconds = try figures(&reader)
+            case "node_unit_seconds":
+                try reader.readObject { reader, node in state.nodeUnitSeconds[Int(node)!] = try figures(&reader) }
+            case "eta_seconds": state.etaSeconds = try reader.readDouble()
             default: try reader.skipValue()
             }
         }
         return state
+    }
+
+    /// {"p50", "p90", "mean"} as [p50, p90, mean].
+    private static func figures(_ reader: inout JSONReader) throws -> [Double] {
+        var values: [String: Double] = [:]
+        try reader.readObject { reader, key in values[key] = try reader.readDouble() }
+        return [values["p50"] ?? .nan, values["p90"] ?? .nan, values["mean"] ?? .nan]
     }
 
     /// Tests/Fixtures/bad-shards/expected.json: each case's status, message and broken file.

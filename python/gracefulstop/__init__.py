@@ -53,7 +53,7 @@ from .state import (
 )
 
 if TYPE_CHECKING:  # typing costs milliseconds at import; annotations stay strings
-    from typing import Iterator, Optional
+    from typing import Callable, Iterator, Optional, Union
 
     from .state import Unit
 
@@ -62,7 +62,7 @@ __version__ = VERSION
 __all__ = [
     "BadStateError", "GracefulStopError", "InternalError", "InvalidArgumentError", "LIBRARY_PATH",
     "NodeOutOfRangeError", "PARTITIONS", "Progress", "State", "StateMismatchError", "StateSystemError",
-    "StopReason", "UnknownUnitError", "clear_signal", "create", "default_state", "install_signals", "is_done", "job",
+    "StopReason", "UnknownUnitError", "abandon", "begin", "clear_signal", "create", "default_state", "install_signals", "is_done", "job",
     "mark_done", "marker_name", "open", "open_sweep", "progress", "received_signal", "remaining_units", "request_stop", "restart_count", "resuming", "run_done", "should_stop",
     "signal_flag", "stop_flag", "stop_reason", "trapped_signals", "uninstall_signals", "work",
 ]
@@ -133,6 +133,17 @@ def run_done() -> bool:
     return default_state().run_done()
 
 
-def work() -> Iterator[str]:
-    """``default_state().work()``: this node's remaining units, ending early on a stop."""
-    return default_state().work()
+def work(estimate: "Union[float, Callable[[str], Optional[float]], None]" = None) -> Iterator[str]:
+    """``default_state().work(estimate)``: this node's remaining units, ending early on a stop, and
+    before a unit that could not finish before the deadline."""
+    return default_state().work(estimate)
+
+
+def begin(unit: Unit, estimate: Optional[float] = None) -> str:
+    """``default_state().begin(unit, estimate)``: "begun", "stop", "done" or "quarantined"."""
+    return default_state().begin(unit, estimate)
+
+
+def abandon(unit: Unit) -> None:
+    """``default_state().abandon(unit)``."""
+    default_state().abandon(unit)

@@ -127,6 +127,12 @@ _DECLARATIONS: "dict[str, tuple[list[Any], Any, Any]]" = {
     "gracefulstop_restart_count": ([], ctypes.c_int64, None),
     "gracefulstop_marker_path": (
         [_c_state, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int, _check_status),
+    "gracefulstop_begin_unit": (
+        [_c_state, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_double, ctypes.POINTER(ctypes.c_int)], ctypes.c_int, _check_status),
+    "gracefulstop_abandon_unit": ([_c_state, ctypes.c_char_p, ctypes.c_size_t], ctypes.c_int, _check_status),
+    "gracefulstop_release_unit": (
+        [_c_state, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)], ctypes.c_int, _check_status),
+    "gracefulstop_status_json": ([_c_state, ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int, _check_status),
     "gracefulstop_marker_name": (
         [ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int, _check_status),
 }

@@ -10,7 +10,7 @@ from . import _ffi
 from .errors import InvalidArgumentError
 
 if TYPE_CHECKING:  # typing costs milliseconds at import; annotations stay strings
-    from typing import Iterable, Iterator, Optional, Union
+    from typing import Callable, Iterable, Iterator, Optional, Union
 
     Unit = Union[str, bytes]
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # typing costs milliseconds at import; annotations stay strin
 PARTITIONS = ("round-robin", "block")
 
 _REASONS = {1: "signal", 2: "request", 3: "deadline"}
+_BEGIN_OUTCOMES = {0: "begun", 1: "stop", 2: "done", 3: "quarantined"}
 
 
 class StopReason(tuple):
@@ -44,12 +45,26 @@ class StopReason(tuple):
 
 class Progress(tuple):
     """Done and total units of one node (``node``, ``done``, ``total``) and of the whole run
-    (``run_done``, ``run_total``); ``remaining`` is this node's units still to do."""
+    (``run_done``, ``run_total``); ``remaining`` is this node's units still to do (quarantined
+    ones are not). With ``progress(estimate=True)`` (the default) also how long units take and
+    when the work will be done, from a sample of the markers, as ``gstop status --json`` has it:
+    ``unit_seconds`` ({"p50": s, "p90": s}, or None before any unit recorded its duration),
+    ``units_per_hour``, ``eta_seconds`` (this node's), ``run_unit_seconds``, ``run_eta_seconds``,
+    ``quarantined`` (the run's quarantined unit names), and ``status`` (the whole report)."""
 
-    __slots__ = ()
-
-    def __new__(cls, node: int, done: int, total: int, run_done: int, run_total: int) -> "Progress":
-        return tuple.__new__(cls, (node, done, total, run_done, run_total))
+    def __new__(cls, node: int, done: int, total: int, run_done: int, run_total: int,
+                status: "Optional[dict]" = None) -> "Progress":
+        self = tuple.__new__(cls, (node, done, total, run_done, run_total))
+        self.status = status or {}
+        mine = next((n for n in self.status.get("nodes", ()) if n.get("node") == node), {})
+        self.quarantined_here = mine.get("quarantined", 0)
+        self.unit_seconds = mine.get("unit_seconds")
+        self.units_per_hour = mine.get("units_per_hour")
+        self.eta_seconds = mine.get("eta_seconds")
+        self.run_unit_seconds = self.status.get("unit_seconds")
+        self.run_eta_seconds = self.status.get("eta_seconds")
+        self.quarantined = [q["unit"] for q in self.status.get("quarantined", ())]
+        return self
 
     node = property(lambda self: self[0])
     done = property(lambda self: self[1])
@@ -59,10 +74,12 @@ class Progress(tuple):
 
     @property
     def remaining(self) -> int:
-        return self[2] - self[1]
+        return self[2] - self[1] - self.quarantined_here
 
     def __repr__(self) -> str:
-        return "Progress(node={}, done={}, total={}, run_done={}, run_total={})".format(*self)
+        return "Progress(node={}, done={}, total={}, run_done={}, run_total={})".format(*self) if not self.status else (
+            "Progress(node={}, done={}, total={}, run_done={}, run_total={}".format(*self)
+            + f", unit_seconds={self.unit_seconds!r}, eta_seconds={self.eta_seconds!r}, quarantined={self.quarantined!r})")
 
 
 def _unit_bytes(unit: Unit) -> bytes:
@@ -280,14 +297,61 @@ class State:
         _ffi.lib.gracefulstop_remaining_units(self._live(), _ffi.NODE_DEFAULT if node is None else _node(node), ctypes.byref(units))
         return _ffi.take_unit_list(units)
 
-    def progress(self, node: Optional[int] = None) -> Progress:
-        """Done and total units of ``node`` (default: this process's node) and of the whole run."""
+    def progress(self, node: Optional[int] = None, estimate: bool = True) -> Progress:
+        """Done and total units of ``node`` (default: this process's node) and of the whole run,
+        and (``estimate``) unit times and the time to finish (see ``Progress``), which reads a
+        sample of every node's markers."""
         chosen = self.node if node is None else _node(node)
         done, total = ctypes.c_uint64(), ctypes.c_uint64()
         _ffi.lib.gracefulstop_counts(self._live(), chosen, ctypes.byref(done), ctypes.byref(total))
         run_done, run_total = ctypes.c_uint64(), ctypes.c_uint64()
         _ffi.lib.gracefulstop_counts(self._live(), _ffi.ALL_NODES, ctypes.byref(run_done), ctypes.byref(run_total))
-        return Progress(chosen, done.value, total.value, run_done.value, run_total.value)
+        return Progress(chosen, done.value, total.value, run_done.value, run_total.value, self.status() if estimate else None)
+
+    def status(self) -> dict:
+        """What ``gstop status --json`` prints for this state, as a dict."""
+        import json
+
+        text = ctypes.c_void_p()
+        _ffi.lib.gracefulstop_status_json(self._live(), ctypes.byref(text))
+        return json.loads(_ffi.take_string(text))
+
+    def begin(self, unit: Unit, estimate: Optional[float] = None) -> str:
+        """Begins ``unit`` for a loop that does not use ``work()``: records the attempt (it counts
+        toward the unit's quarantine if this process dies in it) and its start, for the unit's
+        duration. Returns "begun" (work on it, then ``mark_done``), "stop" (end the loop: a stop is
+        due, or the unit's expected time — ``estimate`` seconds, else the p90 of this run's unit
+        times — exceeds the time left before GRACEFULSTOP_DEADLINE; ``stop_reason()`` says which),
+        "done" or "quarantined" (skip it)::
+
+            for unit in state.remaining_units():
+                outcome = state.begin(unit)
+                if outcome == "stop":
+                    break
+                if outcome == "begun":
+                    solve(unit)
+                    state.mark_done(unit)
+        """
+        data = _unit_bytes(unit)
+        outcome = ctypes.c_int()
+        seconds = -1.0 if estimate is None else float(estimate)
+        if estimate is not None and not seconds >= 0:
+            raise InvalidArgumentError(f"the estimate for unit {unit!r} must be a number of seconds, 0 or more (got {estimate!r})")
+        _ffi.lib.gracefulstop_begin_unit(self._live(), data, len(data), seconds, ctypes.byref(outcome))
+        return _BEGIN_OUTCOMES[outcome.value]
+
+    def abandon(self, unit: Unit) -> None:
+        """Gives up a unit this process began and will not finish: when a stop is due, its attempt
+        is forgotten (a stop is not the unit's fault); otherwise it counts toward quarantine."""
+        data = _unit_bytes(unit)
+        _ffi.lib.gracefulstop_abandon_unit(self._live(), data, len(data))
+
+    def release(self, unit: Unit) -> bool:
+        """Puts a quarantined unit back (as ``gstop release``); returns whether it was quarantined."""
+        data = _unit_bytes(unit)
+        was = ctypes.c_bool()
+        _ffi.lib.gracefulstop_release_unit(self._live(), data, len(data), ctypes.byref(was))
+        return was.value
 
     def run_done(self) -> bool:
         """Whether every unit of the whole run is done; creates ``run.done`` when so."""
@@ -313,7 +377,7 @@ class State:
         ``--max-idle-attempts``. Does nothing outside gstop."""
         _ffi.lib.gracefulstop_record_finished(self._live(), count, what.encode())
 
-    def work(self) -> Iterator[str]:
+    def work(self, estimate: "Union[float, Callable[[str], Optional[float]], None]" = None) -> Iterator[str]:
         """This node's remaining units, one at a time, ending early once ``should_stop()`` is true.
 
         Call ``mark_done(unit)`` when a unit is finished::
@@ -322,15 +386,30 @@ class State:
                 solve(unit)
                 state.mark_done(unit)
 
-        A unit finished meanwhile by another process is skipped. When the loop runs out of units,
-        the run is checked for completion, so whichever worker finishes last leaves ``run.done``.
+        Each unit is begun (see ``begin``): its attempt is recorded, so that a unit that kills its
+        worker every time is quarantined after GRACEFULSTOP_MAX_UNIT_ATTEMPTS (default 3) attempts
+        and the rest of the run goes on; and with a deadline (GRACEFULSTOP_DEADLINE, which gstop
+        sets) a unit is not begun when its expected time exceeds the time left — the loop ends
+        instead, ``stop_reason()`` says so, and gstop requeues. ``estimate``: seconds a unit takes,
+        or a function of the unit giving them (or None), instead of the p90 of this run's units.
+        A unit finished meanwhile by another process, or quarantined, is skipped. When the loop
+        runs out of units, the run is checked for completion, so whichever worker finishes last
+        leaves ``run.done``.
         """
         for unit in self.remaining_units():
-            if self.should_stop():
+            expected = estimate(unit) if callable(estimate) else estimate
+            outcome = self.begin(unit, expected)
+            if outcome == "stop":
                 return
-            if self.is_done(unit):
+            if outcome != "begun":
                 continue
-            yield unit
+            try:
+                yield unit
+            except GeneratorExit:
+                # The loop left during this unit (a break on a stop, an exception): unless it was
+                # marked done, the attempt is given up (forgotten when a stop is due).
+                self.abandon(unit)
+                raise
         self.run_done()
 
 

@@ -5,8 +5,11 @@ check that each unit was worked on exactly once and by which node and attempt.
 Configured by environment variables: WORKER_UNITS (count, default 12), WORKER_NODES (1),
 WORKER_PARTITION (block), WORKER_SECONDS per unit (0.5), WORKER_MODE: work (default), crash (exit 3
 after the first unit), idle (mark nothing; wait for a stop), ignore (ignore the stop signal and
-sleep; for escalation tests).
+sleep; for escalation tests), loop (the seed's loop: remaining_units() and should_stop(), no begin,
+so a unit may start with too little time left), poison (like work, but the unit WORKER_POISON
+kills its worker with a real segfault every time).
 """
+import ctypes
 import os
 import signal
 import sys
@@ -36,9 +39,20 @@ if mode == "idle":
     print(f"worker: stopped without marking anything ({state.stop_reason()})", flush=True)
     sys.exit(0)
 
-for count, unit in enumerate(state.work()):
+
+def loop():
+    for unit in state.remaining_units():
+        if state.should_stop():
+            return
+        yield unit
+
+
+poison = os.environ.get("WORKER_POISON")
+for count, unit in enumerate(loop() if mode == "loop" else state.work()):
     with open(os.path.join(state_dir, "work.log"), "a") as log:
         log.write(f"{unit} {state.node} {restart} {resume}\n")
+    if mode == "poison" and unit == poison:
+        ctypes.string_at(0)  # a real SIGSEGV, as a buggy extension module would
     time.sleep(seconds)
     state.mark_done(unit)
     if mode == "crash":

@@ -25,6 +25,18 @@ def test_fixture_state_reads_as_expected(fixture_state, name):
             assert (progress.node, progress.total, progress.remaining) == (
                 node, want["totals"][str(node)], len(want["remaining"][str(node)]))
             assert (progress.run_done, progress.run_total) == (want["done_count"], want["unit_count"])
+    if "unit_seconds" in want:  # markers with timing records: the estimate and the quarantine
+        with gracefulstop.open(path, node=0) as state:
+            progress = state.progress()
+            status = progress.status
+            figures = lambda s: {k: s[k] for k in ("p50", "p90")}  # noqa: E731
+            assert status["unit_seconds"] == {**figures(want["unit_seconds"]), "sampled": 5}
+            for node in status["nodes"]:
+                assert figures(node["unit_seconds"]) == figures(want["node_unit_seconds"][str(node["node"])])
+                assert node["quarantined"] == len(want["quarantined"][str(node["node"])])
+            assert status["eta_seconds"] == want["eta_seconds"] and progress.run_eta_seconds == want["eta_seconds"]
+            assert progress.quarantined == [u for n in sorted(want["quarantined"]) for u in want["quarantined"][n]]
+            assert [q["attempts"] for q in status["quarantined"]] == [3]
     with gracefulstop.open(path, node=0) as state:
         state.set_check_interval(0)
         assert state.should_stop() is want["should_stop"]

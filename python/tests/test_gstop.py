@@ -39,7 +39,9 @@ def events(state: Path) -> list[dict]:
 
 
 def test_local_mode_warns_restarts_and_finishes_every_unit_once(tmp_path):
-    result = gstop("run", "--state", str(tmp_path), "--time-limit", "3s", "--warn-before", "1.5s", "--",
+    # No deadline: work() would otherwise end each attempt itself before the warning, at the last
+    # unit it has time for (test_unit_attempts tests that).
+    result = gstop("run", "--state", str(tmp_path), "--time-limit", "3s", "--warn-before", "1.5s", "--deadline-margin", "off", "--",
                    *worker_command(), WORKER_UNITS="10", WORKER_SECONDS="0.4")
     assert result.returncode == 0, result.stderr
     log = work_log(tmp_path)

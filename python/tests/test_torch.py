@@ -107,8 +107,11 @@ def test_a_stop_signal_to_the_whole_group_stops_at_a_step_with_a_checkpoint_and_
 
 @pytest.mark.parametrize("signal_number,late", [(signal.SIGTERM, False), (signal.SIGUSR1, True)], ids=["TERM", "USR1-late"])
 def test_without_the_loader_options_the_same_signal_kills_a_worker_mid_step(tmp_path, signal_number, late):
-    # The field condition the options fix, stood up with PyTorch's defaults.
-    options = ["--context", "fork", "--persistent", "--no-protect"] + (["--open-state-late"] if late else [])
+    # The field condition the options fix, stood up with PyTorch's defaults. Steps of 0.3 s, as a
+    # real step is long beside a worker's death: the main process is still in its step when the
+    # SIGCHLD of the killed worker arrives (with 0.05 s steps, on a loaded machine, it sometimes
+    # checkpointed and shut its workers down before noticing, and the failure went unseen).
+    options = ["--context", "fork", "--persistent", "--no-protect", "--step-seconds", "0.3"] + (["--open-state-late"] if late else [])
     status, out, err, _ = run_job(tmp_path, *options, signal_number=signal_number)
     assert status != 0 and "checkpoint written" not in out
     assert f"is killed by signal: {'Terminated' if signal_number == signal.SIGTERM else 'User defined signal 1'}" in err, err[-2000:]

@@ -335,3 +335,38 @@ public func gracefulstop_marker_name(
         out.pointee = strdup(String(decoding: stem + MarkerName.suffix, as: UTF8.self))
     }
 }
+
+@_cdecl("gracefulstop_begin_unit")
+public func gracefulstop_begin_unit(
+    _ pointer: OpaquePointer?, _ unit: UnsafePointer<CChar>?, _ length: Int, _ estimateSeconds: Double, _ outOutcome: UnsafeMutablePointer<Int32>?
+) -> Int32 {
+    cStatus {
+        let out = try required(outOutcome, "out_outcome")
+        // A negative estimate (or NaN) means none: the run's own p90 decides.
+        let estimate: Double? = estimateSeconds.isNaN || estimateSeconds < 0 ? nil : estimateSeconds
+        out.pointee = try state(pointer).beginUnit(unitBytes(unit, length), estimate: estimate).rawValue
+    }
+}
+
+@_cdecl("gracefulstop_abandon_unit")
+public func gracefulstop_abandon_unit(_ pointer: OpaquePointer?, _ unit: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
+    cStatus { _ = try state(pointer).abandonUnit(unitBytes(unit, length)) }
+}
+
+@_cdecl("gracefulstop_release_unit")
+public func gracefulstop_release_unit(
+    _ pointer: OpaquePointer?, _ unit: UnsafePointer<CChar>?, _ length: Int, _ outWasQuarantined: UnsafeMutablePointer<Bool>?
+) -> Int32 {
+    cStatus {
+        let released = try state(pointer).releaseUnit(unitBytes(unit, length))
+        outWasQuarantined?.pointee = released
+    }
+}
+
+@_cdecl("gracefulstop_status_json")
+public func gracefulstop_status_json(_ pointer: OpaquePointer?, _ outJSON: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    cStatus {
+        let out = try required(outJSON, "out_json")
+        out.pointee = strdup(try StatusReport.gather(state: state(pointer)).json())
+    }
+}

@@ -58,17 +58,19 @@ final class DoneMarkers: Sendable {
     /// marker survives kill -9 and power loss. Idempotent, and safe from any number of processes on
     /// any number of hosts: the create is exclusive, so of two writers racing for one marker the
     /// second finds it in place and keeps it. Only the marker's name is ever read.
-    /// Returns true when the unit was already done.
-    func mark(_ unit: Int, in catalog: UnitCatalog) throws -> Bool {
+    /// Returns true when the unit was already done. The content is the unit's name, then a NUL and
+    /// `timing` (UnitTiming) when given.
+    func mark(_ unit: Int, in catalog: UnitCatalog, timing: UnitTiming? = nil) throws -> Bool {
         let node = catalog.partition.node(ofUnit: unit)
         let shard = try nodeDirectory(node, create: true)!
         let name = try fileName(of: unit, in: catalog)
-        let content = try catalog.nameBytes(unit)
+        let unitName = try catalog.nameBytes(unit)
+        let content = timing.map { ArraySlice($0.markerContent(name: unitName)) } ?? unitName
         return try name.withUnsafeBufferPointer { buffer in
             let cName = buffer.baseAddress!
             // Already marked? Where markers are created in place (NFS) the exclusive create itself
             // answers that, and a lookup first would be one more server request per mark.
-            if try legacyHas(content) || (!shard.createsInPlace && shard.exists(cName, display: display(name))) {
+            if try legacyHas(unitName) || (!shard.createsInPlace && shard.exists(cName, display: display(name))) {
                 // Somebody marked it; make sure their entry is durable before saying so.
                 try shard.sync()
                 return true
@@ -90,6 +92,23 @@ final class DoneMarkers: Sendable {
             if try name.withUnsafeBufferPointer({ try shard.contains($0.baseAddress!, display: display(name)) }) { return true }
         }
         return try legacyHas(catalog.nameBytes(unit))
+    }
+
+    /// The timing records of up to `limit` of `node`'s markers: the first ones its directory lists,
+    /// which on ext4, XFS and NFS is hash order, so a sample spread over the run rather than its
+    /// first or last units. One open and read per marker read.
+    func timings(node: Int, limit: Int) throws -> [UnitTiming] {
+        guard limit > 0, let shard = try nodeDirectory(node, create: false) else { return [] }
+        try shard.refresh()
+        var names: [String] = []
+        let suffixLength = MarkerName.suffix.count
+        try shard.forEachEntry { name in
+            guard names.count < limit, name.count > suffixLength, name[0] != UInt8(ascii: "."),
+                  name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix) else { return }
+            names.append(String(decoding: name, as: UTF8.self))
+        }
+        // A marker removed meanwhile, or unreadable, is left out: the sample is a sample.
+        return names.compactMap { (try? shard.readFile($0)).flatMap { $0 }.flatMap(UnitTiming.decode(markerContent:)) }
     }
 
     /// The seed names markers `<unit>.done` verbatim, so only names that are one plain path

@@ -85,6 +85,9 @@ public final class Supervisor {
         directory = try Directory(opening: statePath, create: true)
         node = try Environment.node().number
         chain = slurm?.logID ?? "local-\(HostName.current)-\(getpid())"
+        guard options.limits.maxUnitAttempts >= 0 else { throw GracefulStopError(.invalidArgument, "--max-unit-attempts must be 0 (never quarantine) or more") }
+        // gstop's own scans and the command's see the same limit.
+        setenv(Quarantine.attemptsVariable, String(options.limits.maxUnitAttempts), 1)
         self.report = report
     }
 
@@ -140,9 +143,10 @@ public final class Supervisor {
     /// The decision `run` would make had its command just stopped after a time-limit warning, for
     /// batch scripts that keep their own trap (`gstop should-requeue`).
     public func decisionAfterWarning() throws -> RequeueDecision {
-        let (workDone, after) = try assess()
-        let attempt = Attempt(end: AttemptEnd(cause: .warning(signal: SIGUSR1)), exit: .exited(0), workDone: workDone,
+        let (workDone, after) = try assess(attemptsOver: Environment.restarts())
+        var attempt = Attempt(end: AttemptEnd(cause: .warning(signal: SIGUSR1)), exit: .exited(0), workDone: workDone,
                               remaining: after?.remaining, scope: after?.scope ?? "the run", requeueAllowed: nil)
+        attempt.quarantined = after?.quarantined ?? []
         return RequeueDecision.decide(facts(for: attempt, restart: Environment.restarts()))
     }
 
@@ -157,6 +161,7 @@ public final class Supervisor {
         var requeueAllowed: Bool?
         var slurmRelease: SlurmRelease? = nil
         var started = true
+        var quarantined: [String] = []
     }
 
     private func runAttempt(restart: Int) throws -> Attempt {
@@ -167,11 +172,12 @@ public final class Supervisor {
             let margin = options.deadlineMargin ?? (slurm != nil ? min(60, (end - attemptStart) / 10) : (options.warnBefore ?? 0))
             return end - margin > attemptStart ? end - margin : nil
         } : nil
-        let (alreadyDone, before) = try assess()
+        // Attempts before this one are over: a unit they began often enough is quarantined now.
+        let (alreadyDone, before) = try assess(attemptsOver: restart)
         if let marker = alreadyDone {
             report("all work is done already (\(marker)): not starting the command")
             return Attempt(end: AttemptEnd(cause: .none), exit: .exited(0), workDone: marker, remaining: 0, scope: "the run",
-                           requeueAllowed: nil, started: false)
+                           requeueAllowed: nil, started: false, quarantined: before?.quarantined ?? [])
         }
         let attemptStartText = String(attemptStart)
         var environment = Environment.all()
@@ -200,7 +206,8 @@ public final class Supervisor {
             do { facts.jobAtEnd = try slurm.info() } catch let error as GracefulStopError { facts.endLookupError = error.message }
         }
         var end = AttemptEnd.classify(facts)
-        let (workDone, after) = try assess()
+        // This attempt is over too (its processes have ended): its begin records count now.
+        let (workDone, after) = try assess(attemptsOver: restart + 1)
         if slurm != nil, end.cause == .none, workDone == nil, exit != .exited(0) || (after?.remaining ?? 0) > 0 {
             // Ended early with nothing said: SLURM may be a moment behind (a failed node makes srun
             // exit before slurmctld requeues the job and TERMs this script). Ask it once more.
@@ -211,19 +218,26 @@ public final class Supervisor {
         let sweepFinished = after == nil
             ? SweepProgress.finished(in: events, attemptStart: attemptStartText) : nil
         let marked = after.map { $0.done - (before?.done ?? 0) } ?? sweepFinished?.count
+        let newlyQuarantined = (after?.quarantined ?? []).filter { !(before?.quarantined ?? []).contains($0) }
+        if !newlyQuarantined.isEmpty {
+            report("quarantined \(newlyQuarantined.count) unit\(newlyQuarantined.count == 1 ? "" : "s") begun \(options.limits.maxUnitAttempts) times without finishing: "
+                + newlyQuarantined.prefix(10).joined(separator: ", ") + (newlyQuarantined.count > 10 ? ", ..." : "")
+                + " (gstop status lists them; gstop release puts them back)")
+        }
         report("command ended (\(exit.description)) after \(TimeSpan.format(child.runningSeconds)); \(end.cause.description)"
             + (end.route.map { " [\($0)]" } ?? "")
-            + (after.map { "; \($0.scope): \($0.remaining) of \($0.total) units left" } ?? "")
+            + (after.map { "; \($0.scope): \($0.remaining) of \($0.total) units left" + ($0.quarantined.isEmpty ? "" : ", \($0.quarantined.count) quarantined") } ?? "")
             + (sweepFinished.map { "; \($0.count) \($0.what)\($0.count == 1 ? "" : "s") finished" } ?? ""))
         record("child_exit", [
             ("restart", .number(Double(restart))), ("exit", .number(Double(exit.status))), ("cause", .string(end.cause.description)),
             ("route", end.route.map { .string($0) } ?? .null),
             ("asked_to_stop", .bool(end.cause != .none)), ("marked", marked.map { .number(Double($0)) } ?? .null),
             ("remaining", after.map { .number(Double($0.remaining)) } ?? .null),
+            ("quarantined", .number(Double(newlyQuarantined.count))),
         ])
         let requeueAllowed = facts.jobAtEnd?.requeueAllowed ?? jobAtStart?.requeueAllowed
         var attempt = Attempt(end: end, exit: exit, workDone: workDone, remaining: after?.remaining, scope: after?.scope ?? "the run",
-                              requeueAllowed: requeueAllowed)
+                              requeueAllowed: requeueAllowed, quarantined: after?.quarantined ?? [])
         if end.cause == .preempted(requeuedBySlurm: false) {
             // Releases differ in what they do with a preempted job whose script exits: ask which this is.
             do { attempt.slurmRelease = try Scontrol.version() } catch let error as GracefulStopError {
@@ -401,7 +415,9 @@ public final class Supervisor {
     /// scans: with a per-node scope only that node's markers are read, unless it has none left
     /// (then every node's, which also creates run.done when the run is complete, here even when
     /// the workers' own scans missed the last markers through NFS caches).
-    private func assess() throws -> (workDone: String?, progress: Progress?) {
+    /// Units quarantined in the scope are not left to do: no attempt would do them. Begin records
+    /// of restarts below `attemptsOver` count toward quarantine (their processes are gone).
+    private func assess(attemptsOver: Int) throws -> (workDone: String?, progress: Progress?) {
         let studyDone = try directory.exists(StudyCompletion.fileName) ? StudyCompletion.fileName : nil
         guard try directory.exists(Manifest.fileName) else {
             let runDone = try directory.exists(RunCompletion.fileName) ? RunCompletion.fileName : nil
@@ -410,10 +426,14 @@ public final class Supervisor {
         let state = try RunState.open(at: statePath, node: scopeIsEveryNode ? 0 : node)
         let scopeNode: Int? = scopeIsEveryNode ? nil : node
         let counts = try state.counts(node: scopeNode)
-        let progress = Progress(done: counts.done, remaining: counts.total - counts.done, total: counts.total,
-                                scope: scopeNode.map { "node \($0)" } ?? "the run")
+        let quarantined = counts.done == counts.total ? [] : try state.quarantined(node: scopeNode, attemptsOver: attemptsOver)
+        let progress = Progress(done: counts.done, remaining: counts.total - counts.done - quarantined.count, total: counts.total,
+                                scope: scopeNode.map { "node \($0)" } ?? "the run", quarantined: quarantined)
         var runDone = scopeNode == nil && counts.done == counts.total
         if scopeNode != nil && counts.done == counts.total { runDone = try state.checkRunDone() }
+        if !runDone && progress.remaining == 0, try state.checkRunSettled(attemptsOver: attemptsOver) != nil {
+            return (RunQuarantined.fileName, progress)
+        }
         return (runDone ? RunCompletion.fileName : studyDone, progress)
     }
 
@@ -422,6 +442,8 @@ public final class Supervisor {
         var remaining: Int
         var total: Int
         var scope: String
+        /// Names of the scope's quarantined units (not done).
+        var quarantined: [String] = []
     }
 
     private func currentRequest(since attemptStart: Double) -> StopRequest? {
@@ -439,16 +461,15 @@ public final class Supervisor {
         let exits = (try? EventLog.read(from: directory))?.filter {
             $0["event"]?.string == "child_exit" && $0["job"]?.string == chain && $0["node"]?.int == node
         } ?? []
-        // Attempts in a row that marked no unit (a sweep's: that finished no trial). An attempt
-        // that did not say (a sweep that does not report) ends the streak: unknown is not idle.
-        let idle = exits.reversed().prefix { $0["marked"]?.int == 0 }.count
-        let failed = exits.reversed().prefix { $0["asked_to_stop"] == .bool(false) && $0["exit"]?.int != 0 }.count
+        let idle = AttemptHistory.idleAttempts(exits)
+        let failed = AttemptHistory.failedAttempts(exits)
         let target = slurm?.requeueID(wholeArray: options.requeue == .array) ?? "a local restart"
         var facts = RequeueFacts(
             cause: attempt.end.cause, route: attempt.end.route, exit: attempt.exit, workDone: attempt.workDone, remaining: attempt.remaining, scope: attempt.scope,
             restartCount: restart, idleAttempts: idle, failedAttempts: failed, mode: options.requeue, limits: options.limits,
             target: target, requeueAllowed: attempt.requeueAllowed, slurmRelease: attempt.slurmRelease)
         facts.started = attempt.started
+        facts.quarantined = attempt.quarantined
         return facts
     }
 

@@ -1,0 +1,55 @@
+/// How long units take and when the work will be done: a pure function of unit durations (read
+/// from done-markers, see `UnitTiming`) and the units left, tested as a table (UnitEstimateTests).
+public struct UnitEstimate: Sendable, Equatable {
+    /// How many durations the figures rest on.
+    public var sampled: Int
+    public var p50: Double
+    public var p90: Double
+    public var mean: Double
+
+    /// nil without any duration to go on.
+    public init?(durations: [Double]) {
+        let sorted = durations.filter { $0.isFinite && $0 >= 0 }.sorted()
+        guard !sorted.isEmpty else { return nil }
+        sampled = sorted.count
+        p50 = UnitEstimate.percentile(sorted, 0.5)
+        p90 = UnitEstimate.percentile(sorted, 0.9)
+        mean = sorted.reduce(0, +) / Double(sorted.count)
+    }
+
+    /// The nearest-rank percentile of sorted values: a duration that was measured, never one
+    /// interpolated between two.
+    static func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
+        // ceil(fraction × count), less a hair: 0.9 × 10 is 9.000000000000002 in binary.
+        let rank = Int((fraction * Double(sorted.count) - 1e-9).rounded(.up))
+        return sorted[max(0, min(sorted.count - 1, rank - 1))]
+    }
+
+    /// Units one worker finishes in an hour at the mean unit time.
+    public var unitsPerHour: Double { mean > 0 ? 3600 / mean : .infinity }
+
+    /// Seconds until `remaining` units are done by one worker going through them one after another.
+    public func secondsToFinish(remaining: Int) -> Double { Double(remaining) * mean }
+
+    /// The run's time to finish: its nodes work side by side, so the slowest node's share decides
+    /// (a node without durations of its own is estimated with the run's).
+    public static func runSeconds(nodes: [(remaining: Int, estimate: UnitEstimate?)], run: UnitEstimate?) -> Double? {
+        var longest = 0.0
+        for node in nodes where node.remaining > 0 {
+            guard let estimate = node.estimate ?? run else { return nil }
+            longest = max(longest, estimate.secondsToFinish(remaining: node.remaining))
+        }
+        return longest
+    }
+}
+
+/// Whether there is time to begin a unit before the deadline: a pure decision over the expected
+/// unit time (the user's estimate, else the p90 of this run's durations) and the time left.
+public enum UnitStartDecision {
+    /// nil: begin it; else why not, in words `stop_reason()` shows.
+    public static func refusal(expected: Double?, secondsLeft: Double?) -> String? {
+        guard let expected, let secondsLeft, expected > secondsLeft else { return nil }
+        return "the next unit needs ~\(TimeSpan.format(expected)), \(TimeSpan.format(max(0, secondsLeft))) left before the deadline"
+            + " (\(Environment.deadline)): it is not begun, so that no work is lost"
+    }
+}
