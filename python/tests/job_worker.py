@@ -4,7 +4,7 @@ check that each unit was worked on exactly once and by which node and attempt.
 
 Configured by environment variables: WORKER_UNITS (count, default 12), WORKER_NODES (1),
 WORKER_PARTITION (block), WORKER_SECONDS per unit (0.5), WORKER_MODE: work (default), crash (exit 3
-after the first unit), idle (mark nothing; wait for a stop), ignore (ignore the stop signal and
+after the first unit), fail (exit 3 before any unit), idle (mark nothing; wait for a stop), ignore (ignore the stop signal and
 sleep; for escalation tests), loop (the seed's loop: remaining_units() and should_stop(), no begin,
 so a unit may start with too little time left), poison (like work, but the unit WORKER_POISON
 kills its worker with a real segfault every time).
@@ -28,6 +28,9 @@ resume = os.environ.get("GRACEFULSTOP_RESUME", "?")
 print(f"worker: node {state.node}, restart {restart}, resume {resume}, pid {os.getpid()}, "
       f"{len(state.remaining_units())} units to do", flush=True)
 
+if mode == "fail":
+    print("worker: failing before any unit", flush=True)
+    sys.exit(3)
 if mode == "ignore":
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

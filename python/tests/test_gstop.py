@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -87,10 +88,17 @@ def test_a_crash_is_not_requeued_unless_retries_are_asked(tmp_path):
     assert result.returncode == 3, result.stderr
     assert "the command failed on its own; not requeued" in result.stderr
     assert len(work_log(tmp_path / "a")) == 1
-    result = gstop("run", "--state", str(tmp_path / "b"), "--retry-failures", "2", "--", *worker_command(), WORKER_MODE="crash")
+    # A command that fails before doing anything: the first attempt and two retries.
+    result = gstop("run", "--state", str(tmp_path / "b"), "--retry-failures", "2", "--", *worker_command(), WORKER_MODE="fail")
     assert result.returncode == 3, result.stderr
-    assert len(work_log(tmp_path / "b")) == 3  # the first attempt and two retries
+    assert len([e for e in events(tmp_path / "b") if e["event"] == "child_exit"]) == 3
     assert "failure 2 of 2 retried" in result.stderr and "2 retries used of --retry-failures 2" in result.stderr
+    # One that fails after each unit is making progress: the retries go on until the work is done
+    # (each attempt's failure is the first in a row without progress).
+    result = gstop("run", "--state", str(tmp_path / "c"), "--retry-failures", "2", "--", *worker_command(), WORKER_MODE="crash")
+    assert result.returncode == 0, result.stderr
+    assert sorted(u for u, *_ in work_log(tmp_path / "c")) == [f"u{i:03d}" for i in range(12)]
+    assert result.stderr.count("failure 1 of 2 retried") == 11 and (tmp_path / "c" / "run.done").exists()
 
 
 def test_attempts_without_progress_stop_at_the_guard(tmp_path):
@@ -215,8 +223,10 @@ def test_init_status_remaining_mark_done_and_stop(tmp_path):
     assert gstop("remaining", "--state", str(state), "--node", "0", "--null").stdout == "eq_1\0eq_2\0"
     status = gstop("status", "--state", str(state))
     assert "5 units on 2 nodes (block): 2 done, 3 remaining" in status.stdout
-    assert status.stdout.splitlines()[3].split() == ["0", "1", "2", "3"]
-    assert status.stdout.splitlines()[4].split() == ["1", "1", "1", "2"]
+    assert status.stdout.splitlines()[2].split() == ["node", "done", "remaining", "quarantined", "total", "units/h", "p50", "p90", "eta"]
+    assert status.stdout.splitlines()[3].split() == ["0", "1", "2", "0", "3", "-", "-", "-", "-"]
+    assert status.stdout.splitlines()[4].split() == ["1", "1", "1", "0", "2", "-", "-", "-", "-"]
+    assert "estimate: none yet" in status.stdout  # marked by gstop mark-done: no unit time recorded
     report = json.loads(gstop("status", "--state", str(state), "--json").stdout)
     assert [(n["node"], n["done"], n["remaining"], n["total"]) for n in report["nodes"]] == [(0, 1, 2, 3), (1, 1, 1, 2)]
     assert report["run_done"] is False
@@ -224,6 +234,9 @@ def test_init_status_remaining_mark_done_and_stop(tmp_path):
     assert gracefulstop.open(state, node=0).remaining_units() == ["eq_1", "eq_2"]
     assert gstop("stop", "--state", str(state), "--reason", "maintenance").returncode == 0
     assert "maintenance" in json.loads(gstop("status", "--state", str(state), "--json").stdout)["stop_requests"][0]["reason"]
+    # Times read as a person reads them: a clock time and an age, not unix seconds.
+    line = [l for l in gstop("status", "--state", str(state)).stdout.splitlines() if l.startswith("stop.request:")][0]
+    assert re.match(r"stop\.request: requested at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+ \((now|\d+(\.\d)?s ago)\) by ", line), line
 
 
 def test_gstop_stop_reaches_a_running_job_which_is_not_requeued(tmp_path):

@@ -192,22 +192,22 @@ def test_a_real_time_limit_requeues_from_the_term(cluster, time_limit_job):
 
 
 def test_units_that_outlast_the_warning_are_never_begun_only_to_be_lost(cluster, tmp_path):
-    # A 1-minute job of 4 s units whose warning comes 2 s before the end: shorter than a unit. The
-    # deadline gstop gives the command (the end minus 6 s, a tenth of the job) and this run's unit
-    # times keep work() from beginning a unit the limit would kill; gstop requeues; every unit is
-    # done once. (SLURM may send the warning early: then the unit running finishes and the loop
-    # stops, which loses nothing either.)
+    # A 1-minute job of 8 s units, warned only by the deadline gstop gives the command: the end
+    # minus 6 s (a tenth of the job), shorter than a unit. (No --signal: SLURM sends a B:USR1@N
+    # warning up to a minute early on its own timer, which would stop the loop long before the
+    # deadline and show nothing.) The run's unit times keep work() from beginning, at ~49 s, a unit
+    # the limit would kill at 60 s; gstop requeues; every unit is done once.
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="--time=1 --signal=B:USR1@2", WORKER_UNITS="14", WORKER_SECONDS="4")
+    job = cluster.submit(tmp_path, state, sbatch="--time=1", WORKER_UNITS="7", WORKER_SECONDS="8")
     cluster.wait_state(job, "PENDING", restarts=1, timeout=180)
     cluster.release(job)
     cluster.wait_state(job, "COMPLETED", timeout=180)
-    assert_each_unit_once(state, 14)  # none begun twice: none begun and lost
+    assert_each_unit_once(state, 7)  # none begun twice: none begun and lost
     decisions = events(state, "decision")
     assert [d["action"] for d in decisions] == ["requeue", "finish"], decisions
+    assert decisions[0]["reasons"][0].startswith("stopped itself at its deadline (GRACEFULSTOP_DEADLINE) [the next unit needs ~8s, ")
+    refused = [s for s in events(state, "process_stop") if s["reason"] == "deadline" and "the next unit needs ~8s" in s["detail"]]
+    assert len(refused) == 1 and refused[0]["restart"] == 0, events(state, "process_stop")
     output = cluster.output(tmp_path, job)
-    assert "SIGKILL" not in output and "did not stop in time" not in output and "time limit" not in decisions[0]["reasons"][0]
-    stops = events(state, "process_stop")
-    refused = [s for s in stops if s["reason"] == "deadline" and "the next unit needs ~4s" in s["detail"]]
-    print(f"\nunits outlasting the warning: attempt 1 ended by {decisions[0]['reasons'][0]!r}; "
-          f"{'a unit it had no time for was not begun' if refused else 'the warning came early'}")
+    assert "SIGKILL" not in output and "did not stop in time" not in output and "stopped by the time limit" not in output
+    print(f"\nunits outlasting the warning on SLURM: attempt 1: {decisions[0]['reasons'][0]}")

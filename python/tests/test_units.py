@@ -30,7 +30,8 @@ def test_create_mark_and_remaining(tmp_path):
     assert marker_files(tmp_path / "s") == sorted(f"2/{gracefulstop.marker_name(u)}" for u in UNITS[10:])
     # The hashed marker of the 1000-byte name holds the name.
     assert state.marker_path("x" * 1000) == str(tmp_path / "s" / "done" / "2" / gracefulstop.marker_name("x" * 1000))
-    assert open(state.marker_path("x" * 1000), "rb").read() == b"x" * 1000
+    name, _, timing = open(state.marker_path("x" * 1000), "rb").read().partition(b"\0")
+    assert name == b"x" * 1000 and json.loads(timing)["node"] == state.node  # then its timing record (the marking node)
 
 
 def test_create_again_opens_and_a_different_run_is_refused(tmp_path):
@@ -141,7 +142,7 @@ print(gracefulstop.default_state().node, units, gracefulstop.progress())
 """
     out = run_python(code, GRACEFULSTOP_STATE_DIR=str(tmp_path), SLURM_ARRAY_TASK_ID="1")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("1 ['u1', 'u4'] Progress(node=1, done=2, total=2, run_done=2, run_total=6)")
+    assert out.stdout.startswith("1 ['u1', 'u4'] Progress(node=1, done=2, total=2, run_done=2, run_total=6, unit_seconds={")
     out = run_python(code, GRACEFULSTOP_STATE_DIR=str(tmp_path), SLURM_NODEID="2", GRACEFULSTOP_NODE="0")
     assert out.stdout.startswith("0 ['u0', 'u3']"), out.stderr
     out = run_python(code, GRACEFULSTOP_STATE_DIR=str(tmp_path), SLURM_NODEID="2")

@@ -99,7 +99,13 @@ extension PreflightFacts {
         guard stateExists, access(path + "/" + Manifest.fileName, F_OK) == 0 else { return }
         let state = try RunState.open(at: path, node: 0)
         stateNodes = state.manifest?.nodes
-        longestUnitSeconds = try PreflightFacts.longestUnit(in: path, nodes: stateNodes ?? 0)
+        // The units' own recorded times (a sample of each node's markers) where they exist; else
+        // the gaps between markers, an upper bound.
+        var recorded: [Double] = []
+        for node in 0..<(stateNodes ?? 0) {
+            recorded += try state.requireFiles().markers.timings(node: node, limit: StatusReport.sampleSize(nodes: stateNodes ?? 1)).compactMap(\.seconds)
+        }
+        longestUnitSeconds = try recorded.max() ?? PreflightFacts.longestUnit(in: path, nodes: stateNodes ?? 0)
     }
 
     /// The longest gap between two consecutive markers of one node within one attempt (no attempt
