@@ -53,7 +53,10 @@ extension RunState {
         let partition = files.manifest.partition
         let owner = partition.node(ofUnit: index)
         let place = partition.localIndex(ofUnit: index)
-        if let directory = try files.quarantine.directory(owner, create: false), try directory.exists(Quarantine.fileName(place: place)) {
+        // remaining_units() left out what was quarantined when it scanned; a unit quarantined since
+        // (by another process of this node) is caught here when the scan saw the node's quarantine
+        // directory. No fresh look otherwise: on NFS it would be a server request or two per unit.
+        if let directory = files.quarantine.opened(owner), try directory.exists(Quarantine.fileName(place: place)) {
             return .quarantined
         }
         if let deadline = stopCheck.deadline {

@@ -136,6 +136,10 @@ final class NodeDirectories: Sendable {
         self.name = name
     }
 
+    /// `<name>/<node>` if it has been opened already (no filesystem request: for hot paths that
+    /// may rely on the last scan having looked).
+    func opened(_ node: Int) -> Directory? { opened.withLock { $0[node] } }
+
     /// `<name>/<node>`; nil when it does not exist and not `create`.
     func directory(_ node: Int, create: Bool) throws -> Directory? {
         if let open = opened.withLock({ $0[node] }) { return open }
