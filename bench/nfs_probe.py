@@ -87,6 +87,7 @@ def mark_rate(mount: str, count: int, rounds: int = 3) -> dict:
     ours: list[float] = []
     plain: list[float] = []
     begun: list[float] = []
+    checked: list[float] = []
     for round_number in range(rounds):
         base = os.path.join(mount, f"marks-{os.getpid()}-{os.path.basename(mount)}-{round_number}")
         units = [f"u{i:06d}" for i in range(count)]
@@ -107,18 +108,21 @@ def mark_rate(mount: str, count: int, rounds: int = 3) -> dict:
             os.fsync(directory)
         plain.append((count - 1) / (time.perf_counter() - started))
         os.close(directory)
-        # What work() does per unit: a begin record, then the mark (which removes the record).
-        state = gracefulstop.create(base + "-begun", units, nodes=1)
-        state.begin(units[0])
-        state.mark_done(units[0])
-        started = time.perf_counter()
-        for unit in units[1:]:
-            state.begin(unit)
-            state.mark_done(unit)
-        begun.append((count - 1) / (time.perf_counter() - started))
-    mark_s, begin_s = 1 / statistics.median(ours), 1 / statistics.median(begun)
+        # What work() does per unit now (a begin record, then the mark, which removes it) and did
+        # before (is_done, then the mark).
+        for way, rates in (("begin", begun), ("check", checked)) if round_number % 2 == 0 else (("check", checked), ("begin", begun)):
+            state = gracefulstop.create(f"{base}-{way}", units, nodes=1)
+            state.begin(units[0])
+            state.mark_done(units[0])
+            started = time.perf_counter()
+            for unit in units[1:]:
+                state.begin(unit) if way == "begin" else state.is_done(unit)
+                state.mark_done(unit)
+            rates.append((count - 1) / (time.perf_counter() - started))
+    mark_s, begin_s, check_s = 1 / statistics.median(ours), 1 / statistics.median(begun), 1 / statistics.median(checked)
     return {"marks": count - 1, "rounds": rounds, "mark_done_per_s": round(statistics.median(ours), 1),
-            "begin_and_mark_per_s": round(statistics.median(begun), 1), "begin_added": round((begin_s - mark_s) / mark_s, 3),
+            "begin_and_mark_per_s": round(statistics.median(begun), 1), "is_done_and_mark_per_s": round(statistics.median(checked), 1),
+            "begin_added": round((begin_s - check_s) / mark_s, 3),
             "plain_create_per_s": round(statistics.median(plain), 1),
             "ratio": round(statistics.median(ours) / statistics.median(plain), 3)}
 
