@@ -166,7 +166,7 @@ def test_the_release_wheel_installs_and_runs_in_bullseye(release_wheel, tmp_path
         python3 -m venv venv
         venv/bin/pip install --quiet --no-index --no-cache-dir {release_wheel.name}
         venv/bin/python smoke.py {work}/state > smoke.json
-        venv/bin/gstop run --state {work}/demo --time-limit 4s --warn-before 2s -- \
+        venv/bin/gstop run --state {work}/demo --time-limit 4s --warn-before 2s --deadline-margin off -- \
             venv/bin/python -u demo_loop.py {work}/demo 0.75 > demo.log 2>&1
         venv/bin/gstop status --state {work}/demo >> demo.log
     """)
