@@ -34,7 +34,7 @@ public enum StopCause: Equatable, Sendable {
         case .none: return "the command ended on its own (no stop reached gstop or was recorded by the command's processes)"
         case .warning(let signal): return "stopped by \(StopSignals.name(of: signal)) (the time-limit warning)"
         case .timeLimit: return "stopped by the time limit (TERM, Reason=TimeLimit)"
-        case .deadline: return "stopped itself at its deadline (\(Environment.deadline))"
+        case .deadline: return "stopped itself at or before its deadline (\(Environment.deadline))"
         case .cancelled: return "cancelled (TERM without a time limit or preemption, as scancel sends)"
         case .preempted(let requeued): return "preempted (PreemptTime set" + (requeued ? ", and SLURM has requeued the job)" : ", GraceTime running)")
         case .nodeFailure(let requeued): return "a node of the job failed" + (requeued ? " (SLURM has requeued the job)" : "")

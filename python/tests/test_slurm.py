@@ -205,7 +205,7 @@ def test_units_that_outlast_the_warning_are_never_begun_only_to_be_lost(cluster,
     assert_each_unit_once(state, 7)  # none begun twice: none begun and lost
     decisions = events(state, "decision")
     assert [d["action"] for d in decisions] == ["requeue", "finish"], decisions
-    assert decisions[0]["reasons"][0].startswith("stopped itself at its deadline (GRACEFULSTOP_DEADLINE) [the next unit needs ~8s, ")
+    assert decisions[0]["reasons"][0].startswith("stopped itself at or before its deadline (GRACEFULSTOP_DEADLINE) [the next unit needs ~8s, ")
     refused = [s for s in events(state, "process_stop") if s["reason"] == "deadline" and "the next unit needs ~8s" in s["detail"]]
     assert len(refused) == 1 and refused[0]["restart"] == 0, events(state, "process_stop")
     output = cluster.output(tmp_path, job)

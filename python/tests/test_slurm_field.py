@@ -118,7 +118,7 @@ def test_a_real_time_limit_warning_to_the_steps_requeues(cluster, limit_jobs):
 
 def test_without_a_step_the_deadline_stops_the_command_before_the_limit(cluster, limit_jobs):
     # `gstop run -- python` without B:: the warning reaches nobody; GRACEFULSTOP_DEADLINE does.
-    resume_after_the_limit(cluster, limit_jobs, "batch", 70, "stopped itself at its deadline")
+    resume_after_the_limit(cluster, limit_jobs, "batch", 70, "stopped itself at or before its deadline")
 
 
 def test_a_real_time_limit_warning_to_gstop_requeues(cluster, limit_jobs):
