@@ -275,7 +275,8 @@ typedef enum gracefulstop_begin {
     GRACEFULSTOP_BEGUN = 0,        /* begun: work on it, then mark it done */
     GRACEFULSTOP_BEGIN_STOP = 1,   /* a stop is due, or too little time is left for the unit: end the loop */
     GRACEFULSTOP_BEGIN_DONE = 2,   /* done meanwhile by another process: skip it */
-    GRACEFULSTOP_BEGIN_QUARANTINED = 3  /* quarantined: skip it */
+    GRACEFULSTOP_BEGIN_QUARANTINED = 3, /* quarantined: skip it */
+    GRACEFULSTOP_BEGIN_CLAIMED = 4  /* another live worker holds it (its owner, or one that took it over): skip it */
 } gracefulstop_begin;
 
 /*
@@ -294,8 +295,23 @@ int gracefulstop_begin_unit(gracefulstop_state *GRACEFULSTOP_NONNULL state,
                             const char *GRACEFULSTOP_NONNULL unit, size_t length,
                             double estimate_seconds, int *GRACEFULSTOP_NONNULL out_outcome);
 
+/*
+ * The next unit for this worker's loop, to pass to gracefulstop_begin_unit(): this process's own
+ * share's remaining units in manifest order, then — balancing — units of other shares: shares no
+ * worker owns, and the end of the share with the most left, while its owner goes from the front.
+ * *out_unit is NULL (and *out_length 0) when nothing is left that this worker could begin; free a
+ * name with gracefulstop_string_free(). `balance`: 1 take units from other shares, 0 keep to this
+ * share, -1 as GRACEFULSTOP_BALANCE says (default on). `restart_loop`: begin again from a fresh
+ * scan (the first call of a loop). A worker whose node is beyond the state's shares (more workers
+ * than shares) only takes over. Begin records are exclusive claims, so two workers never begin
+ * one unit (docs/state-format.md, "Balancing").
+ */
+int gracefulstop_next_unit(gracefulstop_state *GRACEFULSTOP_NONNULL state, int balance, bool restart_loop,
+                           char *GRACEFULSTOP_NULLABLE *GRACEFULSTOP_NONNULL out_unit,
+                           size_t *GRACEFULSTOP_NONNULL out_length);
+
 /* Gives up a unit this process began and will not finish. When a stop is due its begin record is
- * removed (a stop is not the unit's fault); otherwise the attempt counts toward quarantine. */
+ * released (a stop is not the unit's fault); otherwise the attempt counts toward quarantine. */
 int gracefulstop_abandon_unit(gracefulstop_state *GRACEFULSTOP_NONNULL state,
                               const char *GRACEFULSTOP_NONNULL unit, size_t length);
 

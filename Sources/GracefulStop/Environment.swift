@@ -51,7 +51,7 @@ public enum Environment {
     /// `srun` step, SLURM_PROCID (one share per task, so two tasks on a node never do the same
     /// units) or, with GRACEFULSTOP_SHARE=node, SLURM_NODEID (the tasks of a node work on its
     /// units together); else SLURM_NODEID (the batch script: its node); else 0.
-    /// `tasks` is the step's task count when the share is per task: the state must have that many.
+    /// `tasks` is the step's task count when the share is per task, or the array's task count.
     public static func node() throws -> (number: Int, source: String, tasks: Int?) {
         let share = value(shareVariable) ?? "task"
         guard share == "task" || share == "node" else {
@@ -64,10 +64,24 @@ public enum Environment {
             guard let number = Int(text), number >= 0 else {
                 throw GracefulStopError(.invalidArgument, "\(name)='\(text)' is not a node number (a whole number from 0)")
             }
-            let tasks = name == "SLURM_PROCID" ? (value("SLURM_STEP_NUM_TASKS") ?? value("SLURM_NTASKS")).flatMap { Int($0) } : nil
+            let tasks: Int?
+            switch name {
+            case "SLURM_PROCID": tasks = (value("SLURM_STEP_NUM_TASKS") ?? value("SLURM_NTASKS")).flatMap { Int($0) }
+            case "SLURM_ARRAY_TASK_ID": tasks = arrayTaskCount()
+            default: tasks = nil
+            }
             return (number, " (from \(name))", tasks)
         }
         return (0, "", nil)
+    }
+
+    /// How many tasks the array has when they are numbered from 0 (SLURM_ARRAY_TASK_COUNT, with
+    /// SLURM_ARRAY_TASK_MIN 0 and a step of 1): then task i works on share i.
+    static func arrayTaskCount() -> Int? {
+        guard let count = value("SLURM_ARRAY_TASK_COUNT").flatMap({ Int($0) }), value("SLURM_ARRAY_TASK_MIN") == "0",
+              let maximum = value("SLURM_ARRAY_TASK_MAX").flatMap({ Int($0) }), maximum == count - 1
+        else { return nil }
+        return count
     }
 
     /// The SLURM job this process belongs to, as stop requests scope it: ARRAY_TASK for an array

@@ -15,12 +15,14 @@ public enum BeginOutcome: Int32, Sendable {
     case done = 2
     /// Quarantined (see `Quarantine`): skip it.
     case quarantined = 3
+    /// Another live worker holds it (balancing: its owner, or a worker that took it over): skip it.
+    case claimed = 4
 }
 
-/// A unit this process began: when, and its begin record.
+/// A unit this process began: when, what it claimed, and its begin record.
 struct InFlightUnit: Sendable {
     var started: Double
-    var node: Int
+    var claim: BeginRecords.Claim
     var record: String?
 }
 
@@ -38,10 +40,13 @@ extension RunState {
     /// How many markers' timings the first estimate of a process reads.
     static let estimateSample = 32
 
-    /// Begins `unit`: returns `.begun` after writing its begin record, or says why not. With a
+    /// Begins `unit`: returns `.begun` after claiming it (its begin record), or says why not. With a
     /// deadline (GRACEFULSTOP_DEADLINE), a unit whose expected time — `estimate`, else the p90 of
     /// this run's durations — exceeds the time left is not begun: the stop is latched with that
-    /// reason, so that no work is begun only to be lost at the time limit.
+    /// reason, so that no work is begun only to be lost at the time limit. The claim is exclusive
+    /// (`BeginRecords.claim`): a unit another live worker holds is `.claimed`, one finished meanwhile
+    /// `.done` (asked after the claim, so that a unit marked and let go just before is not begun
+    /// again).
     public func beginUnit<Name: Collection<UInt8>>(_ unit: Name, estimate: Double? = nil) throws -> BeginOutcome {
         let files = try requireFiles()
         let index = try unitIndex(unit, in: files)
@@ -49,7 +54,8 @@ extension RunState {
             throw GracefulStopError(.invalidArgument, "the estimate for unit \(UnitName.preview(unit)) must be a number of seconds, 0 or more (got \(estimate))")
         }
         if shouldStop() { return .stop }
-        if try files.markers.isDone(index, in: files.manifest.catalog) { return .done }
+        let exclusive = Balance.exclusiveClaims
+        if !exclusive, try files.markers.isDone(index, in: files.manifest.catalog) { return .done }
         let partition = files.manifest.partition
         let owner = partition.node(ofUnit: index)
         let place = partition.localIndex(ofUnit: index)
@@ -66,20 +72,29 @@ extension RunState {
                 return .stop
             }
         }
-        let started = Clock.unixSeconds()
-        let record = try Quarantine.maxUnitAttempts() > 0
-            ? files.begun.write(node: owner, place: place, unit: files.manifest.catalog.nameBytes(index), restart: Environment.restarts(),
-                                job: Environment.job(), started: started)
-            : nil
+        let restart = Environment.restarts()
+        let claim = BeginRecords.Claim(node: owner, place: place, unit: try files.manifest.catalog.nameBytes(index), worker: node,
+                                       restart: restart, job: Environment.job(), started: Clock.unixSeconds())
+        var record: String? = nil
+        if exclusive {
+            guard case .claimed(let name) = try files.begun.claim(claim, attemptsOver: restart) else { return .claimed }
+            if try files.markers.isDone(index, in: files.manifest.catalog) {
+                try? files.begun.remove(node: owner, fileName: name)  // the unit is done: no gap can matter
+                return .done
+            }
+            record = name
+        } else if try Quarantine.maxUnitAttempts() > 0 {
+            record = try files.begun.writeLegacy(claim)
+        }
         // Begun again without being finished or given up: the earlier attempt's record stays.
-        attempts.withLock { $0.inFlight[index] = InFlightUnit(started: started, node: owner, record: record) }
+        attempts.withLock { $0.inFlight[index] = InFlightUnit(started: claim.started, claim: claim, record: record) }
         return .begun
     }
 
     public func beginUnit(_ unit: String, estimate: Double? = nil) throws -> BeginOutcome { try beginUnit(unit.utf8, estimate: estimate) }
 
     /// Gives up `unit`, begun by this process and not finished. When a stop is due, its begin
-    /// record is removed: stopping is not the unit's fault. Otherwise (an error in the unit) the
+    /// record is released (BeginRecords.release): stopping is not the unit's fault. Otherwise (an error in the unit) the
     /// record stays and counts toward its quarantine. Returns whether the record was removed.
     @discardableResult
     public func abandonUnit<Name: Collection<UInt8>>(_ unit: Name) throws -> Bool {
@@ -87,7 +102,7 @@ extension RunState {
         let index = try unitIndex(unit, in: files)
         guard let begun = attempts.withLock({ $0.inFlight.removeValue(forKey: index) }) else { return false }
         guard shouldStop(), let record = begun.record else { return false }
-        try files.begun.remove(node: begun.node, fileName: record)
+        try files.begun.release(begun.claim, fileName: record)
         return true
     }
 
@@ -116,28 +131,35 @@ extension RunState {
     /// Quarantines the units of `node` that attempts which are over (`BeginRecords.isOver`) began
     /// `GRACEFULSTOP_MAX_UNIT_ATTEMPTS` times without finishing. Returns the node's quarantined
     /// places, old and new, and the names of the new ones (each also an events.jsonl line).
+    /// `held`: the places (not done) that a live attempt holds, this process's own included.
     @discardableResult
-    func applyQuarantine(node: Int, done: DoneSet, attemptsOver: Int) throws -> (places: Set<Int>, new: [String]) {
+    func applyQuarantine(node: Int, done: DoneSet, attemptsOver: Int) throws -> (places: Set<Int>, new: [String], held: Set<Int>) {
         let files = try requireFiles()
         var places = Set(try Quarantine.places(node: node, in: files.quarantine).keys)
         let limit = try Quarantine.maxUnitAttempts()
-        let entries = try files.begun.entries(node: node)
-        guard limit > 0, !entries.isEmpty else { return (places, []) }
+        let records = try files.begun.attempts(node: node, attemptsOver: attemptsOver, job: Environment.job())
+        guard !records.isEmpty else { return (places, [], []) }
         let count = files.manifest.partition.unitCount(ofNode: node)
         let own = attempts.withLock { Set($0.inFlight.values.compactMap(\.record)) }
-        var failed: [Int: [BeginRecords.Entry]] = [:]
-        for entry in entries where entry.place < count && !own.contains(entry.fileName) && BeginRecords.isOver(entry, attemptsOver: attemptsOver) {
-            if done.contains(entry.place) {
-                try? files.begun.remove(node: node, fileName: entry.fileName)  // done after all: tidied
-            } else if !places.contains(entry.place) {
-                failed[entry.place, default: []].append(entry)
+        var failed: [Int: [BeginRecords.Attempt]] = [:]
+        var held = Set<Int>()
+        for record in records where record.entry.place < count && !done.contains(record.entry.place)
+            && (own.contains(record.entry.fileName) || !record.over) {
+            held.insert(record.entry.place)
+        }
+        for record in records where record.entry.place < count && !own.contains(record.entry.fileName) && record.over {
+            if done.contains(record.entry.place) {
+                try? files.begun.remove(node: node, fileName: record.entry.fileName)  // done after all: tidied
+            } else if !places.contains(record.entry.place) && record.failed {
+                failed[record.entry.place, default: []].append(record)
             }
         }
+        guard limit > 0 else { return (places, [], held) }
         var new: [String] = []
         for (place, entries) in failed.sorted(by: { $0.key < $1.key }) where entries.count >= limit {
             let name = try unitName(node: node, place: place)
-            let records = entries.sorted { ($0.restart, $0.fileName) < ($1.restart, $1.fileName) }.map {
-                files.begun.content(node: node, fileName: $0.fileName) ?? .object([("file", .string($0.fileName))])
+            let records = entries.sorted { $0.entry.fileName < $1.entry.fileName }.map {
+                $0.content ?? .object([("file", .string($0.entry.fileName))])
             }
             try Quarantine.write(node: node, place: place, unit: name, attempts: records, maxUnitAttempts: limit, in: files.quarantine)
             places.insert(place)
@@ -148,7 +170,7 @@ extension RunState {
                 ("attempts", .number(Double(entries.count))), ("records", .array(records)),
             ], in: files.directory)
         }
-        return (places, new)
+        return (places, new, held)
     }
 
     /// The names of the quarantined units (not done) of `node`, or of every node when nil, after

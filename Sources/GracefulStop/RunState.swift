@@ -34,6 +34,8 @@ public final class RunState: Sendable {
     /// Units begun and not yet done or given up, and the durations this process knows (see
     /// RunState+Attempts.swift).
     let attempts = Mutex(AttemptBook())
+    /// Where this handle's loop is (Balance/WorkQueue.swift).
+    let workQueue = Mutex(WorkQueue())
 
     private init(path: String?, files: Files?, directory: Directory? = nil, node: Int, stopCheck: StopCheck) {
         self.path = path
@@ -118,14 +120,22 @@ public final class RunState: Sendable {
             directory: directory.subdirectory(DoneMarkers.directoryName, create: true),
             legacy: openLegacyDirectory(manifest.legacyDoneDirectory, in: directory))
         let chosen: (number: Int, source: String, tasks: Int?) = try node.map { ($0, "", nil) } ?? Environment.node()
+        let balance = try Balance.enabled()
         if let tasks = chosen.tasks, tasks != manifest.nodes {
-            // Refused rather than run: fewer shares than tasks makes tasks fail or double up, more
-            // leaves shares nobody works on.
-            throw GracefulStopError(
-                .mismatch,
-                "this srun step has \(tasks) tasks (SLURM_STEP_NUM_TASKS), but the state at \(path) shares its units among \(manifest.nodes) node\(manifest.nodes == 1 ? "" : "s"): each task works on its own share (SLURM_PROCID), so create the state with nodes=\(tasks) (nodes=int(os.environ[\"SLURM_NTASKS\"])), or set \(Environment.shareVariable)=node for the tasks of a node to work on its units together")
+            guard balance else {
+                // The strict split: fewer shares than tasks makes tasks double up, more leaves
+                // shares nobody works on.
+                throw GracefulStopError(
+                    .mismatch,
+                    "this job has \(tasks) tasks\(chosen.source), but the state at \(path) shares its units among \(manifest.nodes) node\(manifest.nodes == 1 ? "" : "s") and \(Balance.variable)=0 keeps each task to its own share: create the state with nodes=\(tasks), or let the tasks balance (unset \(Balance.variable))")
+            }
+            if chosen.number == 0 || Environment.value("SLURM_ARRAY_TASK_ID") != nil, let line = Balance.coverage(workers: tasks, shares: manifest.nodes) {
+                Balance.announce("gracefulstop: \(line)")
+            }
         }
-        try manifest.partition.validate(node: chosen.number, source: chosen.source)
+        if !(balance && chosen.number >= manifest.nodes) {
+            try manifest.partition.validate(node: chosen.number, source: chosen.source)
+        }
         return RunState(
             path: path,
             files: Files(directory: directory, manifest: manifest, markers: markers, begun: BeginRecords(state: directory),
@@ -199,8 +209,15 @@ public final class RunState: Sendable {
         if let begun {
             if let seconds = timing.seconds { attempts.withLock { $0.durations.append(seconds) } }
             // The unit is done: its attempt no longer counts toward quarantine. A record left by a
-            // failed removal is harmless (a done unit is never quarantined) and tidied later.
-            if let record = begun.record { try? files.begun.remove(node: begun.node, fileName: record) }
+            // failed removal is harmless (a done unit is never quarantined) and tidied later. A unit
+            // of another share leaves its claim in taken/, which counts what others did for it.
+            if let record = begun.record {
+                if begun.claim.node != node {
+                    files.begun.moveToTaken(node: begun.claim.node, place: begun.claim.place, worker: node, fileName: record)
+                } else {
+                    try? files.begun.remove(node: begun.claim.node, fileName: record)
+                }
+            }
         }
         let owner = partition.node(ofUnit: index)
         let scanned = knowledge.withLock { $0.done[owner] != nil }
@@ -246,15 +263,18 @@ public final class RunState: Sendable {
         return done
     }
 
+    /// `node`, or this handle's; a node beyond the shares is refused unless it is this handle's own
+    /// (a worker that only takes over, which owns no unit).
     private func checkedNode(_ node: Int?, _ files: Files) throws -> Int {
         let chosen = node ?? self.node
-        try files.manifest.partition.validate(node: chosen)
+        if chosen != self.node || chosen < files.manifest.partition.nodes { try files.manifest.partition.validate(node: chosen) }
         return chosen
     }
 
     /// The places (among `node`'s units) of its units that are neither done nor quarantined, in
     /// manifest order. Units whose attempts earn them a quarantine are quarantined first.
     private func remainingPlaces(node: Int) throws -> [Int] {
+        guard node < (try requireFiles().manifest.partition.nodes) else { return [] }
         let done = try refresh(node: node)
         let quarantined = try applyQuarantine(node: node, done: done, attemptsOver: Environment.restarts()).places
         let count = try requireFiles().manifest.partition.unitCount(ofNode: node)
@@ -281,6 +301,8 @@ public final class RunState: Sendable {
     }
 
     public func remainingUnits(node: Int? = nil) throws -> [String] {
+        let files = try requireFiles()
+        if try checkedNode(node, files) >= files.manifest.partition.nodes { return [] }  // a worker that only takes over
         let (share, positions) = try remainingUnitNames(node: node)
         return positions.map { share.table.name($0) }
     }
@@ -291,8 +313,9 @@ public final class RunState: Sendable {
         guard let node else {
             return try countsByNode().reduce((0, 0)) { ($0.0 + $1.done, $0.1 + $1.total) }
         }
-        try files.manifest.partition.validate(node: node)
-        return (try refresh(node: node).count, files.manifest.partition.unitCount(ofNode: node))
+        let chosen = try checkedNode(node, files)
+        guard chosen < files.manifest.partition.nodes else { return (0, 0) }
+        return (try refresh(node: chosen).count, files.manifest.partition.unitCount(ofNode: chosen))
     }
 
     /// Done and total units of every node: a node with a `complete/` file counts as done without a

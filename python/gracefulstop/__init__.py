@@ -133,10 +133,12 @@ def run_done() -> bool:
     return default_state().run_done()
 
 
-def work(estimate: "Union[float, Callable[[str], Optional[float]], None]" = None) -> Iterator[str]:
-    """``default_state().work(estimate)``: this node's remaining units, ending early on a stop, and
-    before a unit that could not finish before the deadline."""
-    return default_state().work(estimate)
+def work(estimate: "Union[float, Callable[[str], Optional[float]], None]" = None,
+         balance: "Optional[bool]" = None) -> Iterator[str]:
+    """``default_state().work(estimate, balance)``: this node's remaining units, then (balancing)
+    units of other shares, ending early on a stop, and before a unit that could not finish before
+    the deadline."""
+    return default_state().work(estimate, balance)
 
 
 def begin(unit: Unit, estimate: Optional[float] = None) -> str:

@@ -130,6 +130,9 @@ _DECLARATIONS: "dict[str, tuple[list[Any], Any, Any]]" = {
     "gracefulstop_begin_unit": (
         [_c_state, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_double, ctypes.POINTER(ctypes.c_int)], ctypes.c_int, _check_status),
     "gracefulstop_abandon_unit": ([_c_state, ctypes.c_char_p, ctypes.c_size_t], ctypes.c_int, _check_status),
+    "gracefulstop_next_unit": (
+        [_c_state, ctypes.c_int, ctypes.c_bool, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)], ctypes.c_int,
+        _check_status),
     "gracefulstop_release_unit": (
         [_c_state, ctypes.c_char_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_bool)], ctypes.c_int, _check_status),
     "gracefulstop_status_json": ([_c_state, ctypes.POINTER(ctypes.c_void_p)], ctypes.c_int, _check_status),

@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # typing costs milliseconds at import; annotations stay strin
 PARTITIONS = ("round-robin", "block")
 
 _REASONS = {1: "signal", 2: "request", 3: "deadline"}
-_BEGIN_OUTCOMES = {0: "begun", 1: "stop", 2: "done", 3: "quarantined"}
+_BEGIN_OUTCOMES = {0: "begun", 1: "stop", 2: "done", 3: "quarantined", 4: "claimed"}
 
 
 class StopReason(tuple):
@@ -319,10 +319,11 @@ class State:
     def begin(self, unit: Unit, estimate: Optional[float] = None) -> str:
         """Begins ``unit`` for a loop that does not use ``work()``: records the attempt (it counts
         toward the unit's quarantine if this process dies in it) and its start, for the unit's
-        duration. Returns "begun" (work on it, then ``mark_done``), "stop" (end the loop: a stop is
+        duration. The record is an exclusive claim: no other worker begins the unit while this one
+        holds it. Returns "begun" (work on it, then ``mark_done``), "stop" (end the loop: a stop is
         due, or the unit's expected time — ``estimate`` seconds, else the p90 of this run's unit
         times — exceeds the time left before GRACEFULSTOP_DEADLINE; ``stop_reason()`` says which),
-        "done" or "quarantined" (skip it)::
+        "done", "quarantined" or "claimed" (another live worker holds it: skip it)::
 
             for unit in state.remaining_units():
                 outcome = state.begin(unit)
@@ -377,8 +378,10 @@ class State:
         ``--max-idle-attempts``. Does nothing outside gstop."""
         _ffi.lib.gracefulstop_record_finished(self._live(), count, what.encode())
 
-    def work(self, estimate: "Union[float, Callable[[str], Optional[float]], None]" = None) -> Iterator[str]:
-        """This node's remaining units, one at a time, ending early once ``should_stop()`` is true.
+    def work(self, estimate: "Union[float, Callable[[str], Optional[float]], None]" = None,
+             balance: Optional[bool] = None) -> Iterator[str]:
+        """The units this process should do, one at a time, ending early once ``should_stop()`` is
+        true: this node's remaining units, then — balancing — units of other shares.
 
         Call ``mark_done(unit)`` when a unit is finished::
 
@@ -386,17 +389,36 @@ class State:
                 solve(unit)
                 state.mark_done(unit)
 
-        Each unit is begun (see ``begin``): its attempt is recorded, so that a unit that kills its
-        worker every time is quarantined after GRACEFULSTOP_MAX_UNIT_ATTEMPTS (default 3) attempts
-        and the rest of the run goes on; and with a deadline (GRACEFULSTOP_DEADLINE, which gstop
-        sets) a unit is not begun when its expected time exceeds the time left — the loop ends
-        instead, ``stop_reason()`` says so, and gstop requeues. ``estimate``: seconds a unit takes,
-        or a function of the unit giving them (or None), instead of the p90 of this run's units.
-        A unit finished meanwhile by another process, or quarantined, is skipped. When the loop
-        runs out of units, the run is checked for completion, so whichever worker finishes last
-        leaves ``run.done``.
+        Each unit is begun (see ``begin``): its attempt is recorded as an exclusive claim, so that
+        no two workers ever begin one unit, and a unit that kills its worker every time is
+        quarantined after GRACEFULSTOP_MAX_UNIT_ATTEMPTS (default 3) attempts while the rest of the
+        run goes on; and with a deadline (GRACEFULSTOP_DEADLINE, which gstop sets) a unit is not
+        begun when its expected time exceeds the time left — the loop ends instead,
+        ``stop_reason()`` says so, and gstop requeues. ``estimate``: seconds a unit takes, or a
+        function of the unit giving them (or None), instead of the p90 of this run's units.
+
+        ``balance`` (default: $GRACEFULSTOP_BALANCE, on): once this node's share has nothing left
+        to begin, take units of other shares — shares no worker owns (fewer workers than shares),
+        then the end of the share with the most left (a slower or later worker's), whose owner
+        goes from the front. A worker whose node is beyond the state's shares (more workers than
+        shares) only takes over. ``balance=False`` keeps to this node's share. A unit finished
+        meanwhile, held by another worker, or quarantined, is skipped. When the loop runs out of
+        units, the run is checked for completion, so whichever worker finishes last leaves
+        ``run.done``.
         """
-        for unit in self.remaining_units():
+        handle = self._live()
+        mode = -1 if balance is None else int(bool(balance))
+        first = True
+        while True:
+            pointer, length = ctypes.c_void_p(), ctypes.c_size_t()
+            _ffi.lib.gracefulstop_next_unit(handle, mode, first, ctypes.byref(pointer), ctypes.byref(length))
+            first = False
+            if not pointer.value:
+                break
+            try:
+                unit = ctypes.string_at(pointer.value, length.value).decode("utf-8")
+            finally:
+                _ffi.lib.gracefulstop_string_free(pointer)
             expected = estimate(unit) if callable(estimate) else estimate
             outcome = self.begin(unit, expected)
             if outcome == "stop":

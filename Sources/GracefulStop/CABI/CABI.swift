@@ -238,7 +238,12 @@ public func gracefulstop_remaining_units(_ pointer: OpaquePointer?, _ node: Int6
     cStatus {
         let out = try required(outList, "out_list").assumingMemoryBound(to: CUnitList.self)
         let run = try state(pointer)
-        let (share, positions) = try run.remainingUnitNames(node: GracefulStop.node(node))
+        let chosen = try GracefulStop.node(node)
+        if (chosen ?? run.node) == run.node, run.node >= (try run.requireFiles().manifest.partition.nodes) {
+            out.pointee = CUnitList(names: nil, size: 0, count: 0)  // a worker that only takes over owns no unit
+            return
+        }
+        let (share, positions) = try run.remainingUnitNames(node: chosen)
         out.pointee = share.table.withNameStorage { bytes, range in
             var size = 0
             for index in positions { size += range(index).count + 1 }
@@ -345,6 +350,37 @@ public func gracefulstop_begin_unit(
         // A negative estimate (or NaN) means none: the run's own p90 decides.
         let estimate: Double? = estimateSeconds.isNaN || estimateSeconds < 0 ? nil : estimateSeconds
         out.pointee = try state(pointer).beginUnit(unitBytes(unit, length), estimate: estimate).rawValue
+    }
+}
+
+@_cdecl("gracefulstop_next_unit")
+public func gracefulstop_next_unit(
+    _ pointer: OpaquePointer?, _ balance: Int32, _ restartLoop: Bool, _ outUnit: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+    _ outLength: UnsafeMutablePointer<Int>?
+) -> Int32 {
+    cStatus {
+        let out = try required(outUnit, "out_unit")
+        let length = try required(outLength, "out_length")
+        out.pointee = nil
+        length.pointee = 0
+        let state = try state(pointer)
+        if restartLoop { state.resetWork() }
+        let balanced: Bool
+        switch balance {
+        case -1: balanced = try Balance.enabled()
+        case 0, 1: balanced = balance == 1
+        default: throw GracefulStopError(.invalidArgument, "balance is -1 (GRACEFULSTOP_BALANCE), 0 or 1 (got \(balance))")
+        }
+        guard let unit = try state.nextUnit(balance: balanced) else { return }
+        let bytes = try state.requireFiles().manifest.catalog.nameBytes(unit)
+        // malloc'd, as gracefulstop_string_free() frees it.
+        guard let copy = malloc(bytes.count + 1)?.assumingMemoryBound(to: CChar.self) else {
+            throw GracefulStopError(.system, "out of memory for a unit name of \(bytes.count) bytes", errno: ENOMEM)
+        }
+        bytes.withUnsafeBytes { if let base = $0.baseAddress { _ = memcpy(copy, base, bytes.count) } }
+        copy[bytes.count] = 0
+        out.pointee = copy
+        length.pointee = bytes.count
     }
 }
 

@@ -1,48 +1,131 @@
 import Glibc
 import Synchronization
 
-/// `begun/<node>/<place>.<restart>.<pid>.<host>.<serial>`: one file per attempt at a unit, written
-/// before the unit starts (`begin_unit`, `work()`) and removed once it is done or given up because
-/// of a stop. What is left are attempts that ended otherwise — the process crashed, was killed, or
-/// went on without finishing the unit — which is what quarantines a poison unit (`Quarantine`).
+/// `begun/<node>/<place>.<generation>`: the claim of one attempt at a unit, created exclusively
+/// before the unit starts (`begin_unit`, `work()`) and removed once the unit is done. Whoever creates
+/// the name holds the unit: of two workers that want it — its share's owner and a worker that has
+/// run out of its own share, on any hosts — exactly one creates it (O_CREAT|O_EXCL, atomic on NFS
+/// too), so a unit is never begun by two live workers. The claim is also the attempt's record: one
+/// whose attempt ended without finishing the unit (a crash, kill -9, the OOM killer) stays, and
+/// such records quarantine a poison unit (`Quarantine`).
 ///
-/// Named by the unit's place among its node's units (the manifest fixes it), not its marker stem:
-/// the name stays short whatever the unit's name, and parses without reading the file. Each
-/// attempt's file is its own (exclusive create), so attempts on many hosts never share a file and
-/// NFS needs no append. Not fsynced: it must outlive the process (a crash, kill -9, the OOM
-/// killer), which a write to the kernel (locally) or a close (NFS: close-to-open sends it to the
-/// server) already ensures; a power loss of a local disk may forget one, which errs towards
-/// trying a unit once more.
+/// A unit's attempts take generations 1, 2, 3, ...: a new attempt tries to create generation 1, and
+/// finding a name taken reads who holds it — somebody live: the unit is theirs; an attempt that is
+/// over: the next generation is tried. A fresh unit costs one create. Older generations are never removed while
+/// the unit is not done (a gap would let two workers with different views each create a free
+/// name): an attempt given up because a stop is due is *released* (its content rewritten), which
+/// keeps its name and makes it count for nothing.
+///
+/// Named by the unit's place among its share's units (the manifest fixes it), so names stay short
+/// whatever the unit's name. Not fsynced: a claim must outlive its process, which a write to the
+/// kernel (locally) or a close (NFS: close-to-open sends it to the server) ensures; a power loss of
+/// a local disk may forget one, which errs towards trying a unit once more.
+///
+/// States written before claims existed hold records named `<place>.<restart>.<pid>.<host>.<serial>`
+/// (one per attempt, not exclusive); they are read as attempts (`Entry.Kind.legacy`), and the tasks
+/// of a host that work on each unit together (GRACEFULSTOP_SHARE=node) still write them.
 final class BeginRecords: Sendable {
     static let directoryName = "begun"
 
     /// What one file name says.
     struct Entry: Sendable, Equatable {
+        enum Kind: Sendable, Equatable {
+            /// `<place>.<generation>`: a claim; who holds it is in its content.
+            case claim(generation: Int)
+            /// `<place>.<restart>.<pid>.<host>.<serial>`: a record of an attempt, not exclusive.
+            case legacy(restart: Int, pid: Int32, hostTag: String)
+        }
+
         var place: Int
-        var restart: Int
-        var pid: Int32
-        var hostTag: String
+        var kind: Kind
         var fileName: String
 
         init?(fileName: String) {
             let parts = fileName.split(separator: ".", omittingEmptySubsequences: false)
-            guard parts.count == 5, let place = Int(parts[0]), place >= 0, let restart = Int(parts[1]), restart >= 0,
-                  let pid = Int32(parts[2]), pid > 0, parts[3].utf8.count == 8, parts[3].utf8.allSatisfy({ BeginRecords.isHex($0) }),
-                  Int(parts[4]) != nil
-            else { return nil }
+            guard let place = Int(parts[0]), place >= 0, parts[0].first != "+" else { return nil }
+            switch parts.count {
+            case 2:
+                guard let generation = Int(parts[1]), generation >= 1, parts[1].first != "+" else { return nil }
+                kind = .claim(generation: generation)
+            case 5:
+                guard let restart = Int(parts[1]), restart >= 0, let pid = Int32(parts[2]), pid > 0, parts[3].utf8.count == 8,
+                      parts[3].utf8.allSatisfy({ BeginRecords.isHex($0) }), Int(parts[4]) != nil
+                else { return nil }
+                kind = .legacy(restart: restart, pid: pid, hostTag: String(parts[3]))
+            default:
+                return nil
+            }
             self.place = place
-            self.restart = restart
-            self.pid = pid
-            self.hostTag = String(parts[3])
             self.fileName = fileName
         }
+
+        var generation: Int? { if case .claim(let generation) = kind { return generation } else { return nil } }
+    }
+
+    /// Who made an attempt, from its record's content.
+    struct Holder: Sendable, Equatable {
+        var job: String?
+        var restart: Int
+        var pid: Int32
+        var host: String
+        /// The worker's own node (share); nil in records written before balancing.
+        var worker: Int?
+        /// Given up because a stop was due: over, and not counted toward quarantine.
+        var released = false
+
+        init(job: String?, restart: Int, pid: Int32, host: String, worker: Int?, released: Bool = false) {
+            self.job = job
+            self.restart = restart
+            self.pid = pid
+            self.host = host
+            self.worker = worker
+            self.released = released
+        }
+
+        init?(_ value: JSONValue?) {
+            guard let value, let restart = value["restart"]?.int, let pid = value["pid"]?.int, let host = value["host"]?.string,
+                  let pid32 = Int32(exactly: pid)
+            else { return nil }
+            self.init(job: value["job"]?.string, restart: restart, pid: pid32, host: host, worker: value["worker"]?.int,
+                      released: value["released"] == .bool(true))
+        }
+
+        /// This very process.
+        var isThisProcess: Bool { host == HostName.current && pid == getpid() }
+    }
+
+    /// Whether the attempt of `holder` is over, so that its unit may be claimed again and its
+    /// record counts toward quarantine (unless released):
+    /// - this process's own earlier attempt (it is beginning the unit again), or one of a process
+    ///   of this host that no longer exists;
+    /// - an attempt of this job (SLURM job, or no job outside SLURM) from a restart below
+    ///   `attemptsOver` (a requeued job's processes are gone; gstop passes its restart + 1 once its
+    ///   command has ended);
+    /// - a record whose content cannot be read (being written, or its writer died mid-write) once
+    ///   it is `settledFor` 60 s of the directory's own time: no clock of two hosts is compared.
+    /// An attempt of another job (another array task) or of another host in this restart may be at
+    /// work: not over. `pidExists` is injected for the tests.
+    static func isOver(_ holder: Holder?, settledFor: Double? = nil, attemptsOver: Int, job: String?,
+                       pidExists: (Int32) -> Bool = BeginRecords.processExists) -> Bool {
+        guard let holder else { return (settledFor ?? 0) >= 60 }
+        if holder.released { return true }
+        if holder.host == HostName.current && (holder.pid == getpid() || !pidExists(holder.pid)) { return true }
+        return holder.job == job && holder.restart < attemptsOver
+    }
+
+    static func processExists(_ pid: Int32) -> Bool { !(kill(pid, 0) == -1 && Glibc.errno == ESRCH) }
+
+    /// The legacy records' rule: an earlier restart's, or a gone process of this host.
+    static func isOver(legacy restart: Int, pid: Int32, hostTag: String, attemptsOver: Int) -> Bool {
+        if restart < attemptsOver { return true }
+        return hostTag == BeginRecords.hostTag && !processExists(pid)
     }
 
     private static func isHex(_ byte: UInt8) -> Bool {
         (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte)
     }
 
-    /// This host's tag in file names: FNV-1a of its name, 8 hex digits (a host name may hold dots).
+    /// This host's tag in legacy file names: FNV-1a of its name, 8 hex digits.
     static let hostTag: String = {
         var hash: UInt32 = 0x811C_9DC5
         for byte in HostName.current.utf8 {
@@ -56,44 +139,136 @@ final class BeginRecords: Sendable {
     private static let serial = Atomic<Int>(0)
 
     let nodes: NodeDirectories
+    /// `taken/<node>/`: where a unit finished by a worker of another share leaves its claim.
+    let taken: NodeDirectories
 
     init(state: Directory) {
         nodes = NodeDirectories(state: state, name: BeginRecords.directoryName)
+        taken = NodeDirectories(state: state, name: TakenUnits.directoryName)
     }
 
-    /// Writes this process's record of an attempt at the unit at `place` of `node`; its file name.
-    func write(node: Int, place: Int, unit: ArraySlice<UInt8>, restart: Int, job: String?, started: Double) throws -> String {
-        let directory = try nodes.directory(node, create: true)!
-        let serial = BeginRecords.serial.add(1, ordering: .relaxed).newValue
-        let name = "\(place).\(restart).\(getpid()).\(BeginRecords.hostTag).\(serial)"
+    /// What a claim is made of.
+    struct Claim: Sendable {
+        var node: Int
+        var place: Int
+        var unit: ArraySlice<UInt8>
+        var worker: Int
+        var restart: Int
+        var job: String?
+        var started: Double
+    }
+
+    enum ClaimOutcome: Equatable {
+        /// Created: this process holds the unit (the record's file name).
+        case claimed(String)
+        /// Somebody else holds it (nil: an unreadable record, being written).
+        case held(Holder?)
+    }
+
+    private static func content(_ claim: Claim, released: Bool = false) -> [UInt8] {
         var json = JSONWriter()
-        json.value(.object([
-            ("unit", .string(String(decoding: unit, as: UTF8.self))), ("node", .number(Double(node))), ("host", .string(HostName.current)),
-            ("pid", .number(Double(getpid()))), ("restart", .number(Double(restart))), ("job", job.map { .string($0) } ?? .null),
-            ("started", .number((started * 1000).rounded() / 1000)),
-        ]))
+        var fields: [(String, JSONValue)] = [
+            ("unit", .string(String(decoding: claim.unit, as: UTF8.self))), ("node", .number(Double(claim.node))),
+            ("worker", .number(Double(claim.worker))), ("host", .string(HostName.current)), ("pid", .number(Double(getpid()))),
+            ("restart", .number(Double(claim.restart))), ("job", claim.job.map { .string($0) } ?? .null),
+            ("started", .number((claim.started * 1000).rounded() / 1000)),
+        ]
+        if released { fields.append(("released", .bool(true))) }
+        json.value(.object(fields))
         json.raw("\n")
-        let bytes = json.bytes
+        return json.bytes
+    }
+
+    /// Claims the unit at `place` of `node`: creates the first free generation, unless a live
+    /// attempt holds one on the way.
+    func claim(_ claim: Claim, attemptsOver: Int) throws -> ClaimOutcome {
+        let directory = try nodes.directory(claim.node, create: true)!
+        let bytes = BeginRecords.content(claim)
+        for generation in 1...256 {
+            let name = "\(claim.place).\(generation)"
+            if try create(name, bytes, in: directory) { return .claimed(name) }
+            let holder = Holder(self.content(node: claim.node, fileName: name))
+            if !BeginRecords.isOver(holder, settledFor: holder == nil ? settledSeconds(name, in: directory) : nil,
+                                    attemptsOver: attemptsOver, job: claim.job) {
+                return .held(holder)
+            }
+        }
+        return .held(nil)  // 256 attempts over in a row: quarantine (at 3 by default) stops it long before
+    }
+
+    /// How long `name` has stood unchanged by the directory's clock (its mtime against the
+    /// directory's: both the server's on NFS), or nil when either is unknown.
+    private func settledSeconds(_ name: String, in directory: Directory) -> Double? {
+        guard let file = try? directory.status(name, display: name), let look = try? directory.refresh() else { return nil }
+        func seconds(_ time: timespec) -> Double { Double(time.tv_sec) + Double(time.tv_nsec) / 1e9 }
+        return seconds(look.status.st_mtim) - seconds(file.st_mtim)
+    }
+
+    /// Creates `name` with `bytes` exclusively; false when it exists. Written and closed (NFS sends
+    /// the data at close, and reports a failed write there): a record that did not reach the server
+    /// is no record.
+    private func create(_ name: String, _ bytes: [UInt8], in directory: Directory) throws -> Bool {
         let created = retryingOnInterrupt { openat(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
-        if created.result == -1 { throw GracefulStopError.system("cannot create", directory.pathOf(name), errno: created.errno) }
+        if created.result == -1 {
+            if created.errno == EEXIST { return false }
+            throw GracefulStopError.system("cannot create", directory.pathOf(name), errno: created.errno)
+        }
         var failure: GracefulStopError? = nil
         let written = retryingOnInterrupt { bytes.withUnsafeBytes { Glibc.write(created.result, $0.baseAddress, $0.count) } }
         if written.result != bytes.count {
             failure = .system("cannot write", directory.pathOf(name), errno: written.result == -1 ? written.errno : EIO)
         }
-        // NFS reports a failed write at close: a record that did not reach the server is no record.
         if close(created.result) == -1 && failure == nil { failure = .system("cannot write", directory.pathOf(name), errno: Glibc.errno) }
         if let failure {
             _ = unlinkat(directory.fd, name, 0)
             throw failure
         }
+        return true
+    }
+
+    /// Writes a legacy record (not exclusive): for the tasks of a host that each begin the same
+    /// unit together (GRACEFULSTOP_SHARE=node).
+    func writeLegacy(_ claim: Claim) throws -> String {
+        let directory = try nodes.directory(claim.node, create: true)!
+        let serial = BeginRecords.serial.add(1, ordering: .relaxed).newValue
+        let name = "\(claim.place).\(claim.restart).\(getpid()).\(BeginRecords.hostTag).\(serial)"
+        guard try create(name, BeginRecords.content(claim), in: directory) else {
+            throw GracefulStopError.system("cannot create", directory.pathOf(name), errno: EEXIST)
+        }
         return name
+    }
+
+    /// Releases this process's claim (a stop is due): the name stays, so that no generation is ever
+    /// free again while the unit is not done, and the record no longer counts.
+    func release(_ claim: Claim, fileName: String) throws {
+        guard let directory = try nodes.directory(claim.node, create: false) else { return }
+        if Entry(fileName: fileName)?.generation == nil { return try directory.remove(fileName) }
+        let bytes = BeginRecords.content(claim, released: true)
+        let opened = retryingOnInterrupt { openat(directory.fd, fileName, O_WRONLY | O_TRUNC | O_CLOEXEC) }
+        if opened.result == -1 {
+            if opened.errno == ENOENT { return }
+            throw GracefulStopError.system("cannot open", directory.pathOf(fileName), errno: opened.errno)
+        }
+        let written = retryingOnInterrupt { bytes.withUnsafeBytes { Glibc.write(opened.result, $0.baseAddress, $0.count) } }
+        let closed = close(opened.result)
+        if written.result != bytes.count || closed == -1 {
+            throw GracefulStopError.system("cannot write", directory.pathOf(fileName), errno: written.result == -1 ? written.errno : (closed == -1 ? Glibc.errno : EIO))
+        }
     }
 
     /// Removes a record (one that is already gone is fine).
     func remove(node: Int, fileName: String) throws {
         guard let directory = try nodes.directory(node, create: false) else { return }
         try directory.remove(fileName)
+    }
+
+    /// Moves the claim of a unit this process finished for another share to
+    /// `taken/<node>/<place>.<worker>` (one rename, what a removal costs), so that the share's
+    /// count of units done by others is a listing. A failure leaves the claim, which the next
+    /// scan tidies (the unit is done).
+    func moveToTaken(node: Int, place: Int, worker: Int, fileName: String) {
+        guard let from = try? nodes.directory(node, create: false), let to = try? taken.directory(node, create: true) else { return }
+        _ = retryingOnInterrupt { renameat(from.fd, fileName, to.fd, "\(place).\(worker)") }
     }
 
     /// Every record of `node`, read afresh (another host may have just written one).
@@ -114,18 +289,56 @@ final class BeginRecords: Sendable {
         return try? reader.readValue()
     }
 
-    /// Whether the attempt that wrote `entry` is over: an earlier restart's (a requeued job's
-    /// processes are gone), or a process of this host that no longer exists. A record of this
-    /// restart from another host may belong to a process still at work: not over.
-    static func isOver(_ entry: Entry, attemptsOver: Int) -> Bool {
-        if entry.restart < attemptsOver { return true }
-        guard entry.hostTag == hostTag else { return false }
-        return kill(entry.pid, 0) == -1 && Glibc.errno == ESRCH
+    /// The records of `node` with what each says, and whether its attempt is over (see `isOver`).
+    func attempts(node: Int, attemptsOver: Int, job: String?) throws -> [Attempt] {
+        guard let directory = try nodes.directory(node, create: false) else { return [] }
+        return try entries(node: node).map { entry in
+            let content = self.content(node: node, fileName: entry.fileName)
+            switch entry.kind {
+            case .claim:
+                let holder = Holder(content)
+                let settled = holder == nil ? settledSeconds(entry.fileName, in: directory) : nil
+                return Attempt(entry: entry, content: content, holder: holder,
+                               over: BeginRecords.isOver(holder, settledFor: settled, attemptsOver: attemptsOver, job: job))
+            case .legacy(let restart, let pid, let hostTag):
+                return Attempt(entry: entry, content: content, holder: Holder(content),
+                               over: BeginRecords.isOver(legacy: restart, pid: pid, hostTag: hostTag, attemptsOver: attemptsOver))
+            }
+        }
+    }
+
+    /// A record and what it means.
+    struct Attempt {
+        var entry: Entry
+        var content: JSONValue?
+        var holder: Holder?
+        var over: Bool
+        /// Counts toward the unit's quarantine: over, and not given up for a stop.
+        var failed: Bool { over && holder?.released != true }
+    }
+}
+
+/// `taken/<node>/<place>.<worker>`: a unit of share `node` finished by the worker of share
+/// `worker` (balancing): the claim, moved there when the unit was marked.
+enum TakenUnits {
+    static let directoryName = "taken"
+
+    /// How many of `node`'s units others finished, by the taker's node (nil: not known).
+    static func count(node: Int, in taken: NodeDirectories) throws -> [Int: Int] {
+        guard let directory = try taken.directory(node, create: false) else { return [:] }
+        try directory.refresh()
+        var byWorker: [Int: Int] = [:]
+        try directory.forEachEntry { name in
+            let parts = String(decoding: name, as: UTF8.self).split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 2, Int(parts[0]) != nil, let worker = Int(parts[1]) else { return }
+            byWorker[worker, default: 0] += 1
+        }
+        return byWorker
     }
 }
 
 /// The per-node subdirectories of one directory of the state (`begun/<node>`,
-/// `quarantine/<node>`), opened once each and created only by a writer.
+/// `quarantine/<node>`, `taken/<node>`), opened once each and created only by a writer.
 final class NodeDirectories: Sendable {
     let state: Directory
     let name: String
