@@ -141,6 +141,24 @@ public struct RequeueFacts: Sendable, Equatable {
     public var target: String
     /// Quarantined units in the scope (not counted in `remaining`): no attempt would do them.
     public var quarantined: [String] = []
+    /// Balancing: of `remaining`, the units that live workers of other jobs hold (they finish them).
+    public var heldByOthers = 0
+    /// Balancing: units of other shares this job began and left unfinished; it answers for them.
+    public var claimedElsewhere = 0
+
+    /// The units this job answers for: nil for a sweep.
+    var left: Int? { remaining.map { max(0, $0 - heldByOthers) + claimedElsewhere } }
+
+    /// "node 3 has 4 units left", with what balancing adds to it.
+    var leftText: String { leftText() }
+
+    func leftText(_ after: String = "") -> String {
+        guard let left else { return "the work is not done" }
+        var text = "\(scope) has \(left == 0 ? "no" : String(left)) unit\(left == 1 ? "" : "s") left" + after
+        if claimedElsewhere > 0 { text += " (\(claimedElsewhere) of them begun by this job in other shares)" }
+        if heldByOthers > 0 { text += "; \(heldByOthers) more held by live workers of other jobs, which finish them" }
+        return text
+    }
 
     public init(
         cause: StopCause, route: String? = nil, exit: ChildExit, workDone: String? = nil, remaining: Int?, scope: String, restartCount: Int = 0,
@@ -213,7 +231,7 @@ public struct RequeueDecision: Sendable, Equatable {
         case .cancelled:
             return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: [how, "a cancel always ends the job"])
         case .preempted(requeuedBySlurm: true), .nodeFailure(requeuedBySlurm: true), .requeuedBySlurm:
-            let left = facts.remaining.map { "\(facts.scope) has \($0) unit\($0 == 1 ? "" : "s") left for the next attempt" } ?? "the next attempt goes on with the work"
+            let left = facts.left != nil ? facts.leftText(" for the next attempt") : "the next attempt goes on with the work"
             return RequeueDecision(action: .leaveToSlurm, exitCode: 0, reasons: [how, left, "gstop does not requeue it a second time"])
         case .requested:
             return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: [how, "a requested stop ends the job"])
@@ -233,17 +251,17 @@ public struct RequeueDecision: Sendable, Equatable {
                     reasons: [how, "the command failed on its own; not requeued" + (facts.limits.retryFailures > 0
                         ? " (\(facts.failedAttempts - 1) retries used of --retry-failures \(facts.limits.retryFailures))" : " (--retry-failures 0)")])
             }
-            if let remaining = facts.remaining, remaining > 0 {
+            if let left = facts.left, left > 0 {
                 return RequeueDecision(
                     action: .stop, exitCode: workRemainsExitCode,
-                    reasons: [how, "\(facts.scope) has \(remaining) unit\(remaining == 1 ? "" : "s") left, but nothing asked the command to stop; not requeued"])
+                    reasons: [how, facts.leftText + ", but nothing asked the command to stop; not requeued"])
             }
-            return finish(facts, [how, facts.remaining == 0 ? "\(facts.scope) has no units left" : "the command finished"])
+            return finish(facts, [how, facts.left == 0 ? facts.leftText : "the command finished"])
         case .warning, .timeLimit, .deadline, .preempted(requeuedBySlurm: false), .nodeFailure(requeuedBySlurm: false):
-            if facts.remaining == 0 {
-                return finish(facts, [how, "\(facts.scope) has no units left"])
+            if facts.left == 0 {
+                return finish(facts, [how, facts.leftText])
             }
-            var reasons = [how, facts.remaining.map { "\(facts.scope) has \($0) unit\($0 == 1 ? "" : "s") left" } ?? "the work is not done"]
+            var reasons = [how, facts.leftText]
             if case .preempted = facts.cause {
                 if let release = facts.slurmRelease, release.requeuesPreemptedJobsThatExit, facts.requeueAllowed != false {
                     return RequeueDecision(action: .leaveToSlurm, exitCode: 0, reasons: reasons + [

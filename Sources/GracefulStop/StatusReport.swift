@@ -11,6 +11,9 @@ public struct StatusReport: Sendable {
         public var quarantined: Int = 0
         /// From a sample of the node's markers; nil when none records a duration.
         public var estimate: UnitEstimate? = nil
+        /// Balancing: of `done`, the units that workers of other shares did, by their node.
+        public var takenBy: [Int: Int] = [:]
+        public var taken: Int { takenBy.values.reduce(0, +) }
         /// Units left that an attempt would do (quarantined ones are not).
         public var remaining: Int { max(0, total - done - quarantined) }
     }
@@ -44,10 +47,16 @@ public struct StatusReport: Sendable {
     public var doneCount: Int { nodes.reduce(0) { $0 + $1.done } }
     public var quarantinedCount: Int { nodes.reduce(0) { $0 + $1.quarantined } }
     public var remainingCount: Int { nodes.reduce(0) { $0 + $1.remaining } }
+    public var takenCount: Int { nodes.reduce(0) { $0 + $1.taken } }
+    /// Whether workers take over units of other shares (GRACEFULSTOP_BALANCE, default on).
+    public var balanced = true
 
-    /// Seconds until the run is done, its nodes working side by side (nil without durations).
+    /// Seconds until the run is done (nil without durations): with balancing, one worker per share
+    /// sharing all that is left; without, the nodes side by side, the slowest share deciding.
     public var etaSeconds: Double? {
-        UnitEstimate.runSeconds(nodes: nodes.map { ($0.remaining, $0.estimate) }, run: estimate)
+        let left = nodes.map { ($0.remaining, $0.estimate) }
+        return balanced ? UnitEstimate.balancedRunSeconds(nodes: left, run: estimate, workers: nodes.count)
+            : UnitEstimate.runSeconds(nodes: left, run: estimate)
     }
 
     /// How many markers each node's estimate reads: a few dozen, fewer per node on runs of many
@@ -71,14 +80,17 @@ public struct StatusReport: Sendable {
     static func gather(path: String, directory: Directory, state: RunState?) throws -> StatusReport {
         var report = StatusReport(path: path, partition: nil, nodes: [], runDone: false, studyDone: false, stopRequests: [], lastDecision: nil)
         report.gatheredAt = Clock.unixSeconds()
+        report.balanced = (try? Balance.enabled()) ?? true
         if let state, let manifest = state.manifest {
             report.partition = manifest.partition.rule.rawValue
             report.quarantined = try state.quarantinedUnits().map { QuarantinedUnit(node: $0.node, unit: $0.unit, record: $0.record) }
             let sample = sampleSize(nodes: manifest.partition.nodes)
             var pooled: [Double] = []
+            let hasTaken = try directory.contains(TakenUnits.directoryName)
             report.nodes = try state.countsByNode().enumerated().map { node, counts in
                 var entry = NodeCounts(node: node, done: counts.done, total: counts.total)
                 entry.quarantined = report.quarantined.filter { $0.node == node }.count
+                if hasTaken { entry.takenBy = try TakenUnits.count(node: node, in: state.requireFiles().begun.taken) }
                 let durations = try state.requireFiles().markers.timings(node: node, limit: sample).compactMap(\.seconds)
                 entry.estimate = UnitEstimate(durations: durations)
                 pooled += durations
@@ -108,7 +120,8 @@ public struct StatusReport: Sendable {
             lines.append("no manifest yet: no unit list (a sweep, or a run that has not started)")
         } else {
             lines.append("\(unitCount) units on \(nodes.count) node\(nodes.count == 1 ? "" : "s") (\(partition ?? "?")): \(doneCount) done, \(remainingCount) remaining"
-                + (quarantinedCount > 0 ? ", \(quarantinedCount) quarantined" : ""))
+                + (quarantinedCount > 0 ? ", \(quarantinedCount) quarantined" : "")
+                + (takenCount > 0 ? "; \(takenCount) of the done units taken over by workers of other shares (balancing)" : ""))
             let nodeWidth = max(4, String(nodes.count - 1).count + 5)
             if terminal {
                 let barWidth = max(10, min(40, width - nodeWidth - 44))
@@ -116,16 +129,20 @@ public struct StatusReport: Sendable {
                     let filled = counts.total == 0 ? barWidth : counts.done * barWidth / counts.total
                     let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: barWidth - filled)
                     lines.append(pad("node \(counts.node)", nodeWidth) + " \(bar) \(counts.done)/\(counts.total) done, \(counts.remaining) left"
-                        + (counts.quarantined > 0 ? ", \(counts.quarantined) quarantined" : "") + nodeETA(counts).map { ", \($0)" }.unwrapped)
+                        + (counts.quarantined > 0 ? ", \(counts.quarantined) quarantined" : "") + Self.takenText(counts).map { ", \($0)" }.unwrapped
+                        + nodeETA(counts).map { ", \($0)" }.unwrapped)
                 }
             } else {
-                let columns = ["done", "remaining", "quarantined", "total", "units/h", "p50", "p90", "eta"]
+                let columns = ["done", "by others", "remaining", "quarantined", "total", "units/h", "p50", "p90", "eta"]
                 lines.append(pad("node", nodeWidth) + " " + columns.map { pad($0, 11, right: true) }.joined(separator: " "))
                 for counts in nodes {
-                    let values = [String(counts.done), String(counts.remaining), String(counts.quarantined), String(counts.total),
+                    let values = [String(counts.done), String(counts.taken), String(counts.remaining), String(counts.quarantined), String(counts.total),
                                   counts.estimate.map { Self.rate($0.unitsPerHour) } ?? "-", counts.estimate.map { TimeSpan.format($0.p50) } ?? "-",
                                   counts.estimate.map { TimeSpan.format($0.p90) } ?? "-", nodeETA(counts) ?? "-"]
                     lines.append(pad(String(counts.node), nodeWidth) + " " + values.map { pad($0, 11, right: true) }.joined(separator: " "))
+                }
+                for counts in nodes where counts.taken > 0 {
+                    lines.append("node \(counts.node): " + Self.takenText(counts)!)
                 }
             }
             lines.append(estimateLine)
@@ -161,9 +178,18 @@ public struct StatusReport: Sendable {
         if remainingCount == 0 {
             text += "; nothing left to do"
         } else if let eta = etaSeconds {
-            text += "; done in ~\(TimeSpan.format(eta)) (\(Self.clock(gatheredAt + eta, now: gatheredAt))) if every node with units left works on them"
+            text += "; done in ~\(TimeSpan.format(eta)) (\(Self.clock(gatheredAt + eta, now: gatheredAt))) "
+                + (balanced ? "if \(nodes.count) worker\(nodes.count == 1 ? "" : "s") share what is left (balancing)" : "if every node with units left works on them")
         }
         return text
+    }
+
+    /// "3 done by others (node 0: 2, node 2: 1)".
+    static func takenText(_ counts: NodeCounts) -> String? {
+        guard counts.taken > 0 else { return nil }
+        let own = counts.done - counts.taken
+        return "\(own) done by its own worker, \(counts.taken) by others ("
+            + counts.takenBy.sorted { $0.key < $1.key }.map { "node \($0.key): \($0.value)" }.joined(separator: ", ") + ")"
     }
 
     private func nodeETA(_ counts: NodeCounts) -> String? {
@@ -211,7 +237,8 @@ public struct StatusReport: Sendable {
                 ("node", .number(Double(counts.node))), ("done", .number(Double(counts.done))),
                 ("remaining", .number(Double(counts.remaining))), ("quarantined", .number(Double(counts.quarantined))),
                 ("total", .number(Double(counts.total))), ("unit_seconds", seconds(counts.estimate)),
-                ("units_per_hour", perHour(counts.estimate)), ("eta_seconds", left),
+                ("units_per_hour", perHour(counts.estimate)), ("eta_seconds", left), ("taken", .number(Double(counts.taken))),
+                ("taken_by", .object(counts.takenBy.sorted { $0.key < $1.key }.map { (String($0.key), .number(Double($0.value))) })),
             ]
             return .object(fields)
         }
@@ -232,6 +259,7 @@ public struct StatusReport: Sendable {
         var fields: [(String, JSONValue)] = [
             ("state", .string(path)), ("partition", partition.map { .string($0) } ?? .null),
             ("units", .number(Double(unitCount))), ("done", .number(Double(doneCount))), ("remaining", .number(Double(remainingCount))),
+            ("taken", .number(Double(takenCount))), ("balanced", .bool(balanced)),
             ("unit_seconds", seconds(estimate)), ("units_per_hour", perHour(estimate)),
         ]
         fields.append(("eta_seconds", eta.map { .number(Self.rounded($0)) } ?? .null))

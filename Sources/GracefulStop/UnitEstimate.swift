@@ -31,6 +31,20 @@ public struct UnitEstimate: Sendable, Equatable {
     /// Seconds until `remaining` units are done by one worker going through them one after another.
     public func secondsToFinish(remaining: Int) -> Double { Double(remaining) * mean }
 
+    /// The run's time to finish with balancing: `workers` workers share what is left, whichever share
+    /// it is in, so the time is the work left (each node's units at its own mean, or the run's)
+    /// over the workers — never less than one unit at the longest mean, which one worker must do.
+    public static func balancedRunSeconds(nodes: [(remaining: Int, estimate: UnitEstimate?)], run: UnitEstimate?, workers: Int) -> Double? {
+        var work = 0.0
+        var longestUnit = 0.0
+        for node in nodes where node.remaining > 0 {
+            guard let estimate = node.estimate ?? run else { return nil }
+            work += estimate.secondsToFinish(remaining: node.remaining)
+            longestUnit = max(longestUnit, estimate.mean)
+        }
+        return max(work / Double(max(1, workers)), longestUnit)
+    }
+
     /// The run's time to finish: its nodes work side by side, so the slowest node's share decides
     /// (a node without durations of its own is estimated with the run's).
     public static func runSeconds(nodes: [(remaining: Int, estimate: UnitEstimate?)], run: UnitEstimate?) -> Double? {

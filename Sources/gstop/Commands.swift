@@ -14,7 +14,7 @@ struct Subcommand {
     "run": Subcommand(
         help: Help.run,
         valued: ["state", "requeue", "remaining", "signals", "child-signal", "grace", "term-grace", "kill-after", "deadline-margin",
-                 "max-restarts", "max-idle-attempts", "retry-failures", "max-unit-attempts", "time-limit", "warn-before"],
+                 "max-restarts", "max-idle-attempts", "retry-failures", "max-unit-attempts", "time-limit", "warn-before", "balance"],
         flags: []
     ) { arguments in
         var options = SupervisorOptions(command: arguments.command, stateDirectory: try arguments.stateDirectory())
@@ -45,6 +45,10 @@ struct Subcommand {
         options.limits.maxUnitAttempts = try arguments.integer("max-unit-attempts") ?? options.limits.maxUnitAttempts
         options.timeLimit = try arguments.duration("time-limit")
         options.warnBefore = try arguments.duration("warn-before")
+        if let text = arguments.string("balance") {
+            guard ["on", "off"].contains(text) else { throw Arguments.UsageError(message: "--balance takes on or off (got '\(text)')") }
+            options.balance = text == "on"
+        }
         return try Supervisor(options: options, report: printError).run()
     },
     "init": Subcommand(help: Help.initialize, valued: ["state", "units", "nodes", "partition", "legacy-done-dir"], flags: ["null"]) { arguments in

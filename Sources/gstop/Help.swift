@@ -75,6 +75,15 @@ enum Help {
     release`. An attempt that marked or quarantined a unit is progress: the --retry-failures and
     --max-idle-attempts guards count only attempts in a row without it.
 
+    Balancing (default): a worker whose share has nothing left to begin takes over units of other
+    shares (those no worker owns, then the end of the share with the most left), so a slower, later
+    or missing worker does not hold up the run; each unit is claimed exclusively, so none is begun
+    twice. A state runs with any number of workers: fewer than its shares (a job that came back
+    smaller), or more (the extra ones only take over). An array task answers for its own share
+    (and, with fewer tasks than shares, its part of the shares no task owns) less what live workers
+    of other tasks hold, plus what it took from others and did not finish: it is requeued only
+    for those, so a task whose share others finished ends with exit 0.
+
     The command sees GRACEFULSTOP_STATE_DIR, GRACEFULSTOP_RESTART_COUNT (SLURM_RESTART_COUNT, 0 on
     the first attempt), GRACEFULSTOP_RESUME (1 on restarts), GRACEFULSTOP_ATTEMPT_START and
     GRACEFULSTOP_DEADLINE (the job's end time minus --deadline-margin).
@@ -102,6 +111,8 @@ enum Help {
                             progress (default 0)
       --max-unit-attempts K     quarantine a unit begun K times without finishing (default 3; 0: never);
                             the command sees it as GRACEFULSTOP_MAX_UNIT_ATTEMPTS
+      --balance on|off          take over units of other shares once this worker's share is done (default on);
+                            the command sees it as GRACEFULSTOP_BALANCE; off keeps the strict split
 
     local mode (outside SLURM, for a laptop or a test):
       --time-limit DURATION     act out a time limit: at the limit, stop as SLURM's TERM would

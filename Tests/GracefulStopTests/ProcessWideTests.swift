@@ -165,6 +165,14 @@ private func sendToThisProcess(_ signal: Int32) throws {
             let temporary = TemporaryDirectory()
             _ = try RunState.create(at: temporary.path, units: ["a", "b"], nodes: 2, node: 0)
             try withEnvironment([Environment.nodeVariable: nil, "SLURM_ARRAY_TASK_ID": "7"]) { () throws in
+                #expect(try RunState.open(at: temporary.path).node == 7)  // balancing: a worker that only takes over
+            }
+            try withEnvironment([Balance.variable: "maybe"]) { () throws in
+                #expect(throws: GracefulStopError(.invalidArgument, "GRACEFULSTOP_BALANCE='maybe' is not on (1) or off (0)")) {
+                    _ = try RunState.open(at: temporary.path, node: 0)
+                }
+            }
+            try withEnvironment([Environment.nodeVariable: nil, "SLURM_ARRAY_TASK_ID": "7", Balance.variable: "0"]) { () throws in
                 do {
                     _ = try RunState.open(at: temporary.path)
                     Issue.record("node 7 accepted")
@@ -192,7 +200,7 @@ private func sendToThisProcess(_ signal: Int32) throws {
                 var list = CUnitList(names: UnsafeMutablePointer(mutating: buffer.baseAddress), size: buffer.count, count: 3)
                 return gracefulstop_create(temporary.path, &list, 1, "block", nil, 0, &handle)
             }
-            #expect(status == 0)
+            #expect(status == 0, "\(String(cString: gracefulstop_last_error()!))")
             defer { gracefulstop_close(handle) }
             var wasDone = true
             #expect(gracefulstop_mark_done(handle, "b/c", -1, &wasDone) == 0 && !wasDone)

@@ -9,11 +9,14 @@ import Testing
     static func facts(
         _ cause: StopCause, _ exit: ChildExit = .exited(0), done: String? = nil, remaining: Int? = 5, restart: Int = 0, idle: Int = 0,
         failed: Int = 0, mode: RequeueMode = .task, limits: RequeueLimits = RequeueLimits(), target: String = "12_3",
-        requeueAllowed: Bool? = true, route: String? = nil, release: SlurmRelease? = SlurmRelease(22, 5)
+        requeueAllowed: Bool? = true, route: String? = nil, release: SlurmRelease? = SlurmRelease(22, 5), held: Int = 0, elsewhere: Int = 0
     ) -> RequeueFacts {
-        RequeueFacts(
+        var facts = RequeueFacts(
             cause: cause, route: route, exit: exit, workDone: done, remaining: remaining, scope: "node 3", restartCount: restart, idleAttempts: idle,
             failedAttempts: failed, mode: mode, limits: limits, target: target, requeueAllowed: requeueAllowed, slurmRelease: release)
+        facts.heldByOthers = held
+        facts.claimedElsewhere = elsewhere
+        return facts
     }
 
     static let notStarted: RequeueFacts = {
@@ -49,7 +52,7 @@ import Testing
         ("node failure, SLURM requeued", facts(.nodeFailure(requeuedBySlurm: true)), .leaveToSlurm, 0, "a node of the job failed"),
         ("node failure, SLURM did not requeue", facts(.nodeFailure(requeuedBySlurm: false)), .requeue(target: "12_3"), 0, "node 3 has 5 units left"),
         ("an administrator's requeue", facts(.requeuedBySlurm(from: 0, to: 1)), .leaveToSlurm, 0, "Restarts 0 -> 1"),
-        ("SLURM requeued, nothing left", facts(.preempted(requeuedBySlurm: true), remaining: 0), .leaveToSlurm, 0, "0 units left"),
+        ("SLURM requeued, nothing left", facts(.preempted(requeuedBySlurm: true), remaining: 0), .leaveToSlurm, 0, "no units left for the next attempt"),
         ("warning, but the job cannot be requeued", facts(.warning(signal: SIGUSR1), requeueAllowed: false), .stop, 75, "Requeue=0"),
         ("preempted, cannot be requeued", facts(.preempted(requeuedBySlurm: false), requeueAllowed: false), .stop, 75, "#SBATCH --requeue"),
         ("the route is in the line", facts(.warning(signal: SIGUSR1), route: "SIGUSR1 to the job's steps, node 1 on n2"), .requeue(target: "12_3"), 0,
@@ -72,6 +75,23 @@ import Testing
         ("no progress guard off", facts(.timeLimit, idle: 9, limits: RequeueLimits(maxIdleAttempts: 0)), .requeue(target: "12_3"), 0, "restart"),
         ("requeue never reports only", facts(.warning(signal: SIGUSR1), mode: .never), .stop, 75, "would requeue 12_3"),
         ("whole array", facts(.warning(signal: SIGUSR1), mode: .array, target: "12"), .requeue(target: "12"), 0, "restart"),
+        // Balancing (any number of workers over the shares): what a job answers for.
+        ("balancing: the run is done, whoever did the units", facts(.warning(signal: SIGUSR1), done: "run.done", remaining: 0),
+         .finish, 0, "all work is done (run.done)"),
+        ("balancing: this task's share was finished by others before its warning", facts(.warning(signal: SIGUSR1), remaining: 0),
+         .finish, 0, "node 3 has no units left"),
+        ("balancing: a warned task whose last units live workers of other tasks hold", facts(.warning(signal: SIGUSR1), remaining: 2, held: 2),
+         .finish, 0, "node 3 has no units left; 2 more held by live workers of other jobs, which finish them"),
+        ("balancing: a warned task with units left besides those others hold", facts(.timeLimit, remaining: 5, held: 2),
+         .requeue(target: "12_3"), 0, "node 3 has 3 units left; 2 more held by live workers of other jobs"),
+        ("balancing: a task that finished early while others still work on its share", facts(.none, remaining: 1, held: 1),
+         .finish, 0, "node 3 has no units left; 1 more held"),
+        ("balancing: a helper warned with a unit it took from another share unfinished", facts(.warning(signal: SIGUSR1), remaining: 0, elsewhere: 1),
+         .requeue(target: "12_3"), 0, "node 3 has 1 unit left (1 of them begun by this job in other shares)"),
+        ("balancing: a helper that ends on its own with another share's unit unfinished", facts(.none, remaining: 0, elsewhere: 1),
+         .stop, 75, "nothing asked the command to stop"),
+        ("balancing: SLURM requeued a job with others' units held", facts(.preempted(requeuedBySlurm: true), remaining: 3, held: 1),
+         .leaveToSlurm, 0, "node 3 has 2 units left for the next attempt; 1 more held by live workers of other jobs, which finish them"),
     ]
 
     @Test(arguments: rows.indices)

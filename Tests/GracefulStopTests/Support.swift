@@ -189,7 +189,8 @@ enum Expected {
 func withEnvironment<T>(_ values: [String: String?], _ body: () throws -> T) rethrows -> T {
     var saved: [String: String?] = [:]
     for (name, value) in values {
-        saved[name] = getenv(name).map { String(cString: $0) }
+        // updateValue: a subscript assignment of nil would drop the name, and its unset state with it.
+        saved.updateValue(getenv(name).map { String(cString: $0) }, forKey: name)
         if let value { setenv(name, value, 1) } else { unsetenv(name) }
     }
     defer {

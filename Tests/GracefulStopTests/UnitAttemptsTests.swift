@@ -98,9 +98,12 @@ import Testing
     }
 
     @Test func beginRecordNames() {
-        let good = BeginRecords.Entry(fileName: "17.2.4242.0a1b2c3d.9")
-        #expect(good?.place == 17 && good?.restart == 2 && good?.pid == 4242 && good?.hostTag == "0a1b2c3d")
-        for bad in ["17.2.4242.0a1b2c3d", "x.2.4242.0a1b2c3d.1", "17.2.0.0a1b2c3d.1", "17.2.4242.0A1B2C3D.1", "-1.2.3.0a1b2c3d.1", ".tmp.1.2.3"] {
+        let claim = BeginRecords.Entry(fileName: "17.2")
+        #expect(claim?.place == 17 && claim?.generation == 2)
+        let legacy = BeginRecords.Entry(fileName: "17.2.4242.0a1b2c3d.9")
+        #expect(legacy?.place == 17 && legacy?.kind == .legacy(restart: 2, pid: 4242, hostTag: "0a1b2c3d") && legacy?.generation == nil)
+        for bad in ["17.2.4242.0a1b2c3d", "x.2.4242.0a1b2c3d.1", "17.2.0.0a1b2c3d.1", "17.2.4242.0A1B2C3D.1", "-1.2.3.0a1b2c3d.1", ".tmp.1.2.3",
+                    "17", "17.0", "17.-1", "17.x", "+1.2", "1.+2", "17.2.3"] {
             #expect(BeginRecords.Entry(fileName: bad) == nil, "\(bad)")
         }
         #expect(BeginRecords.hostTag.utf8.count == 8)

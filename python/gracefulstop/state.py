@@ -50,7 +50,8 @@ class Progress(tuple):
     when the work will be done, from a sample of the markers, as ``gstop status --json`` has it:
     ``unit_seconds`` ({"p50": s, "p90": s}, or None before any unit recorded its duration),
     ``units_per_hour``, ``eta_seconds`` (this node's), ``run_unit_seconds``, ``run_eta_seconds``,
-    ``quarantined`` (the run's quarantined unit names), and ``status`` (the whole report)."""
+    ``quarantined`` (the run's quarantined unit names), ``taken`` (this node's units done by workers of
+    other shares: balancing) and ``run_taken`` (the run's), and ``status`` (the whole report)."""
 
     def __new__(cls, node: int, done: int, total: int, run_done: int, run_total: int,
                 status: "Optional[dict]" = None) -> "Progress":
@@ -64,6 +65,8 @@ class Progress(tuple):
         self.run_unit_seconds = self.status.get("unit_seconds")
         self.run_eta_seconds = self.status.get("eta_seconds")
         self.quarantined = [q["unit"] for q in self.status.get("quarantined", ())]
+        self.taken = mine.get("taken", 0)
+        self.run_taken = self.status.get("taken", 0)
         return self
 
     node = property(lambda self: self[0])

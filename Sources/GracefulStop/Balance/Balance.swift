@@ -77,3 +77,15 @@ public enum Balance {
         return Array(free.suffix((free.count + 1) / 2).reversed())
     }
 }
+
+extension Balance {
+    /// The shares whose units worker `worker` of `workers` answers for when its job decides on a
+    /// requeue: its own share, and — when there are fewer workers than shares — the shares no
+    /// worker owns, dealt round-robin (share s to worker s mod workers). A worker beyond the
+    /// shares answers for none. `workers` nil (not known): its own share only.
+    public static func responsibleShares(worker: Int, workers: Int?, shares: Int) -> [Int] {
+        let own = worker < shares ? [worker] : []
+        guard let workers, workers > 0, workers < shares, worker < workers else { return own }
+        return own + stride(from: workers, to: shares, by: 1).filter { $0 % workers == worker }
+    }
+}

@@ -271,6 +271,16 @@ final class BeginRecords: Sendable {
         _ = retryingOnInterrupt { renameat(from.fd, fileName, to.fd, "\(place).\(worker)") }
     }
 
+    /// The shares that have a directory of records (read afresh).
+    func shares() throws -> [Int] {
+        guard try nodes.state.contains(BeginRecords.directoryName) else { return [] }
+        let parent = try nodes.state.subdirectory(BeginRecords.directoryName, create: false)
+        try parent.refresh()
+        var shares: [Int] = []
+        try parent.forEachEntry { name in if let share = Int(String(decoding: name, as: UTF8.self)), share >= 0 { shares.append(share) } }
+        return shares.sorted()
+    }
+
     /// Every record of `node`, read afresh (another host may have just written one).
     func entries(node: Int) throws -> [Entry] {
         guard let directory = try nodes.directory(node, create: false) else { return [] }

@@ -40,6 +40,9 @@ public struct SupervisorOptions: Sendable {
     /// Local mode: the time limit to act out, and the warning's lead before it.
     public var timeLimit: Double? = nil
     public var warnBefore: Double? = nil
+    /// Whether workers take over units of other shares (GRACEFULSTOP_BALANCE for the command and
+    /// gstop's own decision); nil: as the environment says (default on).
+    public var balance: Bool? = nil
 
     public init(command: [String], stateDirectory: String) {
         self.command = command
@@ -86,8 +89,10 @@ public final class Supervisor {
         node = try Environment.node().number
         chain = slurm?.logID ?? "local-\(HostName.current)-\(getpid())"
         guard options.limits.maxUnitAttempts >= 0 else { throw GracefulStopError(.invalidArgument, "--max-unit-attempts must be 0 (never quarantine) or more") }
-        // gstop's own scans and the command's see the same limit.
+        // gstop's own scans and the command's see the same limit, and the same balancing.
         setenv(Quarantine.attemptsVariable, String(options.limits.maxUnitAttempts), 1)
+        if let balance = options.balance { setenv(Balance.variable, balance ? "1" : "0", 1) }
+        _ = try Balance.enabled()  // a bad GRACEFULSTOP_BALANCE is said before the command starts
         self.report = report
     }
 
@@ -147,6 +152,8 @@ public final class Supervisor {
         var attempt = Attempt(end: AttemptEnd(cause: .warning(signal: SIGUSR1)), exit: .exited(0), workDone: workDone,
                               remaining: after?.remaining, scope: after?.scope ?? "the run", requeueAllowed: nil)
         attempt.quarantined = after?.quarantined ?? []
+        attempt.heldByOthers = after?.heldByOthers ?? 0
+        attempt.claimedElsewhere = after?.claimedElsewhere ?? 0
         return RequeueDecision.decide(facts(for: attempt, restart: Environment.restarts()))
     }
 
@@ -162,6 +169,8 @@ public final class Supervisor {
         var slurmRelease: SlurmRelease? = nil
         var started = true
         var quarantined: [String] = []
+        var heldByOthers = 0
+        var claimedElsewhere = 0
     }
 
     private func runAttempt(restart: Int) throws -> Attempt {
@@ -208,7 +217,7 @@ public final class Supervisor {
         var end = AttemptEnd.classify(facts)
         // This attempt is over too (its processes have ended): its begin records count now.
         let (workDone, after) = try assess(attemptsOver: restart + 1)
-        if slurm != nil, end.cause == .none, workDone == nil, exit != .exited(0) || (after?.remaining ?? 0) > 0 {
+        if slurm != nil, end.cause == .none, workDone == nil, exit != .exited(0) || (after?.left ?? 0) > 0 {
             // Ended early with nothing said: SLURM may be a moment behind (a failed node makes srun
             // exit before slurmctld requeues the job and TERMs this script). Ask it once more.
             settle(&facts, seconds: options.settleSeconds)
@@ -226,7 +235,9 @@ public final class Supervisor {
         }
         report("command ended (\(exit.description)) after \(TimeSpan.format(child.runningSeconds)); \(end.cause.description)"
             + (end.route.map { " [\($0)]" } ?? "")
-            + (after.map { "; \($0.scope): \($0.remaining) of \($0.total) units left" + ($0.quarantined.isEmpty ? "" : ", \($0.quarantined.count) quarantined") } ?? "")
+            + (after.map { "; \($0.scope): \($0.remaining) of \($0.total) units left" + ($0.quarantined.isEmpty ? "" : ", \($0.quarantined.count) quarantined")
+                + ($0.heldByOthers > 0 ? ", \($0.heldByOthers) of them held by live workers of other jobs" : "")
+                + ($0.claimedElsewhere > 0 ? ", and \($0.claimedElsewhere) unit\($0.claimedElsewhere == 1 ? "" : "s") this job began in other shares unfinished" : "") } ?? "")
             + (sweepFinished.map { "; \($0.count) \($0.what)\($0.count == 1 ? "" : "s") finished" } ?? ""))
         record("child_exit", [
             ("restart", .number(Double(restart))), ("exit", .number(Double(exit.status))), ("cause", .string(end.cause.description)),
@@ -234,10 +245,13 @@ public final class Supervisor {
             ("asked_to_stop", .bool(end.cause != .none)), ("marked", marked.map { .number(Double($0)) } ?? .null),
             ("remaining", after.map { .number(Double($0.remaining)) } ?? .null),
             ("quarantined", .number(Double(newlyQuarantined.count))),
+            ("held_by_others", .number(Double(after?.heldByOthers ?? 0))), ("claimed_elsewhere", .number(Double(after?.claimedElsewhere ?? 0))),
         ])
         let requeueAllowed = facts.jobAtEnd?.requeueAllowed ?? jobAtStart?.requeueAllowed
         var attempt = Attempt(end: end, exit: exit, workDone: workDone, remaining: after?.remaining, scope: after?.scope ?? "the run",
                               requeueAllowed: requeueAllowed, quarantined: after?.quarantined ?? [])
+        attempt.heldByOthers = after?.heldByOthers ?? 0
+        attempt.claimedElsewhere = after?.claimedElsewhere ?? 0
         if end.cause == .preempted(requeuedBySlurm: false) {
             // Releases differ in what they do with a preempted job whose script exits: ask which this is.
             do { attempt.slurmRelease = try Scontrol.version() } catch let error as GracefulStopError {
@@ -411,10 +425,12 @@ public final class Supervisor {
     }
 
     /// What the state says: the marker that makes all work done, and done / remaining / total units
-    /// in the decision's scope (nil while the state has no manifest). One open and the fewest
-    /// scans: with a per-node scope only that node's markers are read, unless it has none left
-    /// (then every node's, which also creates run.done when the run is complete, here even when
-    /// the workers' own scans missed the last markers through NFS caches).
+    /// in the decision's scope (nil while the state has no manifest). With a per-node scope only
+    /// the scope's shares are read (with balancing, those this job answers for — its own, and
+    /// under an array with fewer tasks than shares its part of the shares no task owns — plus the
+    /// begin records of the others, for the units this job took from them), unless the scope has
+    /// none left: then every node's, which also creates run.done when the run is complete, here
+    /// even when the workers' own scans missed the last markers through NFS caches.
     /// Units quarantined in the scope are not left to do: no attempt would do them. Begin records
     /// of restarts below `attemptsOver` count toward quarantine (their processes are gone).
     private func assess(attemptsOver: Int) throws -> (workDone: String?, progress: Progress?) {
@@ -423,15 +439,27 @@ public final class Supervisor {
             let runDone = try directory.exists(RunCompletion.fileName) ? RunCompletion.fileName : nil
             return (studyDone ?? runDone, nil)
         }
-        let state = try RunState.open(at: statePath, node: scopeIsEveryNode ? 0 : node)
-        let scopeNode: Int? = scopeIsEveryNode ? nil : node
-        let counts = try state.counts(node: scopeNode)
-        let quarantined = counts.done == counts.total ? [] : try state.quarantined(node: scopeNode, attemptsOver: attemptsOver)
-        let progress = Progress(done: counts.done, remaining: counts.total - counts.done - quarantined.count, total: counts.total,
-                                scope: scopeNode.map { "node \($0)" } ?? "the run", quarantined: quarantined)
-        var runDone = scopeNode == nil && counts.done == counts.total
-        if scopeNode != nil && counts.done == counts.total { runDone = try state.checkRunDone() }
-        if !runDone && progress.remaining == 0, try state.checkRunSettled(attemptsOver: attemptsOver) != nil {
+        let state = try RunState.open(at: statePath, node: node)
+        let shareCount = state.manifest!.nodes
+        let balance = try Balance.enabled()
+        let shares: [Int]? = scopeIsEveryNode ? nil
+            : balance ? Balance.responsibleShares(worker: node, workers: slurm?.isArrayTask == true ? Environment.arrayTaskCount() : nil, shares: shareCount)
+            : [node]
+        let account = try state.account(shares: shares, attemptsOver: attemptsOver, job: slurm?.logID)
+        let scope: String
+        switch shares {
+        case nil: scope = "the run"
+        case let shares? where shares == [node]: scope = "node \(node)"
+        case let shares? where shares.isEmpty: scope = "node \(node) (beyond the state's \(shareCount) shares)"
+        case let shares?:
+            let others = shares.filter { $0 != node }.map(String.init).joined(separator: ", ")
+            scope = (shares.contains(node) ? "node \(node) and " : "") + "share\(shares.count - (shares.contains(node) ? 1 : 0) == 1 ? "" : "s") \(others), which no task owns,"
+        }
+        var progress = Progress(done: account.done, remaining: account.remaining, total: account.total, scope: scope, quarantined: account.quarantined)
+        progress.heldByOthers = account.heldByOthers
+        progress.claimedElsewhere = account.claimedElsewhere
+        let runDone = account.done == account.total && account.claimedElsewhere == 0 ? try state.checkRunDone() : false
+        if !runDone && progress.remaining == 0 && progress.heldByOthers == 0, try state.checkRunSettled(attemptsOver: attemptsOver) != nil {
             return (RunQuarantined.fileName, progress)
         }
         return (runDone ? RunCompletion.fileName : studyDone, progress)
@@ -444,6 +472,13 @@ public final class Supervisor {
         var scope: String
         /// Names of the scope's quarantined units (not done).
         var quarantined: [String] = []
+        /// Balancing: remaining units that live workers of other jobs hold.
+        var heldByOthers = 0
+        /// Balancing: units of other shares this job began and did not finish.
+        var claimedElsewhere = 0
+
+        /// The units this job answers for.
+        var left: Int { max(0, remaining - heldByOthers) + claimedElsewhere }
     }
 
     private func currentRequest(since attemptStart: Double) -> StopRequest? {
@@ -470,6 +505,8 @@ public final class Supervisor {
             target: target, requeueAllowed: attempt.requeueAllowed, slurmRelease: attempt.slurmRelease)
         facts.started = attempt.started
         facts.quarantined = attempt.quarantined
+        facts.heldByOthers = attempt.heldByOthers
+        facts.claimedElsewhere = attempt.claimedElsewhere
         return facts
     }
 
