@@ -223,9 +223,9 @@ def test_init_status_remaining_mark_done_and_stop(tmp_path):
     assert gstop("remaining", "--state", str(state), "--node", "0", "--null").stdout == "eq_1\0eq_2\0"
     status = gstop("status", "--state", str(state))
     assert "5 units on 2 nodes (block): 2 done, 3 remaining" in status.stdout
-    assert status.stdout.splitlines()[2].split() == ["node", "done", "remaining", "quarantined", "total", "units/h", "p50", "p90", "eta"]
-    assert status.stdout.splitlines()[3].split() == ["0", "1", "2", "0", "3", "-", "-", "-", "-"]
-    assert status.stdout.splitlines()[4].split() == ["1", "1", "1", "0", "2", "-", "-", "-", "-"]
+    assert status.stdout.splitlines()[2].split() == ["node", "done", "by", "others", "remaining", "quarantined", "total", "units/h", "p50", "p90", "eta"]
+    assert status.stdout.splitlines()[3].split() == ["0", "1", "0", "2", "0", "3", "-", "-", "-", "-"]
+    assert status.stdout.splitlines()[4].split() == ["1", "1", "0", "1", "0", "2", "-", "-", "-", "-"]
     assert "estimate: none yet" in status.stdout  # marked by gstop mark-done: no unit time recorded
     report = json.loads(gstop("status", "--state", str(state), "--json").stdout)
     assert [(n["node"], n["done"], n["remaining"], n["total"]) for n in report["nodes"]] == [(0, 1, 2, 3), (1, 1, 1, 2)]

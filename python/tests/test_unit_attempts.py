@@ -75,12 +75,13 @@ def run_poison(state: Path, *extra: str, mode: str = "poison") -> "subprocess.Co
                  WORKER_UNITS=str(POISON_UNITS), WORKER_SECONDS="0.01", WORKER_MODE=mode, WORKER_POISON="u003", timeout=300)
 
 
-def test_without_quarantine_a_poison_unit_stalls_the_run(tmp_path):
+def test_without_quarantine_a_poison_unit_stalls_the_run(tmp_path, monkeypatch):
     # Before: every retry dies at u003 (a real SIGSEGV); the crash-loop guard ends the job (three
     # attempts in a row marked nothing) with 36 units never run.
     result = run_poison(tmp_path, "--max-unit-attempts", "0")
     assert result.returncode == 75 and "node 0: 37 of 40 units left" in result.stderr, result.stderr
     assert "3 attempts in a row marked no unit" in result.stderr
+    monkeypatch.setenv("GRACEFULSTOP_MAX_UNIT_ATTEMPTS", "0")  # read as the job did (its claims record 4 failed attempts)
     assert len(gracefulstop.open(tmp_path).remaining_units()) == POISON_UNITS - 3
     print(f"\nno quarantine: exit {result.returncode}, {POISON_UNITS - 3} of {POISON_UNITS} units left")
 
@@ -142,8 +143,9 @@ def test_a_stop_mid_unit_does_not_count_toward_quarantine(tmp_path):
     second = gracefulstop.create(tmp_path, ["a", "b"])
     assert second.begin("b") == "begun"
     second.request_stop("test")
-    second.abandon("b")  # a stop is due: forgotten
-    assert [json.loads(p.read_text())["unit"] for p in (tmp_path / "begun" / "0").iterdir()] == ["a"]
+    second.abandon("b")  # a stop is due: released (the claim keeps its name, and counts for nothing)
+    records = [json.loads(p.read_text()) for p in (tmp_path / "begun" / "0").iterdir()]
+    assert [(r["unit"], r.get("released", False)) for r in sorted(records, key=lambda r: r["unit"])] == [("a", False), ("b", True)]
 
 
 def test_bad_estimates_are_refused_and_leave_the_state_intact(tmp_path):

@@ -78,10 +78,20 @@ def test_bad_create_arguments(tmp_path, units, nodes, partition, error, text):
     assert not (tmp_path / "s" / "manifest.json").exists()
 
 
-def test_nodes_out_of_range_and_missing_states(tmp_path):
+def test_nodes_out_of_range_and_missing_states(tmp_path, monkeypatch):
     gracefulstop.create(tmp_path / "s", ["a", "b"], nodes=2)
+    # Balancing (the default): node 2 of 2 shares is a worker that only takes over.
+    helper = gracefulstop.open(tmp_path / "s", node=2)
+    assert helper.remaining_units() == [] and helper.progress(estimate=False)[1:3] == (0, 0)
+    done = []
+    for unit in helper.work():
+        helper.mark_done(unit)
+        done.append(unit)
+    assert sorted(done) == ["a", "b"] and (tmp_path / "s" / "run.done").exists()
+    monkeypatch.setenv("GRACEFULSTOP_BALANCE", "0")  # the strict split: out of range
     with pytest.raises(gracefulstop.NodeOutOfRangeError, match="node 2 is out of range"):
         gracefulstop.open(tmp_path / "s", node=2)
+    monkeypatch.delenv("GRACEFULSTOP_BALANCE")
     with pytest.raises(gracefulstop.NodeOutOfRangeError):
         gracefulstop.open(tmp_path / "s", node=0).remaining_units(node=5)
     with pytest.raises(gracefulstop.InvalidArgumentError):
@@ -132,6 +142,8 @@ assert state.run_done()
 
 
 def test_module_level_api_uses_the_environment(tmp_path):
+    # GRACEFULSTOP_BALANCE=0: each process keeps to the share the environment gives it (balancing,
+    # the default, would let the first one do every share: test_balance.py).
     gracefulstop.create(tmp_path, [f"u{i}" for i in range(6)], nodes=3)
     code = """
 import gracefulstop
@@ -140,12 +152,12 @@ for unit in units:
     gracefulstop.mark_done(unit)
 print(gracefulstop.default_state().node, units, gracefulstop.progress())
 """
-    out = run_python(code, GRACEFULSTOP_STATE_DIR=str(tmp_path), SLURM_ARRAY_TASK_ID="1")
+    out = run_python(code, GRACEFULSTOP_STATE_DIR=str(tmp_path), SLURM_ARRAY_TASK_ID="1", GRACEFULSTOP_BALANCE="0")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("1 ['u1', 'u4'] Progress(node=1, done=2, total=2, run_done=2, run_total=6, unit_seconds={")
-    out = run_python(code, GRACEFULSTOP_STATE_DIR=str(tmp_path), SLURM_NODEID="2", GRACEFULSTOP_NODE="0")
+    out = run_python(code, GRACEFULSTOP_STATE_DIR=str(tmp_path), SLURM_NODEID="2", GRACEFULSTOP_NODE="0", GRACEFULSTOP_BALANCE="0")
     assert out.stdout.startswith("0 ['u0', 'u3']"), out.stderr
-    out = run_python(code, GRACEFULSTOP_STATE_DIR=str(tmp_path), SLURM_NODEID="2")
+    out = run_python(code, GRACEFULSTOP_STATE_DIR=str(tmp_path), SLURM_NODEID="2", GRACEFULSTOP_BALANCE="0")
     assert out.stdout.startswith("2 ['u2', 'u5']"), out.stderr
     assert (tmp_path / "run.done").exists()
     # Without a state directory: should_stop() works, marking says what is missing.
@@ -157,7 +169,7 @@ gracefulstop.mark_done("x")
     assert out.stdout.strip() == "False"
     assert "no state directory: set GRACEFULSTOP_STATE_DIR" in out.stderr
     out = run_python("import gracefulstop; gracefulstop.should_stop()", GRACEFULSTOP_STATE_DIR=str(tmp_path),
-                     GRACEFULSTOP_NODE="9")
+                     GRACEFULSTOP_NODE="9", GRACEFULSTOP_BALANCE="0")
     assert "node 9 (from GRACEFULSTOP_NODE) is out of range" in out.stderr
 
 
@@ -186,18 +198,25 @@ def test_a_process_in_an_srun_step_works_its_tasks_share(tmp_path):
     step = {"SLURM_JOB_ID": "77", "SLURM_STEP_ID": "0", "SLURM_PROCID": "3", "SLURM_NODEID": "1", "SLURM_LOCALID": "1",
             "SLURM_STEP_NUM_TASKS": "4", "SLURM_NTASKS": "4"}
 
-    def run(nodes: int, **env: str) -> str:
+    def run(nodes: int, stderr: bool = False, **env: str) -> str:
         state = tmp_path / f"s{nodes}-{len(env)}-{env.get('GRACEFULSTOP_SHARE', '')}"
         result = subprocess.run([sys.executable, "-c", SHARE, str(state), str(nodes)], env=child_environment(**env),
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
-        return result.stdout.strip()
+        return result.stderr.strip() if stderr else result.stdout.strip()
 
     assert run(4, **step) == "share 3 ['u3', 'u7']"                      # one share per task
     assert run(2, **step, GRACEFULSTOP_SHARE="node") == "share 1 ['u1', 'u3', 'u5', 'u7']"  # the host's, together
-    refused = run(2, **step)                                              # per task, but the state has 2 shares
-    assert refused.startswith("refused StateMismatchError this srun step has 4 tasks"), refused
-    assert "create the state with nodes=4" in refused and "GRACEFULSTOP_SHARE=node" in refused
+    # Per task, but the state has 2 shares: task 3 owns none and only takes over (balancing); task 0
+    # says in the job's log how the shares are covered; the strict split refuses.
+    assert run(2, **step) == "share 3 []"
+    assert run(2, stderr=True, **{**step, "SLURM_PROCID": "0"}) == (
+        "gracefulstop: 4 workers for 2 shares: workers 2-3 own no share and take over units of the others, from the end of "
+        "the share with the most left (GRACEFULSTOP_BALANCE=0 keeps the strict split)")
+    assert run(2, stderr=True, **step) == ""  # one line per job, from task 0
+    refused = run(2, **step, GRACEFULSTOP_BALANCE="0")
+    assert refused.startswith("refused StateMismatchError this job has 4 tasks (from SLURM_PROCID)"), refused
+    assert "create the state with nodes=4" in refused and "GRACEFULSTOP_BALANCE" in refused
     assert run(4, **{k: v for k, v in step.items() if k != "SLURM_STEP_ID"}) == "share 1 ['u1', 'u5']"  # the batch script: its node
     assert run(8, **step, SLURM_ARRAY_TASK_ID="5") == "share 5 ['u5']"    # an array task is its own share
     assert run(8, **step, GRACEFULSTOP_NODE="6") == "share 6 ['u6']"
