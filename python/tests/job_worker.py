@@ -7,7 +7,11 @@ WORKER_PARTITION (block), WORKER_SECONDS per unit (0.5), WORKER_MODE: work (defa
 after the first unit), fail (exit 3 before any unit), idle (mark nothing; wait for a stop), ignore (ignore the stop signal and
 sleep; for escalation tests), loop (the seed's loop: remaining_units() and should_stop(), no begin,
 so a unit may start with too little time left), poison (like work, but the unit WORKER_POISON
-kills its worker with a real segfault every time).
+kills its worker with a real segfault every time). WORKER_SLOW "NODE:FACTOR,..." makes the worker of
+a node that many times slower per unit (a slower machine); WORKER_NODE_NAMES "NAME:FACTOR,..." the same
+by SLURMD_NODENAME; WORKER_HANG "UNIT@NODE" makes that node's worker hang in that unit (a stuck
+unit, for kill tests). Balancing is the library's default: a worker whose share is done takes over
+units of others, and its work.log lines name its own node.
 """
 import ctypes
 import os
@@ -24,6 +28,15 @@ seconds = float(os.environ.get("WORKER_SECONDS", "0.5"))
 state = gracefulstop.create(state_dir, units, nodes=int(os.environ.get("WORKER_NODES", "1")),
                             partition=os.environ.get("WORKER_PARTITION", "block"))
 restart = os.environ.get("GRACEFULSTOP_RESTART_COUNT", "?")
+for entry in filter(None, os.environ.get("WORKER_SLOW", "").split(",")):
+    slow_node, factor = entry.split(":")
+    if int(slow_node) == state.node:
+        seconds *= float(factor)
+for entry in filter(None, os.environ.get("WORKER_NODE_NAMES", "").split(",")):
+    name, factor = entry.split(":")
+    if name == os.environ.get("SLURMD_NODENAME"):
+        seconds *= float(factor)
+hang = os.environ.get("WORKER_HANG", "@").split("@")
 resume = os.environ.get("GRACEFULSTOP_RESUME", "?")
 print(f"worker: node {state.node}, restart {restart}, resume {resume}, pid {os.getpid()}, "
       f"{len(state.remaining_units())} units to do", flush=True)
@@ -56,6 +69,8 @@ for count, unit in enumerate(loop() if mode == "loop" else state.work()):
         log.write(f"{unit} {state.node} {restart} {resume}\n")
     if mode == "poison" and unit == poison:
         ctypes.string_at(0)  # a real SIGSEGV, as a buggy extension module would
+    if unit == hang[0] and str(state.node) == hang[1]:
+        time.sleep(3600)
     time.sleep(seconds)
     state.mark_done(unit)
     if mode == "crash":
