@@ -86,7 +86,8 @@ def mark_rate(mount: str, count: int, rounds: int = 3) -> dict:
     (O_CREAT|O_EXCL, write, fsync, close, fsync of the directory), alternating, fresh directories."""
     ours: list[float] = []
     plain: list[float] = []
-    begun: list[float] = []
+    claimed: list[float] = []
+    recorded: list[float] = []
     checked: list[float] = []
     for round_number in range(rounds):
         base = os.path.join(mount, f"marks-{os.getpid()}-{os.path.basename(mount)}-{round_number}")
@@ -108,21 +109,27 @@ def mark_rate(mount: str, count: int, rounds: int = 3) -> dict:
             os.fsync(directory)
         plain.append((count - 1) / (time.perf_counter() - started))
         os.close(directory)
-        # What work() does per unit now (a begin record, then the mark, which removes it) and did
-        # before (is_done, then the mark).
-        for way, rates in (("begin", begun), ("check", checked)) if round_number % 2 == 0 else (("check", checked), ("begin", begun)):
+        # What work() does per unit now (an exclusive claim, then the mark, which removes it), did in
+        # the release before (a begin record: the done check, then a non-exclusive record; what
+        # GRACEFULSTOP_SHARE=node still writes) and before that (is_done, then the mark).
+        ways = [("claim", claimed), ("record", recorded), ("check", checked)]
+        for way, rates in ways[round_number % 3:] + ways[:round_number % 3]:
             state = gracefulstop.create(f"{base}-{way}", units, nodes=1)
+            if way == "record":
+                os.environ["GRACEFULSTOP_SHARE"] = "node"
             state.begin(units[0])
             state.mark_done(units[0])
             started = time.perf_counter()
             for unit in units[1:]:
-                state.begin(unit) if way == "begin" else state.is_done(unit)
+                state.begin(unit) if way != "check" else state.is_done(unit)
                 state.mark_done(unit)
             rates.append((count - 1) / (time.perf_counter() - started))
-    mark_s, begin_s, check_s = 1 / statistics.median(ours), 1 / statistics.median(begun), 1 / statistics.median(checked)
+            os.environ.pop("GRACEFULSTOP_SHARE", None)
+    mark_s, claim_s, record_s, check_s = (1 / statistics.median(r) for r in (ours, claimed, recorded, checked))
     return {"marks": count - 1, "rounds": rounds, "mark_done_per_s": round(statistics.median(ours), 1),
-            "begin_and_mark_per_s": round(statistics.median(begun), 1), "is_done_and_mark_per_s": round(statistics.median(checked), 1),
-            "begin_added": round((begin_s - check_s) / mark_s, 3),
+            "begin_and_mark_per_s": round(statistics.median(claimed), 1), "record_and_mark_per_s": round(statistics.median(recorded), 1),
+            "is_done_and_mark_per_s": round(statistics.median(checked), 1),
+            "begin_added": round((claim_s - check_s) / mark_s, 3), "claim_vs_record": round(claim_s / record_s, 3),
             "plain_create_per_s": round(statistics.median(plain), 1),
             "ratio": round(statistics.median(ours) / statistics.median(plain), 3)}
 

@@ -94,7 +94,8 @@ enum Help {
                                 array: the whole array (every task shares one piece of work, as a sweep)
                                 never: only report what would be done
       --remaining SCOPE         whose units must remain for a requeue: this (this node or array task),
-                                any (any node), auto (any for a multi-node job, else this; default)
+                                any (any node), auto (any, except for an array task: this; default;
+                                with --balance off, any only for a multi-node job)
       --signals LIST            graceful signals (default USR1,TERM); others among TERM, HUP are forwarded
       --child-signal SIG        the signal that asks the command to stop (default USR1); none: only the stop
                             request in the state, which gracefulstop reads within its check interval

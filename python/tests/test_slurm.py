@@ -77,7 +77,8 @@ def test_an_array_task_warned_alone_is_requeued_alone(cluster, time_limit_job, t
         info = cluster.wait_state(f"{array}_{task}", "COMPLETED", timeout=180)
         assert info["Restarts"] == ("1" if task == 2 else "0"), f"task {task}: {info['Restarts']} restarts"
     log = assert_each_unit_once(state, 16)
-    assert {node for _, node, restart, _ in log if restart == "1"} == {"2"}
+    # Only task 2 ran a second attempt (balancing: the others may have finished its share meanwhile).
+    assert {node for _, node, restart, _ in log if restart == "1"} <= {"2"}
     requeues = [d for d in events(state, "decision") if d["action"] == "requeue"]
     assert [d["target"] for d in requeues] == [f"{array}_2"]  # the task, never the array id
     assert (state / "run.done").exists()
@@ -93,8 +94,12 @@ def test_a_three_node_job_works_per_node_and_is_requeued_as_a_job(cluster, time_
     cluster.release(job)
     cluster.wait_state(job, "COMPLETED", restarts=1, timeout=180)
     log = assert_each_unit_once(state, 15)
-    # Each node worked its own block of units (block partition: node k has units 5k..5k+4).
-    assert all(int(unit[1:]) // 5 == int(node) for unit, node, *_ in log)
+    # Each node began with its own block of units (block partition: node k has units 5k..5k+4);
+    # balancing lets a node that ran out take units from the end of another's block.
+    first = {}
+    for unit, node, *_ in log:
+        first.setdefault(node, unit)
+    assert first == {"0": "u000", "1": "u005", "2": "u010"}, first
     decision = events(state, "decision")[0]
     assert decision["action"] == "requeue" and any("the run has" in r for r in decision["reasons"])
 

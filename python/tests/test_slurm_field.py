@@ -140,13 +140,15 @@ def test_several_tasks_per_node_each_work_their_own_share(cluster, limit_jobs, t
     assert remaining(state) == 0
 
 
-def test_a_state_with_fewer_shares_than_tasks_is_refused_with_what_to_set(cluster, limit_jobs, tmp_path):
+def test_with_the_strict_split_fewer_shares_than_tasks_is_refused_with_what_to_set(cluster, limit_jobs, tmp_path):
+    # Balancing (the default) runs such a state (test_slurm_balance.py); --balance off keeps each
+    # task to its own share, and 4 tasks cannot share 2 shares that way.
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="--nodes=2 --ntasks-per-node=2 --exclude=n3",
+    job = cluster.submit(tmp_path, state, gstop_options="--balance off", sbatch="--nodes=2 --ntasks-per-node=2 --exclude=n3",
                          command="srun {python} -u {worker}", WORKER_UNITS="8", WORKER_NODES="2")
     cluster.wait_state(job, "FAILED", timeout=60)
     output = cluster.output(tmp_path, job)
-    assert "this srun step has 4 tasks" in output and "create the state with nodes=4" in output, output
+    assert "this job has 4 tasks (from SLURM_PROCID)" in output and "create the state with nodes=4" in output, output
     assert work_log(state) == []  # no unit was begun, so none twice
 
 

@@ -79,7 +79,7 @@ def test_without_quarantine_a_poison_unit_stalls_the_run(tmp_path, monkeypatch):
     # Before: every retry dies at u003 (a real SIGSEGV); the crash-loop guard ends the job (three
     # attempts in a row marked nothing) with 36 units never run.
     result = run_poison(tmp_path, "--max-unit-attempts", "0")
-    assert result.returncode == 75 and "node 0: 37 of 40 units left" in result.stderr, result.stderr
+    assert result.returncode == 75 and "the run: 37 of 40 units left" in result.stderr, result.stderr
     assert "3 attempts in a row marked no unit" in result.stderr
     monkeypatch.setenv("GRACEFULSTOP_MAX_UNIT_ATTEMPTS", "0")  # read as the job did (its claims record 4 failed attempts)
     assert len(gracefulstop.open(tmp_path).remaining_units()) == POISON_UNITS - 3

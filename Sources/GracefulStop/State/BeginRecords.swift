@@ -89,9 +89,6 @@ final class BeginRecords: Sendable {
             self.init(job: value["job"]?.string, restart: restart, pid: pid32, host: host, worker: value["worker"]?.int,
                       released: value["released"] == .bool(true))
         }
-
-        /// This very process.
-        var isThisProcess: Bool { host == HostName.current && pid == getpid() }
     }
 
     /// Whether the attempt of `holder` is over, so that its unit may be claimed again and its

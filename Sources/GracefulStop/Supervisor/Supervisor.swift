@@ -416,11 +416,17 @@ public final class Supervisor {
         }
     }
 
+    /// Whether the decision counts every share's units. Automatically: for a job that is not an
+    /// array task, when it runs on several nodes (one batch script decides for all) or balances
+    /// (its workers take over every share, whatever their number: a job that came back smaller
+    /// must not end with shares nobody does); an array task answers for its own (Balance).
     private var scopeIsEveryNode: Bool {
         switch options.remainingScope {
         case .anyNode: return true
         case .thisNode: return false
-        case .automatic: return slurm.map { !$0.isArrayTask && $0.nodeCount > 1 } ?? false
+        case .automatic:
+            if slurm?.isArrayTask == true { return false }
+            return (slurm?.nodeCount ?? 1) > 1 || ((try? Balance.enabled()) ?? false)
         }
     }
 

@@ -223,3 +223,74 @@ def test_two_hosts_finishing_together_make_run_done_once_and_marking_one_unit_at
         assert record_text.count("completed_at") == 1, record_text  # one complete record, written once
     assert missing_run_done == 0
     record(f"run.done with finishers on both hosts, {version}", trials=trials, run_done_missing=missing_run_done)
+
+
+STEALER = """
+import sys, time, gracefulstop
+state = gracefulstop.open(sys.argv[1], node=int(sys.argv[2]))
+print("ready", flush=True)
+for unit in state.work():
+    print("begin", unit, time.monotonic(), flush=True)
+    time.sleep(0.02)
+    state.mark_done(unit)
+    print("done", unit, time.monotonic(), flush=True)
+print("end", flush=True)
+"""
+
+
+def test_workers_on_both_hosts_take_over_each_others_units_and_kill_9_never_doubles_or_loses_one(mounts):
+    # Each trial: a state of 2 shares; nodes 0 and 2 on nfsa, 1 and 3 on nfsb (2 and 3 own no share:
+    # they take over from both shares at once, as the owners do once theirs is done); one of the four
+    # is killed with kill -9 at a random instant. A second attempt (restart 1: the first one's
+    # claims are over) finishes. CLOCK_MONOTONIC is one clock for both hosts (one UML kernel), so
+    # each worker's begin..done span, cut at the kill for the killed one, can be compared.
+    version, state_a, state_b = mounts
+    trials = int(os.environ.get("GSTOP_NFS_STEAL_TRIALS", "20"))
+    rng = random.Random(20)
+    units = [f"u{i:02d}" for i in range(16)]
+    overlaps, doubles, lost, taken = [], [], [], 0
+    for trial in range(trials):
+        a, b = f"{state_a}-steal{trial}", f"{state_b}-steal{trial}"
+        gracefulstop.create(a, units, nodes=2)
+        spans: dict[str, list[tuple[float, float]]] = {unit: [] for unit in units}
+        marked: list[str] = []
+        for restart, nodes in ((0, (0, 1, 2, 3)), (1, (0, 1))):
+            workers = []
+            for node in nodes:
+                on_b = node % 2 == 1
+                env = {**os.environ, "GRACEFULSTOP_RESTART_COUNT": str(restart)}
+                workers.append(subprocess.Popen((ON_B if on_b else []) + [sys.executable, "-c", STEALER, b if on_b else a, str(node)],
+                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+            for worker in workers:
+                assert worker.stdout.readline() == "ready\n"
+            killed, killed_at = None, None
+            if restart == 0:
+                time.sleep(rng.uniform(0, 0.3))
+                killed = rng.randrange(len(workers))
+                workers[killed].kill()
+                killed_at = time.monotonic()
+            for index, worker in enumerate(workers):
+                out, err = worker.communicate(timeout=120)
+                assert index == killed or (worker.returncode == 0 and out.endswith("end\n")), err
+                begun: dict[str, float] = {}
+                for line in out.splitlines():
+                    parts = line.split()
+                    if parts[0] == "begin":
+                        begun[parts[1]] = float(parts[2])
+                    elif parts[0] == "done":
+                        spans[parts[1]].append((begun.pop(parts[1]), float(parts[2])))
+                        marked.append(parts[1])
+                for unit, started in begun.items():  # the killed worker's unit in hand: live until the kill
+                    spans[unit].append((started, killed_at if index == killed else float("inf")))
+        for unit, unit_spans in spans.items():
+            ordered = sorted(unit_spans)
+            overlaps += [unit for first, second in zip(ordered, ordered[1:]) if second[0] < first[1]]
+        doubles += [unit for unit in set(marked) if marked.count(unit) > 1]
+        left = gracefulstop.open(a, node=0)
+        lost += [f"{trial}:{unit}" for unit in left.remaining_units(0) + left.remaining_units(1)]
+        taken += sum(1 for share in (0, 1) if (Path(a) / "taken" / str(share)).exists()
+                     for _ in (Path(a) / "taken" / str(share)).iterdir())
+    assert overlaps == [] and doubles == [] and lost == [], (overlaps, doubles, lost)
+    assert taken > trials * 4, taken  # the workers did take over each other's units
+    record(f"balancing with kill -9, {version}", trials=trials, units_per_trial=len(units), begun_by_two_live_workers=len(overlaps),
+           marked_twice=len(doubles), lost=len(lost), units_taken_over=taken)
