@@ -122,3 +122,26 @@ def test_a_unit_held_by_a_killed_worker_is_taken_over(tmp_path):
     assert begun["u011"] == 2 and all(count == 1 for unit, count in begun.items() if unit != "u011"), begun
     assert [node for unit, node, *_ in log if unit == "u011"] == ["0", "1"]
     assert (state / "run.done").exists() and gracefulstop.open(state, node=1).remaining_units() == []
+
+
+def test_a_unit_that_kills_its_takers_is_quarantined_and_the_rest_finishes(tmp_path):
+    # u011 (the end of node 1's share) segfaults whoever begins it: node 0's worker takes it first,
+    # when its own share is done. Each death leaves a claim that is over (its process is gone), the
+    # next worker takes the next generation, and after 3 the unit is quarantined; every other unit
+    # is done once.
+    state = tmp_path / "state"
+    for _ in range(4):
+        workers = [start(state, node, 2, 12, 0.01, WORKER_MODE="poison", WORKER_POISON="u011") for node in (0, 1)]
+        for worker in workers:
+            worker.communicate(timeout=120)
+            assert worker.returncode in (0, -signal.SIGSEGV), worker.returncode
+        if (state / "quarantine" / "1" / "5.json").exists():
+            break
+    record = json.loads((state / "quarantine" / "1" / "5.json").read_text())
+    assert record["unit"] == "u011" and len(record["attempts"]) == 3
+    assert 0 in [attempt["worker"] for attempt in record["attempts"]]  # a taker died on it
+    begun = collections.Counter(unit for unit, *_ in work_log(state))
+    assert begun["u011"] == 3 and all(begun[f"u{i:03d}"] == 1 for i in range(11)), begun
+    opened = gracefulstop.open(state, node=0)
+    assert opened.remaining_units(0) == [] and opened.remaining_units(1) == []
+    assert status(state)["quarantined"][0]["unit"] == "u011"
