@@ -94,9 +94,36 @@ int main(int argc, char **argv) {
     CHECK(gracefulstop_should_stop(second));
     CHECK(gracefulstop_stop_reason(second, &reason, NULL, NULL) == GRACEFULSTOP_OK && reason == GRACEFULSTOP_REASON_REQUEST);
 
-    /* Finishing the run leaves run.done. */
-    CHECK(gracefulstop_mark_done(state, "eq2", GRACEFULSTOP_NUL_TERMINATED, NULL) == GRACEFULSTOP_OK);
-    CHECK(gracefulstop_mark_done(second, "eq4", GRACEFULSTOP_NUL_TERMINATED, NULL) == GRACEFULSTOP_OK);
+    /* The loop of a C worker: its own share's unit, then (balancing) node 1's; each begun, then marked. */
+    gracefulstop_clear_signal();
+    gracefulstop_state *worker = NULL;
+    CHECK(gracefulstop_open(argv[1], 0, &worker) == GRACEFULSTOP_OK);
+    const char *expected_units[] = {"eq2", "eq4"};
+    size_t taken = 0;
+    for (bool first = true;; first = false) {
+        char *unit = NULL;
+        size_t length = 99;
+        CHECK(gracefulstop_next_unit(worker, 1, first, &unit, &length) == GRACEFULSTOP_OK);
+        if (unit == NULL) {
+            CHECK(length == 0);
+            break;
+        }
+        CHECK(taken < 2 && strcmp(unit, expected_units[taken]) == 0 && length == strlen(unit));
+        int outcome = -1;
+        CHECK(gracefulstop_begin_unit(worker, unit, length, -1, &outcome) == GRACEFULSTOP_OK && outcome == GRACEFULSTOP_BEGUN);
+        /* Held now: a second begin of it by another handle of this process would take its place, so
+           only the outcome of this handle's loop is checked. */
+        CHECK(gracefulstop_mark_done(worker, unit, length, NULL) == GRACEFULSTOP_OK);
+        gracefulstop_string_free(unit);
+        taken++;
+    }
+    CHECK(taken == 2);
+    char *none = (char *)"unset";
+    size_t none_length = 7;
+    CHECK(gracefulstop_next_unit(worker, 2, false, &none, &none_length) == GRACEFULSTOP_EINVAL && none == NULL);
+    gracefulstop_close(worker);
+
+    /* Finishing the run left run.done. */
     bool run_done = false;
     CHECK(gracefulstop_run_done(state, &run_done) == GRACEFULSTOP_OK && run_done);
 
