@@ -389,12 +389,20 @@ def makespan(size: dict) -> None:
             spans[balance] = max(ends) - start_at
             shutil.rmtree(state_dir, ignore_errors=True)
         ideal = ideal_makespan(sum(durations), [1 / f for f in factors], starts)
+        longest = max(durations) * min(factors)
         MAKESPANS.append((name, spans["0"], spans["1"], ideal))
+        if longest > ideal / 2:
+            # One unit is about as long as the whole ideal: no schedule that does not know the units'
+            # times beforehand gets near it (a worker that begins that unit late ends late), so the
+            # comparison is with the strict split, against the issue's simulated gain (1.35x).
+            target, met = "strict split ≥ 1.3× balanced (simulated: 1.35×)", spans["0"] >= 1.3 * spans["1"]
+        else:
+            target, met = "≤ 1.15× the ideal", spans["1"] <= 1.15 * ideal
         row("15", f"makespan: {name}", f"balanced {spans['1']:.2f} s ({spans['1'] / ideal:.2f}× the ideal)",
-            f"strict split {spans['0']:.2f} s ({spans['0'] / ideal:.2f}×)", f"{spans['1'] / spans['0']:.2f}× the strict split's time",
-            "≤ 1.15× the ideal", spans["1"] <= 1.15 * ideal,
+            f"strict split {spans['0']:.2f} s ({spans['0'] / ideal:.2f}×)", f"strict split {spans['0'] / spans['1']:.2f}× balanced",
+            target, met,
             f"ideal {ideal:.2f} s (all the work over all the speed, from the first start); {len(durations)} units of "
-            f"{sum(durations) / len(durations):.2f} s on average (sleeps), one process per node")
+            f"{sum(durations) / len(durations):.2f} s on average (sleeps; the longest {longest:.2f} s), one process per node")
 
 
 MAKESPANS: list[tuple[str, float, float, float]] = []
