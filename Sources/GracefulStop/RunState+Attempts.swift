@@ -93,17 +93,18 @@ extension RunState {
 
     public func beginUnit(_ unit: String, estimate: Double? = nil) throws -> BeginOutcome { try beginUnit(unit.utf8, estimate: estimate) }
 
-    /// Gives up `unit`, begun by this process and not finished. When a stop is due, its begin
-    /// record is released (BeginRecords.release): stopping is not the unit's fault. Otherwise (an error in the unit) the
-    /// record stays and counts toward its quarantine. Returns whether the record was removed.
+    /// Gives up `unit`, begun by this process and not finished, so that any worker may take it
+    /// over. When a stop is due, its claim is released: stopping is not the unit's fault. Otherwise
+    /// (an error in the unit) it is abandoned, and counts toward its quarantine. Returns whether
+    /// the attempt was forgotten (released).
     @discardableResult
     public func abandonUnit<Name: Collection<UInt8>>(_ unit: Name) throws -> Bool {
         let files = try requireFiles()
         let index = try unitIndex(unit, in: files)
-        guard let begun = attempts.withLock({ $0.inFlight.removeValue(forKey: index) }) else { return false }
-        guard shouldStop(), let record = begun.record else { return false }
-        try files.begun.release(begun.claim, fileName: record)
-        return true
+        guard let begun = attempts.withLock({ $0.inFlight.removeValue(forKey: index) }), let record = begun.record else { return false }
+        let released = shouldStop()
+        try files.begun.giveUp(begun.claim, fileName: record, released ? .released : .abandoned)
+        return released
     }
 
     /// The time a unit of `node` is expected to take: the p90 of the durations this process

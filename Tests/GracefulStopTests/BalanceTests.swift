@@ -66,8 +66,9 @@ import Testing
     @Test func whenAClaimsAttemptIsOver() {
         let here = HostName.current
         let alive: (Int32) -> Bool = { $0 != 99 }
-        func holder(job: String? = "7", restart: Int = 1, pid: Int32 = 42, host: String = "elsewhere", released: Bool = false) -> BeginRecords.Holder {
-            BeginRecords.Holder(job: job, restart: restart, pid: pid, host: host, worker: 1, released: released)
+        func holder(job: String? = "7", restart: Int = 1, pid: Int32 = 42, host: String = "elsewhere", released: Bool = false,
+                    abandoned: Bool = false) -> BeginRecords.Holder {
+            BeginRecords.Holder(job: job, restart: restart, pid: pid, host: host, worker: 1, released: released, abandoned: abandoned)
         }
         let rows: [(name: String, holder: BeginRecords.Holder?, settled: Double?, attemptsOver: Int, job: String?, over: Bool)] = [
             ("another host, this job and restart: may be at work", holder(), nil, 1, "7", false),
@@ -80,6 +81,7 @@ import Testing
             ("a gone process of this host", holder(job: "8", pid: 99, host: here), nil, 0, "7", true),
             ("this very process: beginning the unit again", holder(job: "8", pid: getpid(), host: here), nil, 0, "7", true),
             ("released for a stop", holder(job: "8", released: true), nil, 0, "7", true),
+            ("abandoned after an error by a process that goes on", holder(job: "8", abandoned: true), nil, 0, "7", true),
             ("unreadable, just written", nil, 0.5, 0, "7", false),
             ("unreadable, unknown age", nil, nil, 0, "7", false),
             ("unreadable for a minute of the directory's time", nil, 61, 0, "7", true),
@@ -145,6 +147,13 @@ import Testing
                 #expect(content["released"] == .bool(true))
                 #expect(try helper.quarantined(node: 1, attemptsOver: 9) == [])  // a released attempt never counts
             }
+            // Given up after an error by a process that goes on: any worker may take it over, and
+            // the attempt counts toward quarantine.
+            let first = try RunState.create(at: directory.path + "-abandon", units: ["p", "q"], nodes: 1, node: 0)
+            #expect(try first.beginUnit("p") == .begun)
+            #expect(try !first.abandonUnit("p".utf8))
+            let abandoned = try #require(first.requireFiles().begun.attempts(node: 0, attemptsOver: 0, job: nil).first)
+            #expect(abandoned.over && abandoned.failed && abandoned.holder?.abandoned == true)
         }
     }
 

@@ -72,14 +72,17 @@ final class BeginRecords: Sendable {
         var worker: Int?
         /// Given up because a stop was due: over, and not counted toward quarantine.
         var released = false
+        /// Given up by a process that goes on (an error in the unit): over, and counted.
+        var abandoned = false
 
-        init(job: String?, restart: Int, pid: Int32, host: String, worker: Int?, released: Bool = false) {
+        init(job: String?, restart: Int, pid: Int32, host: String, worker: Int?, released: Bool = false, abandoned: Bool = false) {
             self.job = job
             self.restart = restart
             self.pid = pid
             self.host = host
             self.worker = worker
             self.released = released
+            self.abandoned = abandoned
         }
 
         init?(_ value: JSONValue?) {
@@ -87,7 +90,7 @@ final class BeginRecords: Sendable {
                   let pid32 = Int32(exactly: pid)
             else { return nil }
             self.init(job: value["job"]?.string, restart: restart, pid: pid32, host: host, worker: value["worker"]?.int,
-                      released: value["released"] == .bool(true))
+                      released: value["released"] == .bool(true), abandoned: value["abandoned"] == .bool(true))
         }
     }
 
@@ -98,6 +101,7 @@ final class BeginRecords: Sendable {
     /// - an attempt of this job (SLURM job, or no job outside SLURM) from a restart below
     ///   `attemptsOver` (a requeued job's processes are gone; gstop passes its restart + 1 once its
     ///   command has ended);
+    /// - a record its process gave up: released for a stop, or abandoned after an error;
     /// - a record whose content cannot be read (being written, or its writer died mid-write) once
     ///   it is `settledFor` 60 s of the directory's own time: no clock of two hosts is compared.
     /// An attempt of another job (another array task) or of another host in this restart may be at
@@ -105,7 +109,7 @@ final class BeginRecords: Sendable {
     static func isOver(_ holder: Holder?, settledFor: Double? = nil, attemptsOver: Int, job: String?,
                        pidExists: (Int32) -> Bool = BeginRecords.processExists) -> Bool {
         guard let holder else { return (settledFor ?? 0) >= 60 }
-        if holder.released { return true }
+        if holder.released || holder.abandoned { return true }
         if holder.host == HostName.current && (holder.pid == getpid() || !pidExists(holder.pid)) { return true }
         return holder.job == job && holder.restart < attemptsOver
     }
@@ -162,7 +166,15 @@ final class BeginRecords: Sendable {
         case held(Holder?)
     }
 
-    private static func content(_ claim: Claim, released: Bool = false) -> [UInt8] {
+    /// How a process gave a unit up.
+    enum GivenUp: String {
+        /// A stop was due: the attempt counts for nothing.
+        case released
+        /// An error in the unit, and the process goes on: the attempt counts toward quarantine.
+        case abandoned
+    }
+
+    private static func content(_ claim: Claim, givenUp: GivenUp? = nil) -> [UInt8] {
         var json = JSONWriter()
         var fields: [(String, JSONValue)] = [
             ("unit", .string(String(decoding: claim.unit, as: UTF8.self))), ("node", .number(Double(claim.node))),
@@ -170,7 +182,7 @@ final class BeginRecords: Sendable {
             ("restart", .number(Double(claim.restart))), ("job", claim.job.map { .string($0) } ?? .null),
             ("started", .number((claim.started * 1000).rounded() / 1000)),
         ]
-        if released { fields.append(("released", .bool(true))) }
+        if let givenUp { fields.append((givenUp.rawValue, .bool(true))) }
         json.value(.object(fields))
         json.raw("\n")
         return json.bytes
@@ -235,12 +247,14 @@ final class BeginRecords: Sendable {
         return name
     }
 
-    /// Releases this process's claim (a stop is due): the name stays, so that no generation is ever
-    /// free again while the unit is not done, and the record no longer counts.
-    func release(_ claim: Claim, fileName: String) throws {
+    /// Gives up this process's claim: its content says how (released for a stop: it no longer
+    /// counts; abandoned after an error: it counts), so that any worker may take the unit over. The
+    /// name stays, so that no generation is ever free again while the unit is not done. A legacy
+    /// record is removed when released, and left as it is when abandoned.
+    func giveUp(_ claim: Claim, fileName: String, _ how: GivenUp) throws {
         guard let directory = try nodes.directory(claim.node, create: false) else { return }
-        if Entry(fileName: fileName)?.generation == nil { return try directory.remove(fileName) }
-        let bytes = BeginRecords.content(claim, released: true)
+        if Entry(fileName: fileName)?.generation == nil { return how == .released ? try directory.remove(fileName) : () }
+        let bytes = BeginRecords.content(claim, givenUp: how)
         let opened = retryingOnInterrupt { openat(directory.fd, fileName, O_WRONLY | O_TRUNC | O_CLOEXEC) }
         if opened.result == -1 {
             if opened.errno == ENOENT { return }
