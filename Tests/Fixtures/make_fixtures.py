@@ -80,10 +80,13 @@ def write_manifest(root: Path, units: list[str], nodes: int, rule: str, legacy: 
 def make_state(name: str, units: list[str], nodes: int, rule: str, done: list[str], *,
                legacy: str | None = None, legacy_done: list[str] = (), stale_stop: bool = False,
                run_done: bool = False, strays: list[str] = (), version: int = 2,
-               timings: dict | None = None, quarantined: dict | None = None, begun: list = ()) -> None:
+               timings: dict | None = None, quarantined: dict | None = None, begun: list = (),
+               claims: list = (), taken: list = ()) -> None:
     """timings: unit -> (started, ended) written into its marker after a NUL (docs/state-format.md,
     "The timing record"); quarantined: unit -> restarts of the attempts that condemned it; begun:
-    (unit, restart) begin records of a host that is not this one."""
+    (unit, restart) begin records (the release before's names) of a host that is not this one;
+    claims: (unit, generation, how) claims of host n9, job 77 ("live", "released", "abandoned");
+    taken: (unit, worker) units of another share done by the worker of share `worker`."""
     timings = timings or {}
     quarantined = quarantined or {}
     root = HERE / "states" / name
@@ -108,6 +111,19 @@ def make_state(name: str, units: list[str], nodes: int, rule: str, done: list[st
         (root / "begun" / str(node)).mkdir(parents=True, exist_ok=True)
         (root / "begun" / str(node) / f"{place}.{restart}.1.00000000.{serial}").write_text(json.dumps(
             {"unit": unit, "node": node, "host": "n9", "pid": 1, "restart": restart, "job": None, "started": 1700000000.0 + restart}) + "\n")
+    for unit, generation, how in claims:  # docs/state-format.md, "begun/ — claims of attempts at units"
+        node, place = places[unit]
+        (root / "begun" / str(node)).mkdir(parents=True, exist_ok=True)
+        record = {"unit": unit, "node": node, "worker": 1, "host": "n9", "pid": 1, "restart": 0, "job": "77",
+                  "started": 1700000000.0 + generation}
+        if how != "live":
+            record[how] = True
+        (root / "begun" / str(node) / f"{place}.{generation}").write_text(json.dumps(record) + "\n")
+    for unit, worker in taken:  # docs/state-format.md, "taken/ — units done by others"
+        node, place = places[unit]
+        (root / "taken" / str(node)).mkdir(parents=True, exist_ok=True)
+        (root / "taken" / str(node) / f"{place}.{worker}").write_text(json.dumps(
+            {"unit": unit, "node": node, "worker": worker, "host": "n9", "pid": 1, "restart": 0, "job": "77", "started": 1700000000.0}) + "\n")
     for unit, restarts in quarantined.items():
         node, place = places[unit]
         (root / "quarantine" / str(node)).mkdir(parents=True, exist_ok=True)
@@ -134,6 +150,10 @@ def make_state(name: str, units: list[str], nodes: int, rule: str, done: list[st
                 "remaining": remaining, "totals": totals, "run_done": len(all_done) == len(units),
                 "should_stop": False,
                 "quarantined": {str(n): [u for u in quarantined if places[u][0] == n] for n in range(nodes)}}
+    if claims or taken:  # balancing: units others did, and units a live attempt of another job holds
+        expected["taken_by"] = {str(n): {str(w): sum(1 for u, wk in taken if places[u][0] == n and wk == w) for w in sorted({w for _, w in taken})
+                                         if any(places[u][0] == n and wk == w for u, wk in taken)} for n in range(nodes)}
+        expected["held"] = {str(n): sorted(u for u, _, how in claims if how == "live" and places[u][0] == n) for n in range(nodes)}
     if timings:  # what the estimate must say (nearest-rank percentiles of the recorded durations)
         def figures(durations):
             ordered = sorted(durations)
@@ -143,7 +163,10 @@ def make_state(name: str, units: list[str], nodes: int, rule: str, done: list[st
         expected["unit_seconds"] = figures([d for ds in per_node.values() for d in ds])
         expected["node_unit_seconds"] = {str(n): figures(ds) for n, ds in per_node.items()}
         run_mean = expected["unit_seconds"]["mean"]
-        expected["eta_seconds"] = max(len(remaining[str(n)]) * (figures(per_node[n]) or {"mean": run_mean})["mean"] for n in range(nodes))
+        # Balancing: one worker per node shares all that is left, never less than the longest unit.
+        means = [(figures(per_node[n]) or {"mean": run_mean})["mean"] for n in range(nodes)]
+        work = sum(len(remaining[str(n)]) * means[n] for n in range(nodes))
+        expected["eta_seconds"] = max(work / nodes, max(m for n, m in enumerate(means) if remaining[str(n)]))
     (root / "expected.json").write_text(json.dumps(expected, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if not any((root / "done").iterdir()):
         (root / "done" / ".keep").write_bytes(b"")  # git keeps no empty directory; scans skip dot files
@@ -179,6 +202,12 @@ def main() -> None:
                timings={"t0": (1700000000.0, 1700000002.0), "t2": (1700000010.0, 1700000014.0), "t4": (1700000020.0, 1700000026.0),
                         "t1": (1700000000.5, 1700000001.5), "t3": (1700000011.0, 1700000014.0)},
                quarantined={"t6": [0, 1, 2]}, begun=[("t8", 0)])
+    # Balancing (issue 20): units of shares 1 and 2 done by the workers of shares 0 and 3 (taken/),
+    # a unit held by a live claim of another job (b5), and one whose two claims were given up (b8:
+    # released for a stop, then abandoned after an error), so that any worker may take it.
+    make_state("balanced", [f"b{i}" for i in range(12)], 3, "round-robin",
+               done=["b0", "b3", "b1", "b4", "b7", "b10", "b2", "b11"],
+               taken=[("b7", 0), ("b10", 0), ("b11", 3)], claims=[("b5", 1, "live"), ("b8", 1, "released"), ("b8", 2, "abandoned")])
     bad_shards()
 
     bad = HERE / "bad-manifests"

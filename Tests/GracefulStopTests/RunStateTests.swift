@@ -31,6 +31,16 @@ import Testing
             #expect(report.etaSeconds == expected.etaSeconds)
             #expect(report.quarantined.map(\.unit) == expected.quarantined.sorted { $0.key < $1.key }.flatMap(\.value))
         }
+        if let takenBy = expected.takenBy {
+            // Balancing: who did each share's units, and what a live claim of another job holds.
+            let report = try StatusReport.gather(path: path)
+            #expect(report.nodes.map { $0.takenBy } == (0..<expected.nodes).map { takenBy[$0] ?? [:] })
+            let state = try RunState.open(at: path, node: 0)
+            for node in 0..<expected.nodes {
+                let account = try state.account(shares: [node], attemptsOver: 1, job: nil)
+                #expect(account.heldByOthers == expected.held[node]?.count, "\(name) node \(node)")
+            }
+        }
         let state = try RunState.open(at: path, node: 0)
         #expect(try state.counts(node: nil) == (expected.doneCount, expected.unitCount))
         #expect(try state.checkRunDone() == expected.runDone)

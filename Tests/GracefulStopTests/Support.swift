@@ -109,6 +109,9 @@ enum Expected {
         var unitSeconds: [Double]? = nil
         var nodeUnitSeconds: [Int: [Double]] = [:]
         var etaSeconds: Double? = nil
+        /// Balancing: per share, how many units each other share's worker did; units held by live claims.
+        var takenBy: [Int: [Int: Int]]? = nil
+        var held: [Int: [String]] = [:]
     }
 
     static func state(_ name: String) throws -> State {
@@ -138,6 +141,20 @@ enum Expected {
             case "node_unit_seconds":
                 try reader.readObject { reader, node in state.nodeUnitSeconds[Int(node)!] = try figures(&reader) }
             case "eta_seconds": state.etaSeconds = try reader.readDouble()
+            case "taken_by":
+                var takenBy: [Int: [Int: Int]] = [:]
+                try reader.readObject { reader, node in
+                    var byWorker: [Int: Int] = [:]
+                    try reader.readObject { reader, worker in byWorker[Int(worker)!] = try reader.readInteger() }
+                    takenBy[Int(node)!] = byWorker
+                }
+                state.takenBy = takenBy
+            case "held":
+                try reader.readObject { reader, node in
+                    var units: [String] = []
+                    try reader.readArray { units.append(try $0.readString()) }
+                    state.held[Int(node)!] = units
+                }
             default: try reader.skipValue()
             }
         }

@@ -37,11 +37,36 @@ def test_fixture_state_reads_as_expected(fixture_state, name):
             assert status["eta_seconds"] == want["eta_seconds"] and progress.run_eta_seconds == want["eta_seconds"]
             assert progress.quarantined == [u for n in sorted(want["quarantined"]) for u in want["quarantined"][n]]
             assert [q["attempts"] for q in status["quarantined"]] == [3]
+    if "taken_by" in want:  # balancing: who did each share's units
+        with gracefulstop.open(path, node=0) as state:
+            status = state.status()
+            assert {str(n["node"]): n["taken_by"] for n in status["nodes"]} == want["taken_by"]
+            assert status["taken"] == sum(sum(by.values()) for by in want["taken_by"].values())
     with gracefulstop.open(path, node=0) as state:
         state.set_check_interval(0)
         assert state.should_stop() is want["should_stop"]
         assert state.run_done() is want["run_done"]
     assert (path / "run.done").exists() is want["run_done"]
+
+
+def test_a_worker_takes_over_what_the_independent_writers_claims_leave_free(fixture_state):
+    # balanced: b5 is held by a live claim of another job (host n9, job 77); b8's two claims were
+    # given up (released, then abandoned), so node 0's worker, once its own b6 and b9 are done,
+    # takes b8 (the generation after them) and leaves b5 to its holder.
+    path = fixture_state("balanced")
+    want = expected("balanced")
+    with gracefulstop.open(path, node=0) as state:
+        worked = []
+        for unit in state.work():
+            state.mark_done(unit)
+            worked.append(unit)
+        assert worked == ["b6", "b9", "b8"]
+        assert state.remaining_units(2) == want["held"]["2"] == ["b5"]
+        assert state.begin("b5") == "claimed"
+    # b8's claim (generation 3) went to taken/ when marked; its given-up claims were tidied by the
+    # loop's next look at share 2 (the unit is done); b5's live claim stays.
+    assert (path / "taken" / "2" / "2.0").exists()
+    assert sorted(p.name for p in (path / "begun" / "2").iterdir()) == ["1.1"]
 
 
 def test_marker_names_follow_the_documented_encoding():
