@@ -16,7 +16,7 @@ equations = [line.strip() for line in open(sys.argv[1]) if line.strip()]
 state = gracefulstop.create(os.environ["GRACEFULSTOP_STATE_DIR"], equations, nodes=int(os.environ.get("SLURM_JOB_NUM_NODES", 1)),
                             partition="block", legacy_done_dir=os.path.abspath("logs/completed"))
 Path("results").mkdir(exist_ok=True)
-for equation in state.work():                 # this node's equations not done yet; ends early on a stop
+for equation in state.work():                 # this node's equations not done yet, then (balancing) others'; ends early on a stop
     Path("results", f"{equation}.txt").write_text(solve(equation))
     state.mark_done(equation)                 # durable once it returns
 print(f"node {state.node}: {state.progress().remaining} equations left; stop: {state.stop_reason()}")
