@@ -134,11 +134,12 @@ extension RunState {
     /// places, old and new, and the names of the new ones (each also an events.jsonl line).
     /// `held`: the places (not done) that a live attempt holds, this process's own included.
     @discardableResult
-    func applyQuarantine(node: Int, done: DoneSet, attemptsOver: Int) throws -> (places: Set<Int>, new: [String], held: Set<Int>) {
+    /// `job`: whose restarts `attemptsOver` counts (default: this process's SLURM job).
+    func applyQuarantine(node: Int, done: DoneSet, attemptsOver: Int, job: String?? = nil) throws -> (places: Set<Int>, new: [String], held: Set<Int>) {
         let files = try requireFiles()
         var places = Set(try Quarantine.places(node: node, in: files.quarantine).keys)
         let limit = try Quarantine.maxUnitAttempts()
-        let records = try files.begun.attempts(node: node, attemptsOver: attemptsOver, job: Environment.job())
+        let records = try files.begun.attempts(node: node, attemptsOver: attemptsOver, job: job ?? Environment.job())
         guard !records.isEmpty else { return (places, [], []) }
         let count = files.manifest.partition.unitCount(ofNode: node)
         let own = attempts.withLock { Set($0.inFlight.values.compactMap(\.record)) }

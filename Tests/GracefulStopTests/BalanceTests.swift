@@ -200,6 +200,26 @@ import Testing
     }
 }
 
+extension BalanceTests {
+    /// The fixture written by the independent writer: what a job answers for, and the progress the
+    /// crash-loop guard counts for a worker that did units of other shares.
+    @Test func theAccountOfTheBalancedFixture() throws {
+        let temporary = TemporaryDirectory()
+        let path = copyOfFixture("balanced", into: temporary)
+        let state = try RunState.open(at: path, node: 0)
+        // Share 2: b5 held by job 77's live claim, b8 free; node 3's worker did b11 there.
+        let share2 = try state.account(shares: [2], attemptsOver: 1, job: "12_2", worker: 2)
+        #expect((share2.done, share2.total, share2.remaining, share2.heldByOthers, share2.doneElsewhere) == (2, 4, 2, 1, 0))
+        // The same claim is this job's own when the job is 77: over once its attempt has ended.
+        #expect(try state.account(shares: [2], attemptsOver: 1, job: "77", worker: 2).heldByOthers == 0)
+        #expect(try state.account(shares: [0], attemptsOver: 1, job: "12_0", worker: 0).doneElsewhere == 2)
+        #expect(try state.account(shares: [], attemptsOver: 1, job: "12_3", worker: 3).doneElsewhere == 1)
+        // Job 77's unfinished claims in share 2 (b5, and b8 given up twice), seen from a scope that
+        // leaves share 2 out: it answers for both.
+        #expect(try state.account(shares: [0], attemptsOver: 1, job: "77", worker: 1).claimedElsewhere == 2)
+    }
+}
+
 /// unlink(2) for the tests, without Foundation.
 enum FileManagerless {
     static func remove(_ path: String) throws {

@@ -10,6 +10,9 @@ public struct ShareAccount: Sendable, Equatable {
     public var heldByOthers = 0
     /// Units of other shares that attempts of this job claimed and did not finish.
     public var claimedElsewhere = 0
+    /// Units of other shares that the worker of this job's node finished (taken/): its progress
+    /// there, for the crash-loop guard.
+    public var doneElsewhere = 0
 
     /// Units of the shares neither done nor quarantined.
     public var remaining: Int { total - done - quarantined.count }
@@ -19,8 +22,9 @@ extension RunState {
     /// The account of `shares` (nil: every share) after an attempt whose restarts below
     /// `attemptsOver` are over, for `job` (this job's claims are over then, since its command has
     /// ended). Scans each share without a `complete/` file once; with `shares` given, also lists
-    /// the other shares' begin records to find this job's unfinished claims.
-    public func account(shares: [Int]?, attemptsOver: Int, job: String?) throws -> ShareAccount {
+    /// the other shares' begin records to find this job's unfinished claims, and their taken/
+    /// records to count what the worker of node `worker` did there.
+    public func account(shares: [Int]?, attemptsOver: Int, job: String?, worker: Int? = nil) throws -> ShareAccount {
         let files = try requireFiles()
         let partition = files.manifest.partition
         let complete = try NodeCompletion.nodes(in: files.directory)
@@ -36,13 +40,18 @@ extension RunState {
             let done = try refresh(node: share, keepNames: share == node)
             if done.count == total { try NodeCompletion.write(node: share, unitCount: total, in: files.directory) }
             account.done += done.count
-            let found = try applyQuarantine(node: share, done: done, attemptsOver: attemptsOver)
+            let found = try applyQuarantine(node: share, done: done, attemptsOver: attemptsOver, job: .some(job))
             let quarantined = found.places.filter { !done.contains($0) && $0 < total }
             account.quarantined += try quarantined.sorted().map { try unitName(node: share, place: $0) }
             account.heldByOthers += found.held.subtracting(quarantined).count
         }
         guard let shares else { return account }
         let inScope = Set(shares)
+        if let worker, try files.directory.contains(TakenUnits.directoryName) {
+            for share in 0..<partition.nodes where !inScope.contains(share) {
+                account.doneElsewhere += try TakenUnits.count(node: share, in: files.begun.taken)[worker] ?? 0
+            }
+        }
         for share in try files.begun.shares() where !inScope.contains(share) && share < partition.nodes {
             let mine = try files.begun.attempts(node: share, attemptsOver: attemptsOver, job: job).filter {
                 $0.holder.map { $0.job == job } ?? false

@@ -226,7 +226,9 @@ public final class Supervisor {
         // A run's progress is its markers; a sweep's, what it reported (nil: it reports nothing).
         let sweepFinished = after == nil
             ? SweepProgress.finished(in: events, attemptStart: attemptStartText) : nil
-        let marked = after.map { $0.done - (before?.done ?? 0) } ?? sweepFinished?.count
+        // Progress counts units the job finished in other shares too (balancing), or a job that
+        // worked only for others would look idle to the crash-loop guard.
+        let marked = after.map { $0.done - (before?.done ?? 0) + $0.doneElsewhere - (before?.doneElsewhere ?? 0) } ?? sweepFinished?.count
         let newlyQuarantined = (after?.quarantined ?? []).filter { !(before?.quarantined ?? []).contains($0) }
         if !newlyQuarantined.isEmpty {
             report("quarantined \(newlyQuarantined.count) unit\(newlyQuarantined.count == 1 ? "" : "s") begun \(options.limits.maxUnitAttempts) times without finishing: "
@@ -451,7 +453,7 @@ public final class Supervisor {
         let shares: [Int]? = scopeIsEveryNode ? nil
             : balance ? Balance.responsibleShares(worker: node, workers: slurm?.isArrayTask == true ? Environment.arrayTaskCount() : nil, shares: shareCount)
             : [node]
-        let account = try state.account(shares: shares, attemptsOver: attemptsOver, job: slurm?.logID)
+        let account = try state.account(shares: shares, attemptsOver: attemptsOver, job: slurm?.logID, worker: node)
         let scope: String
         switch shares {
         case nil: scope = "the run"
@@ -464,6 +466,7 @@ public final class Supervisor {
         var progress = Progress(done: account.done, remaining: account.remaining, total: account.total, scope: scope, quarantined: account.quarantined)
         progress.heldByOthers = account.heldByOthers
         progress.claimedElsewhere = account.claimedElsewhere
+        progress.doneElsewhere = account.doneElsewhere
         let runDone = account.done == account.total && account.claimedElsewhere == 0 ? try state.checkRunDone() : false
         if !runDone && progress.remaining == 0 && progress.heldByOthers == 0, try state.checkRunSettled(attemptsOver: attemptsOver) != nil {
             return (RunQuarantined.fileName, progress)
@@ -482,6 +485,8 @@ public final class Supervisor {
         var heldByOthers = 0
         /// Balancing: units of other shares this job began and did not finish.
         var claimedElsewhere = 0
+        /// Balancing: units of other shares this job's worker finished (its progress there).
+        var doneElsewhere = 0
 
         /// The units this job answers for.
         var left: Int { max(0, remaining - heldByOthers) + claimedElsewhere }
