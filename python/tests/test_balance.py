@@ -126,12 +126,12 @@ def test_a_unit_held_by_a_killed_worker_is_taken_over(tmp_path):
 
 def test_a_unit_that_kills_its_takers_is_quarantined_and_the_rest_finishes(tmp_path):
     # u011 (the end of node 1's share) segfaults whoever begins it: node 0's worker takes it first,
-    # when its own share is done. Each death leaves a claim that is over (its process is gone), the
+    # when its own share is done (node 1's, 10x slower, reaches its last unit much later). Each death leaves a claim that is over (its process is gone), the
     # next worker takes the next generation, and after 3 the unit is quarantined; every other unit
     # is done once.
     state = tmp_path / "state"
     for _ in range(4):
-        workers = [start(state, node, 2, 12, 0.01, WORKER_MODE="poison", WORKER_POISON="u011") for node in (0, 1)]
+        workers = [start(state, node, 2, 12, 0.01, WORKER_MODE="poison", WORKER_POISON="u011", WORKER_SLOW="1:10") for node in (0, 1)]
         for worker in workers:
             worker.communicate(timeout=120)
             assert worker.returncode in (0, -signal.SIGSEGV), worker.returncode
