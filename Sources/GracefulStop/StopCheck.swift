@@ -4,12 +4,13 @@ import Synchronization
 /// `should_stop()`: true once a trapped signal reached this process, a current stop request exists
 /// in the state directory, or the deadline has passed.
 ///
-/// The call is on the user's hot path, so it costs a flag read, a vDSO clock read and two atomic
-/// loads. The stop requests are looked at only when the check interval has elapsed, and then with
-/// one fresh open and fstat of the state directory (fresh, so that NFS asks its server): a request
-/// is written by a rename into it, which changes its modification time, so the request files are
-/// read only after such a change. A million calls in a second make two system calls (and a close),
-/// not a million.
+/// The call is on the user's hot path, so it costs a flag read, a vDSO clock read and a few atomic
+/// loads, and never touches the shared filesystem: the stop requests are looked at by a
+/// `RequestWatcher` thread (one per host for the processes of a job, through a `RequestBoard` in
+/// /dev/shm), once per check interval, and `should_stop()` reads what it last saw from memory. A
+/// stalled NFS server stalls the watcher, never the caller. A handle's first call looks itself (as
+/// opening the state read it), and with an interval under 10 ms (0: every call) every call does, on
+/// the caller's thread, as it asked.
 /// Once a stop is seen it stays seen (latched): a loop never sees true, then false.
 public final class StopCheck: Sendable {
     public enum Reason: Int32, Sendable {
@@ -37,6 +38,11 @@ public final class StopCheck: Sendable {
     private let latchedDetail = Mutex<String>("")
     /// Writes what stopped this process, once, under gstop or SLURM (see `ProcessStop`).
     private let recorder: ProcessStopRecorder?
+    /// The thread that looks at the requests for this process (and its host's others); nil
+    /// without a state directory.
+    private let watcher: RequestWatcher?
+    /// Intervals below this are looked at by the caller itself.
+    static let watchedIntervalNanoseconds: Int64 = 10_000_000
     /// The signal last recorded by any handle of this process, so that each signal is recorded
     /// once per process however many states it opened (the flag it comes from is per process too).
     private static let recordedSignal = Atomic<Int32>(0)
@@ -55,6 +61,10 @@ public final class StopCheck: Sendable {
             deadlineMonotonic = .max
         }
         intervalNanoseconds = Atomic(Int64(intervalSeconds * 1e9))
+        let files = requestFiles
+        watcher = directory.map {
+            RequestWatcher.shared(directory: $0, requestFiles: files, intervalNanoseconds: Int64(max(intervalSeconds, 0.01) * 1e9))
+        }
     }
 
     /// Seconds between two looks at the stop-request file.
@@ -79,16 +89,28 @@ public final class StopCheck: Sendable {
             latch(.deadline, "the deadline \(deadline.map { String($0) } ?? "") (\(Environment.deadline)) has passed")
             return true
         }
+        if let watcher, let newest = watcher.board.newest, newest >= attemptStart, let found = watcher.board.request(since: attemptStart) {
+            latch(.request, "stop requested by \(found.text)")
+            return true
+        }
         let due = nextFileCheck.load(ordering: .relaxed)
         if now < due || directory == nil { return false }
-        // One thread per interval looks at the file; the others go on.
-        let next = now &+ intervalNanoseconds.load(ordering: .relaxed)
-        guard nextFileCheck.compareExchange(expected: due, desired: next, ordering: .relaxed).exchanged else {
+        // One thread per interval asks; the others go on.
+        let interval = intervalNanoseconds.load(ordering: .relaxed)
+        guard nextFileCheck.compareExchange(expected: due, desired: now &+ interval, ordering: .relaxed).exchanged else {
             return latchedReason.load(ordering: .relaxed) != 0
+        }
+        if let watcher, interval >= Self.watchedIntervalNanoseconds {
+            watcher.ask(intervalNanoseconds: interval, at: now)
+            // A handle's first call looks itself, as opening the state read it: a request that is
+            // there already is seen at once, and a loop's first call costs what open() did.
+            if due != 0 { return false }
         }
         return lookForRequest()
     }
 
+    /// The caller's own look (intervals under 10 ms): a fresh open and fstat of the directory, the
+    /// request files read only when it changed.
     private func lookForRequest() -> Bool {
         // A fresh look (Directory.refresh), not an fstat of the open descriptor: on NFS that one is
         // answered from the attribute cache, and another host's request went unseen for 30-60 s.
@@ -100,22 +122,10 @@ public final class StopCheck: Sendable {
             return false
         }
         directoryChangeSeen.store(changed, ordering: .relaxed)
-        // Where a cached "no such name" may be stale (NFS v3, see NameCacheTrust), only the
-        // request files a fresh listing shows are opened: a lookup of an absent one would cache
-        // its absence again.
-        var files = requestFiles
-        if !look.namesTrusted {
-            var listed: [String] = []
-            guard (try? directory.forEachEntry { name in
-                if let file = requestFiles.first(where: { $0.utf8.elementsEqual(name) }) { listed.append(file) }
-            }) != nil else { return false }
-            files = listed
-        }
         // Errors reading the request (a flaky NFS mount) are not a reason to stop; the next
         // interval looks again.
-        for file in files {
-            guard let request = try? StopRequest.read(from: directory, fileName: file), request.applies(toAttemptStartedAt: attemptStart)
-            else { continue }
+        for request in StopRequest.readAll(requestFiles, in: directory, namesTrusted: look.namesTrusted) ?? [] {
+            guard let request, request.applies(toAttemptStartedAt: attemptStart) else { continue }
             latch(.request, "stop requested by \(request.by) at \(request.requestedAt): \(request.reason)")
             return true
         }

@@ -226,3 +226,32 @@ enum FileManagerless {
         guard unlink(path) == 0 else { throw GracefulStopError.system("cannot remove", path, errno: errno) }
     }
 }
+
+/// The page a host's processes share for stop requests, on a real /dev/shm file.
+@Suite struct RequestBoardTests {
+    @Test func publishedRequestsReadBackAndLeadershipPassesOn() throws {
+        let key = "test-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        defer { unlink("/dev/shm/gracefulstop-\(getuid())-\(key)") }
+        let board = RequestBoard.open(key: key)
+        #expect(board.shared && board.newest == nil && board.request(since: 0) == nil)
+        let old = StopRequest(requestedAt: 100, by: "n1:1", reason: "an old one")
+        let long = String(repeating: "é", count: 400)  // longer than a slot holds: cut, never torn
+        let new = StopRequest(requestedAt: 200.5, by: "n2:2", reason: long)
+        board.publish([old, new])
+        #expect(board.newest == 200.5)
+        let found = try #require(board.request(since: 150))
+        #expect(found.requestedAt == 200.5 && found.text.hasPrefix("n2:2 at 200.5: éé") && found.text.utf8.count <= 504)
+        #expect(board.request(since: 50)?.requestedAt == 200.5)  // the newest that applies
+        #expect(board.request(since: 300) == nil)
+        // Another process's view of the same page (a second mapping of the file).
+        let other = RequestBoard.open(key: key)
+        #expect(other.request(since: 150)?.requestedAt == 200.5)
+        board.publish([nil, nil])
+        #expect(other.newest == nil && other.request(since: 0) == nil)
+        // Leadership: taken from nobody, refused to a second taker that saw nobody, given back.
+        #expect(board.takeLead(from: 0) && board.leader == getpid())
+        #expect(!other.takeLead(from: 0))
+        board.resign()
+        #expect(other.leader == 0 && other.takeLead(from: 0))
+    }
+}

@@ -85,6 +85,22 @@ public struct StopRequest: Sendable, Equatable {
         return StopRequest(requestedAt: modified, by: "unknown", reason: "\(source) exists (not gracefulstop's format; its modification time counts)")
     }
 
+    /// The request in each of `fileNames` (nil where there is none), or nil when the directory
+    /// cannot be read now (a flaky mount: not a reason to stop; the next look tries again). Where a
+    /// cached "no such name" may be stale (NFS v3, see NameCacheTrust), only the files a fresh
+    /// listing shows are opened: a lookup of an absent one would cache its absence again.
+    static func readAll(_ fileNames: [String], in directory: Directory, namesTrusted: Bool) -> [StopRequest?]? {
+        var present = Set(fileNames)
+        if !namesTrusted {
+            var listed = Set<String>()
+            guard (try? directory.forEachEntry { name in
+                if let file = fileNames.first(where: { $0.utf8.elementsEqual(name) }) { listed.insert(file) }
+            }) != nil else { return nil }
+            present = listed
+        }
+        return fileNames.map { present.contains($0) ? (try? read(from: directory, fileName: $0)) ?? nil : nil }
+    }
+
     static func decode(_ bytes: [UInt8], source: String) throws -> StopRequest {
         var reader = JSONReader(bytes, source: source)
         var request = StopRequest(requestedAt: .nan, by: "unknown", reason: "")

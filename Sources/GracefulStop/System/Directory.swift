@@ -8,7 +8,7 @@ final class Directory: Sendable {
     let path: String
     let fd: Int32
     /// `path` made absolute when it was opened, for `refresh()` (the working directory may change).
-    private let absolutePath: String
+    let absolutePath: String
     /// Set once O_TMPFILE has failed here: every later exclusive write goes straight to the
     /// named temporary instead of failing the same way again.
     private let anonymousFilesUnsupported = Atomic<Bool>(false)
