@@ -34,19 +34,25 @@ final class RequestBoard: @unchecked Sendable {
     private static var slotWords: Int { 2 + textWords }  // requested at, length, text
 
     private let words: UnsafeMutablePointer<Atomic<Int64>>
-    /// Whether the page is shared through /dev/shm (false: this process's own).
-    let shared: Bool
+    /// The file in /dev/shm (nil: the page is this process's own).
+    let file: String?
+    var shared: Bool { file != nil }
 
-    private init(words: UnsafeMutablePointer<Atomic<Int64>>, shared: Bool) {
+    private init(words: UnsafeMutablePointer<Atomic<Int64>>, file: String?) {
         self.words = words
-        self.shared = shared
+        self.file = file
     }
 
+    /// GRACEFULSTOP_HOST_BOARD=0 keeps each process's board to itself (each process looks at the
+    /// state directory on its own, as before boards were shared).
+    static let sharingVariable = "GRACEFULSTOP_HOST_BOARD"
+
     /// The board of `key` in /dev/shm, created if missing; this process's own page when /dev/shm
-    /// cannot be used (missing, read-only, full).
+    /// cannot be used (missing, read-only, full) or sharing is off.
     static func open(key: String) -> RequestBoard {
         let name = "/dev/shm/gracefulstop-\(getuid())-\(key)"
-        let descriptor = retryingOnInterrupt { Glibc.open(name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600) }.result
+        let descriptor = Environment.value(sharingVariable) == "0" ? -1
+            : retryingOnInterrupt { Glibc.open(name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600) }.result
         if descriptor >= 0 {
             defer { close(descriptor) }
             var info = stat()
@@ -55,12 +61,13 @@ final class RequestBoard: @unchecked Sendable {
             if fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == getuid(),
                info.st_size == pageSize || ftruncate(descriptor, off_t(pageSize)) == 0,
                let memory = mmap(nil, pageSize, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0), memory != MAP_FAILED {
-                return RequestBoard(words: prepare(memory), shared: true)
+                return RequestBoard(words: prepare(memory), file: name)
             }
         }
-        let memory = mmap(nil, pageSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
+        // Private: a forked child gets its own copy, whose leader's beat then goes stale, and leads.
+        let memory = mmap(nil, pageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         precondition(memory != MAP_FAILED && memory != nil, "cannot map one page of memory")
-        return RequestBoard(words: prepare(memory!), shared: false)
+        return RequestBoard(words: prepare(memory!), file: nil)
     }
 
     /// Binds the page to atomic words. A new page is all zeros, which is a valid empty board; the
@@ -89,8 +96,15 @@ final class RequestBoard: @unchecked Sendable {
 
     func beat(at now: Int64) { set(Word.beat.rawValue, now) }
 
-    /// Gives the lead up (a watcher that stops), so that another takes it at once.
-    func resign() { _ = words[Word.leader.rawValue].compareExchange(expected: Int64(getpid()), desired: 0, ordering: .acquiringAndReleasing) }
+    /// Gives the lead up (a watcher that stops), so that another takes it at once. A leader that
+    /// stops because nobody of its process asks any more also removes the file's name, so that
+    /// /dev/shm keeps no board of a run long over: processes that map it go on sharing it, and one
+    /// that starts later makes a new one.
+    func resign() {
+        guard words[Word.leader.rawValue].compareExchange(expected: Int64(getpid()), desired: 0, ordering: .acquiringAndReleasing).exchanged
+        else { return }
+        if let file { unlink(file) }
+    }
 
     // MARK: - Requests
 
