@@ -17,6 +17,8 @@ fail() { say "$*"; finish 70; }
 mount -t proc proc /proc && mount -t sysfs sysfs /sys || fail "base mounts failed"
 mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev || fail "mounting /dev failed"
 mount -t tmpfs tmpfs /run && mkdir -p /run/lock || fail "tmpfs on /run failed"
+# /dev/shm, where the processes of a host share their watcher of the stop requests.
+mkdir -p /dev/shm && { mountpoint -q /dev/shm || mount -t tmpfs tmpfs /dev/shm; } || fail "tmpfs on /dev/shm failed"
 mount -t tmpfs tmpfs /var/lib/nfs && mkdir -p /var/lib/nfs/sm /var/lib/nfs/sm.bak /var/lib/nfs/v4recovery &&
     touch /var/lib/nfs/etab /var/lib/nfs/rmtab /var/lib/nfs/state || fail "tmpfs on /var/lib/nfs failed"
 # The UML kernel's modules, where modprobe looks for them (-d ROOT: ROOT/lib/modules/RELEASE).

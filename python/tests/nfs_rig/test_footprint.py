@@ -1,0 +1,151 @@
+"""What should_stop() costs the NFS server, counted on the server (/proc/net/rpc/nfsd): 8 processes
+per host on both hosts calling it in a loop, with the processes of a host sharing one watcher of the
+stop requests, against each process watching on its own (GRACEFULSTOP_HOST_BOARD=0, as before).
+And with the server stopped for 60 s under such loops, no call waits for it."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import gracefulstop
+
+ON_B = shlex.split(os.environ["GSTOP_NFS_ON_B"])
+FIGURES = Path(os.environ.get("GSTOP_NFS_FIGURES", "/tmp/gracefulstop-nfs-figures.json"))
+PROCESSES = 8
+
+LOOPER = r"""
+import os, sys, time, gracefulstop
+state_dir, processes, seconds, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+def say(*words):
+    os.write(1, (" ".join(map(str, words)) + "\n").encode())
+state = gracefulstop.open(state_dir)
+state.should_stop()  # the first call looks itself, as open() reads the state
+children = []
+for _ in range(processes - 1):
+    pid = os.fork()
+    if pid == 0:
+        break
+    children.append(pid)
+say("ready", time.time())
+end = time.time() + seconds
+worst = calls = 0
+slow = []
+while time.time() < end:
+    before = time.perf_counter()
+    state.should_stop()
+    took = time.perf_counter() - before
+    if took > 0.005:
+        slow.append(f"{time.time():.2f}:{took * 1e3:.1f}")
+    worst = max(worst, took)
+    calls += 1
+    time.sleep(pause)
+say("worst", worst, calls, *slow[:500])
+if children:
+    for pid in children:
+        os.waitpid(pid, 0)
+os._exit(0)
+"""
+
+
+def record(key: str, **figures) -> None:
+    data = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
+    data[key] = {**figures, "mount_options": os.environ.get("GSTOP_NFS_OPTIONS", "")}
+    FIGURES.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def server_counts() -> dict[str, int]:
+    """RPC calls and NFS operations the server has handled so far."""
+    counts = {"rpc": 0, "ops": 0}
+    for line in Path("/proc/net/rpc/nfsd").read_text().splitlines():
+        fields = line.split()
+        if fields[0] == "rpc":
+            counts["rpc"] = int(fields[1])
+        elif fields[0] in ("proc3", "proc4ops"):
+            counts["ops"] += sum(int(value) for value in fields[2:])
+    return counts
+
+
+def loop_on_both_hosts(version: str, name: str, seconds: float, pause: float = 0.002, **env: str) -> list[subprocess.Popen]:
+    a_mount, b_mount = {"v4.2": ("GSTOP_NFS_A4", "GSTOP_NFS_B4"), "v3": ("GSTOP_NFS_A3", "GSTOP_NFS_B3")}[version]
+    state_a = os.path.join(os.environ[a_mount], name)
+    gracefulstop.create(state_a, ["a"], nodes=1)
+    state_b = os.path.join(os.environ[b_mount], name)
+    environment = {**os.environ, **env}
+    loops = [subprocess.Popen(prefix + [sys.executable, "-c", LOOPER, state, str(PROCESSES), str(seconds), str(pause)], stdout=subprocess.PIPE,
+                              text=True, env=environment)
+             for prefix, state in (([], state_a), (ON_B, state_b))]
+    for loop in loops:
+        for _ in range(PROCESSES):
+            assert loop.stdout.readline().startswith("ready")
+    return loops
+
+
+def finish(loops: list[subprocess.Popen]) -> list[tuple[float, int]]:
+    results = []
+    for loop in loops:
+        out, _ = loop.communicate(timeout=300)
+        assert loop.returncode == 0
+        results += [(float(line.split()[1]), int(line.split()[2]), line.split()[3:]) for line in out.splitlines() if line.startswith("worst")]
+    assert len(results) == 2 * PROCESSES, results
+    return results
+
+
+@pytest.mark.parametrize("version", ["v4.2", "v3"])
+def test_the_server_sees_one_watcher_per_host_not_one_per_process(version):
+    seconds = float(os.environ.get("GSTOP_NFS_LOOP_SECONDS", "30"))
+    rates = {}
+    for way, env in (("shared", {}), ("each process", {"GRACEFULSTOP_HOST_BOARD": "0"})):  # noqa: B007
+        loops = loop_on_both_hosts(version, f"footprint-{way.replace(' ', '-')}-{os.getpid()}-{version}", seconds + 2, **env)
+        time.sleep(1)
+        before, started = server_counts(), time.monotonic()
+        time.sleep(seconds)
+        after, elapsed = server_counts(), time.monotonic() - started
+        finish(loops)
+        rates[way] = {k: (after[k] - before[k]) / (2 * elapsed) for k in after}  # per host and second
+    shared, alone = rates["shared"], rates["each process"]
+    print(f"\n{version}: {PROCESSES} processes per host: shared watcher {shared['ops']:.1f} operations / {shared['rpc']:.2f} requests "
+          f"per host-second; each process watching {alone['ops']:.1f} / {alone['rpc']:.2f}")
+    record(f"should_stop() footprint, {version}", processes_per_host=PROCESSES, seconds=seconds,
+           ops_per_host_second_shared=round(shared["ops"], 2), requests_per_host_second_shared=round(shared["rpc"], 2),
+           ops_per_host_second_each_process=round(alone["ops"], 2), requests_per_host_second_each_process=round(alone["rpc"], 2))
+    assert shared["ops"] <= 10 and shared["rpc"] <= 2.5, shared
+    assert alone["ops"] >= 3 * shared["ops"], (alone, shared)  # the condition is real here
+
+
+def test_a_stopped_server_never_stalls_should_stop():
+    # 8 processes per host loop for 80 s; the server is stopped from 10 s to 70 s (hard mounts: the
+    # watchers' looks wait for it, 60 s). A call that waited for the server would take up to 60 s;
+    # the slowest calls are compared with those of the 10 s before the stop, under the same load
+    # (one UML CPU for 16 Python processes, nfsd and both clients: a call preempted mid-way takes a
+    # scheduler slice or more, server or not).
+    loops = loop_on_both_hosts("v4.2", f"stall-{os.getpid()}", 80, pause=0.01)
+    started = time.time()
+    time.sleep(10)
+    stopped = time.time()
+    subprocess.run(["rpc.nfsd", "0"], check=True, timeout=60)
+    try:
+        time.sleep(60)
+    finally:
+        subprocess.run(["rpc.nfsd", "8"], check=True, timeout=60)
+    restarted = time.time()
+    results = finish(loops)
+    slow = [(float(at), float(ms)) for *_, events in results for at, ms in (event.split(":") for event in events)]
+    before = [ms for at, ms in slow if started <= at < stopped]
+    during = [ms for at, ms in slow if stopped <= at < restarted]
+    calls = sum(c for _, c, _ in results)
+    worst_before, worst_during = max(before, default=0.0), max(during, default=0.0)
+    print(f"\nserver stopped 60 s: {calls} should_stop() calls on both hosts; slowest in the 10 s before the stop "
+          f"{worst_before:.1f} ms, during the 60 s outage {worst_during:.1f} ms; calls over 10 ms: "
+          f"{sum(ms > 10 for ms in before)} before, {sum(ms > 10 for ms in during)} during")
+    record("should_stop() with the server stopped for 60 s, v4.2", calls=calls, slowest_ms_before_the_stop=round(worst_before, 1),
+           slowest_ms_during_the_outage=round(worst_during, 1), calls_over_10ms_before=sum(ms > 10 for ms in before),
+           calls_over_10ms_during=sum(ms > 10 for ms in during))
+    assert worst_during < 500, worst_during  # never the outage: nothing waited for the server
+    assert worst_during <= max(10.0, 2 * worst_before), (worst_during, worst_before)  # no slower than scheduling makes it
