@@ -149,3 +149,51 @@ def test_a_stopped_server_never_stalls_should_stop():
            calls_over_10ms_during=sum(ms > 10 for ms in during))
     assert worst_during < 500, worst_during  # never the outage: nothing waited for the server
     assert worst_during <= max(10.0, 2 * worst_before), (worst_during, worst_before)  # no slower than scheduling makes it
+
+
+MARKER = r"""
+import os, sys, time, gracefulstop
+state = gracefulstop.open(sys.argv[1], node=int(sys.argv[2]))
+for unit in state.work():
+    time.sleep(0.05)
+    state.mark_done(unit)
+    os.write(1, f"marked {unit} {time.time()}\n".encode())
+os.write(1, b"end\n")
+"""
+
+
+def test_marking_loops_on_both_hosts_ride_out_a_server_restart():
+    # Two workers (one per host, balancing over 2 shares) mark 400 units of 50 ms; the server is
+    # stopped for 20 s in the middle. Hard mounts: the loops wait and resume. Every returned mark is
+    # on the server, every unit done once, none quarantined (a worker that only waited is alive:
+    # its claim is never over), and the run is done.
+    name = f"restart-{os.getpid()}"
+    units = [f"u{i:03d}" for i in range(400)]
+    state_a = os.path.join(os.environ["GSTOP_NFS_A4"], name)
+    gracefulstop.create(state_a, units, nodes=2)
+    workers = [subprocess.Popen(prefix + [sys.executable, "-c", MARKER, state, str(node)], stdout=subprocess.PIPE, text=True)
+               for prefix, state, node in (([], state_a, 0), (ON_B, os.path.join(os.environ["GSTOP_NFS_B4"], name), 1))]
+    time.sleep(4)
+    stopped = time.time()
+    subprocess.run(["rpc.nfsd", "0"], check=True, timeout=60)
+    try:
+        time.sleep(20)
+    finally:
+        subprocess.run(["rpc.nfsd", "8"], check=True, timeout=60)
+    marked = []
+    for worker in workers:
+        out, _ = worker.communicate(timeout=600)
+        assert worker.returncode == 0 and out.endswith("end\n"), out[-500:]
+        marked += [line.split() for line in out.splitlines() if line.startswith("marked")]
+    names = [unit for _, unit, _ in marked]
+    before, after = sum(float(at) < stopped for *_, at in marked), sum(float(at) > stopped + 20 for *_, at in marked)
+    server = Path(os.environ["GSTOP_NFS_SERVER"]) / name
+    on_server = {p.name[:-5] for share in ("0", "1") for p in (server / "done" / share).iterdir()}
+    print(f"\nserver stopped 20 s under two marking loops: {before} units marked before, {after} after; "
+          f"{len(on_server)} markers on the server")
+    assert sorted(names) == units  # every unit once, by one of the two
+    assert on_server == set(units)  # every returned mark is on the server
+    assert not (server / "quarantine").exists() and (server / "run.done").exists()
+    assert before > 0 and after > 0  # the outage fell in the middle
+    record("marking loops through a 20 s server stop, v4.2", units=len(units), marked_before=before, marked_after=after,
+           returned_marks_lost=len(set(names) - on_server), quarantined=0)
