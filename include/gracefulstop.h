@@ -57,7 +57,8 @@ typedef enum gracefulstop_status {
     GRACEFULSTOP_EBAD_STATE = 4,     /* the state is unreadable: truncated/corrupt manifest, unknown version */
     GRACEFULSTOP_EMISMATCH = 5,      /* the state exists for a different unit list, node count or partition */
     GRACEFULSTOP_ENODE = 6,          /* node number out of range */
-    GRACEFULSTOP_EINTERNAL = 7       /* a bug in gracefulstop; the message says where */
+    GRACEFULSTOP_EINTERNAL = 7,      /* a bug in gracefulstop; the message says where */
+    GRACEFULSTOP_EDISK_FULL = 8      /* a write failed: no space or over quota on the state's filesystem */
 } gracefulstop_status;
 
 /* Why should_stop() is true. */

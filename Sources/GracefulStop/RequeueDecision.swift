@@ -141,6 +141,9 @@ public struct RequeueFacts: Sendable, Equatable {
     public var target: String
     /// Quarantined units in the scope (not counted in `remaining`): no attempt would do them.
     public var quarantined: [String] = []
+    /// Why the state cannot be written now (no space, over quota, read-only), when that is so: no
+    /// attempt could mark a unit, so none is requeued.
+    public var stateWriteFailure: String? = nil
     /// Balancing: of `remaining`, the units that live workers of other jobs hold (they finish them).
     public var heldByOthers = 0
     /// Balancing: units of other shares this job began and left unfinished; it answers for them.
@@ -224,6 +227,13 @@ public struct RequeueDecision: Sendable, Equatable {
                 return finish(facts, [started, "every unit is done or quarantined (\(marker))"])
             }
             return RequeueDecision(action: .finish, exitCode: 0, reasons: [started, "all work is done (\(marker))"])
+        }
+        if let failure = facts.stateWriteFailure, facts.cause.continuesWork || facts.cause == .none {
+            return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: [
+                facts.started ? how : "the command was not started", facts.leftText,
+                "the state cannot be written (\(failure)): not requeued into it, where every attempt would fail at its first mark; "
+                    + "free space (or raise the quota), then submit the job again: every marker written so far is intact",
+            ])
         }
         switch facts.cause {
         case .interrupted:

@@ -22,7 +22,7 @@ func exitCode(for error: GracefulStopError) -> Int32 {
     switch error.code {
     case .invalidArgument: return ExitCode.usage
     case .unknownUnit, .badState, .mismatch, .nodeOutOfRange: return ExitCode.badData
-    case .system: return ExitCode.io
+    case .system, .diskFull: return ExitCode.io
     case .internal: return ExitCode.internal
     }
 }

@@ -9,13 +9,16 @@ import Testing
     static func facts(
         _ cause: StopCause, _ exit: ChildExit = .exited(0), done: String? = nil, remaining: Int? = 5, restart: Int = 0, idle: Int = 0,
         failed: Int = 0, mode: RequeueMode = .task, limits: RequeueLimits = RequeueLimits(), target: String = "12_3",
-        requeueAllowed: Bool? = true, route: String? = nil, release: SlurmRelease? = SlurmRelease(22, 5), held: Int = 0, elsewhere: Int = 0
+        requeueAllowed: Bool? = true, route: String? = nil, release: SlurmRelease? = SlurmRelease(22, 5), held: Int = 0, elsewhere: Int = 0,
+        unwritable: String? = nil, started: Bool = true
     ) -> RequeueFacts {
         var facts = RequeueFacts(
             cause: cause, route: route, exit: exit, workDone: done, remaining: remaining, scope: "node 3", restartCount: restart, idleAttempts: idle,
             failedAttempts: failed, mode: mode, limits: limits, target: target, requeueAllowed: requeueAllowed, slurmRelease: release)
         facts.heldByOthers = held
         facts.claimedElsewhere = elsewhere
+        facts.stateWriteFailure = unwritable
+        facts.started = started
         return facts
     }
 
@@ -90,6 +93,16 @@ import Testing
          .requeue(target: "12_3"), 0, "node 3 has 1 unit left (1 of them begun by this job in other shares)"),
         ("balancing: a helper that ends on its own with another share's unit unfinished", facts(.none, remaining: 0, elsewhere: 1),
          .stop, 75, "nothing asked the command to stop"),
+        // A state that cannot be written (no space, over quota, read-only): never requeued into it.
+        ("a warning, and the state's filesystem is full", facts(.warning(signal: SIGUSR1), unwritable: "cannot write /s/x: no space left"),
+         .stop, 75, "node 3 has 5 units left; the state cannot be written (cannot write /s/x: no space left): not requeued into it"),
+        ("a full state found before the command started", facts(.none, unwritable: "over quota", started: false),
+         .stop, 75, "the command was not started; node 3 has 5 units left; the state cannot be written (over quota)"),
+        ("a command that failed on a full state", facts(.none, .exited(1), failed: 1, limits: RequeueLimits(retryFailures: 3), unwritable: "no space"),
+         .stop, 75, "free space (or raise the quota), then submit the job again"),
+        ("a full state, but all work is done", facts(.warning(signal: SIGUSR1), done: "run.done", unwritable: "no space"),
+         .finish, 0, "all work is done (run.done)"),
+        ("a full state does not keep a cancel from ending the job", facts(.cancelled, unwritable: "no space"), .stop, 75, "a cancel always ends the job"),
         ("balancing: SLURM requeued a job with others' units held", facts(.preempted(requeuedBySlurm: true), remaining: 3, held: 1),
          .leaveToSlurm, 0, "node 3 has 2 units left for the next attempt; 1 more held by live workers of other jobs, which finish them"),
     ]

@@ -24,6 +24,7 @@ from . import _ffi
 from ._ffi import LIBRARY_PATH, VERSION, signal_flag
 from .errors import (
     BadStateError,
+    DiskFullError,
     GracefulStopError,
     InternalError,
     InvalidArgumentError,
@@ -61,7 +62,7 @@ __version__ = VERSION
 
 __all__ = [
     "BadStateError", "GracefulStopError", "InternalError", "InvalidArgumentError", "LIBRARY_PATH",
-    "NodeOutOfRangeError", "PARTITIONS", "Progress", "State", "StateMismatchError", "StateSystemError",
+    "NodeOutOfRangeError", "DiskFullError", "PARTITIONS", "Progress", "State", "StateMismatchError", "StateSystemError",
     "StopReason", "UnknownUnitError", "abandon", "begin", "clear_signal", "create", "default_state", "install_signals", "is_done", "job",
     "mark_done", "marker_name", "open", "open_sweep", "progress", "received_signal", "remaining_units", "request_stop", "restart_count", "resuming", "run_done", "should_stop",
     "signal_flag", "stop_flag", "stop_reason", "trapped_signals", "uninstall_signals", "work",

@@ -31,6 +31,14 @@ class StateSystemError(GracefulStopError, OSError):
     status = 3
 
 
+class DiskFullError(StateSystemError):
+    """A write failed for lack of space or quota on the state's filesystem (ENOSPC, EDQUOT): the
+    message names the path and says "no space" or "over quota". Every marker written before is
+    intact; free space (or raise the quota) and run again."""
+
+    status = 8
+
+
 class BadStateError(GracefulStopError):
     """The state on disk is unreadable: truncated or corrupt manifest, unknown format version."""
 
@@ -56,7 +64,7 @@ class InternalError(GracefulStopError):
 
 
 _BY_STATUS = {cls.status: cls for cls in (InvalidArgumentError, UnknownUnitError, StateSystemError, BadStateError,
-                                          StateMismatchError, NodeOutOfRangeError, InternalError)}
+                                          StateMismatchError, NodeOutOfRangeError, InternalError, DiskFullError)}
 
 
 def error_for_status(status: int, message: str) -> GracefulStopError:

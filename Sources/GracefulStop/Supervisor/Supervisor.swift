@@ -169,6 +169,8 @@ public final class Supervisor {
         var slurmRelease: SlurmRelease? = nil
         var started = true
         var quarantined: [String] = []
+        /// The state cannot be written (SpaceProbe): no space, over quota, read-only.
+        var stateWriteFailure: String? = nil
         var heldByOthers = 0
         var claimedElsewhere = 0
     }
@@ -187,6 +189,14 @@ public final class Supervisor {
             report("all work is done already (\(marker)): not starting the command")
             return Attempt(end: AttemptEnd(cause: .none), exit: .exited(0), workDone: marker, remaining: 0, scope: "the run",
                            requeueAllowed: nil, started: false, quarantined: before?.quarantined ?? [])
+        }
+        if let failure = SpaceProbe.failure(in: directory) {
+            // Every mark would fail: the command is not started into a full disk.
+            report("the state cannot be written: \(failure.message)")
+            var attempt = Attempt(end: AttemptEnd(cause: .none), exit: .exited(0), workDone: nil, remaining: before?.remaining,
+                                  scope: before?.scope ?? "the run", requeueAllowed: nil, started: false, quarantined: before?.quarantined ?? [])
+            attempt.stateWriteFailure = failure.message
+            return attempt
         }
         let attemptStartText = String(attemptStart)
         var environment = Environment.all()
@@ -254,6 +264,10 @@ public final class Supervisor {
                               requeueAllowed: requeueAllowed, quarantined: after?.quarantined ?? [])
         attempt.heldByOthers = after?.heldByOthers ?? 0
         attempt.claimedElsewhere = after?.claimedElsewhere ?? 0
+        if workDone == nil, let failure = SpaceProbe.failure(in: directory) {
+            report("the state cannot be written: \(failure.message)")
+            attempt.stateWriteFailure = failure.message
+        }
         if end.cause == .preempted(requeuedBySlurm: false) {
             // Releases differ in what they do with a preempted job whose script exits: ask which this is.
             do { attempt.slurmRelease = try Scontrol.version() } catch let error as GracefulStopError {
@@ -518,6 +532,7 @@ public final class Supervisor {
         facts.quarantined = attempt.quarantined
         facts.heldByOthers = attempt.heldByOthers
         facts.claimedElsewhere = attempt.claimedElsewhere
+        facts.stateWriteFailure = attempt.stateWriteFailure
         return facts
     }
 

@@ -19,6 +19,8 @@ public struct GracefulStopError: Error, Equatable, CustomStringConvertible, Send
         case nodeOutOfRange = 6
         /// A bug in gracefulstop; the message says where.
         case `internal` = 7
+        /// A write failed for lack of space or quota on the state's filesystem (ENOSPC, EDQUOT).
+        case diskFull = 8
     }
 
     public var code: Code
@@ -32,11 +34,23 @@ public struct GracefulStopError: Error, Equatable, CustomStringConvertible, Send
         self.errno = errno
     }
 
-    /// A failed system call: "<what> <path>: <strerror> (errno N)".
+    /// A failed system call: "<what> <path>: <strerror> (errno N)", with what it means for the
+    /// state where errno says so: no space and over quota are `.diskFull`.
     public static func system(_ what: String, _ path: String, errno: Int32) -> GracefulStopError {
         let reason = String(cString: strerror(errno))
-        return GracefulStopError(.system, "\(what) \(path): \(reason) (errno \(errno))", errno: errno)
+        let meaning: String
+        switch errno {
+        case ENOSPC: meaning = ": no space left on the state's filesystem"
+        case EDQUOT: meaning = ": over quota on the state's filesystem"
+        case EROFS: meaning = ": the state's filesystem is read-only"
+        default: meaning = ""
+        }
+        return GracefulStopError(errno == ENOSPC || errno == EDQUOT ? .diskFull : .system,
+                                 "\(what) \(path): \(reason) (errno \(errno))\(meaning)", errno: errno)
     }
+
+    /// No space or quota left where the state is.
+    public var isDiskFull: Bool { code == .diskFull }
 
     public var description: String { message }
 }
