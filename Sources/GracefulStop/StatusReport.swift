@@ -37,6 +37,8 @@ public struct StatusReport: Sendable {
     /// Request files present, with what they say (current or not is each process's business).
     public var stopRequests: [(file: String, request: StopRequest)]
     public var lastDecision: JSONValue?
+    /// `requeue.failed`: a requeue gstop decided on that never reached slurmctld.
+    public var requeueFailed: JSONValue? = nil
     public var quarantined: [QuarantinedUnit] = []
     /// The whole run's estimate, from every node's sample.
     public var estimate: UnitEstimate? = nil
@@ -110,12 +112,14 @@ public struct StatusReport: Sendable {
             if let request = try StopRequest.read(from: directory, fileName: file) { report.stopRequests.append((file, request)) }
         }
         report.lastDecision = try EventLog.read(from: directory).last { $0["event"]?.string == "decision" }
+        report.requeueFailed = RequeueFailure.read(in: directory)
         return report
     }
 
     /// A table (or, on a terminal, progress bars) for people.
     public func text(terminal: Bool, width: Int = 80) -> String {
         var lines = ["state \(path)"]
+        if let failed = requeueFailed { lines.append(RequeueFailure.describe(failed, now: gatheredAt)) }
         if nodes.isEmpty {
             lines.append("no manifest yet: no unit list (a sweep, or a run that has not started)")
         } else {
@@ -269,6 +273,7 @@ public struct StatusReport: Sendable {
         fields += [("run_done", .bool(runDone)), ("run_quarantined", .bool(runQuarantined)), ("study_done", .bool(studyDone))]
         fields.append(("stop_requests", .array(requestObjects)))
         fields.append(("last_decision", lastDecision ?? .null))
+        fields.append(("requeue_failed", requeueFailed ?? .null))
         fields.append(("gathered_at", .number(Self.rounded(gatheredAt))))
         var writer = JSONWriter()
         writer.value(.object(fields))

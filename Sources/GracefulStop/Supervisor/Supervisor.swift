@@ -66,6 +66,8 @@ public final class Supervisor {
     let chain: String
     let report: (String) -> Void
     private var mask = sigset_t()
+    /// The current attempt's end (unix seconds), when known: how long a requeue may be tried.
+    private var attemptEndTime: Double? = nil
 
     /// Signals gstop takes with sigtimedwait: the graceful ones, plus those it forwards.
     private var handledSignals: [Int32] { Array(Set(options.gracefulSignals + [SIGCHLD, SIGINT, SIGTERM, SIGHUP])) }
@@ -113,25 +115,19 @@ public final class Supervisor {
             report("removed \(tidied.removed) temporary file(s) over an hour old that killed writers left in \(statePath)")
         }
         if let problem = tidied.problem { report("could not remove old temporary files (the run goes on): \(problem)") }
+        if let failed = RequeueFailure.read(in: directory) {
+            // Loudly: a campaign was left without its requeue; this run goes on with the work.
+            report(RequeueFailure.describe(failed, now: Clock.unixSeconds()) + " — this run goes on with the work")
+            record("requeue_failed_seen", [("record", failed)])
+            try? directory.remove(RequeueFailure.fileName)
+        }
         var restart = slurm?.restartCount ?? 0
         while true {
             let attempt = try runAttempt(restart: restart)
             let decision = RequeueDecision.decide(facts(for: attempt, restart: restart))
             switch decision.action {
             case .requeue(let target) where slurm != nil:
-                do {
-                    try Scontrol.requeue(target)
-                } catch let error as GracefulStopError {
-                    // What is logged is what happened: the job was not requeued.
-                    let failed = RequeueDecision(action: .stop, exitCode: RequeueDecision.workRemainsExitCode,
-                                                 reasons: decision.reasons.dropLast() + ["the requeue failed: \(error.message)"])
-                    report(failed.line)
-                    record("decision", failed, extra: [("requeue_error", .string(error.message))])
-                    return failed.exitCode
-                }
-                report(decision.line)
-                record("decision", decision)
-                return 0
+                return requeueThroughOutages(decision, target: target, left: attempt.remaining.map { "\(attempt.scope) has \($0) units left" })
             case .requeue:
                 report(decision.line)
                 record("decision", decision)
@@ -143,6 +139,44 @@ public final class Supervisor {
                 return decision.exitCode
             }
         }
+    }
+
+    /// Makes the requeue a decision asked for, trying again through a slurmctld outage until the
+    /// job's end is near (SlurmRequeue), and says what finally happened: requeued (after how many
+    /// tries), or never — then `requeue.failed` in the state tells `gstop status` and the next run.
+    private func requeueThroughOutages(_ decision: RequeueDecision, target: String, left: String?) -> Int32 {
+        let restartsBefore = slurm?.restartCount ?? 0
+        let outcome = SlurmRequeue.run(
+            target: target, restartsBefore: restartsBefore, deadline: SlurmRequeue.deadline(endTime: attemptEndTime, now: Clock.unixSeconds()),
+            now: Clock.unixSeconds, pause: { seconds in var wait = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9)); nanosleep(&wait, nil) },
+            requeue: Scontrol.requeue, restartsNow: { [slurm] in try? slurm?.info().restarts }, report: { [self] line in
+                report(line)
+                record("requeue_try", [("target", .string(target)), ("error", .string(line))])
+            })
+        if outcome.requeued {
+            var done = decision
+            if outcome.tries > 1 || outcome.seenRequeued {
+                done.reasons.append("requeued after \(outcome.tries) tr\(outcome.tries == 1 ? "y" : "ies") over \(TimeSpan.format(outcome.seconds))"
+                    + (outcome.seenRequeued ? " (SLURM showed it requeued although scontrol reported a failure)" : "")
+                    + (outcome.lastError.map { "; slurmctld did not answer at first: \($0)" } ?? ""))
+            }
+            report(done.line)
+            record("decision", done, extra: [("requeue_tries", .number(Double(outcome.tries)))])
+            return 0
+        }
+        // What is logged is what happened: the job was not requeued, and the state says so.
+        let failed = RequeueDecision(action: .stop, exitCode: RequeueDecision.workRemainsExitCode, reasons: decision.reasons.dropLast() + [
+            "the requeue never reached slurmctld: \(outcome.tries) tr\(outcome.tries == 1 ? "y" : "ies") over \(TimeSpan.format(outcome.seconds)) "
+                + "(last: \(outcome.lastError ?? "?")); \(RequeueFailure.fileName) in the state says so: \(RequeueFailure.whatToDo(target: target))",
+        ])
+        do {
+            try RequeueFailure.write(in: directory, job: chain, target: target, outcome: outcome, left: left ?? "work was left")
+        } catch let error as GracefulStopError {
+            report("warning: could not write \(directory.pathOf(RequeueFailure.fileName)): \(error.message)")
+        } catch {}
+        report(failed.line)
+        record("decision", failed, extra: [("requeue_error", .string(outcome.lastError ?? "?")), ("requeue_tries", .number(Double(outcome.tries)))])
+        return failed.exitCode
     }
 
     /// The decision `run` would make had its command just stopped after a time-limit warning, for
@@ -179,6 +213,7 @@ public final class Supervisor {
         let attemptStart = Clock.unixSeconds()
         let jobAtStart = lookUpJob(purpose: "no deadline for the command")
         let endTime = slurm != nil ? jobAtStart?.endTime : options.timeLimit.map { attemptStart + $0 }
+        attemptEndTime = endTime
         let deadline = options.setsDeadline ? endTime.flatMap { end -> Double? in
             let margin = options.deadlineMargin ?? (slurm != nil ? min(60, (end - attemptStart) / 10) : (options.warnBefore ?? 0))
             return end - margin > attemptStart ? end - margin : nil

@@ -1,0 +1,104 @@
+import Glibc
+
+/// `scontrol requeue` through a slurmctld outage (a restart, a failover): tried again with a
+/// growing pause for as long as the job has time left — its end, less KillWait and a margin, so that
+/// gstop has exited before SLURM kills it — and each try said in the job's log. Between tries SLURM
+/// is asked whether the job was requeued anyway (a try that went through but whose answer was
+/// lost), so a requeue is never made twice. The loop is pure but for the three functions it is
+/// given, and tested with them (SlurmRequeueTests).
+public struct SlurmRequeue {
+    public struct Outcome: Sendable, Equatable {
+        public var requeued: Bool
+        public var tries: Int
+        public var seconds: Double
+        /// The last failure's words, when a try failed.
+        public var lastError: String?
+        /// SLURM showed the job requeued although scontrol requeue reported a failure.
+        public var seenRequeued = false
+    }
+
+    /// KillWait of SLURM's default configuration (and of the tests' cluster): the time between the
+    /// time limit's TERM and its KILL. gstop stops trying this long (plus a margin) before the end.
+    public static let killWaitSeconds = 30.0
+    public static let marginSeconds = 10.0
+    /// Without a known end: how long to keep trying.
+    public static let unknownEndSeconds = 60.0
+    public static let firstPause = 1.0
+    public static let longestPause = 30.0
+
+    /// The unix time after which no try is begun: the job's end less KillWait and the margin.
+    public static func deadline(endTime: Double?, now: Double) -> Double {
+        endTime.map { $0 - killWaitSeconds - marginSeconds } ?? now + unknownEndSeconds
+    }
+
+    public static func run(
+        target: String, restartsBefore: Int, deadline: Double, now: () -> Double, pause: (Double) -> Void,
+        requeue: (String) throws -> Void, restartsNow: () -> Int?, report: (String) -> Void
+    ) -> Outcome {
+        let started = now()
+        var tries = 0
+        var wait = firstPause
+        var lastError: String? = nil
+        while true {
+            tries += 1
+            do {
+                try requeue(target)
+                return Outcome(requeued: true, tries: tries, seconds: now() - started, lastError: lastError)
+            } catch let error as GracefulStopError {
+                lastError = error.message
+            } catch {
+                lastError = "\(error)"
+            }
+            if let restarts = restartsNow(), restarts > restartsBefore {
+                report("scontrol requeue \(target) reported a failure (\(lastError ?? "?")), but SLURM shows the job requeued (Restarts \(restarts))")
+                return Outcome(requeued: true, tries: tries, seconds: now() - started, lastError: lastError, seenRequeued: true)
+            }
+            let left = deadline - now()
+            guard left > wait else {
+                return Outcome(requeued: false, tries: tries, seconds: now() - started, lastError: lastError)
+            }
+            report("scontrol requeue \(target) failed (try \(tries)): \(lastError ?? "?"); trying again in \(TimeSpan.format(wait)) "
+                + "(until \(TimeSpan.format(left)) from now, KillWait and a margin before the job's end)")
+            pause(wait)
+            wait = min(wait * 2, longestPause)
+        }
+    }
+}
+
+/// `requeue.failed`: written when gstop decided to requeue but could not reach slurmctld before
+/// the job's end, so that the campaign does not end silently: `gstop status` shows it, and the next
+/// `gstop run` of the state reports it (and removes it: that run goes on with the work).
+public enum RequeueFailure {
+    public static let fileName = "requeue.failed"
+
+    static func write(in directory: Directory, job: String, target: String, outcome: SlurmRequeue.Outcome, left: String) throws {
+        var json = JSONWriter()
+        json.value(.object([
+            ("job", .string(job)), ("target", .string(target)), ("tries", .number(Double(outcome.tries))),
+            ("seconds", .number((outcome.seconds * 10).rounded() / 10)), ("last_error", outcome.lastError.map { .string($0) } ?? .null),
+            ("left", .string(left)), ("decided_at", .number((Clock.unixSeconds() * 1000).rounded() / 1000)),
+            ("what_to_do", .string(whatToDo(target: target))),
+        ]))
+        json.raw("\n")
+        try directory.writeAtomically(fileName, json.bytes)
+    }
+
+    static func whatToDo(target: String) -> String {
+        "run `scontrol requeue \(target)` once slurmctld answers, if SLURM still has the job; else submit the batch script again"
+    }
+
+    /// What the file says, or nil when there is none.
+    static func read(in directory: Directory) -> JSONValue? {
+        guard let bytes = try? directory.readFile(fileName) else { return nil }
+        var reader = JSONReader(bytes, source: fileName)
+        return (try? reader.readValue()) ?? .object([("unreadable", .bool(true))])
+    }
+
+    /// One line for people.
+    public static func describe(_ record: JSONValue, now: Double) -> String {
+        let when = record["decided_at"]?.number.map { StatusReport.clock($0, now: now) } ?? "at an unknown time"
+        return "REQUEUE FAILED: job \(record["job"]?.string ?? "?") decided to requeue \(when) but never reached slurmctld "
+            + "(\(record["tries"]?.int ?? 0) tries over \(TimeSpan.format(record["seconds"]?.number ?? 0)); last: \(record["last_error"]?.string ?? "?")); "
+            + "\(record["left"]?.string ?? "work was left"): \(record["what_to_do"]?.string ?? whatToDo(target: record["target"]?.string ?? "JOB"))"
+    }
+}
