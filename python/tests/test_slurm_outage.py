@@ -1,0 +1,128 @@
+"""gstop through slurmctld outages, on the real test cluster (scripts/slurm-cluster): slurmctld stopped
+just before the time-limit warning and started again 90 s later (the requeue is tried until it
+goes through, and the run finishes), and stopped for longer than the job has left (the decision
+line and requeue.failed in the state say so; gstop status shows it). And how many scontrol calls an
+attempt makes, counted by a logging wrapper on the job's PATH."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CLUSTER_DIR, GSTOP
+from slurmtest import assert_each_unit_once, events, work_log
+
+
+def stop_slurmctld() -> None:
+    pid = int(Path(f"{CLUSTER_DIR}/run/slurmctld.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+
+
+def start_slurmctld(cluster) -> None:
+    subprocess.run(["slurmctld", "-f", f"{CLUSTER_DIR}/slurm.conf"], env=cluster.env, check=True, timeout=60)
+    cluster.wait("slurmctld answers", lambda: subprocess.run(["scontrol", "ping"], env=cluster.env, capture_output=True,
+                                                             text=True).stdout.count("UP") > 0, timeout=60)
+
+
+def gstop_pid(state: Path) -> int:
+    return events(state, "attempt_start")[-1]["pid"]
+
+
+@pytest.fixture
+def controller_back(cluster):
+    """Whatever the test does, slurmctld runs again after it."""
+    yield
+    if subprocess.run(["scontrol", "ping"], env=cluster.env, capture_output=True, text=True).stdout.count("UP") == 0:
+        start_slurmctld(cluster)
+
+
+def test_a_warning_during_a_90_s_slurmctld_outage_is_requeued_once_it_is_back(cluster, controller_back, tmp_path):
+    state = tmp_path / "state"
+    job = cluster.submit(tmp_path, state, sbatch="--time=10", WORKER_UNITS="24", WORKER_SECONDS="1")
+    cluster.wait("three units started", lambda: len(work_log(state)) >= 3)
+    stop_slurmctld()
+    os.kill(gstop_pid(state), signal.SIGUSR1)  # the warning, as --signal=B:USR1 delivers it
+    cluster.wait("the first requeue try", lambda: events(state, "requeue_try"), timeout=60)
+    time.sleep(90 - 5)
+    start_slurmctld(cluster)
+    cluster.wait("gstop's decision", lambda: events(state, "decision"), timeout=120)
+    decision = events(state, "decision")[0]
+    assert decision["action"] == "requeue" and decision["requeue_tries"] >= 2, decision
+    assert any("requeued after" in reason for reason in decision["reasons"]), decision
+    cluster.wait_state(job, "PENDING", restarts=1, timeout=60)
+    cluster.release(job)
+    cluster.wait_state(job, "COMPLETED", restarts=1, timeout=180)
+    assert_each_unit_once(state, 24)
+    assert [d["action"] for d in events(state, "decision")] == ["requeue", "finish"]
+    output = cluster.output(tmp_path, job)
+    assert "scontrol requeue" in output and "trying again in" in output, output
+    print(f"\nslurmctld down 90 s at the warning: requeued after {decision['requeue_tries']} tries; the run finished")
+
+
+def test_an_outage_longer_than_the_job_has_left_says_so_in_the_state(cluster, controller_back, tmp_path):
+    state = tmp_path / "state"
+    job = cluster.submit(tmp_path, state, sbatch="--time=2", WORKER_UNITS="200", WORKER_SECONDS="1")
+    cluster.wait("three units started", lambda: len(work_log(state)) >= 3)
+    stop_slurmctld()
+    os.kill(gstop_pid(state), signal.SIGUSR1)
+    # gstop tries until KillWait (30 s) and a margin (10 s) before the job's end, then gives up.
+    cluster.wait("gstop's decision", lambda: events(state, "decision"), timeout=150)
+    decision = events(state, "decision")[0]
+    assert decision["action"] == "stop" and decision["exit"] == 75, decision
+    assert any("the requeue never reached slurmctld" in reason and "scontrol requeue" in reason for reason in decision["reasons"]), decision
+    failed = (state / "requeue.failed").read_text()
+    assert f'"target": "{job}"' in failed and "what_to_do" in failed, failed
+    status = subprocess.run([GSTOP, "status", "--state", str(state)], capture_output=True, text=True, timeout=60)
+    assert status.stdout.startswith(f"state {state}\nREQUEUE FAILED: job {job}"), status.stdout
+    start_slurmctld(cluster)
+    output = cluster.output(tmp_path, job)
+    assert "decision: stop without requeue (exit 75)" in output and "the requeue never reached slurmctld" in output, output
+
+
+WRAPPER = """#!/bin/bash
+# Logs each scontrol call, then runs the real one.
+echo "$(date +%s.%N) $*" >> {log}
+exec {real} "$@"
+"""
+
+
+def test_the_scontrol_calls_of_an_attempt_are_few_and_none_while_the_command_works(cluster, tmp_path):
+    # An attempt warned and requeued, then one that finishes: every scontrol call logged.
+    wrapper_dir, log = tmp_path / "bin", tmp_path / "scontrol.log"
+    wrapper_dir.mkdir()
+    real = subprocess.run(["which", "scontrol"], capture_output=True, text=True, env=cluster.env).stdout.strip()
+    (wrapper_dir / "scontrol").write_text(WRAPPER.format(log=log, real=real))
+    (wrapper_dir / "scontrol").chmod(0o755)
+    state = tmp_path / "state"
+    job = cluster.submit(tmp_path, state, sbatch="--time=10", WORKER_UNITS="12", WORKER_SECONDS="1",
+                         PATH=f"{wrapper_dir}:{os.environ['PATH']}")
+    cluster.wait("three units started", lambda: len(work_log(state)) >= 3)
+    time.sleep(2)  # the command works: nothing may ask slurmctld meanwhile
+    cluster.warn(job)
+    cluster.wait_state(job, "PENDING", restarts=1)
+    cluster.release(job)
+    cluster.wait_state(job, "COMPLETED", restarts=1, timeout=180)
+    calls = [line.split(maxsplit=1) for line in log.read_text().splitlines()]
+    names = [call for _, call in calls]
+    split = names.index(f"requeue {job}") + 1
+    first, second = names[:split], names[split:]
+    warned = events(state, "signal")[0]["time"]
+    # Attempt 1 worked for seconds before the warning: the start's lookup is the only call before it.
+    before_warning = [call for at, call in calls[:split] if float(at) < warned]
+    # Attempt 2 worked through the units left (seconds): nothing between its start and its end lookup.
+    span = float(calls[-1][0]) - float(calls[split][0])
+    print(f"\nscontrol calls: attempt 1 (warned, requeued) {first}; attempt 2 (finished) {second}, {span:.0f} s apart")
+    assert before_warning == [f"show job -o {job}"], before_warning
+    assert first == [f"show job -o {job}", f"show job -o {job}", f"requeue {job}"], first
+    assert second == [f"show job -o {job}", f"show job -o {job}"] and span >= 3, (second, span)
