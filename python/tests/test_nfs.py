@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPOSITORY, record_reliability
+from conftest import GSTOP, REPOSITORY, record_reliability
 
 
 def test_the_nfs_tests_pass_on_a_real_nfs_server_seen_by_two_hosts(tmp_path):
@@ -21,7 +21,7 @@ def test_the_nfs_tests_pass_on_a_real_nfs_server_seen_by_two_hosts(tmp_path):
         pytest.skip("the NFS rig needs root (apt-get, and User-Mode Linux's nfsd as root); CI runs it")
     figures = tmp_path / "nfs-figures.json"
     result = subprocess.run(
-        [str(REPOSITORY / "scripts" / "nfs-rig"), "run", "env", f"GSTOP_NFS_FIGURES={figures}", sys.executable, "-m", "pytest",
+        [str(REPOSITORY / "scripts" / "nfs-rig"), "run", "env", f"GSTOP_NFS_FIGURES={figures}", f"GSTOP={GSTOP}", sys.executable, "-m", "pytest",
          "-q", "--color=no", "-p", "no:cacheprovider", "-rs", str(Path(__file__).resolve().parent / "nfs_rig")],
         capture_output=True, text=True, timeout=1500, cwd=tmp_path)
     output = result.stdout + result.stderr
@@ -29,5 +29,5 @@ def test_the_nfs_tests_pass_on_a_real_nfs_server_seen_by_two_hosts(tmp_path):
     assert result.returncode == 0, output[-6000:]
     summary = [line for line in result.stdout.splitlines() if " passed" in line]
     assert summary and "skipped" not in summary[-1] and "failed" not in summary[-1], summary
-    assert "16 passed" in summary[-1], summary  # 6 tests x (v4.2, v3), and 4 of footprint and outages
+    assert "17 passed" in summary[-1], summary  # 6 tests x (v4.2, v3), and 5 of footprint and outages
     record_reliability("nfs", **json.loads(figures.read_text()))

@@ -197,3 +197,59 @@ def test_marking_loops_on_both_hosts_ride_out_a_server_restart():
     assert before > 0 and after > 0  # the outage fell in the middle
     record("marking loops through a 20 s server stop, v4.2", units=len(units), marked_before=before, marked_after=after,
            returned_marks_lost=len(set(names) - on_server), quarantined=0)
+
+
+FULL_WORKER = r"""
+import os, sys, time, gracefulstop
+state_dir, log = sys.argv[1], sys.argv[2]
+state = gracefulstop.create(state_dir, [f"u{i:03d}" for i in range(40)], nodes=1)
+for unit in state.work():
+    time.sleep(0.05)
+    state.mark_done(unit)
+    with open(log, "a") as out:
+        out.write(unit + "\n")
+"""
+
+
+def test_a_full_export_stops_gstop_without_a_requeue_and_the_next_run_finishes(tmp_path):
+    # gstop (local mode) on nfsa with its state on the NFS mount; the server's filesystem is filled
+    # on the server while the job marks units. The write fails at the client (at fsync or close),
+    # the library says no space and names the path, gstop stops without a requeue, every marker
+    # stays, and after the filler is removed the next run finishes every unit once.
+    gstop = os.environ["GSTOP"]
+    name = f"full-{os.getpid()}"
+    state = Path(os.environ["GSTOP_NFS_A4"]) / name
+    server = Path(os.environ["GSTOP_NFS_SERVER"])
+    log = tmp_path / "work.log"  # outside the export
+    command = [gstop, "run", "--state", str(state), "--", sys.executable, "-c", FULL_WORKER, str(state), str(log)]
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not log.exists() or len(log.read_text().split()) < 8:
+        assert time.monotonic() < deadline and job.poll() is None, job.communicate()
+        time.sleep(0.05)
+    filler = server / f"filler-{os.getpid()}"
+    stats = os.statvfs(server)
+    subprocess.run(["fallocate", "-l", str(stats.f_bfree * stats.f_frsize), str(filler)], check=False, capture_output=True)
+    with open(filler, "ab") as out:  # whatever fallocate left: written until the disk says no
+        try:
+            while True:
+                out.write(b"\0" * (1 << 20))
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError:
+            pass
+    _, err = job.communicate(timeout=300)
+    decision = next((line for line in err.splitlines() if "decision:" in line), "")
+    assert job.returncode == 75 and "the state cannot be written" in decision, err[-3000:]
+    assert "no space left on the state's filesystem" in err and str(state) in err, err[-3000:]
+    marked = log.read_text().split()
+    markers = {p.name[:-5] for p in (server / name / "done" / "0").iterdir() if p.name.endswith(".done")}
+    assert set(marked) <= markers, (marked, markers)  # every returned mark is on the server
+    filler.unlink()
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    lines = log.read_text().split()
+    assert sorted(lines) == [f"u{i:03d}" for i in range(40)], lines
+    assert (server / name / "run.done").exists()
+    print(f"\nfull export: {len(marked)} units marked, then exit 75 without a requeue; {len(lines) - len(marked)} more after space was freed")
+    record("a full export, v4.2", marked_before=len(marked), exit_when_full=75, finished_after=len(lines) - len(marked))
