@@ -627,7 +627,8 @@ def nfs(size: dict) -> None:
     figures = Path(tempfile.mkdtemp(prefix="gs-bench-")) / "nfs.json"
     subprocess.run([str(REPOSITORY / "scripts" / "nfs-rig"), "run", "env", f"GRACEFULSTOP_LIBRARY={LIBRARY}",
                     f"PYTHONPATH={REPOSITORY / 'python'}", sys.executable, str(REPOSITORY / "bench" / "nfs_probe.py"),
-                    "--trials", str(size["nfs_trials"]), "--cap", "30", "--marks", str(size["nfs_marks"]), "--json", str(figures)],
+                    "--trials", str(size["nfs_trials"]), "--cap", "30", "--marks", str(size["nfs_marks"]),
+                    "--footprint", str(size["nfs_footprint_seconds"]), "--json", str(figures)],
                    check=True, capture_output=True, timeout=3600)
     data = json.loads(figures.read_text())
     results = data["results"]
@@ -662,6 +663,18 @@ def nfs(size: dict) -> None:
         "the claim: an exclusive create, write and close (close-to-open sends it to the server), then the done check, and an unlink "
         "after the mark; the record: the done check (a listing while the directory changed in the last 2 s, see 11e), then the "
         "same create; same rounds as 11d, the three ways in turn")
+    v4, v3 = results["v4.2 footprint"], results["v3 footprint"]
+    row("16", f"`should_stop()` in a loop in 8 processes per host on both hosts, what the NFS server handles per host-second "
+        f"({v4['seconds']:.0f} s, counted in /proc/net/rpc/nfsd)",
+        f"one watcher per host: v4.2 {v4['shared_operations_per_host_s']:.1f} operations ({v4['shared_requests_per_host_s']:.2f} requests); "
+        f"v3 {v3['shared_operations_per_host_s']:.1f} ({v3['shared_requests_per_host_s']:.2f})",
+        f"each process watching (before issue 21): v4.2 {v4['each_process_operations_per_host_s']:.1f} "
+        f"({v4['each_process_requests_per_host_s']:.2f}); v3 {v3['each_process_operations_per_host_s']:.1f} ({v3['each_process_requests_per_host_s']:.2f})",
+        f"v4.2 {v4['shared_operations_per_host_s'] / max(v4['each_process_operations_per_host_s'], 0.01):.2f}×, "
+        f"v3 {v3['shared_operations_per_host_s'] / max(v3['each_process_operations_per_host_s'], 0.01):.2f}× the operations",
+        "≤ 10 operations, ~2 requests per host-second", max(v4["shared_operations_per_host_s"], v3["shared_operations_per_host_s"]) <= 10,
+        "the default 1 s interval; the processes of a host share one watcher of the stop requests through /dev/shm; "
+        "with GRACEFULSTOP_HOST_BOARD=0 each process watches, as before")
     v4, v3 = results["v4.2 is_done cost"], results["v3 is_done cost"]
     row("11e", f"`is_done(u)` of an unfinished unit on NFS among {v3['markers']} markers, while its directory changed in the last 2 s "
         "(a listing) against once it settled (a lookup)",
@@ -907,11 +920,11 @@ def paper_table(units: int, start_bytes: dict) -> str:
 
 SIZES = {
     "full": dict(calls=1_000_000, syscall_seconds=3, latency_trials=100, marks=2000, runs=[10_000, 100_000, 1_000_000], requeue_run=100_000,
-                 idle_seconds=60, start_runs=40, per_call_runs=9, nfs_trials=20, nfs_marks=300,
+                 idle_seconds=60, start_runs=40, per_call_runs=9, nfs_trials=20, nfs_marks=300, nfs_footprint_seconds=30,
                  sweep_sizes=[1_000, 4_000, 16_000], sweep_trials=300, sweep_runs=3,
                  cold_runs=[100_000, 1_000_000, 10_000_000], share_runs=[1_000_000, 10_000_000], makespan_unit=0.2, makespan_nodes=100),
     "small": dict(calls=100_000, syscall_seconds=1.5, latency_trials=5, marks=100, runs=[1_000, 10_000], requeue_run=10_000, idle_seconds=3, start_runs=5,
-              per_call_runs=2, nfs_trials=3, nfs_marks=50, sweep_sizes=[1_000], sweep_trials=50, sweep_runs=1,
+              per_call_runs=2, nfs_trials=3, nfs_marks=50, nfs_footprint_seconds=5, sweep_sizes=[1_000], sweep_trials=50, sweep_runs=1,
               cold_runs=[10_000, 100_000], share_runs=[100_000], makespan_unit=0.05, makespan_nodes=20),
 }
 

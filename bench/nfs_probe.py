@@ -13,6 +13,11 @@ the follower prints when it saw the change. Both hosts are one kernel, so time.t
              `remaining_units(0)`
 - is_done:   nfsb asked `is_done(u)` (false) before; nfsa marks u -> nfsb's `is_done(u)` true
 
+With --footprint SECONDS it also counts, on the server (/proc/net/rpc/nfsd), the requests and
+operations that 8 processes per host on both hosts calling `should_stop()` in a loop cost per
+host-second: with the host's processes sharing one watcher (/dev/shm), and each watching on its own
+(GRACEFULSTOP_HOST_BOARD=0, as before issue 21).
+
 With --marks N it also times N marks on nfsa's mount of each version against plain durable creates,
 and what `is_done(u)` of an unfinished unit costs in a node directory of N markers while the
 directory changed in the last 2 s (NFS readers then list it rather than trust a cached "no such
@@ -161,6 +166,59 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
 
 
+FOOTPRINT_LOOP = r"""
+import os, sys, time, gracefulstop
+state = gracefulstop.open(sys.argv[1])
+state.should_stop()
+for _ in range(7):
+    if os.fork() == 0:
+        break
+os.write(1, b"ready\n")
+end = time.time() + float(sys.argv[2])
+while time.time() < end:
+    state.should_stop()
+    time.sleep(0.002)
+"""
+
+
+def server_counts() -> tuple[int, int]:
+    """(RPC calls, NFS operations) the server has handled so far."""
+    calls = operations = 0
+    for line in open("/proc/net/rpc/nfsd").read().splitlines():
+        fields = line.split()
+        if fields[0] == "rpc":
+            calls = int(fields[1])
+        elif fields[0] in ("proc3", "proc4ops"):
+            operations += sum(int(value) for value in fields[2:])
+    return calls, operations
+
+
+def footprint(mount_a: str, mount_b: str, seconds: float) -> dict:
+    """Requests and operations per host-second of 8 should_stop() loops per host, shared and alone."""
+    figures = {"processes_per_host": 8, "seconds": seconds}
+    for way, extra in (("shared", {}), ("each_process", {"GRACEFULSTOP_HOST_BOARD": "0"})):
+        name = f"footprint-{way}-{os.getpid()}"
+        gracefulstop.create(os.path.join(mount_a, name), ["a"], nodes=1)
+        on_b = shlex.split(os.environ["GSTOP_NFS_ON_B"])
+        loops = [subprocess.Popen(prefix + [sys.executable, "-c", FOOTPRINT_LOOP, os.path.join(mount, name), str(seconds + 3)],
+                                  stdout=subprocess.PIPE, text=True, env={**os.environ, **extra})
+                 for prefix, mount in (([], mount_a), (on_b, mount_b))]
+        for loop in loops:
+            for _ in range(8):
+                loop.stdout.readline()
+        time.sleep(1.5)
+        calls, operations = server_counts()
+        started = time.monotonic()
+        time.sleep(seconds)
+        calls_after, operations_after = server_counts()
+        elapsed = time.monotonic() - started
+        for loop in loops:
+            loop.wait(timeout=300)
+        figures[f"{way}_requests_per_host_s"] = round((calls_after - calls) / (2 * elapsed), 2)
+        figures[f"{way}_operations_per_host_s"] = round((operations_after - operations) / (2 * elapsed), 2)
+    return figures
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "follow":
         follower(sys.argv[2], sys.argv[3], float(sys.argv[4]))
@@ -171,6 +229,7 @@ def main() -> int:
     parser.add_argument("--versions", default="v4.2,v3", help="a comma-separated subset of v4.2,v3")
     parser.add_argument("--kinds", default=",".join(KINDS), help="a comma-separated subset of " + ",".join(KINDS) + ", or none")
     parser.add_argument("--marks", type=int, default=0, help="also time this many marks per mount against plain creates")
+    parser.add_argument("--footprint", type=float, default=0, help="also count should_stop()'s server load for this many seconds")
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args()
     if "GSTOP_NFS_ON_B" not in os.environ:
@@ -195,6 +254,9 @@ def main() -> int:
                                max_s=round(max(seen), 3))
             results[f"{version} {kind}"] = figures
             print(f"{version} {kind}: {json.dumps(figures)}", flush=True)
+        if args.footprint:
+            results[f"{version} footprint"] = footprint(mount_a, mount_b, args.footprint)
+            print(f"{version} footprint: {json.dumps(results[f'{version} footprint'])}", flush=True)
         if args.marks:
             results[f"{version} marks"] = mark_rate(mount_a, args.marks)
             print(f"{version} marks: {json.dumps(results[f'{version} marks'])}", flush=True)
