@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import GracefulStop
 
@@ -56,6 +57,17 @@ import Testing
         world.requeueGoesThroughSilently = true
         let outcome = world.run(deadline: 2000)
         #expect(outcome.requeued && outcome.seenRequeued && outcome.tries == 1 && world.pauses.isEmpty)
+    }
+
+    @Test func aScontrolThatCannotRunIsNotTriedAgain() {
+        var tries = 0
+        let outcome = SlurmRequeue.run(
+            target: "7", restartsBefore: 0, deadline: 2000, now: { 1000 }, pause: { _ in Issue.record("paused") },
+            requeue: { _ in
+                tries += 1
+                throw GracefulStopError(.system, "command not found: scontrol (is it installed and on PATH?)", errno: ENOENT)
+            }, restartsNow: { nil }, report: { _ in })
+        #expect(!outcome.requeued && outcome.cannotRun && tries == 1 && outcome.lastError?.hasPrefix("command not found") == true)
     }
 
     @Test func theDeadlineLeavesKillWaitAndAMargin() {

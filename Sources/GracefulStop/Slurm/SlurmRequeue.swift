@@ -15,6 +15,8 @@ public struct SlurmRequeue {
         public var lastError: String?
         /// SLURM showed the job requeued although scontrol requeue reported a failure.
         public var seenRequeued = false
+        /// scontrol itself could not be run (missing, not permitted): not an outage, not tried again.
+        public var cannotRun = false
     }
 
     /// KillWait of SLURM's default configuration (and of the tests' cluster): the time between the
@@ -44,6 +46,9 @@ public struct SlurmRequeue {
             do {
                 try requeue(target)
                 return Outcome(requeued: true, tries: tries, seconds: now() - started, lastError: lastError)
+            } catch let error as GracefulStopError where error.errno != 0 {
+                // scontrol could not be started (Command.notStartable): no outage to wait out.
+                return Outcome(requeued: false, tries: tries, seconds: now() - started, lastError: error.message, cannotRun: true)
             } catch let error as GracefulStopError {
                 lastError = error.message
             } catch {

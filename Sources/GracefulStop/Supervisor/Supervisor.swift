@@ -166,7 +166,8 @@ public final class Supervisor {
         }
         // What is logged is what happened: the job was not requeued, and the state says so.
         let failed = RequeueDecision(action: .stop, exitCode: RequeueDecision.workRemainsExitCode, reasons: decision.reasons.dropLast() + [
-            "the requeue never reached slurmctld: \(outcome.tries) tr\(outcome.tries == 1 ? "y" : "ies") over \(TimeSpan.format(outcome.seconds)) "
+            outcome.cannotRun ? "the requeue failed: \(outcome.lastError ?? "?"); \(RequeueFailure.fileName) in the state says so"
+                : "the requeue never reached slurmctld: \(outcome.tries) tr\(outcome.tries == 1 ? "y" : "ies") over \(TimeSpan.format(outcome.seconds)) "
                 + "(last: \(outcome.lastError ?? "?")); \(RequeueFailure.fileName) in the state says so: \(RequeueFailure.whatToDo(target: target))",
         ])
         do {
