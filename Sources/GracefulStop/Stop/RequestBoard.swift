@@ -33,23 +33,55 @@ final class RequestBoard: @unchecked Sendable {
 
     private static var slotWords: Int { 2 + textWords }  // requested at, length, text
 
-    private let words: UnsafeMutablePointer<Atomic<Int64>>
-    /// The file in /dev/shm (nil: the page is this process's own).
-    let file: String?
+    /// The page's address: an empty page of nobody's until `attach()` maps the board, so that a
+    /// process that opens a state but never asks `should_stop()` leaves nothing in /dev/shm.
+    private let address: Atomic<Int>
+    private var words: UnsafeMutablePointer<Atomic<Int64>> {
+        UnsafeMutablePointer(bitPattern: address.load(ordering: .acquiring))!
+    }
+    private let key: String
+    /// The file in /dev/shm once attached (nil: not attached, or the page is this process's own).
+    private let attached = Mutex<(done: Bool, file: String?)>((false, nil))
+    var file: String? { attached.withLock { $0.file } }
     var shared: Bool { file != nil }
 
-    private init(words: UnsafeMutablePointer<Atomic<Int64>>, file: String?) {
-        self.words = words
-        self.file = file
+    /// A read-only page of zeros (an empty board) that every unattached board shows.
+    private static let emptyPage: Int = {
+        let memory = mmap(nil, pageSize, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        precondition(memory != MAP_FAILED && memory != nil, "cannot map one page of memory")
+        return Int(bitPattern: memory!)
+    }()
+
+    /// The board of `key`, not yet attached: it reads as empty until `attach()`.
+    init(key: String) {
+        self.key = key
+        address = Atomic(Self.emptyPage)
+    }
+
+    /// The board of `key`, attached.
+    static func open(key: String) -> RequestBoard {
+        let board = RequestBoard(key: key)
+        board.attach()
+        return board
     }
 
     /// GRACEFULSTOP_HOST_BOARD=0 keeps each process's board to itself (each process looks at the
     /// state directory on its own, as before boards were shared).
     static let sharingVariable = "GRACEFULSTOP_HOST_BOARD"
 
-    /// The board of `key` in /dev/shm, created if missing; this process's own page when /dev/shm
-    /// cannot be used (missing, read-only, full) or sharing is off.
-    static func open(key: String) -> RequestBoard {
+    /// Maps the board of the key in /dev/shm, created if missing; this process's own page when
+    /// /dev/shm cannot be used (missing, read-only, full) or sharing is off. Once; what a watcher
+    /// does before it writes the board.
+    func attach() {
+        attached.withLock { state in
+            guard !state.done else { return }
+            let (memory, file) = Self.map(key: key)
+            state = (true, file)
+            address.store(Int(bitPattern: memory), ordering: .releasing)
+        }
+    }
+
+    private static func map(key: String) -> (UnsafeMutablePointer<Atomic<Int64>>, String?) {
         let name = "/dev/shm/gracefulstop-\(getuid())-\(key)"
         let descriptor = Environment.value(sharingVariable) == "0" ? -1
             : retryingOnInterrupt { Glibc.open(name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600) }.result
@@ -61,13 +93,13 @@ final class RequestBoard: @unchecked Sendable {
             if fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == getuid(),
                info.st_size == pageSize || ftruncate(descriptor, off_t(pageSize)) == 0,
                let memory = mmap(nil, pageSize, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0), memory != MAP_FAILED {
-                return RequestBoard(words: prepare(memory), file: name)
+                return (prepare(memory), name)
             }
         }
         // Private: a forked child gets its own copy, whose leader's beat then goes stale, and leads.
         let memory = mmap(nil, pageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
         precondition(memory != MAP_FAILED && memory != nil, "cannot map one page of memory")
-        return RequestBoard(words: prepare(memory!), file: nil)
+        return (prepare(memory!), nil)
     }
 
     /// Binds the page to atomic words. A new page is all zeros, which is a valid empty board; the

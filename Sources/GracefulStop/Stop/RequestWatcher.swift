@@ -46,7 +46,7 @@ final class RequestWatcher: @unchecked Sendable {
         let key = boardKey(path: directory.absolutePath, requestFiles: requestFiles)
         return registry.withLock { watchers in
             if let existing = watchers[key] { return existing }
-            let watcher = RequestWatcher(board: RequestBoard.open(key: key), directory: directory, requestFiles: requestFiles,
+            let watcher = RequestWatcher(board: RequestBoard(key: key), directory: directory, requestFiles: requestFiles,
                                          intervalNanoseconds: intervalNanoseconds)
             watchers[key] = watcher
             return watcher
@@ -85,6 +85,7 @@ final class RequestWatcher: @unchecked Sendable {
     /// thread when this process has none (the first time, after a fork, after a quiet spell).
     func ask(intervalNanoseconds interval: Int64, at now: Int64) {
         lastAsked.store(now, ordering: .relaxed)
+        board.attach()
         var current = intervalNanoseconds.load(ordering: .relaxed)
         while interval < current {
             let (exchanged, original) = intervalNanoseconds.compareExchange(expected: current, desired: interval, ordering: .relaxed)
