@@ -39,16 +39,20 @@ final class RequestWatcher: @unchecked Sendable {
 
     // MARK: - One per process and state
 
-    private static let registry = Mutex<[String: RequestWatcher]>([:])
+    /// Held weakly: a watcher lives while a handle (its StopCheck) or its running thread holds it,
+    /// so a process that opens many states keeps no descriptor of those it closed.
+    private struct Entry { weak var watcher: RequestWatcher? }
+    private static let registry = Mutex<[String: Entry]>([:])
 
     /// The watcher of `directory`'s requests `requestFiles` (the global file, and the job's).
     static func shared(directory: Directory, requestFiles: [String], intervalNanoseconds: Int64) -> RequestWatcher {
         let key = boardKey(path: directory.absolutePath, requestFiles: requestFiles)
         return registry.withLock { watchers in
-            if let existing = watchers[key] { return existing }
+            if let existing = watchers[key]?.watcher { return existing }
+            watchers = watchers.filter { $0.value.watcher != nil }
             let watcher = RequestWatcher(board: RequestBoard(key: key), directory: directory, requestFiles: requestFiles,
                                          intervalNanoseconds: intervalNanoseconds)
-            watchers[key] = watcher
+            watchers[key] = Entry(watcher: watcher)
             return watcher
         }
     }
