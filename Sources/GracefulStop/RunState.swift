@@ -30,12 +30,12 @@ public final class RunState: Sendable {
     /// This process's node (from the caller, else the environment: see `Environment.node()`).
     public let node: Int
     public let stopCheck: StopCheck
-    private let knowledge = Mutex(Knowledge())
+    private let knowledge = Locked(Knowledge())
     /// Units begun and not yet done or given up, and the durations this process knows (see
     /// RunState+Attempts.swift).
-    let attempts = Mutex(AttemptBook())
+    let attempts = Locked(AttemptBook())
     /// Where this handle's loop is (Balance/WorkQueue.swift).
-    let workQueue = Mutex(WorkQueue())
+    let workQueue = Locked(WorkQueue())
 
     private init(path: String?, files: Files?, directory: Directory? = nil, node: Int, stopCheck: StopCheck) {
         self.path = path

@@ -35,7 +35,7 @@ public final class StopCheck: Sendable {
     /// The state directory's modification time (ns) when its request files were last read.
     private let directoryChangeSeen = Atomic<Int64>(.min)
     private let latchedReason = Atomic<Int32>(0)
-    private let latchedDetail = Mutex<String>("")
+    private let latchedDetail = Locked<String>("")
     /// Writes what stopped this process, once, under gstop or SLURM (see `ProcessStop`).
     private let recorder: ProcessStopRecorder?
     /// The thread that looks at the requests for this process (and its host's others); nil

@@ -363,7 +363,7 @@ enum TakenUnits {
 final class NodeDirectories: Sendable {
     let state: Directory
     let name: String
-    private let opened = Mutex<[Int: Directory]>([:])
+    private let opened = Locked<[Int: Directory]>([:])
 
     init(state: Directory, name: String) {
         self.state = state

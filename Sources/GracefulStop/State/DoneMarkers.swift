@@ -13,9 +13,9 @@ final class DoneMarkers: Sendable {
     let directory: Directory
     let legacy: Directory?
     /// Node directories opened so far (a process usually marks for one node: one descriptor).
-    private let nodeDirectories = Mutex<[Int: Directory]>([:])
+    private let nodeDirectories = Locked<[Int: Directory]>([:])
     /// Compact indexes of the nodes scanned so far (see UnitTable.Subset).
-    private let nodeIndexes = Mutex<[Int: UnitTable.Subset]>([:])
+    private let nodeIndexes = Locked<[Int: UnitTable.Subset]>([:])
 
     init(directory: Directory, legacy: Directory?) {
         self.directory = directory

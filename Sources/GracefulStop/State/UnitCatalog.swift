@@ -12,7 +12,7 @@ final class UnitCatalog: Sendable {
     /// Version 2: where the shards are; nil for a version-1 state.
     private let shards: UnitShards?
     /// Shards read so far, by node.
-    private let loaded = Mutex<[Int: UnitTable]>([:])
+    private let loaded = Locked<[Int: UnitTable]>([:])
 
     /// One node's names, and how their positions in `table` map to manifest positions.
     struct Share {

@@ -41,7 +41,7 @@ final class RequestBoard: @unchecked Sendable {
     }
     private let key: String
     /// The file in /dev/shm once attached (nil: not attached, or the page is this process's own).
-    private let attached = Mutex<(done: Bool, file: String?)>((false, nil))
+    private let attached = Locked<(done: Bool, file: String?)>((false, nil))
     var file: String? { attached.withLock { $0.file } }
     var shared: Bool { file != nil }
 

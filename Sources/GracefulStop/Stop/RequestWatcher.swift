@@ -42,7 +42,7 @@ final class RequestWatcher: @unchecked Sendable {
     /// Held weakly: a watcher lives while a handle (its StopCheck) or its running thread holds it,
     /// so a process that opens many states keeps no descriptor of those it closed.
     private struct Entry { weak var watcher: RequestWatcher? }
-    private static let registry = Mutex<[String: Entry]>([:])
+    private static let registry = Locked<[String: Entry]>([:])
 
     /// The watcher of `directory`'s requests `requestFiles` (the global file, and the job's).
     static func shared(directory: Directory, requestFiles: [String], intervalNanoseconds: Int64) -> RequestWatcher {

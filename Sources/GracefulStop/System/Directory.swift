@@ -15,7 +15,7 @@ final class Directory: Sendable {
     /// Whether this directory is on NFS, and there whether this host's cached names of it may
     /// hide another host's change (see NameCacheTrust). Local filesystems are coherent.
     private let onNFS: Bool
-    private let nameCache = Mutex(NameCacheTrust())
+    private let nameCache = Locked(NameCacheTrust())
 
     /// Opens `path`, creating it (and missing parents) first when `create` is true.
     init(opening path: String, create: Bool = false) throws {
