@@ -56,7 +56,10 @@ public struct AttemptEnd: Sendable, Equatable {
         var candidates: [AttemptEnd] = facts.toGstop.map { stop in
             switch stop {
             case .signal(let signal, let job, let error):
-                let cause: StopCause = signal == SIGTERM ? term(job: job, lookupError: error, facts) : .warning(signal: signal)
+                // A TERM scontrol could not explain when it came (an outage) is explained by its answer at the end.
+                let cause: StopCause = signal == SIGTERM
+                    ? term(job: job ?? facts.jobAtEnd, lookupError: job == nil && facts.jobAtEnd == nil ? facts.endLookupError ?? error : error, facts)
+                    : .warning(signal: signal)
                 return AttemptEnd(cause: cause, route: "\(StopSignals.name(of: signal)) to gstop")
             case .localWarning: return AttemptEnd(cause: .warning(signal: SIGUSR1), route: "local mode's warning")
             case .localTimeLimit: return AttemptEnd(cause: .timeLimit, route: "local mode's time limit")

@@ -70,8 +70,53 @@ import Testing
         #expect(!outcome.requeued && outcome.cannotRun && tries == 1 && outcome.lastError?.hasPrefix("command not found") == true)
     }
 
-    @Test func theDeadlineLeavesKillWaitAndAMargin() {
-        #expect(SlurmRequeue.deadline(endTime: 5000, now: 100) == 5000 - 30 - 10)
+    @Test func theDeadlineIsAMarginBeforeTheKillThatFollowsTheEndByKillWait() {
+        #expect(SlurmRequeue.deadline(endTime: 5000, now: 100) == 5000 + 30 - 10)
         #expect(SlurmRequeue.deadline(endTime: nil, now: 100) == 160)
+    }
+
+    @Test func eachFailedTryIsReportedAsStillTryingBeforeThePause() {
+        let world = World(failures: 3)
+        var sofar: [SlurmRequeue.Outcome] = []
+        let outcome = SlurmRequeue.run(
+            target: "12_3", restartsBefore: 2, deadline: 2000, now: { world.now }, pause: { world.now += $0 },
+            requeue: { _ in
+                if world.failuresLeft > 0 { world.failuresLeft -= 1; throw GracefulStopError(.system, "down") }
+            }, restartsNow: { nil }, report: { _ in }, stillTrying: { sofar.append($0) })
+        #expect(outcome.requeued && outcome.tries == 4)
+        #expect(sofar.map(\.tries) == [1, 2, 3] && sofar.allSatisfy { !$0.requeued && $0.lastError == "down" })
+    }
+
+    // MARK: - scontrol show job when a decision needs it
+
+    @Test(arguments: [
+        // failures before an answer, deadline (from 1000), tries, answered, pauses
+        (0, 2000.0, 1, true, [Double]()),
+        (3, 2000.0, 4, true, [1, 2, 4]),
+        (100, 1010.0, 4, false, [1, 2, 4]),  // the next pause (8 s) would pass the deadline at 1007
+        (100, 1000.5, 1, false, []),
+    ])
+    func aLookupIsTriedUntilItAnswersOrTheDeadline(failures: Int, deadline: Double, tries: Int, answered: Bool, pauses: [Double]) {
+        var now = 1000.0
+        var left = failures
+        var paused: [Double] = []
+        var lines: [String] = []
+        let found = SlurmLookup.run(
+            deadline: deadline, now: { now }, pause: { paused.append($0); now += $0 },
+            lookUp: { () throws -> Int in
+                if left > 0 { left -= 1; throw GracefulStopError(.system, "Unable to contact slurm controller") }
+                return 7
+            }, report: { lines.append($0) })
+        #expect(found.tries == tries && (found.answer == 7) == answered && paused == pauses)
+        #expect(lines.count == paused.count && (answered ? found.lastError == nil : found.lastError == "Unable to contact slurm controller"))
+    }
+
+    @Test func aLookupWhoseScontrolCannotRunIsNotTriedAgain() {
+        var tries = 0
+        let found = SlurmLookup.run(
+            deadline: 2000, now: { 1000 }, pause: { _ in Issue.record("paused") },
+            lookUp: { () throws -> Int in tries += 1; throw GracefulStopError(.system, "command not found: scontrol", errno: ENOENT) },
+            report: { _ in })
+        #expect(found.answer == nil && tries == 1)
     }
 }

@@ -72,22 +72,54 @@ def test_a_warning_during_a_90_s_slurmctld_outage_is_requeued_once_it_is_back(cl
 
 def test_an_outage_longer_than_the_job_has_left_says_so_in_the_state(cluster, controller_back, tmp_path):
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="--time=2", WORKER_UNITS="200", WORKER_SECONDS="1")
+    job = cluster.submit(tmp_path, state, sbatch="--time=1", WORKER_UNITS="200", WORKER_SECONDS="1")
     cluster.wait("three units started", lambda: len(work_log(state)) >= 3)
     stop_slurmctld()
     os.kill(gstop_pid(state), signal.SIGUSR1)
-    # gstop tries until KillWait (30 s) and a margin (10 s) before the job's end, then gives up.
+    cluster.wait("the first requeue try", lambda: events(state, "requeue_try"), timeout=60)
+    # Said in the state from the first failed try: SLURM could kill gstop while it tries.
+    assert '"still_trying": true' in (state / "requeue.failed").read_text()
+    # gstop tries until a margin (10 s) before the KILL that comes KillWait (30 s) after the job's end.
     cluster.wait("gstop's decision", lambda: events(state, "decision"), timeout=150)
     decision = events(state, "decision")[0]
     assert decision["action"] == "stop" and decision["exit"] == 75, decision
     assert any("the requeue never reached slurmctld" in reason and "scontrol requeue" in reason for reason in decision["reasons"]), decision
     failed = (state / "requeue.failed").read_text()
-    assert f'"target": "{job}"' in failed and "what_to_do" in failed, failed
+    assert f'"target": "{job}"' in failed and "what_to_do" in failed and '"still_trying": false' in failed, failed
+    tried_until = events(state, "decision")[0]["time"] - events(state, "attempt_start")[0]["time"]
+    # No try begun that would end after that margin (each takes scontrol's own timeouts in an outage).
+    assert 40 < tried_until <= 60 + 30 - 10, f"tried until {tried_until:.0f} s into a 1-minute job whose KILL comes 30 s after its end"
     status = subprocess.run([GSTOP, "status", "--state", str(state)], capture_output=True, text=True, timeout=60)
     assert status.stdout.startswith(f"state {state}\nREQUEUE FAILED: job {job}"), status.stdout
     start_slurmctld(cluster)
     output = cluster.output(tmp_path, job)
     assert "decision: stop without requeue (exit 75)" in output and "the requeue never reached slurmctld" in output, output
+
+
+def test_a_term_in_a_slurmctld_outage_stops_the_command_at_once_and_waits_for_scontrol_to_say_why(cluster, controller_back, tmp_path):
+    # A TERM is a time limit (requeue) or a cancel (end): only slurmctld tells which. It is down.
+    state = tmp_path / "state"
+    job = cluster.submit(tmp_path, state, sbatch="--time=10", WORKER_UNITS="200", WORKER_SECONDS="1")
+    cluster.wait("three units started", lambda: len(work_log(state)) >= 3)
+    stop_slurmctld()
+    started_before = len(work_log(state))
+    os.kill(gstop_pid(state), signal.SIGTERM)  # as slurmd delivers it, for a cancel made just before the outage
+    cluster.wait("the first scontrol show job retry", lambda: events(state, "lookup_try"), timeout=90)
+    # The command heard at once, not after scontrol gave up: it began at most the unit it was at.
+    assert len(work_log(state)) <= started_before + 1, (started_before, len(work_log(state)))
+    time.sleep(15)
+    assert not events(state, "decision"), "decided without knowing why the TERM came"
+    start_slurmctld(cluster)
+    cluster.wait("gstop's decision", lambda: events(state, "decision"), timeout=120)
+    decision = events(state, "decision")[0]
+    # slurmctld shows the job running, no time limit reached: the TERM was somebody's cancel.
+    assert decision["action"] == "stop" and any("a cancel always ends the job" in r for r in decision["reasons"]), decision
+    failed_tries = len(events(state, "lookup_try"))
+    assert failed_tries >= 1 and len(work_log(state)) <= started_before + 1
+    output = cluster.output(tmp_path, job)
+    assert "scontrol show job failed (try 1)" in output and f"scontrol show job answered after {failed_tries + 1} tries" in output, output
+    assert not any("scontrol could not say why" in line for line in cluster.decision_lines(tmp_path, job)), output
+    print(f"\nTERM during a slurmctld outage: the command stopped at once; scontrol show job answered at try {failed_tries + 1}; classified a cancel")
 
 
 WRAPPER = """#!/bin/bash

@@ -306,6 +306,7 @@ public enum JSONValue: Equatable, Sendable {
     public var string: String? { if case .string(let text) = self { return text } else { return nil } }
     public var number: Double? { if case .number(let value) = self { return value } else { return nil } }
     public var int: Int? { number.flatMap { $0 == $0.rounded() && abs($0) < 1e15 ? Int($0) : nil } }
+    public var bool: Bool? { if case .bool(let value) = self { return value } else { return nil } }
 }
 
 extension JSONReader {

@@ -148,12 +148,16 @@ public final class Supervisor {
         let restartsBefore = slurm?.restartCount ?? 0
         let outcome = SlurmRequeue.run(
             target: target, restartsBefore: restartsBefore, deadline: SlurmRequeue.deadline(endTime: attemptEndTime, now: Clock.unixSeconds()),
-            now: Clock.unixSeconds, pause: { seconds in var wait = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9)); nanosleep(&wait, nil) },
+            now: Clock.unixSeconds, pause: Clock.sleep,
             requeue: Scontrol.requeue, restartsNow: { [slurm] in try? slurm?.info().restarts }, report: { [self] line in
                 report(line)
                 record("requeue_try", [("target", .string(target)), ("error", .string(line))])
+            }, stillTrying: { [self] sofar in
+                // Said in the state at once: SLURM may kill gstop while it tries.
+                try? RequeueFailure.write(in: directory, job: chain, target: target, outcome: sofar, left: left ?? "work was left", stillTrying: true)
             })
         if outcome.requeued {
+            if outcome.tries > 1 { try? directory.remove(RequeueFailure.fileName) }
             var done = decision
             if outcome.tries > 1 || outcome.seenRequeued {
                 done.reasons.append("requeued after \(outcome.tries) tr\(outcome.tries == 1 ? "y" : "ies") over \(TimeSpan.format(outcome.seconds))"
@@ -261,6 +265,23 @@ public final class Supervisor {
             do { facts.jobAtEnd = try slurm.info() } catch let error as GracefulStopError { facts.endLookupError = error.message }
         }
         var end = AttemptEnd.classify(facts)
+        if let slurm, case .unclassifiedTerm = end.cause {
+            // Only scontrol tells a time limit (requeue) from a cancel (end): worth waiting out an outage for.
+            let found = SlurmLookup.run(
+                deadline: SlurmRequeue.deadline(endTime: endTime, now: Clock.unixSeconds()), now: Clock.unixSeconds, pause: Clock.sleep,
+                lookUp: { try slurm.info() }, report: { [self] line in
+                    report(line)
+                    record("lookup_try", [("error", .string(line))])
+                })
+            if let job = found.answer {
+                facts.jobAtEnd = job
+                facts.endLookupError = nil
+                if found.tries > 1 { report("scontrol show job answered after \(found.tries) tries") }
+            } else {
+                facts.endLookupError = found.lastError.map { "\($0), \(found.tries) tr\(found.tries == 1 ? "y" : "ies")" } ?? facts.endLookupError
+            }
+            end = AttemptEnd.classify(facts)
+        }
         // This attempt is over too (its processes have ended): its begin records count now.
         let (workDone, after) = try assess(attemptsOver: restart + 1)
         if slurm != nil, end.cause == .none, workDone == nil, exit != .exited(0) || (after?.left ?? 0) > 0 {
@@ -362,12 +383,18 @@ public final class Supervisor {
             cause = AttemptEnd.classify(facts).cause
             return cause
         }
+        var signalled = false
+        /// The signal first: it reaches the command at once, while the request's fsyncs take
+        /// milliseconds and scontrol (asked why a TERM came) may wait out a slurmctld outage.
+        func signalChild() {
+            if !signalled && options.childSignal != 0 { child.signal(options.childSignal) }
+            signalled = true
+        }
         func beginStop(_ newCause: StopCause, signalName: String, grace: Double) {
             if stopping { shorten(grace); return }
             stopping = true
-            // The signal first: it reaches the command at once, while the request's fsyncs take
-            // milliseconds. The request is for nodes the signal cannot reach.
-            if options.childSignal != 0 { child.signal(options.childSignal) }
+            // The request is for nodes the signal cannot reach.
+            signalChild()
             do {
                 try StopRequest.now(reason: "\(signalName) to gstop").write(to: directory, job: slurm?.logID)
             } catch let error as GracefulStopError {
@@ -433,6 +460,7 @@ public final class Supervisor {
                 child.signalGroup(SIGINT)
                 if graceEnds == nil && killAt == nil { shorten(options.killAfter) }
             case let signal where options.gracefulSignals.contains(signal):
+                if !stopping { signalChild() }
                 let newCause = arrived(toGstop(signal))
                 record("signal", [("signal", .string(StopSignals.name(of: signal))), ("cause", .string(newCause.description))])
                 beginStop(newCause, signalName: StopSignals.name(of: signal),

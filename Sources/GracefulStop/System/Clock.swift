@@ -25,4 +25,11 @@ enum Clock {
         clock_gettime(CLOCK_REALTIME, &now)
         return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
+
+    /// Sleeps `seconds` (whole and fractional), going on after a signal handler ran.
+    static func sleep(_ seconds: Double) {
+        var wait = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - seconds.rounded(.down)) * 1e9))
+        var left = timespec()
+        while nanosleep(&wait, &left) == -1 && errno == EINTR { wait = left }
+    }
 }
