@@ -23,14 +23,15 @@ mount -t tmpfs tmpfs /var/lib/nfs && mkdir -p /var/lib/nfs/sm /var/lib/nfs/sm.ba
     touch /var/lib/nfs/etab /var/lib/nfs/rmtab /var/lib/nfs/state || fail "tmpfs on /var/lib/nfs failed"
 # The UML kernel's modules, where modprobe looks for them (-d ROOT: ROOT/lib/modules/RELEASE).
 mkdir -p /run/modules/lib && ln -s /usr/lib/uml/modules /run/modules/lib/modules
-for module in nfsd nfs nfsv3 nfsv4 veth; do
+for module in nfsd nfs nfsv3 nfsv4 veth quota_v2; do
     modprobe -d /run/modules "$module" || fail "modprobe $module failed"
 done
 hostname nfsa
 ip link set lo up
 
 # The server: an ext4 block device exported read-write (fsid=0: the root of NFSv4's pseudo tree).
-mkdir -p /run/export && mount /dev/ubdb /run/export && chmod 1777 /run/export || fail "mounting the export failed"
+# usrquota: the image's quota feature accounts, this enforces (limits set by the tests, none by default).
+mkdir -p /run/export && mount -o usrquota /dev/ubdb /run/export && chmod 1777 /run/export || fail "mounting the export failed"
 echo "/run/export *(rw,sync,no_subtree_check,no_root_squash,insecure,fsid=0)" > /run/exports
 mount --bind /run/exports /etc/exports
 mount -t nfsd nfsd /proc/fs/nfsd || fail "mounting nfsd's control files failed"
