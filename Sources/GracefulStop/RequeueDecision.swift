@@ -144,6 +144,13 @@ public struct RequeueFacts: Sendable, Equatable {
     /// Why the state cannot be written now (no space, over quota, read-only), when that is so: no
     /// attempt could mark a unit, so none is requeued.
     public var stateWriteFailure: String? = nil
+    /// Why the crash-loop guard cannot count this job's earlier attempts (events.jsonl could not be
+    /// written or read: path and error), when that is so.
+    public var historyUnknown: String? = nil
+    /// This attempt marked or quarantined a unit: the guard's counts do not depend on earlier ones.
+    public var progressed = false
+    /// The units the command was on when it ended without giving them up (a crash inside them).
+    public var diedOn: [UnitInFlight] = []
     /// Balancing: of `remaining`, the units that live workers of other jobs hold (they finish them).
     public var heldByOthers = 0
     /// Balancing: units of other shares this job began and left unfinished; it answers for them.
@@ -199,6 +206,8 @@ public struct RequeueDecision: Sendable, Equatable {
 
     /// Exit code when work remains but the job ends without a requeue (sysexits EX_TEMPFAIL).
     public static let workRemainsExitCode: Int32 = 75
+    /// Exit code when the crash-loop guard cannot record or read its counts (sysexits EX_IOERR).
+    public static let historyUnknownExitCode: Int32 = 74
     /// Exit code when everything else is done but units are quarantined (sysexits EX_DATAERR: a
     /// unit's own data kills its worker), so that the job does not read as a success.
     public static let quarantinedExitCode: Int32 = 65
@@ -251,6 +260,9 @@ public struct RequeueDecision: Sendable, Equatable {
                 reasons: [how, "without knowing whether this was the time limit or a cancel, the job is not requeued (a cancel must always end it)"])
         case .none:
             let failed = facts.exit != .exited(0)
+            if failed, !facts.diedOn.isEmpty, facts.limits.maxUnitAttempts > 0 {
+                return diedInsideUnits(facts, how: how)
+            }
             if failed {
                 if facts.failedAttempts <= facts.limits.retryFailures {
                     return requeueUnlessGuarded(
@@ -283,6 +295,21 @@ public struct RequeueDecision: Sendable, Equatable {
         }
     }
 
+    /// The command died inside units (the OOM killer's SIGKILL, a segfault, an exception out of
+    /// the loop): retried whatever --retry-failures says, so that a unit which kills its worker
+    /// every time is quarantined after --max-unit-attempts and the rest of the run goes on
+    /// (bounded by --max-restarts and the idle guard, as every requeue).
+    private static func diedInsideUnits(_ facts: RequeueFacts, how: String) -> RequeueDecision {
+        let limit = facts.limits.maxUnitAttempts
+        let units = facts.diedOn.prefix(3).map { unit in
+            "\(unit.unit), attempt \(min(unit.attempts, limit)) of \(limit)" + (unit.attempts >= limit ? ", now quarantined" : "")
+        }.joined(separator: "; ") + (facts.diedOn.count > 3 ? "; and \(facts.diedOn.count - 3) more" : "")
+        let what = "\(facts.exit.description) while on \(units)"
+        if facts.left == 0 { return finish(facts, [how, what, facts.leftText]) }
+        return requeueUnlessGuarded(facts, reasons: [how, what, facts.leftText,
+            "retried so that a unit which kills its worker every time is quarantined after --max-unit-attempts \(limit) and the rest of the run goes on"])
+    }
+
     /// Ends the job: exit 0, or 65 naming the quarantined units when there are any.
     private static func finish(_ facts: RequeueFacts, _ reasons: [String]) -> RequeueDecision {
         let count = facts.quarantined.count
@@ -301,6 +328,13 @@ public struct RequeueDecision: Sendable, Equatable {
         if facts.restartCount >= facts.limits.maxRestarts {
             reasons.append("restart \(facts.restartCount) reached --max-restarts \(facts.limits.maxRestarts); not requeued")
             return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: reasons)
+        }
+        if let unknown = facts.historyUnknown, !facts.progressed, facts.limits.maxIdleAttempts > 0 || facts.failedAttempts > 0 {
+            // An attempt that got nowhere, and no memory of the ones before it: requeuing blindly
+            // could loop through the queue up to --max-restarts times.
+            reasons.append("the crash-loop guard cannot count the attempts before this one, which got no unit done: \(unknown); "
+                + "not requeued blindly — make \(EventLog.fileName) in the state writable (free space, fix its permissions or owner), then submit the job again")
+            return RequeueDecision(action: .stop, exitCode: historyUnknownExitCode, reasons: reasons)
         }
         if facts.limits.maxIdleAttempts > 0 && facts.idleAttempts >= facts.limits.maxIdleAttempts {
             let nothing = facts.remaining == nil ? "finished no trial" : "marked no unit"

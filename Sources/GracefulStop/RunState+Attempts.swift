@@ -136,11 +136,21 @@ extension RunState {
     @discardableResult
     /// `job`: whose restarts `attemptsOver` counts (default: this process's SLURM job).
     func applyQuarantine(node: Int, done: DoneSet, attemptsOver: Int, job: String?? = nil) throws -> (places: Set<Int>, new: [String], held: Set<Int>) {
+        let found = try applyQuarantineFindingLastAttempt(node: node, done: done, attemptsOver: attemptsOver, job: job)
+        return (found.places, found.new, found.held)
+    }
+
+    /// `applyQuarantine`, and the units (not done) that the last attempt which is over (restart
+    /// `attemptsOver - 1` of `job`) left in flight without giving them up: the units its command
+    /// died on. Each with its failed attempts so far.
+    func applyQuarantineFindingLastAttempt(node: Int, done: DoneSet, attemptsOver: Int, job: String?? = nil) throws
+        -> (places: Set<Int>, new: [String], held: Set<Int>, diedOn: [UnitInFlight]) {
         let files = try requireFiles()
         var places = Set(try Quarantine.places(node: node, in: files.quarantine).keys)
         let limit = try Quarantine.maxUnitAttempts()
-        let records = try files.begun.attempts(node: node, attemptsOver: attemptsOver, job: job ?? Environment.job())
-        guard !records.isEmpty else { return (places, [], []) }
+        let whose = job ?? Environment.job()
+        let records = try files.begun.attempts(node: node, attemptsOver: attemptsOver, job: whose)
+        guard !records.isEmpty else { return (places, [], [], []) }
         let count = files.manifest.partition.unitCount(ofNode: node)
         let own = attempts.withLock { Set($0.inFlight.values.compactMap(\.record)) }
         var failed: [Int: [BeginRecords.Attempt]] = [:]
@@ -156,7 +166,12 @@ extension RunState {
                 failed[record.entry.place, default: []].append(record)
             }
         }
-        guard limit > 0 else { return (places, [], held) }
+        var diedOn: [UnitInFlight] = []
+        for record in records where record.entry.place < count && !done.contains(record.entry.place) && record.failed
+            && record.holder.map({ $0.job == whose && $0.restart == attemptsOver - 1 }) == true {
+            diedOn.append(UnitInFlight(unit: try unitName(node: node, place: record.entry.place), attempts: failed[record.entry.place]?.count ?? 1))
+        }
+        guard limit > 0 else { return (places, [], held, diedOn) }
         var new: [String] = []
         for (place, entries) in failed.sorted(by: { $0.key < $1.key }) where entries.count >= limit {
             let name = try unitName(node: node, place: place)
@@ -172,7 +187,7 @@ extension RunState {
                 ("attempts", .number(Double(entries.count))), ("records", .array(records)),
             ], in: files.directory)
         }
-        return (places, new, held)
+        return (places, new, held, diedOn)
     }
 
     /// The names of the quarantined units (not done) of `node`, or of every node when nil, after

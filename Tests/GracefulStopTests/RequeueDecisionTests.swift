@@ -10,7 +10,7 @@ import Testing
         _ cause: StopCause, _ exit: ChildExit = .exited(0), done: String? = nil, remaining: Int? = 5, restart: Int = 0, idle: Int = 0,
         failed: Int = 0, mode: RequeueMode = .task, limits: RequeueLimits = RequeueLimits(), target: String = "12_3",
         requeueAllowed: Bool? = true, route: String? = nil, release: SlurmRelease? = SlurmRelease(22, 5), held: Int = 0, elsewhere: Int = 0,
-        unwritable: String? = nil, started: Bool = true
+        unwritable: String? = nil, started: Bool = true, historyUnknown: String? = nil, progressed: Bool = false, diedOn: [UnitInFlight] = []
     ) -> RequeueFacts {
         var facts = RequeueFacts(
             cause: cause, route: route, exit: exit, workDone: done, remaining: remaining, scope: "node 3", restartCount: restart, idleAttempts: idle,
@@ -19,8 +19,13 @@ import Testing
         facts.claimedElsewhere = elsewhere
         facts.stateWriteFailure = unwritable
         facts.started = started
+        facts.historyUnknown = historyUnknown
+        facts.progressed = progressed
+        facts.diedOn = diedOn
         return facts
     }
+
+    static let logLost = "cannot append to /s/events.jsonl: no space left on the state's filesystem"
 
     static let notStarted: RequeueFacts = {
         var notStarted = Self.facts(.none, done: "run.done", remaining: 0)
@@ -29,6 +34,31 @@ import Testing
     }()
 
     static let rows: [Row] = [
+        // The crash-loop guard without its memory (events.jsonl unwritable or unreadable).
+        ("guard blind, attempt idle: not requeued blindly", facts(.warning(signal: SIGUSR1), historyUnknown: logLost), .stop, 74,
+         "the crash-loop guard cannot count the attempts before this one, which got no unit done: \(logLost)"),
+        ("guard blind, but this attempt got units done: its own counts suffice", facts(.warning(signal: SIGUSR1), historyUnknown: logLost, progressed: true),
+         .requeue(target: "12_3"), 0, "restart 1 of at most 20"),
+        ("guard blind, a failure to retry", facts(.none, .exited(1), failed: 1, limits: RequeueLimits(retryFailures: 2), historyUnknown: logLost),
+         .stop, 74, "make events.jsonl in the state writable"),
+        ("guard blind, guards off", facts(.warning(signal: SIGUSR1), limits: RequeueLimits(maxIdleAttempts: 0), historyUnknown: logLost),
+         .requeue(target: "12_3"), 0, "restart 1 of at most 20"),
+        ("guard blind, cancelled: the cancel decides", facts(.cancelled, historyUnknown: logLost), .stop, 75, "a cancel always ends the job"),
+        // A unit that kills its worker, with default options.
+        ("killed inside a unit: retried whatever --retry-failures says", facts(.none, .signaled(SIGKILL), failed: 1, diedOn: [UnitInFlight(unit: "u3", attempts: 1)]),
+         .requeue(target: "12_3"), 0, "killed by SIGKILL while on u3, attempt 1 of 3"),
+        ("killed inside a unit the third time: quarantined, the rest goes on",
+         facts(.none, .signaled(SIGKILL), failed: 3, diedOn: [UnitInFlight(unit: "u3", attempts: 3)]),
+         .requeue(target: "12_3"), 0, "killed by SIGKILL while on u3, attempt 3 of 3, now quarantined"),
+        ("killed inside the last unit, now quarantined: finished with exit 65",
+         { var f = facts(.none, .signaled(SIGKILL), remaining: 0, failed: 3, diedOn: [UnitInFlight(unit: "u9", attempts: 3)]); f.quarantined = ["u9"]; return f }(),
+         .finish, 65, "1 unit quarantined (u9)"),
+        ("an exception out of the loop inside two units", facts(.none, .exited(1), diedOn: [UnitInFlight(unit: "a", attempts: 2), UnitInFlight(unit: "b", attempts: 1)]),
+         .requeue(target: "12_3"), 0, "exit 1 while on a, attempt 2 of 3; b, attempt 1 of 3"),
+        ("killed inside a unit, quarantine off: today's rule", facts(.none, .signaled(SIGKILL), failed: 1, limits: RequeueLimits(maxUnitAttempts: 0),
+         diedOn: [UnitInFlight(unit: "u3", attempts: 1)]), .stop, 137, "--retry-failures 0"),
+        ("killed inside a unit at --max-restarts", facts(.none, .signaled(SIGKILL), restart: 20, diedOn: [UnitInFlight(unit: "u3", attempts: 1)]),
+         .stop, 75, "reached --max-restarts 20"),
         ("all work done", facts(.warning(signal: SIGUSR1), done: "run.done"), .finish, 0, "all work is done (run.done)"),
         ("study done even when cancelled", facts(.cancelled, done: "study.done"), .finish, 0, "study.done"),
         ("done before it started: the line does not say the command ran", notStarted, .finish, 0, "the command was not started; all work is done (run.done)"),

@@ -68,6 +68,8 @@ for count, unit in enumerate(loop() if mode == "loop" else state.work()):
     with open(os.path.join(state_dir, "work.log"), "a") as log:
         log.write(f"{unit} {state.node} {restart} {resume}\n")
     if mode == "poison" and unit == poison:
+        if os.environ.get("WORKER_POISON_SIGNAL") == "KILL":
+            os.kill(os.getpid(), signal.SIGKILL)  # as the OOM killer ends a unit that asks too much
         ctypes.string_at(0)  # a real SIGSEGV, as a buggy extension module would
     if unit == hang[0] and str(state.node) == hang[1]:
         time.sleep(3600)

@@ -70,9 +70,25 @@ def test_a_units_own_estimate_is_used_before_any_unit_has_finished(tmp_path):
 POISON_UNITS = 40
 
 
-def run_poison(state: Path, *extra: str, mode: str = "poison") -> "subprocess.CompletedProcess":
-    return gstop("run", "--state", str(state), "--retry-failures", "5", *extra, "--", *worker_command(),
-                 WORKER_UNITS=str(POISON_UNITS), WORKER_SECONDS="0.01", WORKER_MODE=mode, WORKER_POISON="u003", timeout=300)
+def run_poison(state: Path, *extra: str, mode: str = "poison", retry: bool = True, **env: str) -> "subprocess.CompletedProcess":
+    return gstop("run", "--state", str(state), *(["--retry-failures", "5"] if retry else []), *extra, "--", *worker_command(),
+                 WORKER_UNITS=str(POISON_UNITS), WORKER_SECONDS="0.01", WORKER_MODE=mode, WORKER_POISON="u003", timeout=300, **env)
+
+
+def test_a_unit_that_sigkills_its_worker_is_quarantined_with_default_options(tmp_path):
+    # Before: the first SIGKILL inside u003 (the OOM killer's signal) ended the run, "not requeued
+    # (--retry-failures 0)", with 37 of 40 units left and no word of which unit was running.
+    result = run_poison(tmp_path, retry=False, WORKER_POISON_SIGNAL="KILL")
+    assert result.returncode == 65, result.stderr
+    begun = collections.Counter(unit for unit, *_ in work_log(tmp_path))
+    assert begun["u003"] == 3 and all(count == 1 for unit, count in begun.items() if unit != "u003"), begun
+    assert len(begun) == POISON_UNITS  # the rest of the run went on: every other unit done once
+    lines = [line for line in result.stderr.splitlines() if "decision:" in line]
+    assert [line.split("decision: ")[1].split(" (")[0] for line in lines] == ["requeue a local restart"] * 3 + ["finish"], lines
+    for attempt, line in enumerate(lines[:3], 1):
+        assert f"killed by SIGKILL while on u003, attempt {attempt} of 3" in line, line
+    assert "now quarantined" in lines[2] and "1 unit quarantined (u003)" in lines[3], lines
+    print(f"\na unit that SIGKILLs its worker, default options: {lines[0]}")
 
 
 def test_without_quarantine_a_poison_unit_stalls_the_run(tmp_path, monkeypatch):

@@ -1,3 +1,13 @@
+/// A unit an attempt was on when its command died, and how many attempts have failed on it.
+public struct UnitInFlight: Sendable, Equatable {
+    public var unit: String
+    public var attempts: Int
+    public init(unit: String, attempts: Int) {
+        self.unit = unit
+        self.attempts = attempts
+    }
+}
+
 /// What a job answers for when it decides on a requeue, with balancing: the units of its shares
 /// that are left — less those that live workers of other jobs hold (they finish them) — plus the
 /// units it began in other shares and left unfinished (nobody else may be left to do them).
@@ -13,6 +23,10 @@ public struct ShareAccount: Sendable, Equatable {
     /// Units of other shares that the worker of this job's node finished (taken/): its progress
     /// there, for the crash-loop guard.
     public var doneElsewhere = 0
+
+    /// The units the attempt just over left in flight without giving them up — what its command
+    /// was doing when it died — with their failed attempts so far (this one included).
+    public var diedOn: [UnitInFlight] = []
 
     /// Units of the shares neither done nor quarantined.
     public var remaining: Int { total - done - quarantined.count }
@@ -40,7 +54,8 @@ extension RunState {
             let done = try refresh(node: share, keepNames: share == node)
             if done.count == total { try NodeCompletion.write(node: share, unitCount: total, in: files.directory) }
             account.done += done.count
-            let found = try applyQuarantine(node: share, done: done, attemptsOver: attemptsOver, job: .some(job))
+            let found = try applyQuarantineFindingLastAttempt(node: share, done: done, attemptsOver: attemptsOver, job: .some(job))
+            account.diedOn += found.diedOn
             let quarantined = found.places.filter { !done.contains($0) && $0 < total }
             account.quarantined += try quarantined.sorted().map { try unitName(node: share, place: $0) }
             account.heldByOthers += found.held.subtracting(quarantined).count
@@ -59,6 +74,11 @@ extension RunState {
             guard !mine.isEmpty else { continue }
             let done = try refresh(node: share, keepNames: false)
             account.claimedElsewhere += Set(mine.map(\.entry.place).filter { !done.contains($0) }).count
+            for record in mine where record.failed && record.holder?.restart == attemptsOver - 1 && !done.contains(record.entry.place) {
+                let attempts = try files.begun.attempts(node: share, attemptsOver: attemptsOver, job: job)
+                    .filter { $0.entry.place == record.entry.place && $0.failed }.count
+                account.diedOn.append(UnitInFlight(unit: try unitName(node: share, place: record.entry.place), attempts: max(1, attempts)))
+            }
         }
         return account
     }

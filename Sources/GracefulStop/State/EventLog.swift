@@ -17,13 +17,21 @@ public enum EventLog {
         json.raw("\n")
         let opened = retryingOnInterrupt { openat(directory.fd, fileName, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644) }
         if opened.result == -1 { throw GracefulStopError.system("cannot open", directory.pathOf(fileName), errno: opened.errno) }
-        defer { close(opened.result) }
         let bytes = json.bytes
+        // NFS reports a write that found no space or quota only at fsync or close: each is checked,
+        // or a line would be lost without a word (a 0-byte log on a full export).
+        var failure: GracefulStopError? = nil
         let written = retryingOnInterrupt { bytes.withUnsafeBytes { write(opened.result, $0.baseAddress, $0.count) } }
         if written.result != bytes.count {
-            throw GracefulStopError.system("cannot append to", directory.pathOf(fileName), errno: written.result == -1 ? written.errno : EIO)
+            failure = .system("cannot append to", directory.pathOf(fileName), errno: written.result == -1 ? written.errno : EIO)
         }
-        if durable { _ = fsync(opened.result) }
+        if failure == nil, durable, fsync(opened.result) == -1 {
+            failure = .system("cannot append to", directory.pathOf(fileName), errno: Glibc.errno)
+        }
+        if close(opened.result) == -1, failure == nil {
+            failure = .system("cannot append to", directory.pathOf(fileName), errno: Glibc.errno)
+        }
+        if let failure { throw failure }
     }
 
     /// Every event that parses, oldest first.

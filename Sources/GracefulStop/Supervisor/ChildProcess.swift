@@ -63,8 +63,12 @@ final class ChildProcess {
         let result = retryingOnInterrupt { waitpid(pid, &status, WNOHANG) }
         guard result.result == pid else { return nil }
         exit = (status & 0x7F) == 0 ? .exited((status >> 8) & 0xFF) : .signaled(status & 0x7F)
+        ended = Clock.monotonicNanoseconds()
         return exit
     }
 
-    var runningSeconds: Double { Double(Clock.monotonicNanoseconds() - started) / 1e9 }
+    /// When the command was reaped: its running time is its own, not gstop's lookups after it.
+    private var ended: Int64? = nil
+
+    var runningSeconds: Double { Double((ended ?? Clock.monotonicNanoseconds()) - started) / 1e9 }
 }

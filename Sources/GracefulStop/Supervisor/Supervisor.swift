@@ -68,6 +68,11 @@ public final class Supervisor {
     private var mask = sigset_t()
     /// The current attempt's end (unix seconds), when known: how long a requeue may be tried.
     private var attemptEndTime: Double? = nil
+    /// This gstop's own `child_exit` records: the crash-loop guard's memory of local restarts when
+    /// events.jsonl cannot keep them.
+    private var exitsHere: [JSONValue] = []
+    /// Why this attempt's `child_exit` record could not be written (path and error), if so.
+    private var historyWriteFailure: String? = nil
 
     /// Signals gstop takes with sigtimedwait: the graceful ones, plus those it forwards.
     private var handledSignals: [Int32] { Array(Set(options.gracefulSignals + [SIGCHLD, SIGINT, SIGTERM, SIGHUP])) }
@@ -212,6 +217,10 @@ public final class Supervisor {
         var stateWriteFailure: String? = nil
         var heldByOthers = 0
         var claimedElsewhere = 0
+        /// The attempt marked or quarantined a unit (nil: it cannot tell, a sweep that reports nothing).
+        var progressed: Bool? = nil
+        /// The units the command was on when it ended without giving them up.
+        var diedOn: [UnitInFlight] = []
     }
 
     private func runAttempt(restart: Int) throws -> Attempt {
@@ -308,19 +317,23 @@ public final class Supervisor {
                 + ($0.heldByOthers > 0 ? ", \($0.heldByOthers) of them held by live workers of other jobs" : "")
                 + ($0.claimedElsewhere > 0 ? ", and \($0.claimedElsewhere) unit\($0.claimedElsewhere == 1 ? "" : "s") this job began in other shares unfinished" : "") } ?? "")
             + (sweepFinished.map { "; \($0.count) \($0.what)\($0.count == 1 ? "" : "s") finished" } ?? ""))
-        record("child_exit", [
+        let exitFields: [(String, JSONValue)] = [
             ("restart", .number(Double(restart))), ("exit", .number(Double(exit.status))), ("cause", .string(end.cause.description)),
             ("route", end.route.map { .string($0) } ?? .null),
             ("asked_to_stop", .bool(end.cause != .none)), ("marked", marked.map { .number(Double($0)) } ?? .null),
             ("remaining", after.map { .number(Double($0.remaining)) } ?? .null),
             ("quarantined", .number(Double(newlyQuarantined.count))),
             ("held_by_others", .number(Double(after?.heldByOthers ?? 0))), ("claimed_elsewhere", .number(Double(after?.claimedElsewhere ?? 0))),
-        ])
+        ]
+        exitsHere.append(.object([("event", .string("child_exit")), ("job", .string(chain)), ("node", .number(Double(node)))] + exitFields))
+        historyWriteFailure = record("child_exit", exitFields)
         let requeueAllowed = facts.jobAtEnd?.requeueAllowed ?? jobAtStart?.requeueAllowed
         var attempt = Attempt(end: end, exit: exit, workDone: workDone, remaining: after?.remaining, scope: after?.scope ?? "the run",
                               requeueAllowed: requeueAllowed, quarantined: after?.quarantined ?? [])
         attempt.heldByOthers = after?.heldByOthers ?? 0
         attempt.claimedElsewhere = after?.claimedElsewhere ?? 0
+        attempt.diedOn = after?.diedOn ?? []
+        attempt.progressed = marked.map { $0 > 0 || !newlyQuarantined.isEmpty } ?? (newlyQuarantined.isEmpty ? nil : true)
         if workDone == nil, let failure = SpaceProbe.failure(in: directory) {
             report("the state cannot be written: \(failure.message)")
             attempt.stateWriteFailure = failure.message
@@ -545,6 +558,7 @@ public final class Supervisor {
         progress.heldByOthers = account.heldByOthers
         progress.claimedElsewhere = account.claimedElsewhere
         progress.doneElsewhere = account.doneElsewhere
+        progress.diedOn = account.diedOn
         let runDone = account.done == account.total && account.claimedElsewhere == 0 ? try state.checkRunDone() : false
         if !runDone && progress.remaining == 0 && progress.heldByOthers == 0, try state.checkRunSettled(attemptsOver: attemptsOver) != nil {
             return (RunQuarantined.fileName, progress)
@@ -565,6 +579,7 @@ public final class Supervisor {
         var claimedElsewhere = 0
         /// Balancing: units of other shares this job's worker finished (its progress there).
         var doneElsewhere = 0
+        var diedOn: [UnitInFlight] = []
 
         /// The units this job answers for.
         var left: Int { max(0, remaining - heldByOthers) + claimedElsewhere }
@@ -582,9 +597,19 @@ public final class Supervisor {
     }
 
     private func facts(for attempt: Attempt, restart: Int) -> RequeueFacts {
-        let exits = (try? EventLog.read(from: directory))?.filter {
-            $0["event"]?.string == "child_exit" && $0["job"]?.string == chain && $0["node"]?.int == node
-        } ?? []
+        var historyFailure = historyWriteFailure
+        var exits: [JSONValue] = []
+        do {
+            exits = try EventLog.read(from: directory).filter {
+                $0["event"]?.string == "child_exit" && $0["job"]?.string == chain && $0["node"]?.int == node
+            }
+        } catch let error as GracefulStopError {
+            historyFailure = historyFailure ?? "cannot read \(directory.pathOf(EventLog.fileName)): \(error.message)"
+        } catch {}
+        // This gstop's own attempts that the log lacks: local restarts stay counted whatever the
+        // state's filesystem does.
+        let logged = Set(exits.compactMap { $0["restart"]?.int })
+        exits += exitsHere.filter { !logged.contains($0["restart"]?.int ?? -1) }
         let idle = AttemptHistory.idleAttempts(exits)
         let failed = AttemptHistory.failedAttempts(exits)
         let target = slurm?.requeueID(wholeArray: options.requeue == .array) ?? "a local restart"
@@ -597,19 +622,30 @@ public final class Supervisor {
         facts.heldByOthers = attempt.heldByOthers
         facts.claimedElsewhere = attempt.claimedElsewhere
         facts.stateWriteFailure = attempt.stateWriteFailure
+        // Under SLURM each attempt is a new gstop: what the log lost, nobody remembers.
+        if slurm != nil { facts.historyUnknown = historyFailure }
+        facts.progressed = attempt.progressed ?? false
+        facts.diedOn = attempt.diedOn
         return facts
     }
 
     // MARK: - Events
 
-    private func record(_ event: String, _ fields: [(String, JSONValue)]) {
+    /// Appends an event; a failure is said (and returned: the guard's own record must not be lost
+    /// in silence).
+    @discardableResult
+    private func record(_ event: String, _ fields: [(String, JSONValue)]) -> String? {
         let common: [(String, JSONValue)] = [
             ("event", .string(event)), ("job", .string(chain)), ("node", .number(Double(node))), ("host", .string(HostName.current)),
             ("pid", .number(Double(getpid()))),
         ]
         do { try EventLog.append(common + fields, in: directory) } catch let error as GracefulStopError {
             report("warning: could not write the events log: \(error.message)")
-        } catch {}
+            return error.message
+        } catch {
+            return "\(error)"
+        }
+        return nil
     }
 
     private func record(_ event: String, _ decision: RequeueDecision, extra: [(String, JSONValue)] = []) {
