@@ -7,6 +7,8 @@ public enum Environment {
     public static let nodeVariable = "GRACEFULSTOP_NODE"
     public static let deadline = "GRACEFULSTOP_DEADLINE"
     public static let attemptStart = "GRACEFULSTOP_ATTEMPT_START"
+    /// The stop requests there when gstop started the attempt (StaleRequests): they never apply to it.
+    public static let staleRequests = "GRACEFULSTOP_STALE_REQUESTS"
     public static let checkInterval = "GRACEFULSTOP_CHECK_INTERVAL"
     public static let signals = "GRACEFULSTOP_SIGNALS"
     /// Set by gstop for the command: the restart count (SLURM_RESTART_COUNT, or local restarts).

@@ -153,7 +153,7 @@ public final class RunState: Sendable {
     private static func makeStopCheck(directory: Directory?, node: Int) throws -> StopCheck {
         StopCheck(
             directory: directory, job: Environment.job(),
-            attemptStart: try Environment.unixTime(Environment.attemptStart) ?? Clock.unixSeconds(),
+            stale: Environment.value(Environment.staleRequests).flatMap(StaleRequests.decode),
             deadline: try Environment.unixTime(Environment.deadline),
             intervalSeconds: try Environment.checkIntervalSeconds(),
             recorder: ProcessStopRecorder.make(directory: directory, node: node))

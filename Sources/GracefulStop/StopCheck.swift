@@ -25,8 +25,13 @@ public final class StopCheck: Sendable {
     private let directory: Directory?
     /// The request files that apply: the one for everybody, and the one for this job.
     private let requestFiles: [String]
-    /// Unix seconds when this attempt started: requests older than this are stale.
-    public let attemptStart: Double
+    /// The requests that were there when this attempt started (they never apply to it).
+    let stale: StaleRequests
+    /// `stale`'s identities in `requestFiles`' order (0: none), for the board's words.
+    private let staleIdentities: [UInt64]
+    /// CLOCK_MONOTONIC when this handle was made (after `stale` was taken): the board is believed
+    /// from looks begun since.
+    private let created = Clock.monotonicNanoseconds()
     /// Unix seconds after which to stop, if any.
     public let deadline: Double?
     private let deadlineMonotonic: Int64
@@ -47,12 +52,16 @@ public final class StopCheck: Sendable {
     /// once per process however many states it opened (the flag it comes from is per process too).
     private static let recordedSignal = Atomic<Int32>(0)
 
-    init(directory: Directory?, job: String?, attemptStart: Double, deadline: Double?, intervalSeconds: Double,
+    /// `stale`: the requests there at the attempt's start (nil: those there now, read here).
+    init(directory: Directory?, job: String?, stale: StaleRequests?, deadline: Double?, intervalSeconds: Double,
          recorder: ProcessStopRecorder? = nil) {
         self.directory = directory
         self.recorder = recorder
-        self.requestFiles = [StopRequest.fileName] + (job.map { [StopRequest.fileName(forJob: $0)] } ?? [])
-        self.attemptStart = attemptStart
+        let requestFiles = [StopRequest.fileName] + (job.map { [StopRequest.fileName(forJob: $0)] } ?? [])
+        self.requestFiles = requestFiles
+        let stale = stale ?? directory.map { StaleRequests.snapshot(of: requestFiles, in: $0) } ?? StaleRequests()
+        self.stale = stale
+        staleIdentities = stale.identities(of: requestFiles)
         self.deadline = deadline
         if let deadline {
             let remaining = (deadline - Clock.unixSeconds()) * 1e9
@@ -89,8 +98,8 @@ public final class StopCheck: Sendable {
             latch(.deadline, "the deadline \(deadline.map { String($0) } ?? "") (\(Environment.deadline)) has passed")
             return true
         }
-        if let watcher, let newest = watcher.board.newest, newest >= attemptStart, let found = watcher.board.request(since: attemptStart) {
-            latch(.request, "stop requested by \(found.text)")
+        if let watcher, hasNewRequest(on: watcher.board), let found = watcher.board.request(besides: staleIdentities, lookedSince: created) {
+            latch(.request, "stop requested by \(found)")
             return true
         }
         let due = nextFileCheck.load(ordering: .relaxed)
@@ -109,6 +118,16 @@ public final class StopCheck: Sendable {
         return lookForRequest()
     }
 
+    /// Two words of memory: a request on the board that was not there when the attempt started.
+    @inline(__always)
+    private func hasNewRequest(on board: RequestBoard) -> Bool {
+        for slot in 0..<min(RequestBoard.slots, staleIdentities.count) {
+            let identity = board.identity(slot: slot)
+            if identity != 0 && identity != staleIdentities[slot] { return true }
+        }
+        return false
+    }
+
     /// The caller's own look (intervals under 10 ms): a fresh open and fstat of the directory, the
     /// request files read only when it changed.
     private func lookForRequest() -> Bool {
@@ -124,8 +143,8 @@ public final class StopCheck: Sendable {
         directoryChangeSeen.store(changed, ordering: .relaxed)
         // Errors reading the request (a flaky NFS mount) are not a reason to stop; the next
         // interval looks again.
-        for request in StopRequest.readAll(requestFiles, in: directory, namesTrusted: look.namesTrusted) ?? [] {
-            guard let request, request.applies(toAttemptStartedAt: attemptStart) else { continue }
+        for (file, request) in zip(requestFiles, StopRequest.readAll(requestFiles, in: directory, namesTrusted: look.namesTrusted) ?? []) {
+            guard let request, stale.applies(request, in: file) else { continue }
             latch(.request, "stop requested by \(request.by) at \(request.requestedAt): \(request.reason)")
             return true
         }

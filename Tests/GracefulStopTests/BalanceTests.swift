@@ -233,25 +233,58 @@ enum FileManagerless {
         let key = "test-\(getpid())-\(UInt32.random(in: 0 ... .max))"
         defer { unlink("/dev/shm/gracefulstop-\(getuid())-\(key)") }
         let board = RequestBoard.open(key: key)
-        #expect(board.shared && board.newest == nil && board.request(since: 0) == nil)
+        #expect(board.shared && board.identity(slot: 0) == 0 && board.request(besides: []) == nil)
         let old = StopRequest(requestedAt: 100, by: "n1:1", reason: "an old one")
         let long = String(repeating: "é", count: 400)  // longer than a slot holds: cut, never torn
         let new = StopRequest(requestedAt: 200.5, by: "n2:2", reason: long)
-        board.publish([old, new])
-        #expect(board.newest == 200.5)
-        let found = try #require(board.request(since: 150))
-        #expect(found.requestedAt == 200.5 && found.text.hasPrefix("n2:2 at 200.5: éé") && found.text.utf8.count <= 504)
-        #expect(board.request(since: 50)?.requestedAt == 200.5)  // the newest that applies
-        #expect(board.request(since: 300) == nil)
+        board.publish([old, new], lookStarted: 500)
+        #expect(board.identity(slot: 0) == old.identity && board.identity(slot: 1) == new.identity)
+        // The old one was there when the attempt started: the new one is what applies.
+        let found = try #require(board.request(besides: [old.identity, 0]))
+        #expect(found.hasPrefix("n2:2 at 200.5: éé") && found.utf8.count <= 504)
+        #expect(board.request(besides: [])?.hasPrefix("n1:1 at 100.0: an old one") == true)  // nothing stale: the first
+        #expect(board.request(besides: [old.identity, new.identity]) == nil)
+        // A look begun before a process took its snapshot is not believed by it.
+        #expect(board.request(besides: [old.identity, 0], lookedSince: 501) == nil)
+        board.confirm(lookStarted: 700)
+        #expect(board.request(besides: [old.identity, 0], lookedSince: 501)?.hasPrefix("n2:2") == true)
         // Another process's view of the same page (a second mapping of the file).
         let other = RequestBoard.open(key: key)
-        #expect(other.request(since: 150)?.requestedAt == 200.5)
-        board.publish([nil, nil])
-        #expect(other.newest == nil && other.request(since: 0) == nil)
+        #expect(other.request(besides: [old.identity, 0])?.hasPrefix("n2:2") == true)
+        board.publish([nil, nil], lookStarted: 600)
+        #expect(other.identity(slot: 1) == 0 && other.request(besides: []) == nil)
         // Leadership: taken from nobody, refused to a second taker that saw nobody, given back.
         #expect(board.takeLead(from: 0) && board.leader == getpid())
         #expect(!other.takeLead(from: 0))
         board.resign()
         #expect(other.leader == 0 && other.takeLead(from: 0))
+    }
+}
+
+/// Which stop requests apply to an attempt: all but those there when it started, known by what they
+/// say, not by comparing two hosts' clocks.
+@Suite struct StaleRequestsTests {
+    static let old = StopRequest(requestedAt: 1_800_000_090, by: "n1:7", reason: "SIGUSR1 to gstop")  // a clock ahead
+
+    @Test(arguments: [
+        // the request in the file now, whether it applies
+        (StopRequest(requestedAt: 1_800_000_090, by: "n1:7", reason: "SIGUSR1 to gstop"), false),  // the same request: stale
+        (StopRequest(requestedAt: 1_799_999_910, by: "n2:8", reason: "request_stop()"), true),  // newer, from a clock 3 minutes behind
+        (StopRequest(requestedAt: 1_800_000_090, by: "n1:9", reason: "SIGUSR1 to gstop"), true),  // same second, another writer
+        (StopRequest(requestedAt: 1_800_000_090, by: "n1:7", reason: "SIGUSR1 to gstop", signal: SIGUSR1), true),
+    ])
+    func aRequestAppliesUnlessItIsTheOneThatWasThere(now: StopRequest, applies: Bool) {
+        let stale = StaleRequests(identities: ["stop.12.request": Self.old.identity])
+        #expect(stale.applies(now, in: "stop.12.request") == applies)
+        #expect(stale.applies(Self.old, in: "stop.request"))  // the same words in the other file: that file held nothing
+    }
+
+    @Test func theSnapshotTravelsThroughTheEnvironment() throws {
+        let stale = StaleRequests(identities: ["stop.request": 0xDEAD_BEEF_0000_0001, "stop.12_3.request": 42])
+        #expect(stale.encoded == "stop.12_3.request=2a,stop.request=deadbeef00000001")
+        #expect(StaleRequests.decode(stale.encoded) == stale)
+        #expect(StaleRequests().encoded == "none" && StaleRequests.decode("none") == StaleRequests())
+        #expect(StaleRequests.decode("stop.request=xyz") == nil && StaleRequests.decode("garbage") == nil)
+        #expect(stale.identities(of: ["stop.request", "stop.9.request"]) == [0xDEAD_BEEF_0000_0001, 0])
     }
 }

@@ -124,14 +124,18 @@ private func sendToThisProcess(_ signal: Int32) throws {
             let temporary = TemporaryDirectory()
             _ = try RunState.create(at: temporary.path, units: ["a"], nodes: 1, node: 0)
             writeFile(temporary.sub("stop.request"), "")
-            let attemptAfter = String(Clock.unixSeconds() + 5)
-            try withEnvironment([Environment.attemptStart: attemptAfter]) { () throws in
-                #expect(!(try RunState.open(at: temporary.path, node: 0).shouldStop()))
-            }
-            try withEnvironment([Environment.attemptStart: "1"]) { () throws in
+            try withEnvironment([Environment.staleRequests: nil]) { () throws in
                 let state = try RunState.open(at: temporary.path, node: 0)
+                state.stopCheck.intervalSeconds = 0
+                #expect(!state.shouldStop(), "there before the process opened the state: not for it")
+                usleep(20_000)
+                writeFile(temporary.sub("stop.request"), "")  // touched again: another time, another request
                 #expect(state.shouldStop())
                 #expect(state.stopCheck.reason().detail.contains("modification time"))
+            }
+            try withEnvironment([Environment.staleRequests: "none"]) { () throws in
+                // gstop found no request when it started the attempt: the touched file is new to it.
+                #expect(try RunState.open(at: temporary.path, node: 0).shouldStop())
             }
         }
 

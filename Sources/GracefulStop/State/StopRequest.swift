@@ -6,10 +6,11 @@ import Glibc
 /// and is what the supervisor (on a stop signal) and `request_stop()` write, so that one array
 /// task's time-limit warning does not stop the other tasks sharing the state.
 ///
-/// A request counts only for attempts that began before it was made: each process knows when its
-/// attempt started (`GRACEFULSTOP_ATTEMPT_START`, set by the supervisor, else when it opened the
-/// state), so a request left over from an earlier attempt never stops a restarted job. No file
-/// has to be removed by hand, and no node can remove another node's current request.
+/// A request counts for every attempt except those that started while it was already there: the
+/// attempt knows which requests those were (`StaleRequests`, handed down by the supervisor, else
+/// taken when the process opened the state), so a request left over from an earlier attempt never
+/// stops a restarted job, and no clock is compared with another host's. No file has to be removed
+/// by hand, and no node can remove another node's current request.
 public struct StopRequest: Sendable, Equatable {
     /// The request to every process of every job using the state.
     public static let fileName = "stop.request"
@@ -44,8 +45,24 @@ public struct StopRequest: Sendable, Equatable {
         StopRequest(requestedAt: Clock.unixSeconds(), by: "\(HostName.current):\(getpid())", reason: reason)
     }
 
-    /// Whether the request applies to an attempt that started at `attemptStart` (unix seconds).
-    public func applies(toAttemptStartedAt attemptStart: Double) -> Bool { requestedAt >= attemptStart }
+    /// What the request says, as one number (FNV-1a, 64 bits; never 0): a request rewritten by
+    /// anyone at any time is another request. Which requests apply is decided by it (StaleRequests).
+    var identity: UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix<Bytes: Sequence<UInt8>>(_ bytes: Bytes) {
+            for byte in bytes {
+                hash ^= UInt64(byte)
+                hash = hash &* 0x0000_0100_0000_01B3
+            }
+            hash ^= 0xFF
+            hash = hash &* 0x0000_0100_0000_01B3
+        }
+        withUnsafeBytes(of: requestedAt.bitPattern.littleEndian) { mix($0) }
+        mix(by.utf8)
+        mix(reason.utf8)
+        withUnsafeBytes(of: (signal ?? 0).littleEndian) { mix($0) }
+        return hash == 0 ? 1 : hash
+    }
 
     func encoded() -> [UInt8] {
         var json = JSONWriter()

@@ -13,7 +13,9 @@ import Synchronization
 final class RequestBoard: @unchecked Sendable {
     /// The two request files a job hears: `stop.request` and `stop.<job>.request`.
     static let slots = 2
-    private static let magic: Int64 = 0x4753_544F_5042_5244  // "GSTOPBRD"
+    /// "GSTOPBR2": slots hold a request's identity (a board of the earlier layout, with times, is
+    /// taken over and rewritten).
+    private static let magic: Int64 = 0x4753_544F_5042_5232
     private static let pageSize = 4096
     /// Words of text per slot: 63 × 8 = 504 bytes of the request's sentence.
     private static let textWords = 63
@@ -26,12 +28,13 @@ final class RequestBoard: @unchecked Sendable {
         case beat = 2
         /// Even when the texts are whole; odd while the leader writes them.
         case sequence = 3
-        /// The newest request's time (a Double's bits; 0: none): the one word `should_stop()` reads.
-        case newest = 4
+        /// CLOCK_MONOTONIC when the look that the slots are current as of began: a process trusts
+        /// them only from a look begun after it took its snapshot of the stale requests.
+        case lookStarted = 4
         case slotsStart = 8
     }
 
-    private static var slotWords: Int { 2 + textWords }  // requested at, length, text
+    private static var slotWords: Int { 2 + textWords }  // identity, length, text
 
     /// The page's address: an empty page of nobody's until `attach()` maps the board, so that a
     /// process that opens a state but never asks `should_stop()` leaves nothing in /dev/shm.
@@ -140,24 +143,31 @@ final class RequestBoard: @unchecked Sendable {
 
     // MARK: - Requests
 
-    /// The newest request's time, or nil: what `should_stop()` compares with its attempt's start.
-    var newest: Double? {
-        let bits = word(Word.newest.rawValue)
-        return bits == 0 ? nil : Double(bitPattern: UInt64(bitPattern: bits))
-    }
+    /// The identity of the request in `slot`'s file (0: none): the word `should_stop()` reads.
+    func identity(slot: Int) -> UInt64 { UInt64(bitPattern: word(Word.slotsStart.rawValue + slot * Self.slotWords)) }
 
-    /// Writes what the leader found of each slot's file (nil: no request there).
-    func publish(_ requests: [StopRequest?]) {
+    /// Says that the slots are still current as of a look begun at `lookStarted` (the directory
+    /// did not change).
+    func confirm(lookStarted: Int64) {
         let sequence = Word.sequence.rawValue
         words[sequence].add(1, ordering: .acquiringAndReleasing)
-        var newest: Double? = nil
+        set(Word.lookStarted.rawValue, lookStarted)
+        words[sequence].add(1, ordering: .acquiringAndReleasing)
+    }
+
+    /// Writes what the leader found of each slot's file (nil: no request there) in a look begun at
+    /// `lookStarted`.
+    func publish(_ requests: [StopRequest?], lookStarted: Int64) {
+        let sequence = Word.sequence.rawValue
+        words[sequence].add(1, ordering: .acquiringAndReleasing)
+        set(Word.lookStarted.rawValue, lookStarted)
         for (slot, request) in requests.prefix(Self.slots).enumerated() {
             let base = Word.slotsStart.rawValue + slot * Self.slotWords
             guard let request else {
                 set(base, 0)
                 continue
             }
-            set(base, Int64(bitPattern: request.requestedAt.bitPattern))
+            set(base, Int64(bitPattern: request.identity))
             let text = Self.cut(Array("\(request.by) at \(request.requestedAt): \(request.reason)".utf8), to: Self.textWords * 8)
             set(base + 1, Int64(text.count))
             for index in 0..<Self.textWords {
@@ -165,9 +175,7 @@ final class RequestBoard: @unchecked Sendable {
                 for byte in 0..<8 where index * 8 + byte < text.count { packed |= UInt64(text[index * 8 + byte]) << (8 * byte) }
                 set(base + 2 + index, Int64(bitPattern: packed))
             }
-            newest = max(newest ?? request.requestedAt, request.requestedAt)
         }
-        set(Word.newest.rawValue, newest.map { Int64(bitPattern: $0.bitPattern) } ?? 0)
         words[sequence].add(1, ordering: .acquiringAndReleasing)
     }
 
@@ -179,25 +187,27 @@ final class RequestBoard: @unchecked Sendable {
         return Array(bytes[..<end])
     }
 
-    /// The newest request made at or after `attemptStart`: its time and "by at time: reason".
-    func request(since attemptStart: Double) -> (requestedAt: Double, text: String)? {
+    /// The first request on the board that is not the stale one of its slot (`stale[slot]`; 0:
+    /// none was stale), from a look begun at or after `lookedSince` (CLOCK_MONOTONIC; an older
+    /// look may show a request that the snapshot of stale ones had already seen replaced): "by at
+    /// time: reason".
+    func request(besides stale: [UInt64], lookedSince: Int64 = .min) -> String? {
         for _ in 0..<1000 {
             let before = word(Word.sequence.rawValue)
             if before & 1 == 1 { continue }
-            var found: (Double, String)? = nil
-            for slot in 0..<Self.slots {
+            var found: String? = nil
+            for slot in 0..<Self.slots where word(Word.lookStarted.rawValue) >= lookedSince {
                 let base = Word.slotsStart.rawValue + slot * Self.slotWords
-                let bits = word(base)
-                guard bits != 0 else { continue }
-                let requestedAt = Double(bitPattern: UInt64(bitPattern: bits))
-                guard requestedAt >= attemptStart, found.map({ requestedAt > $0.0 }) ?? true else { continue }
+                let identity = UInt64(bitPattern: word(base))
+                guard identity != 0, identity != (slot < stale.count ? stale[slot] : 0) else { continue }
                 let length = max(0, min(Int(word(base + 1)), Self.textWords * 8))
                 var bytes: [UInt8] = []
                 bytes.reserveCapacity(length)
                 for index in 0..<length {
                     bytes.append(UInt8(truncatingIfNeeded: UInt64(bitPattern: word(base + 2 + index / 8)) >> (8 * (index % 8))))
                 }
-                found = (requestedAt, String(decoding: bytes, as: UTF8.self))
+                found = String(decoding: bytes, as: UTF8.self)
+                break
             }
             if word(Word.sequence.rawValue) == before { return found }
         }

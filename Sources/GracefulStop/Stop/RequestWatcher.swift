@@ -150,11 +150,15 @@ final class RequestWatcher: @unchecked Sendable {
     /// are read only when the directory changed (a request is renamed into it), and every time
     /// while that change is under two seconds old (coarse timestamps could hide a second one).
     private func look() {
+        let started = Clock.monotonicNanoseconds()
         guard let look = try? directory.refresh() else { return }
         let changed = Int64(look.status.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(look.status.st_mtim.tv_nsec)
-        if look.namesTrusted && changed == changeSeen && Double(changed) / 1e9 < Clock.unixSeconds() - 2 { return }
+        if look.namesTrusted && changed == changeSeen && Double(changed) / 1e9 < Clock.unixSeconds() - 2 {
+            board.confirm(lookStarted: started)
+            return
+        }
         guard let requests = StopRequest.readAll(requestFiles, in: directory, namesTrusted: look.namesTrusted) else { return }
         changeSeen = changed
-        board.publish(requests)
+        board.publish(requests, lookStarted: started)
     }
 }

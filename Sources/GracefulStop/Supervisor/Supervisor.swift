@@ -253,6 +253,10 @@ public final class Supervisor {
         environment[Environment.restartCount] = String(restart)
         environment[Environment.resume] = restart > 0 ? "1" : "0"
         environment[Environment.attemptStart] = attemptStartText
+        // The requests there now never apply to this attempt; any other does, whatever its clock.
+        let requestFiles = [StopRequest.fileName, StopRequest.fileName(forJob: slurm?.logID)]
+        let stale = StaleRequests.snapshot(of: requestFiles, in: directory)
+        environment[Environment.staleRequests] = stale.encoded
         environment[Environment.deadline] = deadline.map { String($0) }
         record("attempt_start", [
             ("restart", .number(Double(restart))), ("command", .array(options.command.map { .string($0) })),
@@ -269,7 +273,7 @@ public final class Supervisor {
         facts.deadlinePassed = deadline.map { Clock.unixSeconds() >= $0 } ?? false
         let events = (try? EventLog.read(from: directory)) ?? []
         facts.processStops = ProcessStop.records(in: events, attemptStart: attemptStartText)
-        facts.request = currentRequest(since: attemptStart)
+        facts.request = currentRequest(besides: stale)
         if let slurm {
             do { facts.jobAtEnd = try slurm.info() } catch let error as GracefulStopError { facts.endLookupError = error.message }
         }
@@ -585,9 +589,9 @@ public final class Supervisor {
         var left: Int { max(0, remaining - heldByOthers) + claimedElsewhere }
     }
 
-    private func currentRequest(since attemptStart: Double) -> StopRequest? {
+    private func currentRequest(besides stale: StaleRequests) -> StopRequest? {
         for file in [StopRequest.fileName, StopRequest.fileName(forJob: slurm?.logID)] {
-            if let request = try? StopRequest.read(from: directory, fileName: file), request.applies(toAttemptStartedAt: attemptStart),
+            if let request = try? StopRequest.read(from: directory, fileName: file), stale.applies(request, in: file),
                !request.by.hasSuffix(":\(getpid())")
             {
                 return request
