@@ -102,11 +102,14 @@ final class DoneMarkers: Sendable {
         try shard.refresh()
         var names: [String] = []
         let suffixLength = MarkerName.suffix.count
-        try shard.forEachEntry { name in
-            guard names.count < limit, name.count > suffixLength, name[0] != UInt8(ascii: "."),
-                  name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix) else { return }
-            names.append(String(decoding: name, as: UTF8.self))
-        }
+        // The first `limit` markers listed: the listing stops there (the node's count, listed in
+        // full, comes from `scan`; a status reads each directory once, not twice).
+        try shard.forEntries(until: { name in
+            if name.count > suffixLength, name[0] != UInt8(ascii: "."), name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix) {
+                names.append(String(decoding: name, as: UTF8.self))
+            }
+            return names.count < limit
+        })
         // A marker removed meanwhile, or unreadable, is left out: the sample is a sample.
         return names.compactMap { (try? shard.readFile($0)).flatMap { $0 }.flatMap(UnitTiming.decode(markerContent:)) }
     }

@@ -101,7 +101,10 @@ final class Directory: Sendable {
         if try refresh().namesTrusted { return try exists(name, display: display()) }
         let wanted = UnsafeBufferPointer(start: UnsafeRawPointer(name).assumingMemoryBound(to: UInt8.self), count: strlen(name))
         var found = false
-        try forEachEntry { entry in if !found && entry.elementsEqual(wanted) { found = true } }
+        try forEntries(until: { entry in
+            found = entry.elementsEqual(wanted)
+            return !found
+        })
         return found
     }
 
@@ -345,6 +348,12 @@ final class Directory: Sendable {
     /// Calls `body` with the name of every entry (without "." and ".."): one pass of readdir over a
     /// fresh descriptor, so concurrent scans never share a directory offset.
     func forEachEntry(_ body: (UnsafeBufferPointer<UInt8>) -> Void) throws {
+        try forEntries(until: { name in body(name); return true })
+    }
+
+    /// `forEachEntry` until `body` returns false: a sample of a big directory reads
+    /// its first pages (on NFS, a READDIR or two), not all of it.
+    func forEntries(until body: (UnsafeBufferPointer<UInt8>) -> Bool) throws {
         let opened = retryingOnInterrupt { openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         if opened.result == -1 { throw GracefulStopError.system("cannot open directory", path, errno: opened.errno) }
         guard let stream = fdopendir(opened.result) else {
@@ -363,7 +372,7 @@ final class Directory: Sendable {
             let name = UnsafeRawPointer(entry).advanced(by: nameOffset).assumingMemoryBound(to: UInt8.self)
             let length = strlen(name)
             if name[0] == UInt8(ascii: ".") && (length == 1 || (length == 2 && name[1] == UInt8(ascii: "."))) { continue }
-            body(UnsafeBufferPointer(start: name, count: length))
+            if !body(UnsafeBufferPointer(start: name, count: length)) { return }
         }
     }
 }
