@@ -902,6 +902,55 @@ def share_reads(size: dict) -> None:
 PAPER: list[str] = []
 
 
+def file_syscalls(command: list[str]) -> dict:
+    """Filesystem system calls of a fresh process (strace -c -f): opens, directory reads, reads, stats."""
+    report = os.path.join(tempfile.mkdtemp(prefix="gs-strace-"), "calls")
+    subprocess.run(["strace", "-f", "-c", "-o", report, "-e", "trace=openat,getdents64,read,newfstatat,statx,fstat", *command],
+                   capture_output=True, check=True)
+    calls = {}
+    for line in Path(report).read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[-1] in ("openat", "getdents64", "read", "newfstatat", "statx", "fstat"):
+            calls[fields[-1]] = int(fields[3])
+    return calls
+
+
+def progress_line(size: dict) -> None:
+    """One progress line of a big run (`gstop status --totals`: complete/ and the shares' summaries)
+    against `gstop status` (every share's markers), fresh processes."""
+    units, shares = max(size["share_runs"]), 1000
+    print(f"  17: {units:,} units over {shares:,} shares, half done ...", flush=True)
+    root = tempfile.mkdtemp(prefix="gs-progress-")
+    state_dir = os.path.join(root, "state")
+    names = unit_names(units)
+    gracefulstop.create(state_dir, names, nodes=shares)
+    for share in range(shares):  # half of each share marked, as the workers leave it (no fsync: setting up)
+        done = Path(state_dir, "done", str(share))
+        done.mkdir(parents=True, exist_ok=True)
+        mine = names[share::shares]
+        for name in mine[: len(mine) // 2]:
+            (done / f"{name}.done").write_text(f'{name} {{"ended": 1, "host": "bench", "node": {share}, "restart": 0}}\n')
+    # What mark_done leaves in progress/ for each share (ShareSummary's format, docs/state-format.md).
+    progress = Path(state_dir, "progress")
+    progress.mkdir()
+    for share in range(shares):
+        count = len(names[share::shares])
+        (progress / str(share)).write_text(json.dumps({"done": count // 2, "total": count, "at": time.time(), "host": "bench"}) + "\n")
+    totals = subprocess.run([GSTOP, "status", "--totals", "--state", state_dir], capture_output=True, text=True, check=True).stdout
+    assert f"{units // 2:,}".replace(",", "") in totals.replace(",", ""), totals
+    line_calls, status_calls = (file_syscalls([GSTOP, "status", *extra, "--state", state_dir]) for extra in (["--totals"], []))
+    line_ms, status_ms = (fresh_ms([GSTOP, "status", *extra, "--state", state_dir], runs=3) for extra in (["--totals"], []))
+    entries = lambda calls: calls.get("getdents64", 0)  # noqa: E731
+    opens = lambda calls: calls.get("openat", 0)  # noqa: E731
+    row("17", f"one progress line of {units:,} units over {shares:,} shares, half done (`gstop status --totals`), fresh process",
+        f"{opens(line_calls):,} opens, {entries(line_calls):,} directory reads, {line_ms:,.0f} ms",
+        f"`gstop status`: {opens(status_calls):,} opens, {entries(status_calls):,} directory reads, {status_ms:,.0f} ms",
+        f"{entries(status_calls) / max(1, entries(line_calls)):,.0f}× fewer directory reads", "O(shares) small reads", opens(line_calls) <= 3 * shares,
+        "strace -c -f of each; the line reads complete/ and progress/ (one small file per share), never a share's markers; "
+        "a 1,000-task array asking once a minute costs the metadata server ~1,000 × 1,000 small reads a minute, not every marker")
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def paper_table(units: int, start_bytes: dict) -> str:
     """What a whole job start and end cost the shared filesystem, from the per-node figures above."""
     per_unit_v2 = start_bytes[(units, 1000, "v2")] / (units / 1000)  # a shard's bytes per name, manifest included
@@ -951,13 +1000,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="CI sizes: quick, figures not representative")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
-    parser.add_argument("--only", metavar="N[,N...]", help="measure only these figures (1-15) and print them; "
+    parser.add_argument("--only", metavar="N[,N...]", help="measure only these figures (1-17) and print them; "
                         "docs/benchmarks.md is written only by a run of all of them")
     args = parser.parse_args()
     size = SIZES["small" if args.small else "full"]
     figures = {1: calls_per_check, 2: calls_per_check, 3: syscalls, 4: stop_latency, 5: durable_marks,
                6: remaining_units, 7: remaining_units, 8: idle_supervisor, 9: library_load, 10: release_build, 11: nfs, 12: sweep_cost,
-               13: cold_path, 14: begin_records, 15: makespan}
+               13: cold_path, 14: begin_records, 15: makespan, 17: progress_line}
     chosen = list(dict.fromkeys(figures.values()))
     if args.only:
         try:
@@ -965,7 +1014,7 @@ def main() -> int:
         except ValueError:
             parser.error(f"--only takes figure numbers such as 5 or 6,7, not '{args.only}'")
         if not numbers or any(n not in figures for n in numbers):
-            parser.error(f"--only takes figure numbers from 1 to 15, not '{args.only}'")
+            parser.error(f"--only takes figure numbers from 1 to 17, not '{args.only}'")
         chosen = list(dict.fromkeys(figures[n] for n in numbers))
         args.no_write = True
     started = time.time()

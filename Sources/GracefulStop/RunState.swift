@@ -18,8 +18,12 @@ public final class RunState: Sendable {
     /// What this handle knows to be done, node by node (by each unit's place among its node's
     /// units): refreshed by scans, updated by its own marks. It lets `markDone` notice, without a
     /// scan per call, when a node may have finished. A node is here once a scan has read it.
-    private struct Knowledge: Sendable {
+    struct Knowledge: Sendable {
         var done: [Int: DoneSet] = [:]
+        /// CLOCK_MONOTONIC when this handle last wrote each share's summary (ShareSummary).
+        var summarized: [Int: Int64] = [:]
+        /// Shares marked since their summary was written: written when the handle goes.
+        var unsummarized: Set<Int> = []
     }
 
     let files: Files?
@@ -30,7 +34,7 @@ public final class RunState: Sendable {
     /// This process's node (from the caller, else the environment: see `Environment.node()`).
     public let node: Int
     public let stopCheck: StopCheck
-    private let knowledge = Locked(Knowledge())
+    let knowledge = Locked(Knowledge())
     /// Units begun and not yet done or given up, and the durations this process knows (see
     /// RunState+Attempts.swift).
     let attempts = Locked(AttemptBook())
@@ -230,12 +234,41 @@ public final class RunState: Sendable {
         if nodeFinished {
             try NodeCompletion.write(node: owner, unitCount: partition.unitCount(ofNode: owner), in: files.directory)
             _ = try checkRunDone()
+        } else {
+            summarize(share: owner, in: files)
         }
         return alreadyDone
     }
 
     @discardableResult
     public func markDone(_ unit: String) throws -> Bool { try markDone(unit.utf8) }
+
+    /// Writes the share's summary for progress lines (ShareSummary) when this handle has not for
+    /// ten seconds: the first mark writes one, then at most one per interval. Best effort: a
+    /// summary is a convenience, and the mark has been made.
+    private func summarize(share: Int, in files: Files) {
+        let now = Clock.monotonicNanoseconds()
+        let done: Int? = knowledge.withLock { known in
+            if let last = known.summarized[share], now &- last < ShareSummary.intervalNanoseconds {
+                known.unsummarized.insert(share)
+                return nil
+            }
+            known.summarized[share] = now
+            known.unsummarized.remove(share)
+            return known.done[share]?.count
+        }
+        guard let done else { return }
+        try? ShareSummary.write(share: share, done: done, total: files.manifest.partition.unitCount(ofNode: share), in: files.directory)
+    }
+
+    deinit {
+        // The last marks of a handle that closes within ten seconds of a summary are not lost to it.
+        guard let files else { return }
+        let pending = knowledge.withLock { known in known.unsummarized.compactMap { share in known.done[share].map { (share, $0.count) } } }
+        for (share, done) in pending {
+            try? ShareSummary.write(share: share, done: done, total: files.manifest.partition.unitCount(ofNode: share), in: files.directory)
+        }
+    }
 
     /// Where `unit`'s marker is, relative to the state directory (`done/<node>/<marker>`).
     public func markerPath<Name: Collection<UInt8>>(_ unit: Name) throws -> String {

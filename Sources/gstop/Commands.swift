@@ -65,7 +65,12 @@ struct Subcommand {
         print("gstop: state \(path): \(units.count) units on \(nodes) node\(nodes == 1 ? "" : "s") (\(state.manifest!.partition.rule.rawValue)), \(done) done")
         return 0
     },
-    "status": Subcommand(help: Help.status, valued: ["state"], flags: ["json"]) { arguments in
+    "status": Subcommand(help: Help.status, valued: ["state"], flags: ["json", "totals"]) { arguments in
+        if arguments.flag("totals") {
+            let path = try arguments.stateDirectory()
+            print("state \(path): " + (try RunState.open(at: path, node: 0).totals().line()))
+            return 0
+        }
         let report = try StatusReport.gather(path: try arguments.stateDirectory())
         if arguments.flag("json") {
             print(report.json(), terminator: "")

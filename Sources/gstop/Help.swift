@@ -182,7 +182,7 @@ enum Help {
     """
 
     static let status = """
-    usage: gstop status [--json] [--state DIR]
+    usage: gstop status [--json | --totals] [--state DIR]
 
     Shows done / remaining / quarantined / total units per node (progress bars on a terminal, a
     plain table otherwise); how long units take (p50 and p90, units per hour per node) and when the
@@ -196,6 +196,9 @@ enum Help {
     options:
       --json        one JSON object instead: per node and for the run, unit_seconds {p50, p90},
                     units_per_hour and eta_seconds (eta_at: the unix time), and quarantined
+      --totals      one line, cheap at any scale: the run's done and total units from complete/
+                    and the shares' summaries (progress/, written as units are marked, at most
+                    every 10 s per process): O(shares) small reads, seconds old, a lower bound
       --state DIR   the state directory (default: $GRACEFULSTOP_STATE_DIR)
     """
 

@@ -5,6 +5,32 @@ import Testing
 @testable import GracefulStop
 
 @Suite struct RunStateTests {
+    @Test func theRunsTotalsComeFromCompleteAndTheShareSummariesNotTheMarkers() throws {
+        let temporary = TemporaryDirectory()
+        let units = (0..<40).map { "u\($0)" }
+        _ = try RunState.create(at: temporary.path, units: units, nodes: 4, node: 0)
+        #expect(try RunState.open(at: temporary.path, node: 0).totals() == RunTotals(done: 0, total: 40, shares: 4))
+        do {  // node 1 finishes its share; node 2 marks three units and closes
+            let one = try RunState.open(at: temporary.path, node: 1)
+            for unit in try one.remainingUnits() { _ = try one.markDone(unit) }
+            let two = try RunState.open(at: temporary.path, node: 2)
+            for unit in try two.remainingUnits().prefix(3) { _ = try two.markDone(unit) }
+        }
+        // Each handle summarizes its first mark at once and the rest when it goes (node 1, too:
+        // its complete/ file is what readers use).
+        #expect(try ShareSummary.readAll(in: Directory(opening: temporary.path)).mapValues(\.done) == [1: 10, 2: 3])
+        // Markers written behind the summaries' back are not counted: the line reads no marker.
+        mkdir(temporary.sub("done/3"), 0o755)
+        writeFile(temporary.sub("done/3/u3.done"), "u3 {}\n")
+        let totals = try RunState.open(at: temporary.path, node: 0).totals()
+        #expect(totals.done == 13 && totals.total == 40 && totals.sharesComplete == 1 && totals.sharesReported == 1)
+        #expect(totals.line(now: totals.oldestReport! + 12).hasPrefix(
+            "13 of 40 units done (32 %): 1 of 4 shares complete, 1 more reported (the oldest 12s ago), 2 not reported yet"))
+        // A summary that does not parse is left out, never an error.
+        writeFile(temporary.sub("progress/3"), "{not json")
+        #expect(try RunState.open(at: temporary.path, node: 0).totals().done == 13)
+    }
+
     @Test(arguments: fixtureStateNames())
     func fixtureStatesReadAsExpected(name: String) throws {
         let temporary = TemporaryDirectory()
