@@ -164,9 +164,12 @@ public final class Supervisor {
         if outcome.requeued {
             if outcome.tries > 1 { try? directory.remove(RequeueFailure.fileName) }
             var done = decision
-            if outcome.tries > 1 || outcome.seenRequeued {
-                done.reasons.append("requeued after \(outcome.tries) tr\(outcome.tries == 1 ? "y" : "ies") over \(TimeSpan.format(outcome.seconds))"
-                    + (outcome.seenRequeued ? " (SLURM showed it requeued although scontrol reported a failure)" : "")
+            if outcome.seenRequeued {
+                // scontrol can die by the requeue's own TERM before it answers: what SLURM did is the truth.
+                done.reasons.append("requeued: scontrol requeue reported a failure (\(outcome.lastError ?? "?")), but SLURM shows the job requeued"
+                    + (outcome.tries > 1 ? " (after \(outcome.tries) tries over \(TimeSpan.format(outcome.seconds)))" : ""))
+            } else if outcome.tries > 1 {
+                done.reasons.append("requeued after \(outcome.tries) tries over \(TimeSpan.format(outcome.seconds))"
                     + (outcome.lastError.map { "; slurmctld did not answer at first: \($0)" } ?? ""))
             }
             report(done.line)
