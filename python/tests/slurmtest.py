@@ -120,6 +120,17 @@ exec {gstop} run --state {state} {gstop_options} -- {run}
         self.command("scancel", "-b", "-s", "USR1", job)
 
 
+def scontrol_wrapper(cluster: "Cluster", directory: Path, script: str) -> tuple[str, Path]:
+    """An `scontrol` on a PATH of its own that runs `script` ({log}: a file it may append to, {real}:
+    the real scontrol); returns the PATH to give the job and the log."""
+    wrapper_dir, log = directory / "bin", directory / "scontrol.log"
+    wrapper_dir.mkdir()
+    real = subprocess.run(["which", "scontrol"], capture_output=True, text=True, env=cluster.env).stdout.strip()
+    (wrapper_dir / "scontrol").write_text(script.format(log=log, real=real))
+    (wrapper_dir / "scontrol").chmod(0o755)
+    return f"{wrapper_dir}:{os.environ['PATH']}", log
+
+
 def work_log(state: Path) -> list[list[str]]:
     path = state / "work.log"
     return [line.split() for line in path.read_text().splitlines()] if path.exists() else []

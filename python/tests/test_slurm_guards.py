@@ -6,11 +6,8 @@ requeue whose scontrol is slow to return — killed by the requeue's own TERM be
 is reported as the requeue it was."""
 from __future__ import annotations
 
-import os
-import subprocess
-
 import gracefulstop
-from slurmtest import assert_each_unit_once, events, work_log
+from slurmtest import assert_each_unit_once, events, scontrol_wrapper, work_log
 
 
 def test_a_job_whose_guard_cannot_keep_its_counts_stops_with_exit_74(cluster, tmp_path):
@@ -38,14 +35,9 @@ exec {real} "$@"
 
 
 def test_a_requeue_whose_scontrol_dies_by_the_requeues_term_is_reported_as_requeued(cluster, tmp_path):
-    wrapper_dir, log = tmp_path / "bin", tmp_path / "scontrol.log"
-    wrapper_dir.mkdir()
-    real = subprocess.run(["which", "scontrol"], capture_output=True, text=True, env=cluster.env).stdout.strip()
-    (wrapper_dir / "scontrol").write_text(SLOW_REQUEUE.format(log=log, real=real))
-    (wrapper_dir / "scontrol").chmod(0o755)
+    path, _ = scontrol_wrapper(cluster, tmp_path, SLOW_REQUEUE)
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="--time=10", WORKER_UNITS="12", WORKER_SECONDS="1",
-                         PATH=f"{wrapper_dir}:{os.environ['PATH']}")
+    job = cluster.submit(tmp_path, state, sbatch="--time=10", WORKER_UNITS="12", WORKER_SECONDS="1", PATH=path)
     cluster.wait("three units started", lambda: len(work_log(state)) >= 3)
     cluster.warn(job)
     cluster.wait_state(job, "PENDING", restarts=1)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CLUSTER_DIR, GSTOP
-from slurmtest import assert_each_unit_once, events, work_log
+from slurmtest import assert_each_unit_once, events, scontrol_wrapper, work_log
 
 
 def stop_slurmctld() -> None:
@@ -131,14 +131,9 @@ exec {real} "$@"
 
 def test_the_scontrol_calls_of_an_attempt_are_few_and_none_while_the_command_works(cluster, tmp_path):
     # An attempt warned and requeued, then one that finishes: every scontrol call logged.
-    wrapper_dir, log = tmp_path / "bin", tmp_path / "scontrol.log"
-    wrapper_dir.mkdir()
-    real = subprocess.run(["which", "scontrol"], capture_output=True, text=True, env=cluster.env).stdout.strip()
-    (wrapper_dir / "scontrol").write_text(WRAPPER.format(log=log, real=real))
-    (wrapper_dir / "scontrol").chmod(0o755)
+    path, log = scontrol_wrapper(cluster, tmp_path, WRAPPER)
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="--time=10", WORKER_UNITS="12", WORKER_SECONDS="1",
-                         PATH=f"{wrapper_dir}:{os.environ['PATH']}")
+    job = cluster.submit(tmp_path, state, sbatch="--time=10", WORKER_UNITS="12", WORKER_SECONDS="1", PATH=path)
     cluster.wait("three units started", lambda: len(work_log(state)) >= 3)
     time.sleep(2)  # the command works: nothing may ask slurmctld meanwhile
     cluster.warn(job)
