@@ -293,6 +293,11 @@ def test_a_full_export_stops_gstop_without_a_requeue_and_the_next_run_finishes(t
     marked = log.read_text().split()
     markers = {p.name[:-5] for p in (server / name / "done" / "0").iterdir() if p.name.endswith(".done")}
     assert set(marked) <= markers, (marked, markers)  # every returned mark is on the server
+    # gstop's own lines: on the server, or their loss said. NFS reports a write that found no space
+    # only at fsync or close; before, those results were ignored and lines vanished without a word.
+    logged = (server / name / "events.jsonl").read_text() if (server / name / "events.jsonl").exists() else ""
+    lost_said = [line for line in err.splitlines() if "could not write the events log" in line]
+    assert '"event": "decision"' in logged or any("no space" in line and "events.jsonl" in line for line in lost_said), err[-3000:]
     filler.unlink()
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-3000:]
