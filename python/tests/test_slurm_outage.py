@@ -6,6 +6,7 @@ attempt makes, counted by a logging wrapper on the job's PATH."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -119,6 +120,10 @@ def test_a_term_in_a_slurmctld_outage_stops_the_command_at_once_and_waits_for_sc
     output = cluster.output(tmp_path, job)
     assert "scontrol show job failed (try 1)" in output and f"scontrol show job answered after {failed_tries + 1} tries" in output, output
     assert not any("scontrol could not say why" in line for line in cluster.decision_lines(tmp_path, job)), output
+    # The command's time is its own, not gstop's lookups after it ended (before: "after 1m15s").
+    ended = next(line for line in output.splitlines() if "gstop: command ended" in line)
+    seconds = float(re.search(r"after (?:(\d+)m)?([\d.]+)s", ended).group(2)) + 60 * int(re.search(r"after (?:(\d+)m)?", ended).group(1) or 0)
+    assert seconds < 45, ended  # started, 3 units, stopped at the TERM: well under the outage
     print(f"\nTERM during a slurmctld outage: the command stopped at once; scontrol show job answered at try {failed_tries + 1}; classified a cancel")
 
 

@@ -2,8 +2,8 @@
 /// the decision never silently becomes "no requeue".
 public enum Scontrol {
     /// `scontrol show job -o ID`; `jobName` as for `JobInfo.parse`.
-    public static func showJob(_ id: String, jobName: String? = nil) throws -> JobInfo {
-        let result = try Command.run(["scontrol", "show", "job", "-o", id])
+    public static func showJob(_ id: String, jobName: String? = nil, whileWaiting: (() -> Void)? = nil) throws -> JobInfo {
+        let result = try Command.run(["scontrol", "show", "job", "-o", id], whileWaiting: whileWaiting)
         guard result.status == 0 else {
             throw GracefulStopError(.system, "scontrol show job \(id) failed (exit \(result.status)): \(result.output.trimmingSpaces)")
         }

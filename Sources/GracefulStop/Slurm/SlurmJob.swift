@@ -43,7 +43,7 @@ public struct SlurmJob: Sendable, Equatable {
     }
 
     /// What SLURM knows of the job now (`scontrol show job`).
-    public func info() throws -> JobInfo { try Scontrol.showJob(jobID, jobName: jobName) }
+    public func info(whileWaiting: (() -> Void)? = nil) throws -> JobInfo { try Scontrol.showJob(jobID, jobName: jobName, whileWaiting: whileWaiting) }
 
     /// The id that names every attempt of this job (requeues keep it): for the events log.
     public var logID: String { isArrayTask ? "\(arrayJobID!)_\(arrayTaskID!)" : jobID }

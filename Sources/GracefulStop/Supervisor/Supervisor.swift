@@ -481,13 +481,13 @@ public final class Supervisor {
                 if graceEnds == nil && killAt == nil { shorten(options.killAfter) }
             case let signal where options.gracefulSignals.contains(signal):
                 if !stopping { signalChild() }
-                let newCause = arrived(toGstop(signal))
+                let newCause = arrived(toGstop(signal, reaping: child))
                 record("signal", [("signal", .string(StopSignals.name(of: signal))), ("cause", .string(newCause.description))])
                 beginStop(newCause, signalName: StopSignals.name(of: signal),
                           grace: signal == SIGTERM ? options.termGrace : warningGrace(endTime: endTime))
             default:
                 // Handled but not graceful (TERM or HUP when --signals leaves them out): passed on as they are.
-                if taken == SIGTERM { _ = arrived(toGstop(taken)) }
+                if taken == SIGTERM { _ = arrived(toGstop(taken, reaping: child)) }
                 record("signal", [("signal", .string(StopSignals.name(of: taken))), ("cause", .string(cause.description))])
                 report("\(StopSignals.name(of: taken)): forwarded to the command's process group")
                 child.signalGroup(taken)
@@ -504,10 +504,12 @@ public final class Supervisor {
 
     /// A signal that reached gstop, with scontrol's view at that moment for a TERM (which is the
     /// time limit, a preemption, a node failure or a cancel: only SLURM's state tells which).
-    private func toGstop(_ signal: Int32) -> AttemptFacts.ToGstop {
+    /// The command is reaped while scontrol is asked (a slurmctld outage can make that take a
+    /// minute), so that its end time is when it ended.
+    private func toGstop(_ signal: Int32, reaping child: ChildProcess? = nil) -> AttemptFacts.ToGstop {
         guard signal == SIGTERM, let slurm else { return .signal(signal) }
         do {
-            return .signal(signal, job: try slurm.info())
+            return .signal(signal, job: try slurm.info(whileWaiting: child.map { child in { child.reap() } }))
         } catch let error as GracefulStopError {
             report("cannot tell a time limit from a cancel: \(error.message)")
             return .signal(signal, lookupError: error.message)

@@ -53,7 +53,9 @@ enum Command {
     }
 
     /// Runs `arguments` with signals unblocked in the child (the supervisor blocks its own).
-    static func run(_ arguments: [String]) throws -> Result {
+    /// `whileWaiting` is called every 100 ms until it ends (the supervisor reaps its command
+    /// meanwhile, so that the command's time is its own however long this takes).
+    static func run(_ arguments: [String], whileWaiting: (() -> Void)? = nil) throws -> Result {
         guard let executable = find(arguments[0]) else { throw notStartable(arguments[0]) }
         var pipeEnds: [Int32] = [0, 0]
         try systemCall("cannot create a pipe for", arguments[0]) { pipe(&pipeEnds) }
@@ -81,6 +83,13 @@ enum Command {
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
+            if let whileWaiting {
+                var ready = pollfd(fd: pipeEnds[0], events: Int16(POLLIN), revents: 0)
+                if poll(&ready, 1, 100) == 0 {
+                    whileWaiting()
+                    continue
+                }
+            }
             let count = retryingOnInterrupt { chunk.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress, $0.count) } }
             if count.result <= 0 { break }
             output.append(contentsOf: chunk[0..<count.result])
