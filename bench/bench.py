@@ -918,7 +918,7 @@ def file_syscalls(command: list[str]) -> dict:
 def progress_line(size: dict) -> None:
     """One progress line of a big run (`gstop status --totals`: complete/ and the shares' summaries)
     against `gstop status` (every share's markers), fresh processes."""
-    units, shares = max(size["share_runs"]), 1000
+    units, shares = min(size["share_runs"]), 1000  # full: 1,000,000 units, as the issue measured
     print(f"  17: {units:,} units over {shares:,} shares, half done ...", flush=True)
     root = tempfile.mkdtemp(prefix="gs-progress-")
     state_dir = os.path.join(root, "state")
