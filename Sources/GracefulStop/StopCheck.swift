@@ -59,7 +59,7 @@ public final class StopCheck: Sendable {
         self.recorder = recorder
         let requestFiles = [StopRequest.fileName] + (job.map { [StopRequest.fileName(forJob: $0)] } ?? [])
         self.requestFiles = requestFiles
-        let stale = stale ?? directory.map { StaleRequests.snapshot(of: requestFiles, in: $0) } ?? StaleRequests()
+        let stale = (stale ?? StaleRequests()).completed(for: requestFiles, in: directory)
         self.stale = stale
         staleIdentities = stale.identities(of: requestFiles)
         self.deadline = deadline

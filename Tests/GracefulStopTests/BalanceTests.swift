@@ -286,5 +286,24 @@ enum FileManagerless {
         #expect(StaleRequests().encoded == "none" && StaleRequests.decode("none") == StaleRequests())
         #expect(StaleRequests.decode("stop.request=xyz") == nil && StaleRequests.decode("garbage") == nil)
         #expect(stale.identities(of: ["stop.request", "stop.9.request"]) == [0xDEAD_BEEF_0000_0001, 0])
+        let absent = try #require(StaleRequests.decode("stop.request=0"))
+        #expect(absent.identities.isEmpty && absent.encoded == "stop.request=0")
+    }
+
+    @Test func aJobFileTheSnapshotDidNotLookAtIsTakenWhenTheStateIsOpened() throws {
+        // gstop in local mode looked at stop.request only; the command sets SLURM's variables, so
+        // its job's file is stop.7.request, which an earlier attempt's process left behind.
+        let temporary = TemporaryDirectory()
+        let directory = try Directory(opening: temporary.path)
+        let left = StopRequest(requestedAt: 5, by: "vm:1", reason: "SIGUSR1 to node 0's process")
+        try left.write(to: directory, job: "7")
+        let handed = try #require(StaleRequests.decode("stop.request=0"))
+        let stale = handed.completed(for: ["stop.request", "stop.7.request"], in: directory)
+        #expect(!stale.applies(left, in: "stop.7.request"))  // there before: not for this attempt
+        let newer = StopRequest(requestedAt: 6, by: "vm:2", reason: "request_stop()")
+        #expect(stale.applies(newer, in: "stop.7.request") && stale.applies(left, in: "stop.request"))
+        // A file the snapshot did look at is never read again: what gstop saw is what counts.
+        try left.write(to: directory, job: nil)
+        #expect(handed.completed(for: ["stop.request"], in: directory) == handed)
     }
 }

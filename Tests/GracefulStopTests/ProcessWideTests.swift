@@ -133,7 +133,7 @@ private func sendToThisProcess(_ signal: Int32) throws {
                 #expect(state.shouldStop())
                 #expect(state.stopCheck.reason().detail.contains("modification time"))
             }
-            try withEnvironment([Environment.staleRequests: "none"]) { () throws in
+            try withEnvironment([Environment.staleRequests: "stop.request=0"]) { () throws in
                 // gstop found no request when it started the attempt: the touched file is new to it.
                 #expect(try RunState.open(at: temporary.path, node: 0).shouldStop())
             }
