@@ -1,6 +1,5 @@
 import Dispatch
 import Glibc
-import Synchronization
 import Testing
 @testable import GracefulStop
 
@@ -172,7 +171,7 @@ import Testing
         let temporary = TemporaryDirectory()
         let units = (0..<4000).map { "unit-\($0)" }
         _ = try RunState.create(at: temporary.path, units: units, nodes: 4, partition: .roundRobin, node: 0)
-        let failures = Mutex<[String]>([])
+        let failures = Locked<[String]>([])
         // Eight workers, two per node, each with its own handle, interleaving over the node's units.
         DispatchQueue.concurrentPerform(iterations: 8) { worker in
             do {
@@ -293,7 +292,7 @@ import Testing
         let temporary = TemporaryDirectory()
         let units = (0..<2000).map { "u\($0)" }
         let other = units.reversed().map { $0 }
-        let outcomes = Mutex<[String]>([])
+        let outcomes = Locked<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 16) { creator in
             do {
                 let state = try RunState.create(at: temporary.path, units: creator == 7 ? other : units, nodes: 50, node: creator % 50)
