@@ -82,10 +82,7 @@ final class Directory: Sendable {
         defer { close(opened.result) }
         var info = stat()
         try systemCall("cannot stat directory", path) { fstat(opened.result, &info) }
-        // Off NFS, and on NFS v4 (a change attribute, not a ctime tick, revalidates the cached
-        // names at this open), the cache holds nothing stale: a lookup is exact. Trusting it keeps
-        // a unit's cost flat however many markers its share holds (a listing grows with them).
-        guard onNFS, !NFSMount.hasChangeAttribute(device: UInt64(info.st_dev)) else { return Look(status: info, namesTrusted: true) }
+        guard onNFS else { return Look(status: info, namesTrusted: true) }
         let changeTime = Int64(info.st_ctim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_ctim.tv_nsec)
         let trusted = nameCache.withLock { $0.look(changeTime: changeTime, at: Clock.monotonicNanoseconds()) }
         // The listing lives in the directory's page cache: dropping it makes the next readdir ask
