@@ -217,7 +217,12 @@ final class BeginRecords: Sendable {
     /// the data at close, and reports a failed write there): a record that did not reach the server
     /// is no record.
     private func create(_ name: String, _ bytes: [UInt8], in directory: Directory) throws -> Bool {
-        let created = retryingOnInterrupt { openat(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+        var created = retryingOnInterrupt { openat(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+        // NFS v3: a name another host has just removed can answer ESTALE from this host's cached
+        // handle; the kernel looks it up afresh on the next try (seen in the rig's stealing test).
+        for _ in 0..<3 where created.result == -1 && created.errno == ESTALE {
+            created = retryingOnInterrupt { openat(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+        }
         if created.result == -1 {
             if created.errno == EEXIST { return false }
             throw GracefulStopError.system("cannot create", directory.pathOf(name), errno: created.errno)
