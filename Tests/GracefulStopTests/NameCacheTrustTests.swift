@@ -28,18 +28,3 @@ import Testing
     }
 }
 
-/// The filesystem type of a device, from this machine's real /proc/self/mountinfo: what tells NFS
-/// v4 (names trusted after a fresh open) from v3. The NFS rig checks both kinds of mount.
-@Suite struct NFSMountTests {
-    @Test(arguments: [("/proc", "proc"), ("/dev/shm", "tmpfs")])
-    func theTypeOfAMountedDevice(path: String, type: String) throws {
-        var info = stat()
-        try #require(stat(path, &info) == 0)
-        #expect(NFSMount.fileSystemType(device: UInt64(info.st_dev)) == type)
-        #expect(!NFSMount.hasChangeAttribute(device: UInt64(info.st_dev)))
-    }
-
-    @Test func aDeviceThatIsNotMountedHasNoType() {
-        #expect(NFSMount.fileSystemType(device: UInt64(4095) << 8 | 255) == nil)
-    }
-}
