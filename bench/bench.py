@@ -628,7 +628,7 @@ def nfs(size: dict) -> None:
     subprocess.run([str(REPOSITORY / "scripts" / "nfs-rig"), "run", "env", f"GRACEFULSTOP_LIBRARY={LIBRARY}",
                     f"PYTHONPATH={REPOSITORY / 'python'}", sys.executable, str(REPOSITORY / "bench" / "nfs_probe.py"),
                     "--trials", str(size["nfs_trials"]), "--cap", "30", "--marks", str(size["nfs_marks"]),
-                    "--footprint", str(size["nfs_footprint_seconds"]), "--json", str(figures)],
+                    "--footprint", str(size["nfs_footprint_seconds"]), "--unit-cost", "--gstop", GSTOP, "--json", str(figures)],
                    check=True, capture_output=True, timeout=3600)
     data = json.loads(figures.read_text())
     results = data["results"]
@@ -675,6 +675,18 @@ def nfs(size: dict) -> None:
         "≤ 10 operations, ~2 requests per host-second", max(v4["shared_operations_per_host_s"], v3["shared_operations_per_host_s"]) <= 10,
         "the default 1 s interval; the processes of a host share one watcher of the stop requests through /dev/shm; "
         "with GRACEFULSTOP_HOST_BOARD=0 each process watches, as before")
+    v4, v3 = results["v4.2 unit cost"]["rows"], results["v3 unit cost"]["rows"]
+
+    def costs(rows: list[dict]) -> str:
+        return ", ".join(f"{row['markers']:,}: {row['server_requests_per_unit']} requests / {row['bytes_read_per_unit'] / 1000:.1f} kB per unit, "
+                         f"status {row['status_server_requests']}" for row in rows)
+    growth = max(rows[-1]["server_requests_per_unit"] / rows[0]["server_requests_per_unit"] for rows in (v4, v3))
+    row("18", "one unit of `work()` on NFS, and one cold `gstop status`, in a share of 0, 10,000 and 30,000 markers "
+        "(server requests, /proc/net/rpc/nfsd)", f"v4.2: {costs(v4)}; v3: {costs(v3)}",
+        "before (issue 26, v4.2): 12 → 24 requests and 15 kB → 2.96 MB per unit; status twice per directory",
+        f"per unit at 30,000 markers {growth:.2f}× its cost at 0", "≤ 1.2× (flat)", growth <= 1.2,
+        f"from a loop's second unit ({v4[0]['units']} units; its start lists the share once); the done check of a claimed unit "
+        "is a fresh open and one lookup; status after dropping this host's cached names")
     v4, v3 = results["v4.2 is_done cost"], results["v3 is_done cost"]
     row("11e", f"`is_done(u)` of an unfinished unit on NFS among {v3['markers']} markers, while its directory changed in the last 2 s "
         "(a listing) against once it settled (a lookup)",

@@ -30,6 +30,7 @@ import json
 import os
 import random
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -219,6 +220,74 @@ def footprint(mount_a: str, mount_b: str, seconds: float) -> dict:
     return figures
 
 
+UNIT_COST_LOOP = r"""
+import sys, gracefulstop
+state_dir, mount = sys.argv[1], sys.argv[2]
+def client():
+    ops = read = 0
+    section = False
+    for line in open("/proc/self/mountstats"):
+        if line.startswith("device "):
+            section = line.split()[4] == mount
+        elif section and ":" in line and line.split()[0].rstrip(":").isupper() and len(line.split()) >= 9:
+            fields = line.split()  # op: ops transmissions timeouts bytes_sent bytes_received ...
+            ops += int(fields[1])
+            read += int(fields[5])
+    return ops, read
+state = gracefulstop.open(state_dir)
+count = 0
+for unit in state.work():
+    state.mark_done(unit)
+    count += 1
+    if count == 1:  # from the second unit on: the first paid the worker's one listing of its share
+        before = client()
+after = client()
+print(count - 1, after[0] - before[0], after[1] - before[1])
+"""
+
+
+def server_requests() -> int:
+    for line in open("/proc/net/rpc/nfsd"):
+        if line.startswith("rpc "):
+            return int(line.split()[1])
+    return 0
+
+
+def unit_cost(mount: str, markers: int, measured: int = 200, gstop: str | None = None) -> dict:
+    """Requests and bytes per unit of a `work()` loop on `mount` in a share that already holds
+    `markers` markers (written on the server's own disk, fast), from the loop's second unit on;
+    and the server requests of one cold `gstop status` of that state when `gstop` is given."""
+    name = f"unit-cost-{os.path.basename(mount)}-{markers}-{os.getpid()}"
+    units = [f"u{i:05d}" for i in range(markers + measured)]
+    server = os.path.join(os.environ["GSTOP_NFS_SERVER"], name)
+    gracefulstop.create(server, units, nodes=1)
+    done = os.path.join(server, "done", "0")
+    os.makedirs(done, exist_ok=True)
+    for unit in units[:markers]:
+        with open(os.path.join(done, f"{unit}.done"), "w") as marker:
+            marker.write(unit)
+    requests = server_requests()
+    loop = subprocess.run([sys.executable, "-c", UNIT_COST_LOOP, os.path.join(mount, name), mount],
+                          capture_output=True, text=True, timeout=600)
+    if loop.returncode != 0:
+        raise RuntimeError(f"the unit-cost loop failed: {loop.stderr[-2000:]}")
+    requests = server_requests() - requests
+    count, client_ops, read = map(int, loop.stdout.split())
+    if count != measured - 1:
+        raise RuntimeError(f"the loop did {count + 1} units, not {measured}")
+    figures = {"markers": markers, "units": count, "client_requests_per_unit": round(client_ops / count, 1),
+               "server_requests_per_unit": round(requests / count, 1), "bytes_read_per_unit": round(read / count)}
+    if gstop:
+        subprocess.run(["sh", "-c", "echo 2 > /proc/sys/vm/drop_caches"], check=False)  # cold: this host's names forgotten
+        requests = server_requests()
+        status = subprocess.run([gstop, "status", "--state", os.path.join(mount, name)], capture_output=True, text=True, timeout=600)
+        if status.returncode != 0:
+            raise RuntimeError(f"gstop status failed: {status.stderr[-2000:]}")
+        figures["status_server_requests"] = server_requests() - requests
+    shutil.rmtree(server)  # the export's inodes are for the next size
+    return figures
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "follow":
         follower(sys.argv[2], sys.argv[3], float(sys.argv[4]))
@@ -230,6 +299,8 @@ def main() -> int:
     parser.add_argument("--kinds", default=",".join(KINDS), help="a comma-separated subset of " + ",".join(KINDS) + ", or none")
     parser.add_argument("--marks", type=int, default=0, help="also time this many marks per mount against plain creates")
     parser.add_argument("--footprint", type=float, default=0, help="also count should_stop()'s server load for this many seconds")
+    parser.add_argument("--unit-cost", action="store_true", help="also count a unit's and a gstop status's requests at 0-30,000 markers")
+    parser.add_argument("--gstop", help="the gstop whose status --unit-cost counts")
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args()
     if "GSTOP_NFS_ON_B" not in os.environ:
@@ -262,6 +333,9 @@ def main() -> int:
             print(f"{version} marks: {json.dumps(results[f'{version} marks'])}", flush=True)
             results[f"{version} is_done cost"] = is_done_cost(mount_a, args.marks)
             print(f"{version} is_done cost: {json.dumps(results[f'{version} is_done cost'])}", flush=True)
+        if args.unit_cost:
+            results[f"{version} unit cost"] = {"rows": [unit_cost(mount_a, markers, gstop=args.gstop) for markers in (0, 10_000, 30_000)]}
+            print(f"{version} unit cost: {json.dumps(results[f'{version} unit cost'])}", flush=True)
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"mount_options": os.environ.get("GSTOP_NFS_OPTIONS", ""), "results": results}, out, indent=2)

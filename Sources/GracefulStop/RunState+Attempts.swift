@@ -78,7 +78,7 @@ extension RunState {
         var record: String? = nil
         if exclusive {
             guard case .claimed(let name) = try files.begun.claim(claim, attemptsOver: restart) else { return .claimed }
-            if try files.markers.isDone(index, in: files.manifest.catalog) {
+            if try files.markers.isDoneForClaimHolder(index, in: files.manifest.catalog) {
                 try? files.begun.remove(node: owner, fileName: name)  // the unit is done: no gap can matter
                 return .done
             }

@@ -29,5 +29,5 @@ def test_the_nfs_tests_pass_on_a_real_nfs_server_seen_by_two_hosts(tmp_path):
     assert result.returncode == 0, output[-6000:]
     summary = [line for line in result.stdout.splitlines() if " passed" in line]
     assert summary and "skipped" not in summary[-1] and "failed" not in summary[-1], summary
-    assert "19 passed" in summary[-1], summary  # 6 tests x (v4.2, v3), 5 of footprint and outages, 2 of quota and restart
+    assert "21 passed" in summary[-1], summary  # 6 tests x (v4.2, v3), 5 of footprint and outages, 2 of quota and restart, 2 of unit cost
     record_reliability("nfs", **json.loads(figures.read_text()))

@@ -94,6 +94,25 @@ final class DoneMarkers: Sendable {
         return try legacyHas(catalog.nameBytes(unit))
     }
 
+    /// `isDone` for a unit this process has just claimed (BeginRecords.claim): a refresh of the
+    /// node's directory and one lookup, whatever the directory holds — never its listing, whose
+    /// cost grows with the share. Exact on NFS too: a marker is written only by the holder of a
+    /// claim, before that claim is removed, so it reached the server before this process's
+    /// exclusive create did; the fresh open makes this host drop every name it cached as absent
+    /// when the directory changed since. What `NameCacheTrust` guards against — a change hidden in
+    /// the same ctime tick as one this host saw — would need a name this host looked up within a
+    /// tick of another host creating it, and this host looks a marker up only while holding its
+    /// unit, which no other host's worker takes over before a restart.
+    func isDoneForClaimHolder(_ unit: Int, in catalog: UnitCatalog) throws -> Bool {
+        let node = catalog.partition.node(ofUnit: unit)
+        let name = try fileName(of: unit, in: catalog)
+        if let shard = try nodeDirectory(node, create: false) {
+            try shard.refresh()
+            if try name.withUnsafeBufferPointer({ try shard.exists($0.baseAddress!, display: display(name)) }) { return true }
+        }
+        return try legacyHas(catalog.nameBytes(unit))
+    }
+
     /// The timing records of up to `limit` of `node`'s markers: the first ones its directory lists,
     /// which on ext4, XFS and NFS is hash order, so a sample spread over the run rather than its
     /// first or last units. One open and read per marker read.
