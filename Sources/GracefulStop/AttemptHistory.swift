@@ -12,6 +12,14 @@ public enum AttemptHistory {
         exits.reversed().prefix { $0["marked"]?.int == 0 && ($0["quarantined"]?.int ?? 0) == 0 }.count
     }
 
+    /// The attempts before restart `restart` whose requeue was a preemption's, a node failure's or
+    /// SLURM's own (`"budget": "preemption"`); lines from before budgets existed count as restarts,
+    /// and so does an attempt that left no line (the safe side for --max-restarts).
+    public static func preemptions(_ exits: [JSONValue], before restart: Int) -> Int {
+        Set(exits.filter { ($0["restart"]?.int ?? .max) < restart && $0["budget"]?.string == RequeueBudget.preemption.rawValue }
+            .compactMap { $0["restart"]?.int }).count
+    }
+
     /// Failed attempts in a row (non-zero exit, no stop asked), the last one included, counted back
     /// to the most recent failed attempt that made progress (counted too, but not those before it).
     public static func failedAttempts(_ exits: [JSONValue]) -> Int {

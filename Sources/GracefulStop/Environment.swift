@@ -49,11 +49,14 @@ public enum Environment {
     public static let shareVariable = "GRACEFULSTOP_SHARE"
 
     /// This process's share of the units, and where the number came from:
-    /// GRACEFULSTOP_NODE; else SLURM_ARRAY_TASK_ID (one share per array task); else, inside an
-    /// `srun` step, SLURM_PROCID (one share per task, so two tasks on a node never do the same
+    /// GRACEFULSTOP_NODE; else SLURM_ARRAY_TASK_ID (one share per array task); else, under
+    /// OpenMPI's `mpirun`, OMPI_COMM_WORLD_RANK (its daemons are one srun task per node, so every
+    /// rank of a host has the same SLURM_PROCID: the rank is what tells them apart); else, inside
+    /// an `srun` step, SLURM_PROCID (one share per task, so two tasks on a node never do the same
     /// units) or, with GRACEFULSTOP_SHARE=node, SLURM_NODEID (the tasks of a node work on its
     /// units together); else SLURM_NODEID (the batch script: its node); else 0.
-    /// `tasks` is the step's task count when the share is per task, or the array's task count.
+    /// `tasks` is the step's task count (or mpirun's rank count) when the share is per task, or
+    /// the array's task count.
     public static func node() throws -> (number: Int, source: String, tasks: Int?) {
         let share = value(shareVariable) ?? "task"
         guard share == "task" || share == "node" else {
@@ -61,7 +64,8 @@ public enum Environment {
         }
         let inStep = value("SLURM_STEP_ID").flatMap { Int($0) }.map { $0 >= 0 } ?? false
         let perTask = inStep && share == "task"
-        for name in [nodeVariable, "SLURM_ARRAY_TASK_ID", perTask ? "SLURM_PROCID" : "SLURM_NODEID"] {
+        let mpiRank = share == "task" ? ["OMPI_COMM_WORLD_RANK"] : []
+        for name in [nodeVariable, "SLURM_ARRAY_TASK_ID"] + mpiRank + [perTask ? "SLURM_PROCID" : "SLURM_NODEID"] {
             guard let text = value(name) else { continue }
             guard let number = Int(text), number >= 0 else {
                 throw GracefulStopError(.invalidArgument, "\(name)='\(text)' is not a node number (a whole number from 0)")
@@ -70,6 +74,7 @@ public enum Environment {
             switch name {
             case "SLURM_PROCID": tasks = (value("SLURM_STEP_NUM_TASKS") ?? value("SLURM_NTASKS")).flatMap { Int($0) }
             case "SLURM_ARRAY_TASK_ID": tasks = arrayTaskCount()
+            case "OMPI_COMM_WORLD_RANK": tasks = value("OMPI_COMM_WORLD_SIZE").flatMap { Int($0) }
             default: tasks = nil
             }
             return (number, " (from \(name))", tasks)

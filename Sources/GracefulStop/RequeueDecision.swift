@@ -53,6 +53,15 @@ public enum StopCause: Equatable, Sendable {
         }
     }
 
+    /// Which budget a requeue after this cause spends: preemptions and node failures are the
+    /// cluster's doing, not the job's, and never use up --max-restarts.
+    public var budget: RequeueBudget {
+        switch self {
+        case .preempted, .nodeFailure, .requeuedBySlurm: return .preemption
+        default: return .restart
+        }
+    }
+
     /// SLURM has requeued the job itself: a second requeue would be wrong.
     var slurmRequeued: Bool {
         switch self {
@@ -60,6 +69,14 @@ public enum StopCause: Equatable, Sendable {
         default: return false
         }
     }
+}
+
+/// What a requeue is counted against.
+public enum RequeueBudget: String, Sendable {
+    /// --max-restarts: time limits, warnings, deadlines, failures.
+    case restart
+    /// --max-preemptions (unlimited by default): preemptions, node failures, SLURM's own requeues.
+    case preemption
 }
 
 /// How the supervised command ended.
@@ -94,8 +111,10 @@ public enum RequeueMode: String, CaseIterable, Sendable {
 }
 
 public struct RequeueLimits: Sendable, Equatable {
-    /// Restarts (SLURM_RESTART_COUNT) after which no requeue happens.
+    /// Restarts (SLURM_RESTART_COUNT) after which no requeue happens, preemptions not counted.
     public var maxRestarts: Int = 20
+    /// Preemptions and node failures after which gstop requeues no more (nil: no limit).
+    public var maxPreemptions: Int? = nil
     /// Attempts in a row that marked no unit after which no requeue happens (crash-loop guard).
     public var maxIdleAttempts: Int = 3
     /// Failed attempts in a row (non-zero exit, no stop asked) that are retried.
@@ -104,8 +123,9 @@ public struct RequeueLimits: Sendable, Equatable {
     /// it as GRACEFULSTOP_MAX_UNIT_ATTEMPTS.
     public var maxUnitAttempts: Int = 3
 
-    public init(maxRestarts: Int = 20, maxIdleAttempts: Int = 3, retryFailures: Int = 0, maxUnitAttempts: Int = 3) {
+    public init(maxRestarts: Int = 20, maxIdleAttempts: Int = 3, retryFailures: Int = 0, maxUnitAttempts: Int = 3, maxPreemptions: Int? = nil) {
         self.maxRestarts = maxRestarts
+        self.maxPreemptions = maxPreemptions
         self.maxIdleAttempts = maxIdleAttempts
         self.retryFailures = retryFailures
         self.maxUnitAttempts = maxUnitAttempts
@@ -131,6 +151,11 @@ public struct RequeueFacts: Sendable, Equatable {
     public var scope: String
     /// This attempt's restart count (0 for the first attempt).
     public var restartCount: Int
+    /// Of the attempts before this one, those that ended by a preemption, a node failure or
+    /// SLURM's own requeue (their restarts are not counted against --max-restarts).
+    public var preemptions = 0
+    /// The restarts --max-restarts counts: the others.
+    var chargedRestarts: Int { max(0, restartCount - preemptions) }
     /// Attempts in a row, this one included, that marked no unit (0 when unknown).
     public var idleAttempts: Int
     /// Failed attempts in a row, this one included.
@@ -325,8 +350,14 @@ public struct RequeueDecision: Sendable, Equatable {
             reasons.append("the job cannot be requeued: scontrol show job says Requeue=0 (it was submitted with --no-requeue, or the site sets JobRequeue=0); add `#SBATCH --requeue` to the batch script")
             return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: reasons)
         }
-        if facts.restartCount >= facts.limits.maxRestarts {
-            reasons.append("restart \(facts.restartCount) reached --max-restarts \(facts.limits.maxRestarts); not requeued")
+        let notCounted = facts.preemptions > 0 ? " (\(facts.preemptions) preemption\(facts.preemptions == 1 ? "" : "s") not counted)" : ""
+        let budget = facts.cause.budget
+        if budget == .preemption, let limit = facts.limits.maxPreemptions, facts.preemptions >= limit {
+            reasons.append("preemption \(facts.preemptions + 1) exceeds --max-preemptions \(limit); not requeued")
+            return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: reasons)
+        }
+        if budget == .restart && facts.chargedRestarts >= facts.limits.maxRestarts {
+            reasons.append("restart \(facts.chargedRestarts) reached --max-restarts \(facts.limits.maxRestarts)\(notCounted); not requeued")
             return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: reasons)
         }
         if let unknown = facts.historyUnknown, !facts.progressed, facts.limits.maxIdleAttempts > 0 || facts.failedAttempts > 0 {
@@ -345,7 +376,12 @@ public struct RequeueDecision: Sendable, Equatable {
             reasons.append("--requeue never: would requeue \(facts.target)")
             return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: reasons)
         }
-        reasons.append("restart \(facts.restartCount + 1) of at most \(facts.limits.maxRestarts)")
+        if budget == .preemption {
+            reasons.append("preemption \(facts.preemptions + 1)" + (facts.limits.maxPreemptions.map { " of at most \($0) (--max-preemptions)" } ?? "")
+                + ", not counted against --max-restarts (\(facts.chargedRestarts) of \(facts.limits.maxRestarts) used)")
+        } else {
+            reasons.append("restart \(facts.chargedRestarts + 1) of at most \(facts.limits.maxRestarts)\(notCounted)")
+        }
         return RequeueDecision(action: .requeue(target: facts.target), exitCode: 0, reasons: reasons)
     }
 }

@@ -14,7 +14,7 @@ struct Subcommand {
     "run": Subcommand(
         help: Help.run,
         valued: ["state", "requeue", "remaining", "signals", "child-signal", "grace", "term-grace", "kill-after", "deadline-margin",
-                 "max-restarts", "max-idle-attempts", "retry-failures", "max-unit-attempts", "time-limit", "warn-before", "balance"],
+                 "max-restarts", "max-preemptions", "max-idle-attempts", "retry-failures", "max-unit-attempts", "time-limit", "warn-before", "balance"],
         flags: []
     ) { arguments in
         var options = SupervisorOptions(command: arguments.command, stateDirectory: try arguments.stateDirectory())
@@ -40,6 +40,9 @@ struct Subcommand {
             options.deadlineMargin = try arguments.duration("deadline-margin")
         }
         options.limits.maxRestarts = try arguments.integer("max-restarts") ?? options.limits.maxRestarts
+        if let text = arguments.string("max-preemptions"), text != "unlimited" {
+            options.limits.maxPreemptions = try arguments.integer("max-preemptions", minimum: 0)
+        }
         options.limits.maxIdleAttempts = try arguments.integer("max-idle-attempts") ?? options.limits.maxIdleAttempts
         options.limits.retryFailures = try arguments.integer("retry-failures") ?? options.limits.retryFailures
         options.limits.maxUnitAttempts = try arguments.integer("max-unit-attempts") ?? options.limits.maxUnitAttempts
@@ -114,6 +117,9 @@ struct Subcommand {
         var options = SupervisorOptions(command: [], stateDirectory: try arguments.stateDirectory())
         options.remainingScope = try arguments.choice("remaining", SupervisorOptions.RemainingScope.self) ?? options.remainingScope
         options.limits.maxRestarts = try arguments.integer("max-restarts") ?? options.limits.maxRestarts
+        if let text = arguments.string("max-preemptions"), text != "unlimited" {
+            options.limits.maxPreemptions = try arguments.integer("max-preemptions", minimum: 0)
+        }
         options.limits.maxIdleAttempts = try arguments.integer("max-idle-attempts") ?? options.limits.maxIdleAttempts
         let decision = try Supervisor(options: options, report: printError).decisionAfterWarning()
         printError(decision.line)

@@ -105,7 +105,9 @@ enum Help {
       --kill-after DURATION     from the escalating SIGTERM to SIGKILL (default 5s)
       --deadline-margin DURATION  GRACEFULSTOP_DEADLINE = end time - this (default 60s, at most a tenth of the
                                 time left; locally: --warn-before); "off": no deadline, only signals stop the command
-      --max-restarts N          no requeue once the restart count reaches N (default 20)
+      --max-restarts N          no requeue once N restarts were for time limits or failures (default 20);
+                                preemptions and node failures are not counted
+      --max-preemptions N       no requeue by gstop after N preemptions or node failures (default unlimited)
       --max-idle-attempts K     no requeue after K attempts in a row that marked no unit, or of a sweep
                             that finished no trial (gracefulstop.optuna reports them) (default 3; 0: off)
       --retry-failures K        requeue a command that failed on its own, at most K times in a row without
@@ -165,6 +167,7 @@ enum Help {
                            the script execs gstop; no trap, `scontrol requeue` or Lightning
                            auto-requeue (in the script or the Python files it names) competes;
                            torchrun under gstop gets --child-signal none (USR1 kills torchrun)
+      - mpirun             gstop asks mpirun to stop with a signal it forwards (USR1; TERM aborts the job)
     Inside a job (SLURM_JOB_ID set) it asks scontrol for the job's submit line, batch script and
     Requeue; on a login node, name the batch script to check before submitting it.
 

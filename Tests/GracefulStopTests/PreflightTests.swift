@@ -65,6 +65,10 @@ import Testing
         ("a trap", facts { $0.scriptTraps = ["trap 'touch f' USR1"] }, "competing handler", .warning, "touch f"),
         ("its own requeue", facts { $0.scriptRequeuesItself = true }, "competing requeue", .warning, "requeued twice"),
         ("torchrun under gstop's USR1", facts { $0.torchrunGetsUSR1 = true }, "torchrun", .problem, "--child-signal none"),
+        ("mpirun asked with TERM", facts { $0.mpiLauncher = ("mpirun", "TERM") }, "mpirun", .problem, "aborts the whole job"),
+        ("mpirun with the default USR1", facts { $0.mpiLauncher = ("mpirun", nil) }, "mpirun", .ok, "forwards USR1"),
+        ("prterun with USR1", facts { $0.mpiLauncher = ("/opt/ompi5/bin/prterun", "USR1") }, "mpirun", .warning, "--child-signal none"),
+        ("prterun with none", facts { $0.mpiLauncher = ("prterun", "none") }, "mpirun", .ok, "--child-signal none"),
         ("Lightning alone", facts { $0.lightningWithoutCallback = ["train.py"] }, "competing handler", .warning, "GracefulStop"),
     ]
 

@@ -10,7 +10,8 @@ import Testing
         _ cause: StopCause, _ exit: ChildExit = .exited(0), done: String? = nil, remaining: Int? = 5, restart: Int = 0, idle: Int = 0,
         failed: Int = 0, mode: RequeueMode = .task, limits: RequeueLimits = RequeueLimits(), target: String = "12_3",
         requeueAllowed: Bool? = true, route: String? = nil, release: SlurmRelease? = SlurmRelease(22, 5), held: Int = 0, elsewhere: Int = 0,
-        unwritable: String? = nil, started: Bool = true, historyUnknown: String? = nil, progressed: Bool = false, diedOn: [UnitInFlight] = []
+        unwritable: String? = nil, started: Bool = true, historyUnknown: String? = nil, progressed: Bool = false, diedOn: [UnitInFlight] = [],
+        preemptions: Int = 0
     ) -> RequeueFacts {
         var facts = RequeueFacts(
             cause: cause, route: route, exit: exit, workDone: done, remaining: remaining, scope: "node 3", restartCount: restart, idleAttempts: idle,
@@ -22,6 +23,7 @@ import Testing
         facts.historyUnknown = historyUnknown
         facts.progressed = progressed
         facts.diedOn = diedOn
+        facts.preemptions = preemptions
         return facts
     }
 
@@ -102,6 +104,21 @@ import Testing
         ("exited early without a stop", facts(.none, remaining: 4), .stop, 75, "nothing asked the command to stop"),
         ("restart limit", facts(.warning(signal: SIGUSR1), restart: 20), .stop, 75, "--max-restarts 20"),
         ("below the restart limit", facts(.warning(signal: SIGUSR1), restart: 19), .requeue(target: "12_3"), 0, "restart 20 of at most 20"),
+        // Budgets: preemptions and node failures never use up --max-restarts.
+        ("preempted past --max-restarts: its own budget", facts(.preempted(requeuedBySlurm: false), restart: 20, limits: RequeueLimits(maxRestarts: 2), preemptions: 20),
+         .requeue(target: "12_3"), 0, "preemption 21, not counted against --max-restarts (0 of 2 used)"),
+        ("node failure past --max-restarts", facts(.nodeFailure(requeuedBySlurm: false), restart: 5, limits: RequeueLimits(maxRestarts: 1), preemptions: 4),
+         .requeue(target: "12_3"), 0, "preemption 5, not counted against --max-restarts (1 of 1 used)"),
+        ("time limit after preemptions: only the others count", facts(.timeLimit, restart: 5, limits: RequeueLimits(maxRestarts: 2), preemptions: 4),
+         .requeue(target: "12_3"), 0, "restart 2 of at most 2 (4 preemptions not counted)"),
+        ("time limit at --max-restarts besides preemptions", facts(.timeLimit, restart: 6, limits: RequeueLimits(maxRestarts: 2), preemptions: 4),
+         .stop, 75, "restart 2 reached --max-restarts 2 (4 preemptions not counted); not requeued"),
+        ("failure retried at --max-restarts besides a preemption", facts(.none, .exited(3), restart: 3, failed: 1, limits: RequeueLimits(maxRestarts: 2, retryFailures: 3), preemptions: 1),
+         .stop, 75, "restart 2 reached --max-restarts 2 (1 preemption not counted)"),
+        ("--max-preemptions reached", facts(.preempted(requeuedBySlurm: false), restart: 3, limits: RequeueLimits(maxPreemptions: 3), preemptions: 3),
+         .stop, 75, "preemption 4 exceeds --max-preemptions 3; not requeued"),
+        ("below --max-preemptions", facts(.preempted(requeuedBySlurm: false), restart: 2, limits: RequeueLimits(maxPreemptions: 3), preemptions: 2),
+         .requeue(target: "12_3"), 0, "preemption 3 of at most 3 (--max-preemptions)"),
         ("no progress guard", facts(.timeLimit, idle: 3), .stop, 75, "3 attempts in a row marked no unit"),
         ("no progress guard, a sweep: attempts that finished no trial", facts(.timeLimit, remaining: nil, idle: 2, limits: RequeueLimits(maxIdleAttempts: 2)),
          .stop, 75, "2 attempts in a row finished no trial (--max-idle-attempts 2)"),

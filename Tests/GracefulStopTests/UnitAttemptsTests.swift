@@ -64,6 +64,22 @@ import Testing
         }
     }
 
+    @Test func preemptionsCountedApartFromRestarts() {
+        func exit(_ restart: Int, _ budget: String?) -> JSONValue {
+            .object([("event", .string("child_exit")), ("restart", .number(Double(restart)))] + (budget.map { [("budget", .string($0))] } ?? []))
+        }
+        let rows: [(name: String, exits: [JSONValue], restart: Int, preemptions: Int)] = [
+            ("none yet", [], 0, 0),
+            ("two preemptions, one time limit", [exit(0, "preemption"), exit(1, "restart"), exit(2, "preemption")], 3, 2),
+            ("this attempt's own line is not an earlier preemption", [exit(0, "preemption"), exit(1, "preemption")], 1, 1),
+            ("a line from before budgets counts as a restart", [exit(0, nil), exit(1, "preemption")], 2, 1),
+            ("two nodes' lines of one preempted attempt are one preemption", [exit(0, "preemption"), exit(0, "preemption")], 1, 1),
+        ]
+        for row in rows {
+            #expect(AttemptHistory.preemptions(row.exits, before: row.restart) == row.preemptions, "\(row.name)")
+        }
+    }
+
     @Test func decisionsWithQuarantinedUnits() {
         var facts = RequeueDecisionTests.facts(.none, done: "run.quarantined", remaining: 0)
         facts.quarantined = ["u003"]

@@ -2,7 +2,7 @@
 units finished, and requeue only when work remains.
 
 The module-level functions work on a default state taken from the environment
-($GRACEFULSTOP_STATE_DIR, node from $GRACEFULSTOP_NODE, $SLURM_ARRAY_TASK_ID, the srun task's $SLURM_PROCID,
+($GRACEFULSTOP_STATE_DIR, node from $GRACEFULSTOP_NODE, $SLURM_ARRAY_TASK_ID, an mpirun rank ($OMPI_COMM_WORLD_RANK), the srun task's $SLURM_PROCID,
 $SLURM_NODEID, else 0),
 opened on first use::
 

@@ -464,7 +464,8 @@ def create(
 
     ``partition`` is "round-robin" (unit i to node i mod nodes) or "block" (contiguous slices).
     ``legacy_done_dir`` is a directory of the old scripts' ``<unit>.done`` files to honour.
-    ``node`` defaults to $GRACEFULSTOP_NODE, $SLURM_ARRAY_TASK_ID, inside an srun step the task's
+    ``node`` defaults to $GRACEFULSTOP_NODE, $SLURM_ARRAY_TASK_ID, under mpirun $OMPI_COMM_WORLD_RANK (``nodes``: the
+    rank count), inside an srun step the task's
     $SLURM_PROCID (then ``nodes`` must be the step's task count, e.g. ``int(os.environ["SLURM_NTASKS"])``;
     $GRACEFULSTOP_SHARE=node makes the tasks of a host share its units instead), $SLURM_NODEID, else 0.
     Raises ``StateMismatchError`` when the state exists for a different run.

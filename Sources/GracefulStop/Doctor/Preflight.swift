@@ -36,6 +36,9 @@ public struct PreflightFacts: Sendable {
     public var scriptRequeuesItself = false
     /// The script's gstop runs torchrun without `--child-signal none` (torchrun dies from USR1).
     public var torchrunGetsUSR1 = false
+    /// The script's gstop runs an MPI launcher (mpirun, mpiexec, orterun, prterun): its name and
+    /// the --child-signal given (nil: the default, USR1).
+    public var mpiLauncher: (name: String, childSignal: String?)? = nil
     /// Files of the job (the script, the Python it runs) that use Lightning without gracefulstop's callback.
     public var lightningWithoutCallback: [String] = []
 
@@ -155,6 +158,21 @@ public enum Preflight {
             add("torchrun", .problem, "gstop runs torchrun, which dies from USR1 (it forwards only INT, TERM, HUP and QUIT to its "
                 + "workers): the warning would kill the job instead of stopping it", fix: "exec gstop run --child-signal none -- torchrun ... "
                 + "(the ranks read gstop's stop request from the state within a second)")
+        }
+        if let launcher = facts.mpiLauncher {
+            let signal = (launcher.childSignal ?? "USR1").uppercased()
+            if ["TERM", "SIGTERM", "15", "INT", "SIGINT", "2"].contains(signal) {
+                add("mpirun", .problem, "gstop asks \(launcher.name) to stop with \(signal), on which mpirun aborts the whole job (its ranks "
+                    + "get TERM, then KILL): units in flight are lost", fix: "exec gstop run -- \(launcher.name) ... (the default USR1, which "
+                    + "OpenMPI 4's mpirun forwards to every rank), or --child-signal none")
+            } else if launcher.name.hasSuffix("prterun") && signal != "NONE" {
+                add("mpirun", .warning, "gstop runs \(launcher.name) (OpenMPI 5), which forwards USR1 to its ranks only when told to "
+                    + "(--forward-signals); a signal it does not forward may end it", fix: "exec gstop run --child-signal none -- \(launcher.name) ... "
+                    + "(the ranks read gstop's stop request from the state within a second)")
+            } else {
+                add("mpirun", .ok, "gstop runs \(launcher.name) with --child-signal \(signal.lowercased()): OpenMPI 4's mpirun forwards USR1 "
+                    + "to every rank; each rank works on its own share (OMPI_COMM_WORLD_RANK), so create the state with one share per rank")
+            }
         }
         for file in facts.lightningWithoutCallback {
             add("competing handler", .warning, "\(file) uses Lightning without gracefulstop.lightning.GracefulStop: under SLURM Lightning "

@@ -61,6 +61,15 @@ extension PreflightFacts {
             let childSignal = SignalOption.value(of: "--child-signal", in: words[run..<launcher].map(String.init))?.uppercased()
             return !["NONE", "TERM", "SIGTERM", "15"].contains(childSignal ?? "USR1")
         }
+        for line in commands {
+            let words = line.split(separator: " ").map(String.init)
+            guard let run = words.firstIndex(where: { $0 == "gstop" || $0.hasSuffix("/gstop") }),
+                  let launcher = words[run...].firstIndex(where: { word in
+                      ["mpirun", "mpiexec", "orterun", "prterun"].contains { word == $0 || word.hasSuffix("/" + $0) }
+                  })
+            else { continue }
+            mpiLauncher = (words[launcher], SignalOption.value(of: "--child-signal", in: Array(words[run..<launcher])))
+        }
         let stopSignals = ["USR1", "USR2", "TERM", "SIGUSR1", "SIGUSR2", "SIGTERM", "10", "12", "15"]
         scriptTraps = commands.filter { line in
             line.hasPrefix("trap ") && line.split(separator: " ").dropFirst().contains { stopSignals.contains(String($0)) }

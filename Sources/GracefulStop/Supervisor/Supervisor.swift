@@ -326,7 +326,7 @@ public final class Supervisor {
             + (sweepFinished.map { "; \($0.count) \($0.what)\($0.count == 1 ? "" : "s") finished" } ?? ""))
         let exitFields: [(String, JSONValue)] = [
             ("restart", .number(Double(restart))), ("exit", .number(Double(exit.status))), ("cause", .string(end.cause.description)),
-            ("route", end.route.map { .string($0) } ?? .null),
+            ("route", end.route.map { .string($0) } ?? .null), ("budget", .string(end.cause.budget.rawValue)),
             ("asked_to_stop", .bool(end.cause != .none)), ("marked", marked.map { .number(Double($0)) } ?? .null),
             ("remaining", after.map { .number(Double($0.remaining)) } ?? .null),
             ("quarantined", .number(Double(newlyQuarantined.count))),
@@ -626,6 +626,7 @@ public final class Supervisor {
             cause: attempt.end.cause, route: attempt.end.route, exit: attempt.exit, workDone: attempt.workDone, remaining: attempt.remaining, scope: attempt.scope,
             restartCount: restart, idleAttempts: idle, failedAttempts: failed, mode: options.requeue, limits: options.limits,
             target: target, requeueAllowed: attempt.requeueAllowed, slurmRelease: attempt.slurmRelease)
+        facts.preemptions = AttemptHistory.preemptions(exits, before: restart)
         facts.started = attempt.started
         facts.quarantined = attempt.quarantined
         facts.heldByOthers = attempt.heldByOthers
