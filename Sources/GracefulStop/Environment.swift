@@ -91,6 +91,10 @@ public enum Environment {
         return count
     }
 
+    /// The SLURM node this process runs on (SLURMD_NODENAME), nil outside a job: where a unit
+    /// failed or was done, for telling a bad node from a bad unit (`BadNodes`).
+    public static func slurmNodeName() -> String? { value("SLURMD_NODENAME") }
+
     /// The SLURM job this process belongs to, as stop requests scope it: ARRAY_TASK for an array
     /// task, else SLURM_JOB_ID (shared by every node of a job); nil outside SLURM.
     public static func job() -> String? { SlurmJob.current()?.logID }

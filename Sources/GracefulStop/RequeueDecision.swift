@@ -62,6 +62,16 @@ public enum StopCause: Equatable, Sendable {
         }
     }
 
+    /// The job's own end killed whatever was in flight on every node (the time limit's kill, a
+    /// preemption, a node failure, a cancel, an interrupt): a unit that died then is no evidence
+    /// against its node (`BadNodes`).
+    public var explainsDeaths: Bool {
+        switch self {
+        case .timeLimit, .preempted, .nodeFailure, .requeuedBySlurm, .cancelled, .interrupted, .unclassifiedTerm: return true
+        case .none, .warning, .deadline, .requested: return false
+        }
+    }
+
     /// SLURM has requeued the job itself: a second requeue would be wrong.
     var slurmRequeued: Bool {
         switch self {

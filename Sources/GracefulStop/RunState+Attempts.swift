@@ -24,6 +24,8 @@ struct InFlightUnit: Sendable {
     var started: Double
     var claim: BeginRecords.Claim
     var record: String?
+    /// The earlier attempts at the unit that failed (for `NodeFailures`, once this one succeeds).
+    var failedBefore: [BeginRecords.Holder] = []
 }
 
 /// What a handle remembers about its own attempts.
@@ -76,8 +78,9 @@ extension RunState {
         let claim = BeginRecords.Claim(node: owner, place: place, unit: try files.manifest.catalog.nameBytes(index), worker: node,
                                        restart: restart, job: Environment.job(), started: Clock.unixSeconds())
         var record: String? = nil
+        var failedBefore: [BeginRecords.Holder] = []
         if exclusive {
-            guard case .claimed(let name) = try files.begun.claim(claim, attemptsOver: restart) else { return .claimed }
+            guard case .claimed(let name) = try files.begun.claim(claim, attemptsOver: restart, failedBefore: &failedBefore) else { return .claimed }
             if try files.markers.isDoneForClaimHolder(index, in: files.manifest.catalog) {
                 try? files.begun.remove(node: owner, fileName: name)  // the unit is done: no gap can matter
                 return .done
@@ -87,7 +90,7 @@ extension RunState {
             record = try files.begun.writeLegacy(claim)
         }
         // Begun again without being finished or given up: the earlier attempt's record stays.
-        attempts.withLock { $0.inFlight[index] = InFlightUnit(started: claim.started, claim: claim, record: record) }
+        attempts.withLock { $0.inFlight[index] = InFlightUnit(started: claim.started, claim: claim, record: record, failedBefore: failedBefore) }
         return .begun
     }
 
@@ -140,6 +143,32 @@ extension RunState {
         return (found.places, found.new, found.held)
     }
 
+    /// The nodes gstop has judged bad (`NodeFailures`): read at most every 30 s per handle (gstop
+    /// judges between attempts; a worker need not see it sooner).
+    func badNodes() -> Set<String> {
+        let now = Clock.monotonicNanoseconds()
+        if let cached = badNodeCache.withLock({ $0 }), now &- cached.readAt < 30_000_000_000 { return cached.nodes }
+        guard let directory = files?.directory else { return [] }
+        let nodes = Set(((try? NodeFailures.badNodes(in: directory)) ?? []).map(\.node))
+        badNodeCache.withLock { $0 = (nodes, now) }
+        return nodes
+    }
+
+    /// Forgets the bad nodes read (gstop, right after it judged one).
+    func forgetBadNodes() { badNodeCache.withLock { $0 = nil } }
+
+    /// The places of `node` (not done, not quarantined) with the SLURM nodes their failed attempts
+    /// ran on: a worker leaves a unit that failed on its own node for last, and takes one that
+    /// failed on another node first (a second opinion tells a bad node from a bad unit).
+    func failedOn(node: Int, attemptsOver: Int) throws -> [Int: Set<String>] {
+        let files = try requireFiles()
+        var found: [Int: Set<String>] = [:]
+        for record in try files.begun.attempts(node: node, attemptsOver: attemptsOver, job: Environment.job()) where record.failed {
+            if let slurmNode = record.holder?.slurmNode { found[record.entry.place, default: []].insert(slurmNode) }
+        }
+        return found
+    }
+
     /// `applyQuarantine`, and the units (not done) that the last attempt which is over (restart
     /// `attemptsOver - 1` of `job`) left in flight without giving them up: the units its command
     /// died on. Each with its failed attempts so far.
@@ -155,6 +184,8 @@ extension RunState {
         let own = attempts.withLock { Set($0.inFlight.values.compactMap(\.record)) }
         var failed: [Int: [BeginRecords.Attempt]] = [:]
         var held = Set<Int>()
+        // A bad node's failures are the node's, not the unit's: they count toward no quarantine.
+        let bad = records.contains { $0.holder?.slurmNode != nil } ? badNodes() : []
         for record in records where record.entry.place < count && !done.contains(record.entry.place)
             && (own.contains(record.entry.fileName) || !record.over) {
             held.insert(record.entry.place)
@@ -162,7 +193,7 @@ extension RunState {
         for record in records where record.entry.place < count && !own.contains(record.entry.fileName) && record.over {
             if done.contains(record.entry.place) {
                 try? files.begun.remove(node: node, fileName: record.entry.fileName)  // done after all: tidied
-            } else if !places.contains(record.entry.place) && record.failed {
+            } else if !places.contains(record.entry.place) && record.failed && !(record.holder?.slurmNode.map(bad.contains) ?? false) {
                 failed[record.entry.place, default: []].append(record)
             }
         }

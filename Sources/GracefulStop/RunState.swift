@@ -40,6 +40,8 @@ public final class RunState: Sendable {
     let attempts = Locked(AttemptBook())
     /// Where this handle's loop is (Balance/WorkQueue.swift).
     let workQueue = Locked(WorkQueue())
+    /// The nodes gstop judged bad (`NodeFailures`), and when they were read (monotonic ns).
+    let badNodeCache = Locked<(nodes: Set<String>, readAt: Int64)?>(nil)
 
     private init(path: String?, files: Files?, directory: Directory? = nil, node: Int, stopCheck: StopCheck) {
         self.path = path
@@ -210,6 +212,16 @@ public final class RunState: Sendable {
         let timing = UnitTiming(started: begun?.started, ended: Clock.unixSeconds(), host: HostName.current, node: node,
                                 restart: Environment.restarts())
         let alreadyDone = try files.markers.mark(index, in: files.manifest.catalog, timing: timing)
+        if let begun, !alreadyDone, let here = Environment.slurmNodeName() {
+            // Done here after failing on other nodes: evidence against those nodes, not the unit.
+            let elsewhere = Dictionary(grouping: begun.failedBefore.filter { $0.slurmNode != nil && $0.slurmNode != here }, by: { $0.slurmNode! })
+            for (failedOn, holders) in elsewhere {
+                try? NodeFailures.record(NodeFailures.Evidence(node: failedOn, share: begun.claim.node, place: begun.claim.place,
+                                                               unit: String(decoding: begun.claim.unit, as: UTF8.self),
+                                                               failed: holders.map { NodeFailures.AttemptID(job: $0.job, restart: $0.restart) },
+                                                               doneOn: here), in: files.directory)
+            }
+        }
         if let begun {
             if let seconds = timing.seconds { attempts.withLock { $0.durations.append(seconds) } }
             // The unit is done: its attempt no longer counts toward quarantine. A record left by a

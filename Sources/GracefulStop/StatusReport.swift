@@ -40,6 +40,8 @@ public struct StatusReport: Sendable {
     /// `requeue.failed`: a requeue gstop decided on that never reached slurmctld.
     public var requeueFailed: JSONValue? = nil
     public var quarantined: [QuarantinedUnit] = []
+    /// The SLURM nodes gstop judged bad, with the units that failed there and were done elsewhere.
+    public var badNodes: [(node: String, units: [String], job: String?)] = []
     /// The whole run's estimate, from every node's sample.
     public var estimate: UnitEstimate? = nil
     /// When the report was gathered (unix seconds): the clock times it shows count from it.
@@ -111,6 +113,11 @@ public struct StatusReport: Sendable {
         for file in requestFiles.sorted() {
             if let request = try StopRequest.read(from: directory, fileName: file) { report.stopRequests.append((file, request)) }
         }
+        report.badNodes = try NodeFailures.badNodes(in: directory).map { entry in
+            var units: [String] = []
+            if case .array(let items)? = entry.record?["units"] { units = items.compactMap(\.string) }
+            return (entry.node, units, entry.record?["job"]?.string)
+        }
         report.lastDecision = try EventLog.read(from: directory).last { $0["event"]?.string == "decision" }
         report.requeueFailed = RequeueFailure.read(in: directory)
         return report
@@ -161,6 +168,11 @@ public struct StatusReport: Sendable {
             + (studyDone ? "; study.done: yes" : ""))
         for (file, request) in stopRequests {
             lines.append("\(file): requested \(Self.clock(request.requestedAt, now: gatheredAt)) by \(request.by) (\(request.reason))")
+        }
+        for bad in badNodes {
+            lines.append("bad node \(bad.node): " + bad.units.prefix(5).joined(separator: ", ") + (bad.units.count > 5 ? " and \(bad.units.count - 5) more" : "")
+                + " failed there and were done elsewhere" + (bad.job.map { " (judged by job \($0))" } ?? "")
+                + "; requeues exclude it, its failures count toward no quarantine (delete \(NodeFailures.badDirectory)/\(bad.node).json to trust it again)")
         }
         if let decision = lastDecision {
             let reasons: [String]
@@ -270,6 +282,9 @@ public struct StatusReport: Sendable {
         fields.append(("eta_at", eta.map { .number(Self.rounded(gatheredAt + $0)) } ?? .null))
         fields.append(("nodes", .array(nodeObjects)))
         fields.append(("quarantined", .array(quarantinedObjects)))
+        fields.append(("bad_nodes", .array(badNodes.map { bad in
+            .object([("node", .string(bad.node)), ("units", .array(bad.units.map { .string($0) })), ("job", bad.job.map { .string($0) } ?? .null)])
+        })))
         fields += [("run_done", .bool(runDone)), ("run_quarantined", .bool(runQuarantined)), ("study_done", .bool(studyDone))]
         fields.append(("stop_requests", .array(requestObjects)))
         fields.append(("last_decision", lastDecision ?? .null))

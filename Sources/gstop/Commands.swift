@@ -14,7 +14,7 @@ struct Subcommand {
     "run": Subcommand(
         help: Help.run,
         valued: ["state", "requeue", "remaining", "signals", "child-signal", "grace", "term-grace", "kill-after", "deadline-margin",
-                 "max-restarts", "max-preemptions", "max-idle-attempts", "retry-failures", "max-unit-attempts", "time-limit", "warn-before", "balance"],
+                 "max-restarts", "max-preemptions", "exclude-bad-nodes", "max-idle-attempts", "retry-failures", "max-unit-attempts", "time-limit", "warn-before", "balance"],
         flags: []
     ) { arguments in
         var options = SupervisorOptions(command: arguments.command, stateDirectory: try arguments.stateDirectory())
@@ -40,6 +40,9 @@ struct Subcommand {
             options.deadlineMargin = try arguments.duration("deadline-margin")
         }
         options.limits.maxRestarts = try arguments.integer("max-restarts") ?? options.limits.maxRestarts
+        if let text = arguments.string("exclude-bad-nodes") {
+            options.badNodeThreshold = text == "off" ? 0 : try arguments.integer("exclude-bad-nodes", minimum: 1) ?? BadNodes.defaultThreshold
+        }
         if let text = arguments.string("max-preemptions"), text != "unlimited" {
             options.limits.maxPreemptions = try arguments.integer("max-preemptions", minimum: 0)
         }

@@ -108,6 +108,9 @@ enum Help {
       --max-restarts N          no requeue once N restarts were for time limits or failures (default 20);
                                 preemptions and node failures are not counted
       --max-preemptions N       no requeue by gstop after N preemptions or node failures (default unlimited)
+      --exclude-bad-nodes K|off a SLURM node on which K units failed that were then done on other nodes is bad
+                                (default 2): its failures stop counting toward quarantine, and requeues
+                                exclude it (ExcNodeList), unless too few nodes would be left
       --max-idle-attempts K     no requeue after K attempts in a row that marked no unit, or of a sweep
                             that finished no trial (gracefulstop.optuna reports them) (default 3; 0: off)
       --retry-failures K        requeue a command that failed on its own, at most K times in a row without

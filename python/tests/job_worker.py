@@ -10,7 +10,8 @@ so a unit may start with too little time left), poison (like work, but the unit 
 kills its worker with a real segfault every time). WORKER_SLOW "NODE:FACTOR,..." makes the worker of
 a node that many times slower per unit (a slower machine); WORKER_NODE_NAMES "NAME:FACTOR,..." the same
 by SLURMD_NODENAME; WORKER_HANG "UNIT@NODE" makes that node's worker hang in that unit (a stuck
-unit, for kill tests). Balancing is the library's default: a worker whose share is done takes over
+unit, for kill tests). WORKER_CRASH_NODE "NAME" makes every unit begun on that SLURM node kill its
+worker (SIGKILL, before its work.log line; STATE/crashes.log gets "unit node restart"): a bad node. Balancing is the library's default: a worker whose share is done takes over
 units of others, and its work.log lines name its own node.
 """
 import ctypes
@@ -64,7 +65,12 @@ def loop():
 
 
 poison = os.environ.get("WORKER_POISON")
+crash_node = os.environ.get("WORKER_CRASH_NODE")
 for count, unit in enumerate(loop() if mode == "loop" else state.work()):
+    if crash_node and crash_node == os.environ.get("SLURMD_NODENAME"):
+        with open(os.path.join(state_dir, "crashes.log"), "a") as log:
+            log.write(f"{unit} {crash_node} {restart}\n")
+        os.kill(os.getpid(), signal.SIGKILL)
     with open(os.path.join(state_dir, "work.log"), "a") as log:
         log.write(f"{unit} {state.node} {restart} {resume}\n")
     if mode == "poison" and unit == poison:

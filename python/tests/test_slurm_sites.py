@@ -90,3 +90,44 @@ def test_time_limit_warnings_still_stop_at_max_restarts(cluster, tmp_path):
     assert any("restart 1 of at most 1" in r for r in lines[0]["reasons"]), lines[0]
     assert any("restart 1 reached --max-restarts 1; not requeued" in r for r in lines[1]["reasons"]), lines[1]
     assert info["ExitCode"].startswith("75:"), info
+
+
+def crashes(state: Path) -> list[list[str]]:
+    path = state / "crashes.log"
+    return [line.split() for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_a_node_that_kills_every_unit_is_excluded_and_its_units_are_not_quarantined(cluster, tmp_path):
+    # Every unit begun on n2 kills its worker; n1's worker takes such a unit first (a second
+    # opinion) and does it. Two of them make n2 bad: the requeue excludes it, the job finishes on
+    # n1 and n3, and no unit is quarantined for n2's failures.
+    state = tmp_path / "state"
+    job = cluster.submit(tmp_path, state, gstop_options="--retry-failures 3", sbatch="--nodes=2", command="srun {python} -u {worker}",
+                         WORKER_UNITS="24", WORKER_NODES="2", WORKER_SECONDS="1", WORKER_CRASH_NODE="n2")
+
+    def done_on_n1(unit: str) -> bool:
+        with gracefulstop.open(state, node=0) as opened:
+            return opened.is_done(unit)
+
+    for attempt in (0, 1):
+        running = cluster.wait_state(job, "RUNNING", restarts=attempt, timeout=120)
+        assert running["NodeList"] == "n[1-2]", running  # first fit: n2 again, until it is excluded
+        cluster.wait(f"n2's worker dies in attempt {attempt}", lambda: any(c[2] == str(attempt) for c in crashes(state)), timeout=120)
+        crashed = [c[0] for c in crashes(state) if c[2] == str(attempt)][0]
+        cluster.wait(f"{crashed} done on n1", lambda: done_on_n1(crashed), timeout=120)
+        cluster.warn(job)
+        cluster.wait_state(job, "PENDING", restarts=attempt + 1, timeout=90)
+        if attempt == 0:
+            cluster.release(job)
+    second = decisions(state)[1]
+    assert second["action"] == "requeue", second
+    assert any("bad node n2 (" in r and "the requeued job excludes n2 (ExcNodeList=n2)" in r for r in second["reasons"]), second
+    assert cluster.show(job)["ExcNodeList"] == "n2"
+    cluster.release(job)
+    info = cluster.wait_state(job, "COMPLETED", restarts=2, timeout=180)
+    assert info["NodeList"] == "n[1,3]", info
+    assert_each_unit_once(state, 24)  # a crash on n2 comes before the work.log line
+    status = json.loads(cluster.command("env", f"PATH={os.environ['PATH']}", cluster.gstop, "status", "--json", "--state", str(state)))
+    assert status["quarantined"] == [] and status["remaining"] == 0 and status["run_done"], status
+    assert [bad["node"] for bad in status["bad_nodes"]] == ["n2"] and len(status["bad_nodes"][0]["units"]) == 2, status["bad_nodes"]
+    print(f"\nbad node: {[r for r in second['reasons'] if 'bad node' in r][0]}")

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import collections
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import gracefulstop
-from conftest import worker_command
+from conftest import child_environment, worker_command
 from test_gstop import events, gstop, work_log
 
 UNITS = [f"u{i:03d}" for i in range(6)]
@@ -173,3 +175,29 @@ def test_bad_estimates_are_refused_and_leave_the_state_intact(tmp_path):
     with pytest.raises(gracefulstop.UnknownUnitError):
         state.begin("zzz")
     assert not (tmp_path / "begun").exists() and state.remaining_units() == ["a"]
+
+
+DIE_IN_UNIT = ("import gracefulstop, os, signal, sys; s = gracefulstop.open(sys.argv[1]); "
+               "assert s.begin(sys.argv[2]) == 'begun', s.stop_reason(); os.kill(os.getpid(), signal.SIGKILL)")
+
+
+def test_a_bad_nodes_failures_count_toward_no_quarantine(tmp_path):
+    # Three attempts (restarts 0-2) each die inside u000 on SLURM node n2: quarantined after
+    # --max-unit-attempts 3 — unless gstop has judged n2 bad, when they are the node's failures.
+    for bad in (False, True):
+        state = tmp_path / f"bad-{bad}"
+        gracefulstop.create(state, UNITS)
+        if bad:
+            (state / "bad-nodes").mkdir()
+            (state / "bad-nodes" / "n2.json").write_text('{"node": "n2", "units": ["u004", "u005"], "job": "7"}\n')
+        for restart in range(3):
+            died = subprocess.run([sys.executable, "-c", DIE_IN_UNIT, str(state), "u000"], capture_output=True, text=True,
+                                  env=child_environment(SLURMD_NODENAME="n2", GRACEFULSTOP_RESTART_COUNT=str(restart)))
+            assert died.returncode == -9, died.stderr
+        left = gstop("remaining", "--state", str(state), GRACEFULSTOP_RESTART_COUNT="3").stdout.split()  # the next attempt's scan
+        assert left == (UNITS if bad else UNITS[1:]), left
+        status = json.loads(gstop("status", "--json", "--state", str(state), GRACEFULSTOP_RESTART_COUNT="3").stdout)
+        assert [q["unit"] for q in status["quarantined"]] == ([] if bad else ["u000"]), status["quarantined"]
+        assert [b["node"] for b in status["bad_nodes"]] == (["n2"] if bad else [])
+    text = gstop("status", "--state", str(tmp_path / "bad-True")).stdout
+    assert "bad node n2: u004, u005 failed there and were done elsewhere (judged by job 7)" in text, text

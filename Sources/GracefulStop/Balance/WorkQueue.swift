@@ -24,7 +24,14 @@ extension RunState {
         let files = try requireFiles()
         let partition = files.manifest.partition
         if workQueue.withLock({ $0.own == nil }) {
-            let own = node < partition.nodes ? try remainingUnitIndices(node: node) : []
+            var own = node < partition.nodes ? try remainingUnitIndices(node: node) : []
+            // A unit that failed on this very node goes last: another node may prove it fine (or
+            // this node bad) first. Only under SLURM, where the records name their node.
+            if let here = Environment.slurmNodeName(), !own.isEmpty {
+                let failed = try failedOn(node: node, attemptsOver: Environment.restarts())
+                let last = Set(failed.filter { $0.value.contains(here) }.keys.map { partition.unit(ofNode: node, local: $0) })
+                own = own.filter { !last.contains($0) } + own.filter { last.contains($0) }
+            }
             workQueue.withLock { $0.own = own }
         }
         if let unit = workQueue.withLock({ queue -> Int? in
@@ -62,7 +69,14 @@ extension RunState {
             if !free.isEmpty { loads.append(Balance.ShareLoad(share: share, left: free.count)) }
         }
         guard let victim = Balance.victim(loads, me: node, shares: partition.nodes) else { return false }
-        let places = Balance.takeFromEnd(try freePlaces(share: victim, attemptsOver: restart, keepNames: true))
+        let free = try freePlaces(share: victim, attemptsOver: restart, keepNames: true)
+        var places = Balance.takeFromEnd(free)
+        // Units that failed on another node first: done here, they tell that node bad (BadNodes).
+        if let here = Environment.slurmNodeName() {
+            let failed = try failedOn(node: victim, attemptsOver: restart)
+            let second = Set(free.filter { failed[$0].map { !$0.contains(here) } ?? false })
+            places = free.filter { second.contains($0) } + places.filter { !second.contains($0) }
+        }
         workQueue.withLock {
             $0.victim = victim
             $0.taken = places.map { partition.unit(ofNode: victim, local: $0) }

@@ -20,6 +20,9 @@ public struct JobInfo: Sendable, Equatable {
     public var nodeList: String?
     /// How many nodes the job holds (NumNodes=).
     public var nodeCount: Int?
+    /// Its partition (Partition=), and the nodes it must not run on (ExcNodeList=, a hostlist).
+    public var partition: String? = nil
+    public var excludedNodes: String? = nil
 
     public init(state: String, reason: String = "None", endTime: Double? = nil, restarts: Int = 0, requeueAllowed: Bool? = nil,
                 preemptTime: Double? = nil, nodeList: String? = nil, nodeCount: Int? = nil) {
@@ -68,7 +71,7 @@ public struct JobInfo: Sendable, Equatable {
         guard let state = fields["JobState"], !state.isEmpty else {
             throw GracefulStopError(.badState, "scontrol printed no JobState: \(text.prefix(200))")
         }
-        return JobInfo(
+        var info = JobInfo(
             state: String(state), reason: String(fields["Reason"] ?? "None"),
             endTime: fields["EndTime"].flatMap { parseTime(String($0)) },
             restarts: fields["Restarts"].flatMap { Int($0) } ?? 0,
@@ -76,6 +79,9 @@ public struct JobInfo: Sendable, Equatable {
             preemptTime: fields["PreemptTime"].flatMap { parseTime(String($0)) },
             nodeList: fields["NodeList"].map(String.init).flatMap { $0 == "(null)" ? nil : $0 },
             nodeCount: fields["NumNodes"].flatMap { Int($0.prefix { $0.isNumber }) })
+        info.partition = fields["Partition"].map(String.init)
+        info.excludedNodes = fields["ExcNodeList"].map(String.init).flatMap { $0 == "(null)" || $0.isEmpty ? nil : $0 }
+        return info
     }
 
     /// Where `needle` first occurs in `text`. By hand: the stdlib's `firstRange(of:)` would link

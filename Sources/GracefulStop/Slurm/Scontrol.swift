@@ -1,9 +1,9 @@
-/// The two scontrol calls gstop makes. A missing or failing scontrol is an error that says so:
+/// The scontrol calls gstop makes. A missing or failing scontrol is an error that says so:
 /// the decision never silently becomes "no requeue".
 public enum Scontrol {
     /// `scontrol show job -o ID`; `jobName` as for `JobInfo.parse`.
-    public static func showJob(_ id: String, jobName: String? = nil, whileWaiting: (() -> Void)? = nil) throws -> JobInfo {
-        let result = try Command.run(["scontrol", "show", "job", "-o", id], whileWaiting: whileWaiting)
+    public static func showJob(_ id: String, jobName: String? = nil, whileWaiting: (() -> Void)? = nil, shielded: Bool = false) throws -> JobInfo {
+        let result = try Command.run(["scontrol", "show", "job", "-o", id], whileWaiting: whileWaiting, shielded: shielded)
         guard result.status == 0 else {
             throw GracefulStopError(.system, "scontrol show job \(id) failed (exit \(result.status)): \(result.output.trimmingSpaces)")
         }
@@ -17,6 +17,35 @@ public enum Scontrol {
             throw GracefulStopError(.system, "scontrol --version printed no release (exit \(result.status)): \(result.output.trimmingSpaces)")
         }
         return release
+    }
+
+    /// The node names of a hostlist expression ("n[1-3],gpu7"): `scontrol show hostnames`.
+    public static func hostnames(_ list: String) throws -> [String] {
+        let result = try Command.run(["scontrol", "show", "hostnames", list], shielded: true)
+        guard result.status == 0 else {
+            throw GracefulStopError(.system, "scontrol show hostnames \(list) failed (exit \(result.status)): \(result.output.trimmingSpaces)")
+        }
+        return result.output.split(separator: "\n").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
+    }
+
+    /// How many nodes partition `name` has (TotalNodes=).
+    public static func partitionNodeCount(_ name: String) throws -> Int {
+        let result = try Command.run(["scontrol", "show", "partition", "-o", name], shielded: true)
+        guard result.status == 0, let field = result.output.split(separator: " ").first(where: { $0.hasPrefix("TotalNodes=") }),
+              let count = Int(field.dropFirst("TotalNodes=".count).prefix { $0.isNumber })
+        else {
+            throw GracefulStopError(.system, "scontrol show partition \(name) gave no TotalNodes (exit \(result.status)): \(result.output.trimmingSpaces)")
+        }
+        return count
+    }
+
+    /// `scontrol update JobId=ID ExcNodeList=...`: SLURM takes it once the job is pending again
+    /// (right after its requeue), not while it runs.
+    public static func excludeNodes(_ id: String, _ nodes: [String]) throws {
+        let result = try Command.run(["scontrol", "update", "JobId=\(id)", "ExcNodeList=\(nodes.joined(separator: ","))"], shielded: true)
+        guard result.status == 0 else {
+            throw GracefulStopError(.system, "scontrol update JobId=\(id) ExcNodeList=\(nodes.joined(separator: ",")) failed (exit \(result.status)): \(result.output.trimmingSpaces)")
+        }
     }
 
     /// `scontrol requeue ID`.

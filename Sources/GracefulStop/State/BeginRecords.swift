@@ -70,6 +70,8 @@ final class BeginRecords: Sendable {
         var host: String
         /// The worker's own node (share); nil in records written before balancing.
         var worker: Int?
+        /// The SLURM node it ran on (SLURMD_NODENAME); nil outside SLURM and in older records.
+        var slurmNode: String? = nil
         /// Given up because a stop was due: over, and not counted toward quarantine.
         var released = false
         /// Given up by a process that goes on (an error in the unit): over, and counted.
@@ -91,6 +93,7 @@ final class BeginRecords: Sendable {
             else { return nil }
             self.init(job: value["job"]?.string, restart: restart, pid: pid32, host: host, worker: value["worker"]?.int,
                       released: value["released"] == .bool(true), abandoned: value["abandoned"] == .bool(true))
+            slurmNode = value["slurm_node"]?.string
         }
     }
 
@@ -182,6 +185,7 @@ final class BeginRecords: Sendable {
             ("restart", .number(Double(claim.restart))), ("job", claim.job.map { .string($0) } ?? .null),
             ("started", .number((claim.started * 1000).rounded() / 1000)),
         ]
+        if let slurmNode = Environment.slurmNodeName() { fields.append(("slurm_node", .string(slurmNode))) }
         if let givenUp { fields.append((givenUp.rawValue, .bool(true))) }
         json.value(.object(fields))
         json.raw("\n")
@@ -189,8 +193,9 @@ final class BeginRecords: Sendable {
     }
 
     /// Claims the unit at `place` of `node`: creates the first free generation, unless a live
-    /// attempt holds one on the way.
-    func claim(_ claim: Claim, attemptsOver: Int) throws -> ClaimOutcome {
+    /// attempt holds one on the way. `failedBefore` gets the holders of the earlier generations
+    /// whose attempts failed (over, not released): where the unit failed before this claim.
+    func claim(_ claim: Claim, attemptsOver: Int, failedBefore: inout [Holder]) throws -> ClaimOutcome {
         let directory = try nodes.directory(claim.node, create: true)!
         let bytes = BeginRecords.content(claim)
         for generation in 1...256 {
@@ -201,6 +206,7 @@ final class BeginRecords: Sendable {
                                     attemptsOver: attemptsOver, job: claim.job) {
                 return .held(holder)
             }
+            if let holder, !holder.released { failedBefore.append(holder) }
         }
         return .held(nil)  // 256 attempts over in a row: quarantine (at 3 by default) stops it long before
     }

@@ -43,6 +43,9 @@ public struct SupervisorOptions: Sendable {
     /// Whether workers take over units of other shares (GRACEFULSTOP_BALANCE for the command and
     /// gstop's own decision); nil: as the environment says (default on).
     public var balance: Bool? = nil
+    /// Units that failed on a node and were done elsewhere after which the node is bad: its
+    /// failures stop counting toward quarantine and requeues exclude it (0: off).
+    public var badNodeThreshold = BadNodes.defaultThreshold
 
     public init(command: [String], stateDirectory: String) {
         self.command = command
@@ -132,7 +135,8 @@ public final class Supervisor {
             let decision = RequeueDecision.decide(facts(for: attempt, restart: restart))
             switch decision.action {
             case .requeue(let target) where slurm != nil:
-                return requeueThroughOutages(decision, target: target, left: attempt.remaining.map { "\(attempt.scope) has \($0) units left" })
+                return requeueThroughOutages(decision, target: target, left: attempt.remaining.map { "\(attempt.scope) has \($0) units left" },
+                                             badNodes: attempt.badNodes)
             case .requeue:
                 report(decision.line)
                 record("decision", decision)
@@ -149,7 +153,7 @@ public final class Supervisor {
     /// Makes the requeue a decision asked for, trying again through a slurmctld outage until the
     /// job's end is near (SlurmRequeue), and says what finally happened: requeued (after how many
     /// tries), or never — then `requeue.failed` in the state tells `gstop status` and the next run.
-    private func requeueThroughOutages(_ decision: RequeueDecision, target: String, left: String?) -> Int32 {
+    private func requeueThroughOutages(_ decision: RequeueDecision, target: String, left: String?, badNodes: [BadNodes.BadNode] = []) -> Int32 {
         let restartsBefore = slurm?.restartCount ?? 0
         let outcome = SlurmRequeue.run(
             target: target, restartsBefore: restartsBefore, deadline: SlurmRequeue.deadline(endTime: attemptEndTime, now: Clock.unixSeconds()),
@@ -172,6 +176,7 @@ public final class Supervisor {
                 done.reasons.append("requeued after \(outcome.tries) tries over \(TimeSpan.format(outcome.seconds))"
                     + (outcome.lastError.map { "; slurmctld did not answer at first: \($0)" } ?? ""))
             }
+            if !badNodes.isEmpty { done.reasons.append(excludeFromRequeue(badNodes, target: target)) }
             report(done.line)
             record("decision", done, extra: [("requeue_tries", .number(Double(outcome.tries)))])
             return 0
@@ -190,6 +195,56 @@ public final class Supervisor {
         report(failed.line)
         record("decision", failed, extra: [("requeue_error", .string(outcome.lastError ?? "?")), ("requeue_tries", .number(Double(outcome.tries)))])
         return failed.exitCode
+    }
+
+    /// Judges the SLURM nodes from the state's evidence (`BadNodes`): records and says each node
+    /// newly found bad. Returns every bad node. Attempts that the job's own end explains (the
+    /// time limit's kill, a preemption, a cancel: this one, and earlier ones events.jsonl names)
+    /// are no evidence. Never fails the attempt: a node not judged is a node trusted.
+    private func judgeNodes(cause: StopCause, restart: Int) -> [BadNodes.BadNode] {
+        guard slurm != nil, options.badNodeThreshold > 0 else { return [] }
+        do {
+            let evidence = try NodeFailures.evidence(in: directory)
+            guard !evidence.isEmpty else { return [] }
+            var hardStopped = Set((try? EventLog.read(from: directory))?.compactMap { line -> NodeFailures.AttemptID? in
+                guard line["event"]?.string == "child_exit", line["hard_stop"] == .bool(true), let restart = line["restart"]?.int else { return nil }
+                return NodeFailures.AttemptID(job: line["job"]?.string, restart: restart)
+            } ?? [])
+            if cause.explainsDeaths { hardStopped.insert(NodeFailures.AttemptID(job: slurm?.logID, restart: restart)) }
+            let bad = BadNodes.find(evidence, hardStopped: hardStopped, threshold: options.badNodeThreshold)
+            for node in bad where try NodeFailures.recordBad(node, job: slurm?.logID, in: directory) {
+                report("bad node: \(node.description); its failures no longer count toward quarantine, and requeues exclude it "
+                    + "(\(NodeFailures.badDirectory)/\(node.node).json in the state; delete it to trust the node again)")
+                record("bad_node", [("bad_node", .string(node.node)), ("units", .array(node.units.map { .string($0) }))])
+            }
+            return bad
+        } catch let error as GracefulStopError {
+            report("warning: could not judge the nodes' health (the run goes on): \(error.message)")
+        } catch {}
+        return []
+    }
+
+    /// After a requeue: keeps the job off its bad nodes (ExcNodeList, which SLURM takes once the
+    /// job is pending again), unless too few nodes would be left. Returns what happened, for the
+    /// decision line.
+    private func excludeFromRequeue(_ bad: [BadNodes.BadNode], target: String) -> String {
+        let names = bad.map(\.node)
+        let what = "bad node\(bad.count == 1 ? "" : "s") " + bad.map(\.description).joined(separator: "; ")
+        do {
+            let info = try Scontrol.showJob(target, shielded: true)
+            let already = try info.excludedNodes.map(Scontrol.hostnames) ?? []
+            let partitionNodes = try info.partition.map { try Scontrol.partitionNodeCount(String($0.prefix { $0 != "," })) }
+            let (exclude, note) = BadNodes.exclusion(bad: names, alreadyExcluded: already, partitionNodes: partitionNodes, jobNodes: info.nodeCount)
+            if let note { return "\(what): \(note)" }
+            if exclude.isEmpty { return "\(what): already excluded" }
+            try Scontrol.excludeNodes(target, exclude)
+            record("exclude_nodes", [("target", .string(target)), ("excluded", .array(exclude.map { .string($0) }))])
+            return "\(what): the requeued job excludes \(names.joined(separator: ", ")) (ExcNodeList=\(exclude.joined(separator: ",")))"
+        } catch let error as GracefulStopError {
+            return "\(what): not excluded, \(error.message)"
+        } catch {
+            return "\(what): not excluded (\(error))"
+        }
     }
 
     /// The decision `run` would make had its command just stopped after a time-limit warning, for
@@ -224,6 +279,8 @@ public final class Supervisor {
         var progressed: Bool? = nil
         /// The units the command was on when it ended without giving them up.
         var diedOn: [UnitInFlight] = []
+        /// Every node judged bad so far (`BadNodes`), this attempt's judgements included.
+        var badNodes: [BadNodes.BadNode] = []
     }
 
     private func runAttempt(restart: Int) throws -> Attempt {
@@ -298,6 +355,8 @@ public final class Supervisor {
             }
             end = AttemptEnd.classify(facts)
         }
+        // Before the quarantine is counted: a bad node's failures are not the units'.
+        let badNodes = judgeNodes(cause: end.cause, restart: restart)
         // This attempt is over too (its processes have ended): its begin records count now.
         let (workDone, after) = try assess(attemptsOver: restart + 1)
         if slurm != nil, end.cause == .none, workDone == nil, exit != .exited(0) || (after?.left ?? 0) > 0 {
@@ -327,6 +386,7 @@ public final class Supervisor {
         let exitFields: [(String, JSONValue)] = [
             ("restart", .number(Double(restart))), ("exit", .number(Double(exit.status))), ("cause", .string(end.cause.description)),
             ("route", end.route.map { .string($0) } ?? .null), ("budget", .string(end.cause.budget.rawValue)),
+            ("hard_stop", .bool(end.cause.explainsDeaths)),
             ("asked_to_stop", .bool(end.cause != .none)), ("marked", marked.map { .number(Double($0)) } ?? .null),
             ("remaining", after.map { .number(Double($0.remaining)) } ?? .null),
             ("quarantined", .number(Double(newlyQuarantined.count))),
@@ -340,6 +400,7 @@ public final class Supervisor {
         attempt.heldByOthers = after?.heldByOthers ?? 0
         attempt.claimedElsewhere = after?.claimedElsewhere ?? 0
         attempt.diedOn = after?.diedOn ?? []
+        attempt.badNodes = badNodes
         attempt.progressed = marked.map { $0 > 0 || !newlyQuarantined.isEmpty } ?? (newlyQuarantined.isEmpty ? nil : true)
         if workDone == nil, let failure = SpaceProbe.failure(in: directory) {
             report("the state cannot be written: \(failure.message)")

@@ -55,7 +55,9 @@ enum Command {
     /// Runs `arguments` with signals unblocked in the child (the supervisor blocks its own).
     /// `whileWaiting` is called every 100 ms until it ends (the supervisor reaps its command
     /// meanwhile, so that the command's time is its own however long this takes).
-    static func run(_ arguments: [String], whileWaiting: (() -> Void)? = nil) throws -> Result {
+    /// `shielded`: TERM stays blocked in the child, for scontrol calls made after a requeue, whose
+    /// TERM reaches every process of the batch step (KillWait's KILL still ends it).
+    static func run(_ arguments: [String], whileWaiting: (() -> Void)? = nil, shielded: Bool = false) throws -> Result {
         guard let executable = find(arguments[0]) else { throw notStartable(arguments[0]) }
         var pipeEnds: [Int32] = [0, 0]
         try systemCall("cannot create a pipe for", arguments[0]) { pipe(&pipeEnds) }
@@ -71,6 +73,7 @@ enum Command {
         defer { posix_spawnattr_destroy(&attributes) }
         var noSignals = sigset_t()
         sigemptyset(&noSignals)
+        if shielded { sigaddset(&noSignals, SIGTERM) }
         posix_spawnattr_setsigmask(&attributes, &noSignals)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
         let argv = arguments.map { strdup($0) } + [nil]
