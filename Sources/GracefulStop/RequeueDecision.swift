@@ -1,3 +1,5 @@
+import Glibc
+
 /// Whether a job that just ended should run again: a pure function of facts the supervisor
 /// gathered (why it stopped, how the command exited, what work is left, the restart history), so
 /// the whole table of cases is tested as plain data (RequeueDecisionTests).
@@ -339,7 +341,9 @@ public struct RequeueDecision: Sendable, Equatable {
         let units = facts.diedOn.prefix(3).map { unit in
             "\(unit.unit), attempt \(min(unit.attempts, limit)) of \(limit)" + (unit.attempts >= limit ? ", now quarantined" : "")
         }.joined(separator: "; ") + (facts.diedOn.count > 3 ? "; and \(facts.diedOn.count - 3) more" : "")
+        // SIGKILL from nobody gstop knows of: the kernel's OOM killer (a cgroup memory limit, --mem) sends it.
         let what = "\(facts.exit.description) while on \(units)"
+            + (facts.exit == .signaled(SIGKILL) ? " (SIGKILL: the OOM killer's signal when a unit exceeds the job's memory, or a kill -9)" : "")
         if facts.left == 0 { return finish(facts, [how, what, facts.leftText]) }
         return requeueUnlessGuarded(facts, reasons: [how, what, facts.leftText,
             "retried so that a unit which kills its worker every time is quarantined after --max-unit-attempts \(limit) and the rest of the run goes on"])

@@ -49,6 +49,8 @@ import Testing
         // A unit that kills its worker, with default options.
         ("killed inside a unit: retried whatever --retry-failures says", facts(.none, .signaled(SIGKILL), failed: 1, diedOn: [UnitInFlight(unit: "u3", attempts: 1)]),
          .requeue(target: "12_3"), 0, "killed by SIGKILL while on u3, attempt 1 of 3"),
+        ("killed inside a unit: SIGKILL named as the OOM killer's", facts(.none, .signaled(SIGKILL), failed: 1, diedOn: [UnitInFlight(unit: "u3", attempts: 1)]),
+         .requeue(target: "12_3"), 0, "(SIGKILL: the OOM killer's signal when a unit exceeds the job's memory, or a kill -9)"),
         ("killed inside a unit the third time: quarantined, the rest goes on",
          facts(.none, .signaled(SIGKILL), failed: 3, diedOn: [UnitInFlight(unit: "u3", attempts: 3)]),
          .requeue(target: "12_3"), 0, "killed by SIGKILL while on u3, attempt 3 of 3, now quarantined"),
