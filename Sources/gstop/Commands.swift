@@ -14,7 +14,7 @@ struct Subcommand {
     "run": Subcommand(
         help: Help.run,
         valued: ["state", "requeue", "remaining", "signals", "child-signal", "grace", "term-grace", "kill-after", "deadline-margin",
-                 "max-restarts", "max-preemptions", "exclude-bad-nodes", "max-idle-attempts", "retry-failures", "max-unit-attempts", "time-limit", "warn-before", "balance"],
+                 "max-restarts", "max-preemptions", "exclude-bad-nodes", "progress-every", "max-idle-attempts", "retry-failures", "max-unit-attempts", "time-limit", "warn-before", "balance"],
         flags: []
     ) { arguments in
         var options = SupervisorOptions(command: arguments.command, stateDirectory: try arguments.stateDirectory())
@@ -40,6 +40,12 @@ struct Subcommand {
             options.deadlineMargin = try arguments.duration("deadline-margin")
         }
         options.limits.maxRestarts = try arguments.integer("max-restarts") ?? options.limits.maxRestarts
+        if arguments.string("progress-every") == "off" {
+            options.progressEvery = nil
+        } else if let every = try arguments.duration("progress-every") {
+            guard every > 0 else { throw Arguments.UsageError(message: "--progress-every takes a duration above 0, or off") }
+            options.progressEvery = every
+        }
         if let text = arguments.string("exclude-bad-nodes") {
             options.badNodeThreshold = text == "off" ? 0 : try arguments.integer("exclude-bad-nodes", minimum: 1) ?? BadNodes.defaultThreshold
         }
@@ -85,6 +91,19 @@ struct Subcommand {
             let terminal = isatty(1) != 0
             let width = terminal && ioctl(1, UInt(TIOCGWINSZ), &size) == 0 && size.ws_col > 0 ? Int(size.ws_col) : 80
             print(report.text(terminal: terminal, width: width), terminator: "")
+        }
+        return 0
+    },
+    "history": Subcommand(help: Help.history, valued: ["state"], flags: ["json"]) { arguments in
+        let history = try EventLog.history(path: try arguments.stateDirectory())
+        if arguments.flag("json") {
+            print(RunHistory.jsonText(history.rows, skippedLines: history.skipped), terminator: "")
+        } else {
+            print(history.rows.isEmpty ? "no attempt yet: events.jsonl has no attempt_start or child_exit line" : RunHistory.table(history.rows), terminator: "")
+        }
+        if history.skipped > 0 {
+            printError("note: \(history.skipped) line\(history.skipped == 1 ? "" : "s") of events.jsonl did not parse (a write cut short by a kill, "
+                + "or two hosts' appends that met on NFS) and \(history.skipped == 1 ? "was" : "were") skipped")
         }
         return 0
     },

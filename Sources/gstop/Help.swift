@@ -11,6 +11,8 @@ enum Help {
       init            create a state for a list of units
       doctor          check a job's setup (signal, requeue, state filesystem, tasks, competing handlers)
       status          done / remaining / quarantined per node, unit times and when the work will be done
+      history         one row per attempt: when, where, how long, why it ended, what gstop decided
+      report          one HTML file with pictures: attempts on a timeline, progress, unit times, quarantine
       remaining       this node's remaining units, one per line
       mark-done       mark units done
       release         put quarantined units back (units whose worker died every time they were begun)
@@ -105,6 +107,8 @@ enum Help {
       --kill-after DURATION     from the escalating SIGTERM to SIGKILL (default 5s)
       --deadline-margin DURATION  GRACEFULSTOP_DEADLINE = end time - this (default 60s, at most a tenth of the
                                 time left; locally: --warn-before); "off": no deadline, only signals stop the command
+      --progress-every DURATION a progress line in the job's output this often (default 10m; off): this
+                                node's units done of total, the run's, units/h, p50, when it will be done
       --max-restarts N          no requeue once N restarts were for time limits or failures (default 20);
                                 preemptions and node failures are not counted
       --max-preemptions N       no requeue by gstop after N preemptions or node failures (default unlimited)
@@ -185,6 +189,24 @@ enum Help {
     examples:
       gstop doctor --state $HOME/states/sweep job.sbatch     # on the login node, before sbatch
       gstop doctor                                           # in the batch script, before exec gstop run
+    """
+
+    static let history = """
+    usage: gstop history [--json] [--state DIR]
+
+    One row per attempt of the run, oldest first, from events.jsonl: the job (or array task) and
+    gstop's node, the restart, the host, when it started (UTC) and how long it ran, its exit, what
+    gstop decided (finish, requeue, stop, slurm_requeued) with its exit code, the units it marked
+    and quarantined, and why it ended, with the route the stop took. An attempt still running (or
+    whose gstop was killed) has no end. A line that does not parse (a write cut short) is skipped,
+    with a note on standard error.
+
+    options:
+      --json        {"attempts": [{job, node, restart, host, start, end, duration, cause, route,
+                    exit, outcome, decision, decision_exit, marked, quarantined, budget}],
+                    "skipped_lines": N}; outcome is done, warning, timelimit, preempted, nodefail,
+                    cancelled, failed, stopped or running
+      --state DIR   the state directory (default: $GRACEFULSTOP_STATE_DIR)
     """
 
     static let status = """

@@ -35,12 +35,27 @@ public enum EventLog {
     }
 
     /// Every event that parses, oldest first.
-    static func read(from directory: Directory) throws -> [JSONValue] {
-        guard let bytes = try directory.readFile(fileName) else { return [] }
-        return bytes.split(separator: UInt8(ascii: "\n")).compactMap { line in
+    static func read(from directory: Directory) throws -> [JSONValue] { try readCounting(from: directory).events }
+
+    /// Every event that parses, and how many lines did not (a write cut short by a kill, two
+    /// hosts' appends that collided on NFS): skipped, never fatal.
+    static func readCounting(from directory: Directory) throws -> (events: [JSONValue], skipped: Int) {
+        guard let bytes = try directory.readFile(fileName) else { return ([], 0) }
+        var skipped = 0
+        let events: [JSONValue] = bytes.split(separator: UInt8(ascii: "\n")).compactMap { line in
             var reader = JSONReader(Array(line), source: fileName)
-            guard let value = try? reader.readValue(), (try? reader.expectEnd()) != nil, value["event"] != nil else { return nil }
+            guard let value = try? reader.readValue(), (try? reader.expectEnd()) != nil, value["event"] != nil else {
+                skipped += 1
+                return nil
+            }
             return value
         }
+        return (events, skipped)
+    }
+
+    /// The run's attempts (RunHistory) from the log of the state at `path`, and the lines skipped.
+    public static func history(path: String) throws -> (rows: [RunHistory.Row], skipped: Int) {
+        let read = try readCounting(from: Directory(opening: path))
+        return (RunHistory.rows(read.events), read.skipped)
     }
 }

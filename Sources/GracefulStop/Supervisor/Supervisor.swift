@@ -46,6 +46,8 @@ public struct SupervisorOptions: Sendable {
     /// Units that failed on a node and were done elsewhere after which the node is bad: its
     /// failures stop counting toward quarantine and requeues exclude it (0: off).
     public var badNodeThreshold = BadNodes.defaultThreshold
+    /// Seconds between progress lines in the job's output (nil: none).
+    public var progressEvery: Double? = 600
 
     public init(command: [String], stateDirectory: String) {
         self.command = command
@@ -327,7 +329,7 @@ public final class Supervisor {
             + (deadline.map { ", deadline in \(TimeSpan.format($0 - attemptStart))" } ?? ""))
         var facts = AttemptFacts(underSlurm: slurm != nil, restartAtStart: slurm?.restartCount ?? 0)
         facts.jobAtStart = jobAtStart
-        let exit = supervise(child, endTime: endTime, facts: &facts)
+        let exit = supervise(child, endTime: endTime, attemptStart: attemptStartText, facts: &facts)
         // What only the state and SLURM know: stops that went to the command's processes (a
         // signal to the job's steps), another's stop request, the deadline, SLURM's view now.
         facts.deadlinePassed = deadline.map { Clock.unixSeconds() >= $0 } ?? false
@@ -433,6 +435,63 @@ public final class Supervisor {
         }
     }
 
+    /// What a progress line reads, once per `--progress-every`: gstop's own share's directory
+    /// (done and quarantined: exact), the run's totals from `complete/` and the shares' summaries
+    /// (O(shares) small reads, no listing of other shares), and a sample of 32 markers for p50.
+    /// For a sweep, events.jsonl's `work_finished` lines of this attempt. Never fails the run.
+    final class ProgressReader {
+        unowned let supervisor: Supervisor
+        let attemptStart: String
+        private var state: RunState? = nil
+        private var doneAtStart: Int? = nil
+
+        init(supervisor: Supervisor, attemptStart: String) {
+            self.supervisor = supervisor
+            self.attemptStart = attemptStart
+            // No state yet: the command creates it, so this attempt's count starts at 0.
+            doneAtStart = (try? supervisor.directory.exists(Manifest.fileName)) == false ? 0 : (try? counts()?.done)
+        }
+
+        private func counts() throws -> (done: Int, total: Int, quarantined: Int)? {
+            if state == nil {
+                guard try supervisor.directory.exists(Manifest.fileName) else { return nil }
+                state = try RunState.open(at: supervisor.statePath, node: supervisor.node)
+            }
+            guard let state, let files = state.files, supervisor.node < files.manifest.partition.nodes else { return nil }
+            let counts = try state.counts(node: supervisor.node)
+            let quarantined = try Quarantine.places(node: supervisor.node, in: files.quarantine).count
+            return (counts.done, counts.total, quarantined)
+        }
+
+        func line(secondsSinceStart: Double) -> String? {
+            do {
+                guard let counts = try counts(), let state else {
+                    let events = try EventLog.read(from: supervisor.directory)
+                    guard let finished = SweepProgress.finished(in: events, attemptStart: attemptStart) else { return nil }
+                    var line = ProgressLine(scope: "the sweep", scopeDone: 0, scopeTotal: 0)
+                    line.finished = finished
+                    line.secondsSinceStart = secondsSinceStart
+                    return line.text(now: Clock.unixSeconds())
+                }
+                var line = ProgressLine(scope: "node \(supervisor.node)", scopeDone: counts.done, scopeTotal: counts.total)
+                line.quarantined = counts.quarantined
+                line.secondsSinceStart = secondsSinceStart
+                line.doneSinceStart = max(0, counts.done - (doneAtStart ?? counts.done))
+                if state.manifest!.partition.nodes > 1 {
+                    let totals = try state.totals()
+                    line.runDone = totals.done
+                    line.runTotal = totals.total
+                }
+                line.p50 = try state.unitEstimate(node: supervisor.node, limit: 32)?.p50
+                return line.text(now: Clock.unixSeconds())
+            } catch let error as GracefulStopError {
+                return "progress: cannot read the state (the run goes on): \(error.message)"
+            } catch {
+                return nil
+            }
+        }
+    }
+
     /// `scontrol show job` for this job, nil outside SLURM or when it fails (said, with `purpose`).
     private func lookUpJob(purpose: String) -> JobInfo? {
         guard let slurm else { return nil }
@@ -443,7 +502,7 @@ public final class Supervisor {
     }
 
     /// Waits for the command to end, turning signals and timers into a graceful stop.
-    private func supervise(_ child: ChildProcess, endTime: Double?, facts: inout AttemptFacts) -> ChildExit {
+    private func supervise(_ child: ChildProcess, endTime: Double?, attemptStart: String, facts: inout AttemptFacts) -> ChildExit {
         var cause = StopCause.none
         var stopping = false
         let start = Clock.monotonicNanoseconds()
@@ -453,6 +512,8 @@ public final class Supervisor {
         var limitAt = options.timeLimit.map { at($0) }
         var graceEnds: Int64? = nil
         var killAt: Int64? = nil
+        let progress = ProgressReader(supervisor: self, attemptStart: attemptStart)
+        var progressAt = options.progressEvery.map { at($0) }
 
         func shorten(_ seconds: Double) {
             let limit = Clock.monotonicNanoseconds() + Int64(seconds * 1e9)
@@ -488,7 +549,7 @@ public final class Supervisor {
         while true {
             if let exit = child.reap() { return exit }
             let now = Clock.monotonicNanoseconds()
-            let next = [warningAt, limitAt, graceEnds, killAt].compactMap { $0 }.min()
+            let next = [warningAt, limitAt, graceEnds, killAt, stopping ? nil : progressAt].compactMap { $0 }.min()
             var info = siginfo_t()
             var taken: Int32
             if let next {
@@ -508,6 +569,10 @@ public final class Supervisor {
             switch taken {
             case 0:
                 let due = Clock.monotonicNanoseconds()
+                if let time = progressAt, time <= due, let every = options.progressEvery {
+                    progressAt = due + Int64(every * 1e9)
+                    if !stopping, let line = progress.line(secondsSinceStart: Double(due - start) / 1e9) { report(line) }
+                }
                 if let time = killAt, time <= due {
                     killAt = nil
                     report("the command is still running: SIGKILL to its process group")
