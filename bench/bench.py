@@ -10,6 +10,7 @@ import argparse
 import ctypes
 import datetime
 import json
+import re
 import math
 import os
 import platform
@@ -940,8 +941,9 @@ def progress_line(size: dict) -> None:
         done = Path(state_dir, "done", str(share))
         done.mkdir(parents=True, exist_ok=True)
         mine = names[share::shares]
-        for name in mine[: len(mine) // 2]:
-            (done / f"{name}.done").write_text(f'{name} {{"ended": 1, "host": "bench", "node": {share}, "restart": 0}}\n')
+        for index, name in enumerate(mine[: len(mine) // 2]):  # with the timing record a marker carries
+            (done / f"{name}.done").write_bytes(name.encode() + b"\0" + json.dumps(
+                {"started": 1.7e9 + index, "ended": 1.7e9 + index + 2 + index % 7, "host": "bench", "node": share, "restart": 0}).encode())
     # What mark_done leaves in progress/ for each share (ShareSummary's format, docs/state-format.md).
     progress = Path(state_dir, "progress")
     progress.mkdir()
@@ -960,7 +962,53 @@ def progress_line(size: dict) -> None:
         f"{entries(status_calls) / max(1, entries(line_calls)):,.0f}× fewer directory reads", "O(shares) small reads", opens(line_calls) <= 3 * shares,
         "strace -c -f of each; the line reads complete/ and progress/ (one small file per share), never a share's markers; "
         "a 1,000-task array asking once a minute costs the metadata server ~1,000 × 1,000 small reads a minute, not every marker")
+    report_and_history(state_dir, units, shares)
     shutil.rmtree(root, ignore_errors=True)
+
+
+def bytes_read(command: list[str]) -> tuple[int, int]:
+    """Bytes a fresh process reads from files (read/pread64) and from directory listings (getdents64)."""
+    trace = os.path.join(tempfile.mkdtemp(prefix="gs-strace-"), "trace")
+    subprocess.run(["strace", "-f", "-e", "trace=read,pread64,getdents64", "-o", trace, *command], capture_output=True, check=True)
+    files = listings = 0
+    for line in Path(trace).read_text().splitlines():
+        match = re.search(r"(read|pread64|getdents64)\(.*\) += (\d+)$", line)
+        if match:
+            if match.group(1) == "getdents64":
+                listings += int(match.group(2))
+            else:
+                files += int(match.group(2))
+    return files, listings
+
+
+def report_and_history(state_dir: str, units: int, shares: int, attempts: int = 1000) -> None:
+    """`gstop report` and `gstop history` on the same big state with 1,000 attempts in its log."""
+    print(f"  19: gstop report and history, {units:,} units, {attempts:,} attempts ...", flush=True)
+    with open(os.path.join(state_dir, "events.jsonl"), "w") as log:
+        for attempt in range(attempts):
+            job, start = f"9{attempt % 50:03d}_{attempt % 50}", 1.7e9 + attempt * 3600
+            common = {"job": job, "node": attempt % 50, "host": f"n{attempt % 97}", "pid": 1000 + attempt}
+            log.write(json.dumps({"time": start, "event": "attempt_start", **common, "restart": attempt // 50}) + "\n")
+            log.write(json.dumps({"time": start + 3500, "event": "child_exit", **common, "restart": attempt // 50, "exit": 0,
+                                  "cause": "stopped by SIGUSR1 (the time-limit warning)", "route": "SIGUSR1 to gstop", "marked": units // 2 // attempts,
+                                  "quarantined": 0, "budget": "restart"}) + "\n")
+            log.write(json.dumps({"time": start + 3500.5, "event": "decision", **common, "action": "requeue", "exit": 0, "reasons": ["bench"]}) + "\n")
+    page = os.path.join(os.path.dirname(state_dir), "report.html")
+    report = [GSTOP, "report", "--state", state_dir, "--out", page]
+    history = [GSTOP, "history", "--json", "--state", state_dir]
+    status = [GSTOP, "status", "--json", "--state", state_dir]
+    timings = {name: fresh_ms(command, runs=3) for name, command in (("report", report), ("history", history), ("status", status))}
+    reads = {name: bytes_read(command) for name, command in (("report", report), ("history", history), ("status", status))}
+    calls = {name: file_syscalls(command) for name, command in (("report", report), ("status", status))}
+    size = os.path.getsize(page)
+    row("19", f"`gstop report` (and `gstop history --json`) of {units:,} units over {shares:,} shares, half done, {attempts:,} attempts, fresh process",
+        f"report {timings['report']:,.0f} ms, {calls['report'].get('openat', 0):,} opens, {reads['report'][0] / 1e6:,.1f} MB read "
+        f"+ {reads['report'][1] / 1e6:,.1f} MB of listings, page {size / 1e3:,.0f} kB; history {timings['history']:,.0f} ms, {reads['history'][0] / 1e6:,.2f} MB",
+        f"`gstop status --json`: {timings['status']:,.0f} ms, {calls['status'].get('openat', 0):,} opens, {reads['status'][0] / 1e6:,.1f} MB "
+        f"+ {reads['status'][1] / 1e6:,.1f} MB of listings",
+        f"report {timings['report'] / timings['status']:.2f}× a status", "≤ 1.5× a status", timings["report"] <= 1.5 * timings["status"],
+        "the report reads what status reads (every share's listing, a sample of markers per share) plus events.jsonl once; "
+        "history reads only events.jsonl; strace of each, medians of 3 fresh runs")
 
 
 def paper_table(units: int, start_bytes: dict) -> str:
@@ -1012,13 +1060,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="CI sizes: quick, figures not representative")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
-    parser.add_argument("--only", metavar="N[,N...]", help="measure only these figures (1-17) and print them; "
+    parser.add_argument("--only", metavar="N[,N...]", help="measure only these figures (1-19; 18 is part of 11, 19 of 17) and print them; "
                         "docs/benchmarks.md is written only by a run of all of them")
     args = parser.parse_args()
     size = SIZES["small" if args.small else "full"]
     figures = {1: calls_per_check, 2: calls_per_check, 3: syscalls, 4: stop_latency, 5: durable_marks,
                6: remaining_units, 7: remaining_units, 8: idle_supervisor, 9: library_load, 10: release_build, 11: nfs, 12: sweep_cost,
-               13: cold_path, 14: begin_records, 15: makespan, 17: progress_line}
+               13: cold_path, 14: begin_records, 15: makespan, 17: progress_line, 19: progress_line}
     chosen = list(dict.fromkeys(figures.values()))
     if args.only:
         try:
@@ -1026,7 +1074,7 @@ def main() -> int:
         except ValueError:
             parser.error(f"--only takes figure numbers such as 5 or 6,7, not '{args.only}'")
         if not numbers or any(n not in figures for n in numbers):
-            parser.error(f"--only takes figure numbers from 1 to 17, not '{args.only}'")
+            parser.error(f"--only takes figure numbers from 1 to 19, not '{args.only}'")
         chosen = list(dict.fromkeys(figures[n] for n in numbers))
         args.no_write = True
     started = time.time()

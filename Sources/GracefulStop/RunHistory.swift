@@ -41,7 +41,7 @@ public enum RunHistory {
             if text.hasPrefix("preempted") || text.hasPrefix("SLURM requeued") { return "preempted" }
             if text.hasPrefix("a node of the job failed") { return "nodefail" }
             if text.hasPrefix("stopped by the time limit") { return "timelimit" }
-            if text.contains("time-limit warning") || text.contains("deadline") { return "warning" }
+            if text.includes("time-limit warning") || text.includes("deadline") { return "warning" }
             if text.hasPrefix("cancelled") || text.hasPrefix("interrupted") { return "cancelled" }
             if text.hasPrefix("the command ended on its own"), (exit ?? 0) != 0 { return "failed" }
             return "stopped"

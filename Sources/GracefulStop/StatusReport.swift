@@ -40,6 +40,9 @@ public struct StatusReport: Sendable {
     /// `requeue.failed`: a requeue gstop decided on that never reached slurmctld.
     public var requeueFailed: JSONValue? = nil
     public var quarantined: [QuarantinedUnit] = []
+    /// The sampled markers that record a duration: unit name, seconds, when it ended (the report's
+    /// histogram and slowest units).
+    public var sampledUnits: [(unit: String, seconds: Double, ended: Double)] = []
     /// The SLURM nodes gstop judged bad, with the units that failed there and were done elsewhere.
     public var badNodes: [(node: String, units: [String], job: String?)] = []
     /// The whole run's estimate, from every node's sample.
@@ -95,7 +98,9 @@ public struct StatusReport: Sendable {
                 var entry = NodeCounts(node: node, done: counts.done, total: counts.total)
                 entry.quarantined = report.quarantined.filter { $0.node == node }.count
                 if hasTaken { entry.takenBy = try TakenUnits.count(node: node, in: state.requireFiles().begun.taken) }
-                let durations = try state.requireFiles().markers.timings(node: node, limit: sample).compactMap(\.seconds)
+                let samples = try state.requireFiles().markers.samples(node: node, limit: sample)
+                report.sampledUnits += samples.compactMap { sample in sample.timing.seconds.map { (sample.name, $0, sample.timing.ended) } }
+                let durations = samples.compactMap(\.timing.seconds)
                 entry.estimate = UnitEstimate(durations: durations)
                 pooled += durations
                 return entry

@@ -107,6 +107,15 @@ struct Subcommand {
         }
         return 0
     },
+    "report": Subcommand(help: Help.report, valued: ["state", "out"], flags: []) { arguments in
+        let report = try RunReport.gather(path: try arguments.stateDirectory())
+        let out = arguments.string("out") ?? "report.html"
+        try RunReport.write(report.html(), to: out)
+        print("wrote \(out): \(report.history.count) attempt\(report.history.count == 1 ? "" : "s")"
+            + (report.status.unitCount > 0 ? ", \(report.status.doneCount) of \(report.status.unitCount) units done" : "")
+            + " (open it in a browser; it fetches nothing)")
+        return 0
+    },
     "remaining": Subcommand(help: Help.remaining, valued: ["state", "node"], flags: ["null"]) { arguments in
         let state = try RunState.open(at: try arguments.stateDirectory(), node: try arguments.integer("node"))
         let terminator = arguments.flag("null") ? "\0" : "\n"

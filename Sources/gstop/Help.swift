@@ -209,6 +209,23 @@ enum Help {
       --state DIR   the state directory (default: $GRACEFULSTOP_STATE_DIR)
     """
 
+    static let report = """
+    usage: gstop report [--out FILE] [--state DIR]
+
+    Writes one self-contained HTML file about the run (default report.html in the current
+    directory): no script and nothing fetched, the pictures are inline SVG, so it opens in any
+    browser, from the shared filesystem too. It shows the counts (as gstop status); the attempts on
+    a timeline, one lane per job (array task) and node, each bar coloured by how the attempt ended,
+    requeues as the gaps; units done over time, exact at each attempt's end, with the line to the
+    estimated end; the distribution of sampled unit times with p50 and p90 and the slowest sampled
+    units; the quarantined units with the command that puts each back; bad nodes; and for a sweep,
+    the trials each worker finished over time. It reads what gstop status and gstop history read.
+
+    options:
+      --out FILE    where to write it (default report.html); written whole, then renamed into place
+      --state DIR   the state directory (default: $GRACEFULSTOP_STATE_DIR)
+    """
+
     static let status = """
     usage: gstop status [--json | --totals] [--state DIR]
 

@@ -81,12 +81,15 @@ def make_state(name: str, units: list[str], nodes: int, rule: str, done: list[st
                legacy: str | None = None, legacy_done: list[str] = (), stale_stop: bool = False,
                run_done: bool = False, strays: list[str] = (), version: int = 2,
                timings: dict | None = None, quarantined: dict | None = None, begun: list = (),
-               claims: list = (), taken: list = ()) -> None:
+               claims: list = (), taken: list = (), attempts: list = ()) -> None:
     """timings: unit -> (started, ended) written into its marker after a NUL (docs/state-format.md,
     "The timing record"); quarantined: unit -> restarts of the attempts that condemned it; begun:
     (unit, restart) begin records (the release before's names) of a host that is not this one;
     claims: (unit, generation, how) claims of host n9, job 77 ("live", "released", "abandoned");
-    taken: (unit, worker) units of another share done by the worker of share `worker`."""
+    taken: (unit, worker) units of another share done by the worker of share `worker`;
+    attempts: dicts of gstop's attempts (job, node, restart, start, end, cause, exit, marked,
+    quarantined, decision, decision_exit; end None: still running) written to events.jsonl as
+    docs/state-format.md describes it, followed by a line cut short by a kill."""
     timings = timings or {}
     quarantined = quarantined or {}
     root = HERE / "states" / name
@@ -140,6 +143,21 @@ def make_state(name: str, units: list[str], nodes: int, rule: str, done: list[st
     if stale_stop:  # a request from an attempt long ago: must not stop anybody now
         (root / "stop.request").write_text(
             json.dumps({"requested_at": 1000000000.0, "by": "old-node:123", "reason": "signal SIGUSR1 to gstop"}) + "\n")
+    if attempts:  # docs/state-format.md, "events.jsonl"
+        lines = []
+        for a in attempts:
+            common = {"job": a["job"], "node": a["node"], "host": "n9", "pid": 100 + a["restart"]}
+            lines.append({"time": a["start"], "event": "attempt_start", **common, "restart": a["restart"], "command": ["python3", "solve.py"],
+                          "deadline": None, "attempt_start": str(a["start"])})
+            if a["end"] is None:
+                continue
+            lines.append({"time": a["end"], "event": "child_exit", **common, "restart": a["restart"], "exit": a["exit"], "cause": a["cause"],
+                          "route": None, "budget": "restart", "hard_stop": False, "asked_to_stop": a["cause"] != "ended",
+                          "marked": a["marked"], "remaining": 0, "quarantined": a["quarantined"]})
+            lines.append({"time": a["end"] + 0.5, "event": "decision", **common, "action": a["decision"], "exit": a["decision_exit"],
+                          "reasons": ["fixture"]})
+        text = "".join(json.dumps(line) + "\n" for line in lines) + '{"time": 1700009999.0, "event": "child_ex'
+        (root / "events.jsonl").write_text(text)
     if run_done:
         (root / "run.done").write_text(json.dumps({"units": len(units), "completed_at": 1700000000.0, "by": "n1:1"}) + "\n")
     all_done = set(done) | set(legacy_done)
@@ -154,6 +172,11 @@ def make_state(name: str, units: list[str], nodes: int, rule: str, done: list[st
         expected["taken_by"] = {str(n): {str(w): sum(1 for u, wk in taken if places[u][0] == n and wk == w) for w in sorted({w for _, w in taken})
                                          if any(places[u][0] == n and wk == w for u, wk in taken)} for n in range(nodes)}
         expected["held"] = {str(n): sorted(u for u, _, how in claims if how == "live" and places[u][0] == n) for n in range(nodes)}
+    if attempts:  # what gstop history must say: one row per attempt, the torn line skipped
+        expected["history"] = [{key: a[key] for key in ("job", "node", "restart", "start", "end", "exit", "marked", "quarantined")}
+                               | {"decision": a["decision"] if a["end"] is not None else None, "outcome": a["outcome"]}
+                               for a in sorted(attempts, key=lambda a: a["start"])]  # oldest first
+        expected["history_skipped_lines"] = 1
     if timings:  # what the estimate must say (nearest-rank percentiles of the recorded durations)
         def figures(durations):
             ordered = sorted(durations)
@@ -201,7 +224,19 @@ def main() -> None:
                done=["t0", "t2", "t4", "t1", "t3", "t5"],
                timings={"t0": (1700000000.0, 1700000002.0), "t2": (1700000010.0, 1700000014.0), "t4": (1700000020.0, 1700000026.0),
                         "t1": (1700000000.5, 1700000001.5), "t3": (1700000011.0, 1700000014.0)},
-               quarantined={"t6": [0, 1, 2]}, begun=[("t8", 0)])
+               quarantined={"t6": [0, 1, 2]}, begun=[("t8", 0)],
+               attempts=[
+                   {"job": "4242_1", "node": 0, "restart": 0, "start": 1699999990.0, "end": 1700000015.0, "exit": 0, "marked": 4, "quarantined": 0,
+                    "cause": "stopped by SIGUSR1 (the time-limit warning)", "decision": "requeue", "decision_exit": 0, "outcome": "warning"},
+                   {"job": "4242_1", "node": 0, "restart": 1, "start": 1700000019.0, "end": 1700000023.0, "exit": 139, "marked": 1, "quarantined": 0,
+                    "cause": "the command ended on its own (no stop reached gstop or was recorded by the command's processes)",
+                    "decision": "requeue", "decision_exit": 0, "outcome": "failed"},
+                   {"job": "4242_1", "node": 0, "restart": 2, "start": 1700000024.0, "end": 1700000028.0, "exit": 0, "marked": 1, "quarantined": 1,
+                    "cause": "the command ended on its own (no stop reached gstop or was recorded by the command's processes)",
+                    "decision": "finish", "decision_exit": 65, "outcome": "done"},
+                   {"job": "4242_2", "node": 1, "restart": 0, "start": 1700000005.0, "end": None, "exit": None, "marked": None, "quarantined": None,
+                    "cause": None, "decision": None, "decision_exit": None, "outcome": "running"},
+               ])
     # Balancing (issue 20): units of shares 1 and 2 done by the workers of shares 0 and 3 (taken/),
     # a unit held by a live claim of another job (b5), and one whose two claims were given up (b8:
     # released for a stop, then abandoned after an error), so that any worker may take it.

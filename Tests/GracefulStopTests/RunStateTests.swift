@@ -66,6 +66,18 @@ import Testing
                 #expect(account.heldByOthers == expected.held[node]?.count, "\(name) node \(node)")
             }
         }
+        if case .array(let attempts)? = expected.history {
+            // events.jsonl written from the documented format: one row per attempt, the torn line skipped.
+            let history = try EventLog.history(path: path)
+            #expect(history.skipped == expected.historySkippedLines)
+            #expect(history.rows.count == attempts.count)
+            for (row, want) in zip(history.rows, attempts) {
+                #expect(row.job == want["job"]?.string && row.node == want["node"]?.int && row.restart == want["restart"]?.int, "\(row)")
+                #expect(row.start == want["start"]?.number && row.end == want["end"]?.number && row.exit == want["exit"]?.int, "\(row)")
+                #expect(row.marked == want["marked"]?.int && row.quarantined == want["quarantined"]?.int, "\(row)")
+                #expect(row.decision == want["decision"]?.string && row.outcome == want["outcome"]?.string, "\(row)")
+            }
+        }
         let state = try RunState.open(at: path, node: 0)
         #expect(try state.counts(node: nil) == (expected.doneCount, expected.unitCount))
         #expect(try state.checkRunDone() == expected.runDone)

@@ -112,6 +112,9 @@ enum Expected {
         /// Balancing: per share, how many units each other share's worker did; units held by live claims.
         var takenBy: [Int: [Int: Int]]? = nil
         var held: [Int: [String]] = [:]
+        /// The attempts gstop history must list (states with an events.jsonl), and the lines it skips.
+        var history: JSONValue? = nil
+        var historySkippedLines = 0
     }
 
     static func state(_ name: String) throws -> State {
@@ -155,6 +158,8 @@ enum Expected {
                     try reader.readArray { units.append(try $0.readString()) }
                     state.held[Int(node)!] = units
                 }
+            case "history": state.history = try reader.readValue()
+            case "history_skipped_lines": state.historySkippedLines = try reader.readInteger()
             default: try reader.skipValue()
             }
         }

@@ -147,3 +147,17 @@ def test_a_broken_shard_leaves_other_nodes_working_and_is_named_when_needed(tmp_
             state.remaining_units()
     assert case["message"] in str(raised.value)
     assert (shard.read_bytes() if shard.exists() else None) == before
+
+
+@pytest.mark.parametrize("name", [n for n in STATES if "history" in expected(n)])
+def test_fixture_history_reads_as_expected(fixture_state, name):
+    # events.jsonl written from docs/state-format.md: gstop history lists each attempt, skips the torn line.
+    from test_gstop import gstop
+    path = fixture_state(name)
+    want = expected(name)
+    result = gstop("history", "--json", "--state", str(path))
+    assert result.returncode == 0, result.stderr
+    history = json.loads(result.stdout)
+    assert history["skipped_lines"] == want["history_skipped_lines"] and "did not parse" in result.stderr
+    rows = [{key: row[key] for key in want["history"][0]} for row in history["attempts"]]
+    assert rows == want["history"]

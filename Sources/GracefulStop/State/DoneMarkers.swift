@@ -117,6 +117,11 @@ final class DoneMarkers: Sendable {
     /// which on ext4, XFS and NFS is hash order, so a sample spread over the run rather than its
     /// first or last units. One open and read per marker read.
     func timings(node: Int, limit: Int) throws -> [UnitTiming] {
+        try samples(node: node, limit: limit).map(\.timing)
+    }
+
+    /// `timings`, with each unit's name (the marker's content before its record).
+    func samples(node: Int, limit: Int) throws -> [(name: String, timing: UnitTiming)] {
         guard limit > 0, let shard = try nodeDirectory(node, create: false) else { return [] }
         try shard.refresh()
         var names: [String] = []
@@ -130,7 +135,10 @@ final class DoneMarkers: Sendable {
             return names.count < limit
         })
         // A marker removed meanwhile, or unreadable, is left out: the sample is a sample.
-        return names.compactMap { (try? shard.readFile($0)).flatMap { $0 }.flatMap(UnitTiming.decode(markerContent:)) }
+        return names.compactMap { name in
+            guard let content = try? shard.readFile(name), let timing = UnitTiming.decode(markerContent: content) else { return nil }
+            return (String(decoding: content.prefix { $0 != 0 }, as: UTF8.self), timing)
+        }
     }
 
     /// The seed names markers `<unit>.done` verbatim, so only names that are one plain path

@@ -483,6 +483,11 @@ public final class Supervisor {
                     line.runTotal = totals.total
                 }
                 line.p50 = try state.unitEstimate(node: supervisor.node, limit: 32)?.p50
+                // In the log too, with its time: history and reports read what the line said.
+                supervisor.record("progress", [("done", .number(Double(counts.done))), ("total", .number(Double(counts.total))),
+                                               ("quarantined", .number(Double(counts.quarantined))),
+                                               ("run_done", line.runDone.map { .number(Double($0)) } ?? .null),
+                                               ("run_total", line.runTotal.map { .number(Double($0)) } ?? .null)], durable: false)
                 return line.text(now: Clock.unixSeconds())
             } catch let error as GracefulStopError {
                 return "progress: cannot read the state (the run goes on): \(error.message)"
@@ -770,12 +775,12 @@ public final class Supervisor {
     /// Appends an event; a failure is said (and returned: the guard's own record must not be lost
     /// in silence).
     @discardableResult
-    private func record(_ event: String, _ fields: [(String, JSONValue)]) -> String? {
+    private func record(_ event: String, _ fields: [(String, JSONValue)], durable: Bool = true) -> String? {
         let common: [(String, JSONValue)] = [
             ("event", .string(event)), ("job", .string(chain)), ("node", .number(Double(node))), ("host", .string(HostName.current)),
             ("pid", .number(Double(getpid()))),
         ]
-        do { try EventLog.append(common + fields, in: directory) } catch let error as GracefulStopError {
+        do { try EventLog.append(common + fields, in: directory, durable: durable) } catch let error as GracefulStopError {
             report("warning: could not write the events log: \(error.message)")
             return error.message
         } catch {
