@@ -72,12 +72,12 @@ public final class Supervisor {
     let report: (String) -> Void
     private var mask = sigset_t()
     /// The current attempt's end (unix seconds), when known: how long a requeue may be tried.
-    private var attemptEndTime: Double? = nil
+    var attemptEndTime: Double? = nil
     /// This gstop's own `child_exit` records: the crash-loop guard's memory of local restarts when
     /// events.jsonl cannot keep them.
-    private var exitsHere: [JSONValue] = []
+    var exitsHere: [JSONValue] = []
     /// Why this attempt's `child_exit` record could not be written (path and error), if so.
-    private var historyWriteFailure: String? = nil
+    var historyWriteFailure: String? = nil
 
     /// Signals gstop takes with sigtimedwait: the graceful ones, plus those it forwards.
     private var handledSignals: [Int32] { Array(Set(options.gracefulSignals + [SIGCHLD, SIGINT, SIGTERM, SIGHUP])) }
@@ -285,125 +285,38 @@ public final class Supervisor {
         var badNodes: [BadNodes.BadNode] = []
     }
 
+    /// One attempt, as a few steps: plan its time, start the command unless there is no point,
+    /// supervise it, find why it ended, count what it did, and record its end.
     private func runAttempt(restart: Int) throws -> Attempt {
-        let attemptStart = Clock.unixSeconds()
-        let jobAtStart = lookUpJob(purpose: "no deadline for the command")
-        let endTime = slurm != nil ? jobAtStart?.endTime : options.timeLimit.map { attemptStart + $0 }
-        attemptEndTime = endTime
-        let deadline = options.setsDeadline ? endTime.flatMap { end -> Double? in
-            let margin = options.deadlineMargin ?? (slurm != nil ? min(60, (end - attemptStart) / 10) : (options.warnBefore ?? 0))
-            return end - margin > attemptStart ? end - margin : nil
-        } : nil
+        let plan = planAttempt()
         // Attempts before this one are over: a unit they began often enough is quarantined now.
         let (alreadyDone, before) = try assess(attemptsOver: restart)
-        if let marker = alreadyDone {
-            report("all work is done already (\(marker)): not starting the command")
-            return Attempt(end: AttemptEnd(cause: .none), exit: .exited(0), workDone: marker, remaining: 0, scope: "the run",
-                           requeueAllowed: nil, started: false, quarantined: before?.quarantined ?? [])
-        }
-        if let failure = SpaceProbe.failure(in: directory) {
-            // Every mark would fail: the command is not started into a full disk.
-            report("the state cannot be written: \(failure.message)")
-            var attempt = Attempt(end: AttemptEnd(cause: .none), exit: .exited(0), workDone: nil, remaining: before?.remaining,
-                                  scope: before?.scope ?? "the run", requeueAllowed: nil, started: false, quarantined: before?.quarantined ?? [])
-            attempt.stateWriteFailure = failure.message
-            return attempt
-        }
-        let attemptStartText = String(attemptStart)
-        var environment = Environment.all()
-        environment[Environment.stateDirectory] = statePath
-        environment[Environment.restartCount] = String(restart)
-        environment[Environment.resume] = restart > 0 ? "1" : "0"
-        environment[Environment.attemptStart] = attemptStartText
-        // The requests there now never apply to this attempt; any other does, whatever its clock.
-        let requestFiles = [StopRequest.fileName, StopRequest.fileName(forJob: slurm?.logID)]
-        let stale = StaleRequests.snapshot(of: requestFiles, in: directory)
-        environment[Environment.staleRequests] = stale.encoded
-        environment[Environment.deadline] = deadline.map { String($0) }
-        record("attempt_start", [
-            ("restart", .number(Double(restart))), ("command", .array(options.command.map { .string($0) })),
-            ("deadline", deadline.map { .number($0) } ?? .null), ("attempt_start", .string(attemptStartText)),
-        ])
-        let child = try ChildProcess.start(options.command, environment: environment)
-        report("started `\(options.command.joined(separator: " "))` (pid \(child.pid), restart \(restart))"
-            + (deadline.map { ", deadline in \(TimeSpan.format($0 - attemptStart))" } ?? ""))
+        if let notStarted = attemptNotStarted(alreadyDone: alreadyDone, before: before) { return notStarted }
+        let (child, stale) = try startCommand(plan, restart: restart)
         var facts = AttemptFacts(underSlurm: slurm != nil, restartAtStart: slurm?.restartCount ?? 0)
-        facts.jobAtStart = jobAtStart
-        let exit = supervise(child, endTime: endTime, attemptStart: attemptStartText, facts: &facts)
-        // What only the state and SLURM know: stops that went to the command's processes (a
-        // signal to the job's steps), another's stop request, the deadline, SLURM's view now.
-        facts.deadlinePassed = deadline.map { Clock.unixSeconds() >= $0 } ?? false
-        let events = (try? EventLog.read(from: directory)) ?? []
-        facts.processStops = ProcessStop.records(in: events, attemptStart: attemptStartText)
-        facts.request = currentRequest(besides: stale)
-        if let slurm {
-            do { facts.jobAtEnd = try slurm.info() } catch let error as GracefulStopError { facts.endLookupError = error.message }
-        }
-        var end = AttemptEnd.classify(facts)
-        if let slurm, case .unclassifiedTerm = end.cause {
-            // Only scontrol tells a time limit (requeue) from a cancel (end): worth waiting out an outage for.
-            let found = SlurmLookup.run(
-                deadline: SlurmRequeue.deadline(endTime: endTime, now: Clock.unixSeconds()), now: Clock.unixSeconds, pause: Clock.sleep,
-                lookUp: { try slurm.info() }, report: { [self] line in
-                    report(line)
-                    record("lookup_try", [("error", .string(line))])
-                })
-            if let job = found.answer {
-                facts.jobAtEnd = job
-                facts.endLookupError = nil
-                if found.tries > 1 { report("scontrol show job answered after \(found.tries) tries") }
-            } else {
-                facts.endLookupError = found.lastError.map { "\($0), \(found.tries) tr\(found.tries == 1 ? "y" : "ies")" } ?? facts.endLookupError
-            }
-            end = AttemptEnd.classify(facts)
-        }
+        facts.jobAtStart = plan.jobAtStart
+        let exit = supervise(child, endTime: plan.endTime, attemptStart: plan.startText, facts: &facts)
+        let (events, firstEnd) = whyItEnded(&facts, plan: plan, stale: stale)
         // Before the quarantine is counted: a bad node's failures are not the units'.
-        let badNodes = judgeNodes(cause: end.cause, restart: restart)
+        let badNodes = judgeNodes(cause: firstEnd.cause, restart: restart)
         // This attempt is over too (its processes have ended): its begin records count now.
         let (workDone, after) = try assess(attemptsOver: restart + 1)
+        var end = firstEnd
         if slurm != nil, end.cause == .none, workDone == nil, exit != .exited(0) || (after?.left ?? 0) > 0 {
             // Ended early with nothing said: SLURM may be a moment behind (a failed node makes srun
             // exit before slurmctld requeues the job and TERMs this script). Ask it once more.
             settle(&facts, seconds: options.settleSeconds)
             end = AttemptEnd.classify(facts)
         }
-        // A run's progress is its markers; a sweep's, what it reported (nil: it reports nothing).
-        let sweepFinished = after == nil
-            ? SweepProgress.finished(in: events, attemptStart: attemptStartText) : nil
-        // Progress counts units the job finished in other shares too (balancing), or a job that
-        // worked only for others would look idle to the crash-loop guard.
-        let marked = after.map { $0.done - (before?.done ?? 0) + $0.doneElsewhere - (before?.doneElsewhere ?? 0) } ?? sweepFinished?.count
-        let newlyQuarantined = (after?.quarantined ?? []).filter { !(before?.quarantined ?? []).contains($0) }
-        if !newlyQuarantined.isEmpty {
-            report("quarantined \(newlyQuarantined.count) unit\(newlyQuarantined.count == 1 ? "" : "s") begun \(options.limits.maxUnitAttempts) times without finishing: "
-                + newlyQuarantined.prefix(10).joined(separator: ", ") + (newlyQuarantined.count > 10 ? ", ..." : "")
-                + " (gstop status lists them; gstop release puts them back)")
-        }
-        report("command ended (\(exit.description)) after \(TimeSpan.format(child.runningSeconds)); \(end.cause.description)"
-            + (end.route.map { " [\($0)]" } ?? "")
-            + (after.map { "; \($0.scope): \($0.remaining) of \($0.total) units left" + ($0.quarantined.isEmpty ? "" : ", \($0.quarantined.count) quarantined")
-                + ($0.heldByOthers > 0 ? ", \($0.heldByOthers) of them held by live workers of other jobs" : "")
-                + ($0.claimedElsewhere > 0 ? ", and \($0.claimedElsewhere) unit\($0.claimedElsewhere == 1 ? "" : "s") this job began in other shares unfinished" : "") } ?? "")
-            + (sweepFinished.map { "; \($0.count) \($0.what)\($0.count == 1 ? "" : "s") finished" } ?? ""))
-        let exitFields: [(String, JSONValue)] = [
-            ("restart", .number(Double(restart))), ("exit", .number(Double(exit.status))), ("cause", .string(end.cause.description)),
-            ("route", end.route.map { .string($0) } ?? .null), ("budget", .string(end.cause.budget.rawValue)),
-            ("hard_stop", .bool(end.cause.explainsDeaths)),
-            ("asked_to_stop", .bool(end.cause != .none)), ("marked", marked.map { .number(Double($0)) } ?? .null),
-            ("remaining", after.map { .number(Double($0.remaining)) } ?? .null),
-            ("quarantined", .number(Double(newlyQuarantined.count))),
-            ("held_by_others", .number(Double(after?.heldByOthers ?? 0))), ("claimed_elsewhere", .number(Double(after?.claimedElsewhere ?? 0))),
-        ]
-        exitsHere.append(.object([("event", .string("child_exit")), ("job", .string(chain)), ("node", .number(Double(node)))] + exitFields))
-        historyWriteFailure = record("child_exit", exitFields)
-        let requeueAllowed = facts.jobAtEnd?.requeueAllowed ?? jobAtStart?.requeueAllowed
+        let outcome = countWork(before: before, after: after, events: events, attemptStart: plan.startText)
+        recordExit(exit, end: end, restart: restart, child: child, after: after, outcome: outcome)
         var attempt = Attempt(end: end, exit: exit, workDone: workDone, remaining: after?.remaining, scope: after?.scope ?? "the run",
-                              requeueAllowed: requeueAllowed, quarantined: after?.quarantined ?? [])
+                              requeueAllowed: facts.jobAtEnd?.requeueAllowed ?? plan.jobAtStart?.requeueAllowed, quarantined: after?.quarantined ?? [])
         attempt.heldByOthers = after?.heldByOthers ?? 0
         attempt.claimedElsewhere = after?.claimedElsewhere ?? 0
         attempt.diedOn = after?.diedOn ?? []
         attempt.badNodes = badNodes
-        attempt.progressed = marked.map { $0 > 0 || !newlyQuarantined.isEmpty } ?? (newlyQuarantined.isEmpty ? nil : true)
+        attempt.progressed = outcome.marked.map { $0 > 0 || !outcome.newlyQuarantined.isEmpty } ?? (outcome.newlyQuarantined.isEmpty ? nil : true)
         if workDone == nil, let failure = SpaceProbe.failure(in: directory) {
             report("the state cannot be written: \(failure.message)")
             attempt.stateWriteFailure = failure.message
@@ -418,7 +331,7 @@ public final class Supervisor {
     }
 
     /// Waits up to `seconds` for a signal to gstop (SLURM's TERM), then reads scontrol again.
-    private func settle(_ facts: inout AttemptFacts, seconds: Double) {
+    func settle(_ facts: inout AttemptFacts, seconds: Double) {
         let until = Clock.monotonicNanoseconds() + Int64(seconds * 1e9)
         while case let left = until - Clock.monotonicNanoseconds(), left > 0 {
             var info = siginfo_t()
@@ -498,7 +411,7 @@ public final class Supervisor {
     }
 
     /// `scontrol show job` for this job, nil outside SLURM or when it fails (said, with `purpose`).
-    private func lookUpJob(purpose: String) -> JobInfo? {
+    func lookUpJob(purpose: String) -> JobInfo? {
         guard let slurm else { return nil }
         do { return try slurm.info() } catch let error as GracefulStopError {
             report("warning: cannot read the job from scontrol (\(purpose)): \(error.message)")
@@ -725,7 +638,7 @@ public final class Supervisor {
         var left: Int { max(0, remaining - heldByOthers) + claimedElsewhere }
     }
 
-    private func currentRequest(besides stale: StaleRequests) -> StopRequest? {
+    func currentRequest(besides stale: StaleRequests) -> StopRequest? {
         for file in [StopRequest.fileName, StopRequest.fileName(forJob: slurm?.logID)] {
             if let request = try? StopRequest.read(from: directory, fileName: file), stale.applies(request, in: file),
                !request.by.hasSuffix(":\(getpid())")
@@ -775,7 +688,7 @@ public final class Supervisor {
     /// Appends an event; a failure is said (and returned: the guard's own record must not be lost
     /// in silence).
     @discardableResult
-    private func record(_ event: String, _ fields: [(String, JSONValue)], durable: Bool = true) -> String? {
+    func record(_ event: String, _ fields: [(String, JSONValue)], durable: Bool = true) -> String? {
         let common: [(String, JSONValue)] = [
             ("event", .string(event)), ("job", .string(chain)), ("node", .number(Double(node))), ("host", .string(HostName.current)),
             ("pid", .number(Double(getpid()))),
