@@ -48,6 +48,16 @@ SYSTEM_LIBRARIES = {"libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "
                     "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "libstdc++.so.6", "libgcc_s.so.1"}
 
 
+def swift_version() -> str:
+    """The version, kept in one place: Sources/GracefulStop/System/Version.swift (gstop --version and
+    the library's gracefulstop_version() report it; the package's metadata and _version.py copy it)."""
+    source = (SWIFT_PACKAGE / "Sources" / "GracefulStop" / "System" / "Version.swift").read_text()
+    found = re.search(r'static let string = "([0-9][^"]*)"', source)
+    if found is None:
+        raise SystemExit("gracefulstop: Sources/GracefulStop/System/Version.swift holds no version string")
+    return found.group(1)
+
+
 def swift_build(product: str) -> Path:
     """Builds a product of the Swift package in release mode and returns the build folder."""
     if not (SWIFT_PACKAGE / "Package.swift").is_file():
@@ -139,6 +149,8 @@ class BuildWithSwift(build_py):
 
     def run(self) -> None:
         super().run()
+        (Path(self.build_lib) / "gracefulstop" / "_version.py").write_text(
+            f'"""Written by setup.py from Version.swift: the version the library must report."""\nVERSION = "{swift_version()}"\n')
         target = Path(self.build_lib) / "gracefulstop" / "libgracefulstop.so"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(built("gracefulstop", "libgracefulstop.so"), target)
@@ -186,6 +198,7 @@ class BinaryDistribution(Distribution):
 
 
 setup(
+    version=swift_version(),
     cmdclass={"build_py": BuildWithSwift, "bdist_wheel": PlatformWheel, "sdist": SdistWithSwiftPackage},
     distclass=BinaryDistribution,
     data_files=[("bin", [str(GSTOP.relative_to(HERE))])],

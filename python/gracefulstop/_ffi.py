@@ -15,8 +15,10 @@ from .errors import error_for_status
 if TYPE_CHECKING:  # typing costs milliseconds at import; annotations stay strings
     from typing import Any, Callable
 
-#: The package version; the library must report the same one.
-VERSION = "0.1.0"
+try:  # an installed package: the version setup.py copied from Version.swift, which the library must report
+    from ._version import VERSION as _PACKAGE_VERSION
+except ImportError:  # a checkout (PYTHONPATH=python): the library built from the same sources says it
+    _PACKAGE_VERSION = None
 
 LIBRARY_NAME = "libgracefulstop.so"
 LIBRARY_ENV = "GRACEFULSTOP_LIBRARY"
@@ -155,11 +157,13 @@ _declare(_lib)
 LIBRARY_PATH: str = _lib._name
 
 _library_version = _lib.gracefulstop_version().decode()
-if _library_version != VERSION:
+if _PACKAGE_VERSION is not None and _library_version != _PACKAGE_VERSION:
     raise ImportError(
         f"gracefulstop: the library {LIBRARY_PATH} is version {_library_version}, but the Python package is "
-        f"version {VERSION}; reinstall both from the same checkout (pip install ./python)"
+        f"version {_PACKAGE_VERSION}; reinstall both from the same checkout (pip install ./python)"
     )
+#: The package version: the one the library reports (and, installed, the package's own).
+VERSION: str = _library_version
 
 #: The loaded library, declared.
 lib = _lib

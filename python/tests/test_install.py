@@ -1,7 +1,9 @@
 """How the package finds, checks and loads the library."""
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -9,7 +11,8 @@ import sys
 import pytest
 
 import gracefulstop
-from conftest import child_environment
+import gracefulstop._ffi
+from conftest import GSTOP, REPOSITORY, child_environment
 
 
 def test_the_library_carries_the_swift_runtime_inside():
@@ -29,12 +32,23 @@ def test_a_wrong_override_is_an_import_error_listing_what_was_tried(tmp_path):
     assert f"{tmp_path / 'missing.so'} (not there)" in out.stderr
 
 
+def test_one_version_everywhere():
+    # Kept in Version.swift alone: the library, gstop, the package and its metadata report it.
+    swift = re.search(r'static let string = "([^"]+)"', (REPOSITORY / "Sources/GracefulStop/System/Version.swift").read_text()).group(1)
+    assert gracefulstop.__version__ == gracefulstop._ffi.lib.gracefulstop_version().decode() == swift
+    assert subprocess.run([GSTOP, "--version"], capture_output=True, text=True).stdout == f"gstop {swift}\n"
+    assert not re.search(r"^version\s*=", (REPOSITORY / "python/pyproject.toml").read_text(), re.MULTILINE)  # dynamic, from setup.py
+    if os.environ.get("GRACEFULSTOP_TEST_INSTALLED") == "1":
+        assert importlib.metadata.version("gracefulstop") == swift
+        from gracefulstop import _version  # written at build time from Version.swift
+        assert _version.VERSION == swift
+
+
 def test_a_version_mismatch_is_an_import_error_that_says_so(tmp_path):
     package = tmp_path / "gracefulstop"
     shutil.copytree(os.path.dirname(gracefulstop.__file__), package,
                     ignore=shutil.ignore_patterns("*.so", "__pycache__"))
-    ffi = package / "_ffi.py"
-    ffi.write_text(ffi.read_text().replace(f'VERSION = "{gracefulstop.__version__}"', 'VERSION = "9.9.9"'))
+    (package / "_version.py").write_text('VERSION = "9.9.9"\n')  # as an installed package of another version has it
     env = child_environment(PYTHONPATH=str(tmp_path), GRACEFULSTOP_LIBRARY=gracefulstop.LIBRARY_PATH)
     out = subprocess.run([sys.executable, "-c", "import gracefulstop"], env=env, capture_output=True, text=True,
                          cwd=tmp_path)
