@@ -4,16 +4,17 @@ in one run, as medians and ratios. Not a test: nothing here fails on a slow figu
     ./bench/run                 full sizes; writes docs/benchmarks.md
     ./bench/run --small         CI sizes (a smoke run that keeps the command from rotting)
 """
+
 from __future__ import annotations
 
 import argparse
 import ctypes
 import datetime
 import json
-import re
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -37,10 +38,19 @@ ROWS: list[dict] = []
 
 
 def row(number: str, figure: str, ours: str, compared: str, ratio: str, target: str, met: bool | None, note: str = "") -> None:
-    ROWS.append(dict(number=number, figure=figure, ours=ours, compared=compared, ratio=ratio, target=target,
-                     met="yes" if met else ("no" if met is False else "n/a"), note=note))
-    print(f"  {number}: {figure}: {ours} | {compared} | {ratio} | target {target} | {'met' if met else 'MISSED' if met is False else ''}",
-          flush=True)
+    ROWS.append(
+        {
+            "number": number,
+            "figure": figure,
+            "ours": ours,
+            "compared": compared,
+            "ratio": ratio,
+            "target": target,
+            "met": "yes" if met else ("no" if met is False else "n/a"),
+            "note": note,
+        }
+    )
+    print(f"  {number}: {figure}: {ours} | {compared} | {ratio} | target {target} | {'met' if met else 'MISSED' if met is False else ''}", flush=True)
 
 
 def median_ns_per_call(loop, calls: int, repeats: int = 7) -> float:
@@ -53,11 +63,11 @@ def median_ns_per_call(loop, calls: int, repeats: int = 7) -> float:
 
 
 def python(code: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **(env or {})},
-                          check=True, **kwargs)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **(env or {})}, check=True, **kwargs)
 
 
 # 1, 2 -------------------------------------------------------------------------------------------
+
 
 def calls_per_check(size: dict) -> None:
     calls = size["calls"]
@@ -100,19 +110,40 @@ def calls_per_check(size: dict) -> None:
             if flag[0]:
                 break
 
-    t = {name: median_ns_per_call(loop, calls) for name, loop in
-         [("bare", bare), ("noop", noop_loop), ("should_stop", should_stop_loop), ("method", method_loop),
-          ("poll", poll_loop), ("flag", flag_loop)]}
-    row("1", "`gracefulstop.should_stop()` from Python, ns/call", f"{t['should_stop']:.0f} ns",
+    t = {
+        name: median_ns_per_call(loop, calls)
+        for name, loop in [
+            ("bare", bare),
+            ("noop", noop_loop),
+            ("should_stop", should_stop_loop),
+            ("method", method_loop),
+            ("poll", poll_loop),
+            ("flag", flag_loop),
+        ]
+    }
+    row(
+        "1",
+        "`gracefulstop.should_stop()` from Python, ns/call",
+        f"{t['should_stop']:.0f} ns",
         f"no-op ctypes call {t['noop']:.0f} ns; flag poll {t['poll']:.0f} ns; bare loop {t['bare']:.0f} ns",
         f"{t['should_stop'] / t['noop']:.2f}× the no-op; {t['poll'] / t['should_stop']:.1f}× faster than the poll",
-        "≤ 1.3× no-op; ≥ 10× faster than the poll", t["should_stop"] <= 1.3 * t["noop"] and t["poll"] >= 10 * t["should_stop"],
-        f"`state.should_stop()` on a handle: {t['method']:.0f} ns (ctypes converts its argument)")
-    row("2", "`flag = gracefulstop.stop_flag()`; `if flag[0]:` per iteration", f"{t['flag']:.0f} ns",
-        f"bare loop {t['bare']:.0f} ns", f"{t['flag'] / t['bare']:.2f}× the loop", "≤ 2× the loop", t["flag"] <= 2 * t["bare"])
+        "≤ 1.3× no-op; ≥ 10× faster than the poll",
+        t["should_stop"] <= 1.3 * t["noop"] and t["poll"] >= 10 * t["should_stop"],
+        f"`state.should_stop()` on a handle: {t['method']:.0f} ns (ctypes converts its argument)",
+    )
+    row(
+        "2",
+        "`flag = gracefulstop.stop_flag()`; `if flag[0]:` per iteration",
+        f"{t['flag']:.0f} ns",
+        f"bare loop {t['bare']:.0f} ns",
+        f"{t['flag'] / t['bare']:.2f}× the loop",
+        "≤ 2× the loop",
+        t["flag"] <= 2 * t["bare"],
+    )
 
 
 # 3 ----------------------------------------------------------------------------------------------
+
 
 def syscalls(size: dict) -> None:
     if shutil.which("strace") is None:
@@ -121,8 +152,10 @@ def syscalls(size: dict) -> None:
     calls = size["calls"]
     state_dir = tempfile.mkdtemp(prefix="gs-bench-")
     gracefulstop.create(state_dir, ["a"], nodes=1)
-    setup = ("import gracefulstop, os, time\nf = gracefulstop.should_stop\nf()\nf = gracefulstop.should_stop\n"
-             f"flag = os.path.join({state_dir!r}, 'flag')\n")
+    setup = (
+        "import gracefulstop, os, time\nf = gracefulstop.should_stop\nf()\nf = gracefulstop.should_stop\n"
+        f"flag = os.path.join({state_dir!r}, 'flag')\n"
+    )
     # The kinds of call a stop check (or a flag poll) makes. The interpreter's own calls (mmap for
     # its allocator, reads) vary by a few between runs and are left out.
     kinds = {"fstat", "newfstatat", "statx", "stat", "openat", "access", "faccessat", "faccessat2"}
@@ -130,8 +163,13 @@ def syscalls(size: dict) -> None:
     def count(loop: str) -> tuple[int, float]:
         out = Path(tempfile.mktemp(prefix="gs-strace-"))
         code = setup + "t = time.perf_counter()\n" + loop + "print(time.perf_counter() - t)\n"
-        result = subprocess.run(["strace", "-f", "-c", "-o", str(out), sys.executable, "-c", code], capture_output=True, text=True,
-                                env={**os.environ, "GRACEFULSTOP_STATE_DIR": state_dir}, check=True)
+        result = subprocess.run(
+            ["strace", "-f", "-c", "-o", str(out), sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "GRACEFULSTOP_STATE_DIR": state_dir},
+            check=True,
+        )
         total = 0
         for line in out.read_text().splitlines():
             fields = line.split()
@@ -142,15 +180,22 @@ def syscalls(size: dict) -> None:
     base, _ = count("")
     ours, seconds = count(f"for _ in range({calls}):\n    f()\n")
     poll, _ = count(f"e = os.path.exists\nfor _ in range({calls}):\n    e(flag)\n")
-    timed, timed_seconds = count(f"end = time.monotonic() + {size['syscall_seconds']}\nn = 0\n"
-                                 "while time.monotonic() < end:\n    for _ in range(10000):\n        f()\n")
+    timed, timed_seconds = count(
+        f"end = time.monotonic() + {size['syscall_seconds']}\nn = 0\nwhile time.monotonic() < end:\n    for _ in range(10000):\n        f()\n"
+    )
     ours, poll, timed = ours - base, poll - base, timed - base
     budget = max(1, math.ceil(seconds / 1.0))  # calls ÷ (calls in one 1 s interval), rounded up
-    row("3", f"file system calls made by {calls:,} `should_stop()` calls", f"{ours}",
-        f"flag poll: {poll:,}", f"{poll / max(ours, 1):,.0f}× fewer",
-        f"≤ calls ÷ calls per interval = {budget} ({seconds:.2f} s of calls, 1 s interval)", ours <= budget,
+    row(
+        "3",
+        f"file system calls made by {calls:,} `should_stop()` calls",
+        f"{ours}",
+        f"flag poll: {poll:,}",
+        f"{poll / max(ours, 1):,.0f}× fewer",
+        f"≤ calls ÷ calls per interval = {budget} ({seconds:.2f} s of calls, 1 s interval)",
+        ours <= budget,
         f"strace -c, minus the same process without the loop; calling it for {timed_seconds:.1f} s made {timed} "
-        "(per interval, one open and one fstat of the state directory: a fresh open makes NFS ask its server)")
+        "(per interval, one open and one fstat of the state directory: a fresh open makes NFS ask its server)",
+    )
 
 
 # 4 ----------------------------------------------------------------------------------------------
@@ -186,19 +231,32 @@ def stop_latency(size: dict) -> None:
     ours, seed = [], []
     for _ in range(size["latency_trials"]):
         state_dir = tempfile.mkdtemp(prefix="gs-bench-")
-        ours.append(measure([GSTOP, "run", "--state", state_dir, "--requeue", "never", "--", sys.executable, "-c", LATENCY_CHILD,
-                             "gracefulstop"], lambda p: p.pid))
+        ours.append(
+            measure(
+                [GSTOP, "run", "--state", state_dir, "--requeue", "never", "--", sys.executable, "-c", LATENCY_CHILD, "gracefulstop"], lambda p: p.pid
+            )
+        )
         flag = os.path.join(state_dir, "flag")
-        seed.append(measure([str(REPOSITORY / "bench" / "seed_trap_job.sh"), flag, sys.executable, "-c", LATENCY_CHILD, "flag", flag],
-                            lambda p: p.pid))
-    p99 = lambda values: statistics.quantiles(values, n=100)[98] if len(values) >= 2 else values[0]
-    row("4", f"stop latency, `kill -USR1` to gstop → `should_stop()` true in its child ({len(ours)} trials)",
+        seed.append(
+            measure([str(REPOSITORY / "bench" / "seed_trap_job.sh"), flag, sys.executable, "-c", LATENCY_CHILD, "flag", flag], lambda p: p.pid)
+        )
+
+    def p99(values):
+        return statistics.quantiles(values, n=100)[98] if len(values) >= 2 else values[0]
+
+    row(
+        "4",
+        f"stop latency, `kill -USR1` to gstop → `should_stop()` true in its child ({len(ours)} trials)",
         f"p50 {statistics.median(ours):.2f} ms, p99 {p99(ours):.2f} ms",
         f"seed trap + flag file polled every step: p50 {statistics.median(seed):.2f} ms, p99 {p99(seed):.2f} ms",
-        f"{statistics.median(seed) / statistics.median(ours):.1f}× faster (p50)", "≤ 5 ms p99", p99(ours) <= 5)
+        f"{statistics.median(seed) / statistics.median(ours):.1f}× faster (p50)",
+        "≤ 5 ms p99",
+        p99(ours) <= 5,
+    )
 
 
 # 5 ----------------------------------------------------------------------------------------------
+
 
 def durable_marks(size: dict) -> None:
     count = size["marks"]
@@ -259,11 +317,16 @@ print((time.perf_counter() - t) * 1e6 / count)
     detail = "; ".join(f"{p} processes: {o:.0f} / {r:.0f} / {c:.0f} µs ({o / r:.2f}×)" for p, (o, r, c) in results.items())
     # The target holds for every number of processes marking at once, not for one alone.
     worst_processes, (worst_ours, worst_raw, _) = max(results.items(), key=lambda item: item[1][0] / item[1][1])
-    row("5", f"durable `mark_done(unit)` from Python, µs/call ({count} marks)", f"{ours:.0f} µs",
+    row(
+        "5",
+        f"durable `mark_done(unit)` from Python, µs/call ({count} marks)",
+        f"{ours:.0f} µs",
         f"same syscalls in Python {raw_py:.0f} µs, in C {raw_c_us:.0f} µs",
         f"{ours / raw_py:.2f}× Python, {ours / raw_c_us:.2f}× C; the worst, {worst_processes} processes: {worst_ours / worst_raw:.2f}× Python",
-        "≤ 1.2× the raw syscalls, with 1, 2 and 8 processes", worst_ours <= 1.2 * worst_raw,
-        "ours / raw Python / raw C, each process's mean: " + detail)
+        "≤ 1.2× the raw syscalls, with 1, 2 and 8 processes",
+        worst_ours <= 1.2 * worst_raw,
+        "ours / raw Python / raw C, each process's mean: " + detail,
+    )
 
 
 # 14 ---------------------------------------------------------------------------------------------
@@ -306,8 +369,10 @@ def begin_records(size: dict) -> None:
         way = ways[round_number % 3]
         state_dir = tempfile.mkdtemp(prefix="gs-bench-")
         gracefulstop.create(state_dir, [f"u{i:07d}" for i in range(count)], nodes=1)
-        total, check = map(float, subprocess.run([sys.executable, "-c", BEGIN_COST, state_dir, str(count), way],
-                                                 capture_output=True, text=True, check=True).stdout.split())
+        total, check = map(
+            float,
+            subprocess.run([sys.executable, "-c", BEGIN_COST, state_dir, str(count), way], capture_output=True, text=True, check=True).stdout.split(),
+        )
         totals[way].append(total)
         inside[way].append(check)
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -315,14 +380,18 @@ def begin_records(size: dict) -> None:
     begin, begin_record, is_done = (statistics.median(inside[way]) for way in ways)
     mark = old - is_done
     added = (begin - is_done) / mark
-    row("14", f"per unit, `work()` now (claim + `mark_done()`) against the release before (begin record + `mark_done()`), local disk ({count} units)",
-        f"{claim:.0f} µs (begin() {begin:.0f} µs)", f"{record:.0f} µs (begin() {begin_record:.0f} µs); before begin records {old:.0f} µs "
-        f"(is_done() {is_done:.0f} µs)",
+    row(
+        "14",
+        f"per unit, `work()` now (claim + `mark_done()`) against the release before (begin record + `mark_done()`), local disk ({count} units)",
+        f"{claim:.0f} µs (begin() {begin:.0f} µs)",
+        f"{record:.0f} µs (begin() {begin_record:.0f} µs); before begin records {old:.0f} µs (is_done() {is_done:.0f} µs)",
         f"the loop {claim / record:.2f}× the release before's; begin() adds {added:.2f}× a mark ({mark:.0f} µs) to is_done()",
-        "≤ 1.0× the release before's work() (noise aside)", claim <= record * 1.1,
+        "≤ 1.0× the release before's work() (noise aside)",
+        claim <= record * 1.1,
         f"medians of {len(inside['claim'])} rounds per way, in turn, fresh processes and states; the claim is created exclusively, "
         "written and closed, not fsynced (it must outlive a crash, not a power loss), and unlinked after the mark "
-        "(inside mark_done's time); creates on this VM's ext4 take 130-750 µs from one run to the next")
+        "(inside mark_done's time); creates on this VM's ext4 take 130-750 µs from one run to the next",
+    )
 
 
 # 15 ---------------------------------------------------------------------------------------------
@@ -368,8 +437,14 @@ def makespan(size: dict) -> None:
     scenarios.append(("16 nodes of two speeds (half 1.6× faster)", [1 / 1.6] * 8 + [1.0] * 8, [0.0] * 16, [scale] * 16 * 10))
     # An array of 32 tasks whose starts spread over the time one task's share takes, twice over.
     share_seconds = 10 * scale
-    scenarios.append(("32 array tasks starting over 2× a share's time", [1.0] * 32,
-                      sorted(rng.uniform(0, 2 * share_seconds) for _ in range(32)), [scale] * 32 * 10))
+    scenarios.append(
+        (
+            "32 array tasks starting over 2× a share's time",
+            [1.0] * 32,
+            sorted(rng.uniform(0, 2 * share_seconds) for _ in range(32)),
+            [scale] * 32 * 10,
+        )
+    )
     # Many nodes, a heavy tail of unit times (lognormal, sigma 1, the mean kept at one unit).
     nodes = size["makespan_nodes"]
     tail = [rng.lognormvariate(0, 1) for _ in range(nodes * 20)]
@@ -382,10 +457,25 @@ def makespan(size: dict) -> None:
             state_dir = tempfile.mkdtemp(prefix="gs-makespan-")
             gracefulstop.create(state_dir, [f"u{i}" for i in range(len(durations))], nodes=shares)
             start_at = time.time() + 2.0 + shares * 0.05
-            workers = [subprocess.Popen([sys.executable, "-c", MAKESPAN_WORKER, state_dir, str(node), str(shares), str(factor),
-                                         str(start_at + starts[node]), json.dumps(durations)],
-                                        stdout=subprocess.PIPE, text=True, env={**os.environ, "BALANCE": balance})
-                       for node, factor in enumerate(factors)]
+            workers = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        MAKESPAN_WORKER,
+                        state_dir,
+                        str(node),
+                        str(shares),
+                        str(factor),
+                        str(start_at + starts[node]),
+                        json.dumps(durations),
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env={**os.environ, "BALANCE": balance},
+                )
+                for node, factor in enumerate(factors)
+            ]
             ends = [float(worker.communicate(timeout=600)[0]) for worker in workers]
             spans[balance] = max(ends) - start_at
             shutil.rmtree(state_dir, ignore_errors=True)
@@ -399,11 +489,17 @@ def makespan(size: dict) -> None:
             target, met = "strict split ≥ 1.3× balanced (simulated: 1.35×)", spans["0"] >= 1.3 * spans["1"]
         else:
             target, met = "≤ 1.15× the ideal", spans["1"] <= 1.15 * ideal
-        row("15", f"makespan: {name}", f"balanced {spans['1']:.2f} s ({spans['1'] / ideal:.2f}× the ideal)",
-            f"strict split {spans['0']:.2f} s ({spans['0'] / ideal:.2f}×)", f"strict split {spans['0'] / spans['1']:.2f}× balanced",
-            target, met,
+        row(
+            "15",
+            f"makespan: {name}",
+            f"balanced {spans['1']:.2f} s ({spans['1'] / ideal:.2f}× the ideal)",
+            f"strict split {spans['0']:.2f} s ({spans['0'] / ideal:.2f}×)",
+            f"strict split {spans['0'] / spans['1']:.2f}× balanced",
+            target,
+            met,
             f"ideal {ideal:.2f} s (all the work over all the speed, from the first start); {len(durations)} units of "
-            f"{sum(durations) / len(durations):.2f} s on average (sleeps; the longest {longest:.2f} s), one process per node")
+            f"{sum(durations) / len(durations):.2f} s on average (sleeps; the longest {longest:.2f} s), one process per node",
+        )
 
 
 MAKESPANS: list[tuple[str, float, float, float]] = []
@@ -481,23 +577,35 @@ def remaining_units(size: dict) -> None:
                 fn()
                 timings.append(time.perf_counter() - start)
             t[name] = statistics.median(timings) * 1000
-        memory = json.loads(subprocess.run([sys.executable, "-c", MEMORY_PROBE, state_dir, str(node)], capture_output=True,
-                                           text=True, check=True).stdout)
+        memory = json.loads(
+            subprocess.run([sys.executable, "-c", MEMORY_PROBE, state_dir, str(node)], capture_output=True, text=True, check=True).stdout
+        )
         names_mb = sum(len(u) for u in names) / 1e6
         call_mb, open_mb, resident_mb = memory["call_kb"] / 1024, memory["open_peak_kb"] / 1024, memory["resident_kb"] / 1024
         is_big = units == max(size["runs"])
-        row("6", f"`remaining_units(node)` at {units:,} units, half done, 8 nodes", f"{t['ours']:.1f} ms",
+        row(
+            "6",
+            f"`remaining_units(node)` at {units:,} units, half done, 8 nodes",
+            f"{t['ours']:.1f} ms",
             f"stat per unit {t['checker']:.1f} ms; listdir+set {t['listdir']:.1f} ms",
             f"{t['checker'] / t['ours']:.1f}× the checker; {t['listdir'] / t['ours']:.1f}× listdir+set",
             "≥ 10× the checker" + (", ≥ 2× listdir+set" if is_big else ""),
             t["checker"] >= 10 * t["ours"] and (not is_big or t["listdir"] >= 2 * t["ours"]),
             f"memory: the call's peak {call_mb:.1f} MB; opening the state: peak {open_mb:.1f} MB, kept {resident_mb:.1f} MB; "
-            f"all unit names {names_mb:.1f} MB")
+            f"all unit names {names_mb:.1f} MB",
+        )
         if is_big:
-            row("6m", f"peak memory of `remaining_units(node)` at {units:,} units", f"{call_mb:.1f} MB",
-                f"the unit names: {names_mb:.1f} MB of UTF-8", f"{call_mb / names_mb:.2f}×", "≤ 2× the names", call_mb <= 2 * names_mb,
+            row(
+                "6m",
+                f"peak memory of `remaining_units(node)` at {units:,} units",
+                f"{call_mb:.1f} MB",
+                f"the unit names: {names_mb:.1f} MB of UTF-8",
+                f"{call_mb / names_mb:.2f}×",
+                "≤ 2× the names",
+                call_mb <= 2 * names_mb,
                 f"peak RSS growth (VmHWM) during the call, in a fresh process; opening the state beforehand peaks at "
-                f"{open_mb:.1f} MB ({open_mb / names_mb:.1f}× the names; a version-2 state reads only node 3's shard, when first needed) and keeps {resident_mb:.1f} MB")
+                f"{open_mb:.1f} MB ({open_mb / names_mb:.1f}× the names; a version-2 state reads only node 3's shard, when first needed) and keeps {resident_mb:.1f} MB",
+            )
         if units == size["requeue_run"]:
             should_requeue(state_dir, completed, units_file, units, node, nodes)
 
@@ -513,11 +621,19 @@ def should_requeue(state_dir: str, completed: str, units_file: str, units: int, 
 
     ours = wall([GSTOP, "should-requeue", "--state", state_dir], {"GRACEFULSTOP_NODE": str(node)})
     seed = wall(["python3", str(REPOSITORY / "bench" / "seed_checker.py"), completed, units_file, str(node), str(nodes)])
-    row("7", f"`gstop should-requeue`, whole process, {units:,} units", f"{ours:.1f} ms",
-        f"`python3` seed-style checker {seed:.1f} ms", f"{ours / seed:.2f} of its wall time", "≤ 1/5 (0.20)", ours <= seed / 5)
+    row(
+        "7",
+        f"`gstop should-requeue`, whole process, {units:,} units",
+        f"{ours:.1f} ms",
+        f"`python3` seed-style checker {seed:.1f} ms",
+        f"{ours / seed:.2f} of its wall time",
+        "≤ 1/5 (0.20)",
+        ours <= seed / 5,
+    )
 
 
 # 8 ----------------------------------------------------------------------------------------------
+
 
 def idle_supervisor(size: dict) -> None:
     seconds = size["idle_seconds"]
@@ -533,29 +649,45 @@ def idle_supervisor(size: dict) -> None:
     time.sleep(seconds)
     used = cpu_seconds() - start
     status = Path(f"/proc/{process.pid}/status").read_text()
-    rss = int([line for line in status.splitlines() if line.startswith("VmHWM")][0].split()[1]) / 1024
+    rss = int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]) / 1024
     process.wait()
-    row("8", f"`gstop run` while the command works ({seconds} s idle)", f"peak RSS {rss:.1f} MB; CPU {used:.2f} s", "—", "—",
-        "RSS ≤ 10 MB; CPU ≈ 0", rss <= 10 and used <= 0.05, "CPU: utime + stime from /proc over the idle period")
+    row(
+        "8",
+        f"`gstop run` while the command works ({seconds} s idle)",
+        f"peak RSS {rss:.1f} MB; CPU {used:.2f} s",
+        "—",
+        "—",
+        "RSS ≤ 10 MB; CPU ≈ 0",
+        rss <= 10 and used <= 0.05,
+        "CPU: utime + stime from /proc over the idle period",
+    )
 
 
 # 9 ----------------------------------------------------------------------------------------------
+
 
 def library_load(size: dict) -> None:
     size_mb = os.path.getsize(LIBRARY) / 1e6
     dependencies = subprocess.run(["ldd", LIBRARY], capture_output=True, text=True, check=True).stdout
     swift_free = "libswift" not in dependencies and "libFoundation" not in dependencies
-    dlopen = statistics.median(float(python(
-        f"import ctypes, time\nt = time.perf_counter()\nctypes.CDLL({LIBRARY!r})\nprint((time.perf_counter() - t) * 1000)").stdout)
-        for _ in range(15))
-    imports = statistics.median(float(python(
-        "import time\nt = time.perf_counter()\nimport gracefulstop\nprint((time.perf_counter() - t) * 1000)").stdout)
-        for _ in range(15))
+    dlopen = statistics.median(
+        float(python(f"import ctypes, time\nt = time.perf_counter()\nctypes.CDLL({LIBRARY!r})\nprint((time.perf_counter() - t) * 1000)").stdout)
+        for _ in range(15)
+    )
+    imports = statistics.median(
+        float(python("import time\nt = time.perf_counter()\nimport gracefulstop\nprint((time.perf_counter() - t) * 1000)").stdout) for _ in range(15)
+    )
     libraries = ", ".join(sorted({line.split()[0] for line in dependencies.splitlines() if "=>" in line or "ld-linux" in line}))
-    row("9", "the `.so`: size, dependencies, `dlopen`, `import gracefulstop`",
-        f"{size_mb:.1f} MB; dlopen {dlopen:.2f} ms; import {imports:.2f} ms", f"ldd: {libraries}", "—",
-        "no Swift runtime in ldd; dlopen ≤ 5 ms; import ≤ 10 ms", swift_free and dlopen <= 5 and imports <= 10,
-        "medians of 15 fresh processes (warm file cache)")
+    row(
+        "9",
+        "the `.so`: size, dependencies, `dlopen`, `import gracefulstop`",
+        f"{size_mb:.1f} MB; dlopen {dlopen:.2f} ms; import {imports:.2f} ms",
+        f"ldd: {libraries}",
+        "—",
+        "no Swift runtime in ldd; dlopen ≤ 5 ms; import ≤ 10 ms",
+        swift_free and dlopen <= 5 and imports <= 10,
+        "medians of 15 fresh processes (warm file cache)",
+    )
 
 
 # 10 ---------------------------------------------------------------------------------------------
@@ -592,32 +724,36 @@ def release_build(size: dict) -> None:
             starts[name].append((time.perf_counter() - t) * 1000)
     for _ in range(size["per_call_runs"]):
         for name, folder in builds.items():
-            out = subprocess.run([sys.executable, "-c", PER_CALL, str(size["calls"] // 10), str(size["marks"])],
-                                 capture_output=True, text=True, check=True,
-                                 env={**os.environ, "GRACEFULSTOP_LIBRARY": str(folder / "libgracefulstop.so")})
+            out = subprocess.run(
+                [sys.executable, "-c", PER_CALL, str(size["calls"] // 10), str(size["marks"])],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "GRACEFULSTOP_LIBRARY": str(folder / "libgracefulstop.so")},
+            )
             check_ns, mark_us = map(float, out.stdout.split())
             checks[name].append(check_ns)
             marks[name].append(mark_us)
     start = {name: statistics.median(v) for name, v in starts.items()}
     check = {name: statistics.median(v) for name, v in checks.items()}
     mark = {name: statistics.median(v) for name, v in marks.items()}
-    sizes = {name: (os.path.getsize(folder / "libgracefulstop.so") + os.path.getsize(folder / "gstop")) / 1e6
-             for name, folder in builds.items()}
-    row("10", "the release wheel's build (scripts/wheel) against the source build: `gstop --version` start, "
-        "`should_stop()`, `mark_done()`",
-        f"start {start['release']:.2f} ms; should_stop {check['release']:.0f} ns; mark_done {mark['release']:.0f} µs; "
-        f"{sizes['release']:.1f} MB", f"start {start['source']:.2f} ms; should_stop {check['source']:.0f} ns; "
-        f"mark_done {mark['source']:.0f} µs; {sizes['source']:.1f} MB",
+    sizes = {name: (os.path.getsize(folder / "libgracefulstop.so") + os.path.getsize(folder / "gstop")) / 1e6 for name, folder in builds.items()}
+    row(
+        "10",
+        "the release wheel's build (scripts/wheel) against the source build: `gstop --version` start, `should_stop()`, `mark_done()`",
+        f"start {start['release']:.2f} ms; should_stop {check['release']:.0f} ns; mark_done {mark['release']:.0f} µs; {sizes['release']:.1f} MB",
+        f"start {start['source']:.2f} ms; should_stop {check['source']:.0f} ns; mark_done {mark['source']:.0f} µs; {sizes['source']:.1f} MB",
         f"start {start['release'] / start['source']:.2f}×; should_stop {check['release'] / check['source']:.2f}×; "
         f"mark_done {mark['release'] / mark['source']:.2f}×",
         "start ≤ 1×; calls within 1.1×",
-        start["release"] <= start["source"] and check["release"] <= 1.1 * check["source"]
-        and mark["release"] <= 1.1 * mark["source"],
+        start["release"] <= start["source"] and check["release"] <= 1.1 * check["source"] and mark["release"] <= 1.1 * mark["source"],
         f"medians of {size['start_runs']} fresh gstop processes and {size['per_call_runs']} fresh Python processes "
-        "each, alternating (warm file cache); sizes: .so + gstop, release stripped of debug info")
+        "each, alternating (warm file cache); sizes: .so + gstop, release stripped of debug info",
+    )
 
 
 # 11 ---------------------------------------------------------------------------------------------
+
 
 def nfs(size: dict) -> None:
     """bench/nfs_probe.py in scripts/nfs-rig: the kernel's nfsd and two client hosts, default mounts."""
@@ -626,46 +762,88 @@ def nfs(size: dict) -> None:
         row("11", name, "not measured: the rig needs root", "—", "—", "—", None)
         return
     figures = Path(tempfile.mkdtemp(prefix="gs-bench-")) / "nfs.json"
-    subprocess.run([str(REPOSITORY / "scripts" / "nfs-rig"), "run", "env", f"GRACEFULSTOP_LIBRARY={LIBRARY}",
-                    f"PYTHONPATH={REPOSITORY / 'python'}", sys.executable, str(REPOSITORY / "bench" / "nfs_probe.py"),
-                    "--trials", str(size["nfs_trials"]), "--cap", "30", "--marks", str(size["nfs_marks"]),
-                    "--footprint", str(size["nfs_footprint_seconds"]), "--unit-cost", "--gstop", GSTOP, "--json", str(figures)],
-                   check=True, capture_output=True, timeout=3600)
+    subprocess.run(
+        [
+            str(REPOSITORY / "scripts" / "nfs-rig"),
+            "run",
+            "env",
+            f"GRACEFULSTOP_LIBRARY={LIBRARY}",
+            f"PYTHONPATH={REPOSITORY / 'python'}",
+            sys.executable,
+            str(REPOSITORY / "bench" / "nfs_probe.py"),
+            "--trials",
+            str(size["nfs_trials"]),
+            "--cap",
+            "30",
+            "--marks",
+            str(size["nfs_marks"]),
+            "--footprint",
+            str(size["nfs_footprint_seconds"]),
+            "--unit-cost",
+            "--gstop",
+            GSTOP,
+            "--json",
+            str(figures),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=3600,
+    )
     data = json.loads(figures.read_text())
     results = data["results"]
     options = "; ".join(line.strip() for line in data["mount_options"].splitlines() if "/run/b" in line)
-    for number, kind, what in (("11a", "stop", "`request_stop()` on one host → `should_stop()` true on the other"),
-                               ("11b", "remaining", "a marker written on one host → gone from the other's `remaining_units(node)`"),
-                               ("11c", "is_done", "a marker written on one host → the other's `is_done(unit)` true")):
+    for number, kind, what in (
+        ("11a", "stop", "`request_stop()` on one host → `should_stop()` true on the other"),
+        ("11b", "remaining", "a marker written on one host → gone from the other's `remaining_units(node)`"),
+        ("11c", "is_done", "a marker written on one host → the other's `is_done(unit)` true"),
+    ):
         v4, v3 = results[f"v4.2 {kind}"], results[f"v3 {kind}"]
         worst = max(v4.get("p99_s", math.inf), v3.get("p99_s", math.inf))
         missed = v4["never_within_cap"] + v3["never_within_cap"]
-        row(number, f"{what} (NFS, {v4['trials']} trials per version)",
+        row(
+            number,
+            f"{what} (NFS, {v4['trials']} trials per version)",
             f"v4.2: p50 {v4.get('p50_s', math.nan):.2f} s, p99 {v4.get('p99_s', math.nan):.2f} s; "
             f"v3: p50 {v3.get('p50_s', math.nan):.2f} s, p99 {v3.get('p99_s', math.nan):.2f} s",
-            "before: 28–29 s (p50, v4.2 and v3), from the attribute cache", "—", "≤ 2 s at p99", worst <= 2 and missed == 0,
-            "the other host had looked first (warm caches); it polls every 20 ms; mounts: " + options if number == "11a" else
-            "the other host had looked first (warm caches); it polls every 20 ms")
+            "before: 28–29 s (p50, v4.2 and v3), from the attribute cache",
+            "—",
+            "≤ 2 s at p99",
+            worst <= 2 and missed == 0,
+            "the other host had looked first (warm caches); it polls every 20 ms; mounts: " + options
+            if number == "11a"
+            else "the other host had looked first (warm caches); it polls every 20 ms",
+        )
     v4, v3 = results["v4.2 marks"], results["v3 marks"]
-    row("11d", f"`mark_done` on NFS against a plain O_EXCL create + write + fsync + close + directory fsync ({v4['marks']} marks)",
+    row(
+        "11d",
+        f"`mark_done` on NFS against a plain O_EXCL create + write + fsync + close + directory fsync ({v4['marks']} marks)",
         f"v4.2: {v4['mark_done_per_s']:.0f}/s; v3: {v3['mark_done_per_s']:.0f}/s",
         f"v4.2: {v4['plain_create_per_s']:.0f}/s; v3: {v3['plain_create_per_s']:.0f}/s",
-        f"v4.2 {v4['ratio']:.2f}×; v3 {v3['ratio']:.2f}×", "≥ 0.9×", min(v4["ratio"], v3["ratio"]) >= 0.9,
+        f"v4.2 {v4['ratio']:.2f}×; v3 {v3['ratio']:.2f}×",
+        "≥ 0.9×",
+        min(v4["ratio"], v3["ratio"]) >= 0.9,
         f"medians of {v4['rounds']} alternating rounds on fresh directories; one CPU (User-Mode Linux); before: 0.58× and 0.62× "
-        "(named temporary linked into place)")
+        "(named temporary linked into place)",
+    )
     v4, v3 = results["v4.2 marks"], results["v3 marks"]
-    row("14n", f"per unit on NFS, `work()` now (claim + `mark_done()`) against the release before (begin record + `mark_done()`) ({v4['marks']} units)",
+    row(
+        "14n",
+        f"per unit on NFS, `work()` now (claim + `mark_done()`) against the release before (begin record + `mark_done()`) ({v4['marks']} units)",
         f"v4.2: {v4['begin_and_mark_per_s']:.0f}/s; v3: {v3['begin_and_mark_per_s']:.0f}/s",
         f"v4.2: {v4['record_and_mark_per_s']:.0f}/s; v3: {v3['record_and_mark_per_s']:.0f}/s; before begin records: "
         f"v4.2 {v4['is_done_and_mark_per_s']:.0f}/s, v3 {v3['is_done_and_mark_per_s']:.0f}/s",
         f"time per unit v4.2 {v4['claim_vs_record']:.2f}×, v3 {v3['claim_vs_record']:.2f}× the release before's; the claim adds "
-        f"v4.2 {v4['begin_added']:.2f}×, v3 {v3['begin_added']:.2f}× a mark to is_done()", "≤ 1.0× the release before's work() (noise aside)",
+        f"v4.2 {v4['begin_added']:.2f}×, v3 {v3['begin_added']:.2f}× a mark to is_done()",
+        "≤ 1.0× the release before's work() (noise aside)",
         max(v4["claim_vs_record"], v3["claim_vs_record"]) <= 1.1,
         "the claim: an exclusive create, write and close (close-to-open sends it to the server), then the done check, and an unlink "
         "after the mark; the record: the done check (a listing while the directory changed in the last 2 s, see 11e), then the "
-        "same create; same rounds as 11d, the three ways in turn")
+        "same create; same rounds as 11d, the three ways in turn",
+    )
     v4, v3 = results["v4.2 footprint"], results["v3 footprint"]
-    row("16", f"`should_stop()` in a loop in 8 processes per host on both hosts, what the NFS server handles per host-second "
+    row(
+        "16",
+        f"`should_stop()` in a loop in 8 processes per host on both hosts, what the NFS server handles per host-second "
         f"({v4['seconds']:.0f} s, counted in /proc/net/rpc/nfsd)",
         f"one watcher per host: v4.2 {v4['shared_operations_per_host_s']:.1f} operations ({v4['shared_requests_per_host_s']:.2f} requests); "
         f"v3 {v3['shared_operations_per_host_s']:.1f} ({v3['shared_requests_per_host_s']:.2f})",
@@ -673,28 +851,45 @@ def nfs(size: dict) -> None:
         f"({v4['each_process_requests_per_host_s']:.2f}); v3 {v3['each_process_operations_per_host_s']:.1f} ({v3['each_process_requests_per_host_s']:.2f})",
         f"v4.2 {v4['shared_operations_per_host_s'] / max(v4['each_process_operations_per_host_s'], 0.01):.2f}×, "
         f"v3 {v3['shared_operations_per_host_s'] / max(v3['each_process_operations_per_host_s'], 0.01):.2f}× the operations",
-        "≤ 10 operations, ~2 requests per host-second", max(v4["shared_operations_per_host_s"], v3["shared_operations_per_host_s"]) <= 10,
+        "≤ 10 operations, ~2 requests per host-second",
+        max(v4["shared_operations_per_host_s"], v3["shared_operations_per_host_s"]) <= 10,
         "the default 1 s interval; the processes of a host share one watcher of the stop requests through /dev/shm; "
-        "with GRACEFULSTOP_HOST_BOARD=0 each process watches, as before")
+        "with GRACEFULSTOP_HOST_BOARD=0 each process watches, as before",
+    )
     v4, v3 = results["v4.2 unit cost"]["rows"], results["v3 unit cost"]["rows"]
 
     def costs(rows: list[dict]) -> str:
-        return ", ".join(f"{row['markers']:,}: {row['server_requests_per_unit']} requests / {row['bytes_read_per_unit'] / 1000:.1f} kB per unit, "
-                         f"status {row['status_server_requests']}" for row in rows)
+        return ", ".join(
+            f"{row['markers']:,}: {row['server_requests_per_unit']} requests / {row['bytes_read_per_unit'] / 1000:.1f} kB per unit, "
+            f"status {row['status_server_requests']}"
+            for row in rows
+        )
+
     growth = max(rows[-1]["server_requests_per_unit"] / rows[0]["server_requests_per_unit"] for rows in (v4, v3))
-    row("18", "one unit of `work()` on NFS, and one cold `gstop status`, in a share of 0, 10,000 and 30,000 markers "
-        "(server requests, /proc/net/rpc/nfsd)", f"v4.2: {costs(v4)}; v3: {costs(v3)}",
+    row(
+        "18",
+        "one unit of `work()` on NFS, and one cold `gstop status`, in a share of 0, 10,000 and 30,000 markers (server requests, /proc/net/rpc/nfsd)",
+        f"v4.2: {costs(v4)}; v3: {costs(v3)}",
         "before (issue 26, v4.2): 12 → 24 requests and 15 kB → 2.96 MB per unit; status twice per directory",
-        f"per unit at 30,000 markers {growth:.2f}× its cost at 0", "≤ 1.2× (flat)", growth <= 1.2,
+        f"per unit at 30,000 markers {growth:.2f}× its cost at 0",
+        "≤ 1.2× (flat)",
+        growth <= 1.2,
         f"from a loop's second unit ({v4[0]['units']} units; its start lists the share once); the done check of a claimed unit "
-        "is a fresh open and one lookup; status after dropping this host's cached names")
+        "is a fresh open and one lookup; status after dropping this host's cached names",
+    )
     v4, v3 = results["v4.2 is_done cost"], results["v3 is_done cost"]
-    row("11e", f"`is_done(u)` of an unfinished unit on NFS among {v3['markers']} markers, while its directory changed in the last 2 s "
+    row(
+        "11e",
+        f"`is_done(u)` of an unfinished unit on NFS among {v3['markers']} markers, while its directory changed in the last 2 s "
         "(a listing) against once it settled (a lookup)",
-        f"v4.2: {v4['young_per_s']:.0f}/s; v3: {v3['young_per_s']:.0f}/s", f"v4.2: {v4['settled_per_s']:.0f}/s; v3: {v3['settled_per_s']:.0f}/s",
-        f"v4.2 {v4['ratio']:.2f}×; v3 {v3['ratio']:.2f}×", "—", None,
+        f"v4.2: {v4['young_per_s']:.0f}/s; v3: {v3['young_per_s']:.0f}/s",
+        f"v4.2: {v4['settled_per_s']:.0f}/s; v3: {v3['settled_per_s']:.0f}/s",
+        f"v4.2 {v4['ratio']:.2f}×; v3 {v3['ratio']:.2f}×",
+        "—",
+        None,
         "what NFS readers pay so that a mark in the same server timestamp tick as a change they saw is not missed (v3 watches "
-        "only the ctime; docs/state-format.md); one process, warm; no target: correctness first")
+        "only the ctime; docs/state-format.md); one process, warm; no target: correctness first",
+    )
 
 
 # 12 ---------------------------------------------------------------------------------------------
@@ -728,15 +923,26 @@ def sweep_cost(size: dict) -> None:
         ours, plain = [], []
         for _ in range(size["sweep_runs"]):
             for way, results in (("plain", plain), ("ours", ours)):
-                out = subprocess.run([sys.executable, "-c", SWEEP_COST, str(n), str(size["sweep_trials"]), way], capture_output=True,
-                                     text=True, check=True, timeout=1800)
+                out = subprocess.run(
+                    [sys.executable, "-c", SWEEP_COST, str(n), str(size["sweep_trials"]), way],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    timeout=1800,
+                )
                 results.append(float(out.stdout.split()[-1]))
         ratio = statistics.median(ours) / statistics.median(plain)
-        row("12", f"`gracefulstop.optuna.optimize` per trial with {n:,} trials in the study (journal, one worker, random sampler, "
-            "trivial objective)", f"{statistics.median(ours) * 1e3:.2f} ms", f"plain Optuna {statistics.median(plain) * 1e3:.2f} ms",
-            f"{ratio:.2f}×", "≤ 1.3×", ratio <= 1.3,
+        row(
+            "12",
+            f"`gracefulstop.optuna.optimize` per trial with {n:,} trials in the study (journal, one worker, random sampler, trivial objective)",
+            f"{statistics.median(ours) * 1e3:.2f} ms",
+            f"plain Optuna {statistics.median(plain) * 1e3:.2f} ms",
+            f"{ratio:.2f}×",
+            "≤ 1.3×",
+            ratio <= 1.3,
             f"the next {size['sweep_trials']} trials, medians of {size['sweep_runs']} fresh processes each; before this release "
-            "(every trial re-read on every ask): 1.95× at 1k, 2.50× at 4k, 3.77× at 16k")
+            "(every trial re-read on every ask): 1.95× at 1k, 2.50× at 4k, 3.77× at 16k",
+        )
 
 
 # 13 ---------------------------------------------------------------------------------------------
@@ -784,8 +990,15 @@ def unit_names(count: int) -> list[str]:
 def write_version_1(state_dir: str, names: list[str], nodes: int, shared_done: str | None = None) -> None:
     """The same run as the release before issue 13 wrote it: every name in manifest.json."""
     os.makedirs(state_dir, exist_ok=True)
-    manifest = {"format": "gracefulstop-state", "version": 1, "nodes": nodes, "partition": "round-robin",
-                "legacy_done_dir": None, "unit_count": len(names), "units": names}
+    manifest = {
+        "format": "gracefulstop-state",
+        "version": 1,
+        "nodes": nodes,
+        "partition": "round-robin",
+        "legacy_done_dir": None,
+        "unit_count": len(names),
+        "units": names,
+    }
     Path(state_dir, "manifest.json").write_text(json.dumps(manifest))
     if shared_done:
         os.symlink(shared_done, os.path.join(state_dir, "done"))
@@ -802,15 +1015,19 @@ def fresh_ms(command: list[str], env: dict | None = None, runs: int = 5) -> floa
 
 def probe(state_dir: str, node: int) -> dict:
     library = heap_peak_library()
-    out = subprocess.run([sys.executable, "-c", OPEN_PROBE, state_dir, str(node)], capture_output=True, text=True, check=True,
-                         env={**os.environ, "LD_PRELOAD": library, "HEAP_PEAK_SO": library})
+    out = subprocess.run(
+        [sys.executable, "-c", OPEN_PROBE, state_dir, str(node)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "LD_PRELOAD": library, "HEAP_PEAK_SO": library},
+    )
     return json.loads(out.stdout)
 
 
 def gstop_heap_peak(arguments: list[str], env: dict) -> int:
     report = os.path.join(tempfile.mkdtemp(prefix="gs-heap-"), "peak")
-    subprocess.run([GSTOP, *arguments], env={**os.environ, **env, "LD_PRELOAD": heap_peak_library(), "HEAP_PEAK_REPORT": report},
-                   capture_output=True)
+    subprocess.run([GSTOP, *arguments], env={**os.environ, **env, "LD_PRELOAD": heap_peak_library(), "HEAP_PEAK_REPORT": report}, capture_output=True)
     return int(Path(report).read_text())
 
 
@@ -848,25 +1065,42 @@ def cold_path(size: dict) -> None:
         listing = median_ns_per_call(lambda n: [os.listdir(markers) for _ in range(n)], 1, repeats=5) / 1e6
         assert state.remaining_units() == mine[1::2]
         goal = units >= 1_000_000
-        row("13", f"cold `open` + `remaining_units()` of node 3 of {units:,} units, 8 nodes, half done (a fresh Python)",
-            f"{ours:.0f} ms", f"seed checker {seed:.0f} ms; version 1 {before:.0f} ms", f"{seed / ours:.1f}× the checker; {before / ours:.1f}× v1",
-            "≥ 10× the checker" if goal else "—", seed >= 10 * ours if goal else None,
+        row(
+            "13",
+            f"cold `open` + `remaining_units()` of node 3 of {units:,} units, 8 nodes, half done (a fresh Python)",
+            f"{ours:.0f} ms",
+            f"seed checker {seed:.0f} ms; version 1 {before:.0f} ms",
+            f"{seed / ours:.1f}× the checker; {before / ours:.1f}× v1",
+            "≥ 10× the checker" if goal else "—",
+            seed >= 10 * ours if goal else None,
             f"fresh processes, warm page cache, medians of {runs}; both include Python's start and `import gracefulstop` "
             f"({start_up:.0f} ms), and ours the kernel's listing of node 3's {len(mine) - len(mine) // 2:,} markers (a bare "
             f"`os.listdir`: {listing:.1f} ms), so no reader that lists them can be faster than {start_up + listing:.0f} ms "
-            f"({seed / (start_up + listing):.1f}× the checker); warm (a second call in one process): {warm:.1f} ms")
+            f"({seed / (start_up + listing):.1f}× the checker); warm (a second call in one process): {warm:.1f} ms",
+        )
         if units == max(size["cold_runs"]):
             for label, path in (("version 2", v2), ("version 1", v1)):
                 env = {"GRACEFULSTOP_NODE": str(node)}
                 requeue = fresh_ms([GSTOP, "should-requeue", "--state", path], env, runs=3)
                 status = fresh_ms([GSTOP, "status", "--state", path], env, runs=3)
-                per_node[label] = (requeue, status, gstop_heap_peak(["should-requeue", "--state", path], env) / 1e6,
-                                   gstop_heap_peak(["status", "--state", path], env) / 1e6)
+                per_node[label] = (
+                    requeue,
+                    status,
+                    gstop_heap_peak(["should-requeue", "--state", path], env) / 1e6,
+                    gstop_heap_peak(["status", "--state", path], env) / 1e6,
+                )
             (r2, s2, rp2, sp2), (r1, s1, rp1, sp1) = per_node["version 2"], per_node["version 1"]
-            row("13g", f"`gstop should-requeue` / `gstop status` at {units:,} units, 8 nodes", f"{r2:.0f} ms / {s2:.0f} ms",
-                f"version 1: {r1:.0f} ms / {s1:.0f} ms", f"{r1 / r2:.1f}× / {s1 / s2:.1f}× faster", "—", None,
+            row(
+                "13g",
+                f"`gstop should-requeue` / `gstop status` at {units:,} units, 8 nodes",
+                f"{r2:.0f} ms / {s2:.0f} ms",
+                f"version 1: {r1:.0f} ms / {s1:.0f} ms",
+                f"{r1 / r2:.1f}× / {s1 / s2:.1f}× faster",
+                "—",
+                None,
                 f"whole processes, medians of 3; heap peak {rp2:.1f} MB / {sp2:.1f} MB (version 1: {rp1:.1f} MB / {sp1:.1f} MB): "
-                "should-requeue reads node 3's shard; status reads every node's, one at a time")
+                "should-requeue reads node 3's shard; status reads every node's, one at a time",
+            )
         shutil.rmtree(root, ignore_errors=True)
     share_reads(size)
 
@@ -889,23 +1123,44 @@ def share_reads(size: dict) -> None:
             seen = probe(state_dir, node)
             assert seen["count"] == len(names[node::nodes])
             start_bytes[(units, nodes, "v2")] = seen["rchar"]
-            row("13b", f"bytes read opening node 3 of {units:,} units over {nodes:,} nodes (`open` + `remaining_units`)",
-                f"{seen['rchar'] / 1e3:,.1f} kB", f"its share of the names: {share / 1e3:,.1f} kB", f"{seen['rchar'] / share:.2f}×",
-                "≤ 4× the share", seen["rchar"] <= 4 * share, "rchar of a fresh process around the two C calls: manifest.json and the node's shard")
+            row(
+                "13b",
+                f"bytes read opening node 3 of {units:,} units over {nodes:,} nodes (`open` + `remaining_units`)",
+                f"{seen['rchar'] / 1e3:,.1f} kB",
+                f"its share of the names: {share / 1e3:,.1f} kB",
+                f"{seen['rchar'] / share:.2f}×",
+                "≤ 4× the share",
+                seen["rchar"] <= 4 * share,
+                "rchar of a fresh process around the two C calls: manifest.json and the node's shard",
+            )
             without_output = seen["peak"] - seen["output"]
-            row("13m", f"heap peak opening node 3 of {units:,} units over {nodes:,} nodes", f"{seen['peak'] / 1e3:,.1f} kB",
-                f"its share of the names: {share / 1e3:,.1f} kB", f"{seen['peak'] / share:.2f}×", "≤ 2× the share", seen["peak"] <= 2 * share,
+            row(
+                "13m",
+                f"heap peak opening node 3 of {units:,} units over {nodes:,} nodes",
+                f"{seen['peak'] / 1e3:,.1f} kB",
+                f"its share of the names: {share / 1e3:,.1f} kB",
+                f"{seen['peak'] / share:.2f}×",
+                "≤ 2× the share",
+                seen["peak"] <= 2 * share,
                 f"the library's allocations (bench/heap_peak.c) during `open` + `remaining_units`: {fixed / 1e3:.1f} kB whatever the share "
                 f"(a 1-unit state: buffers, handles), {seen['output'] / 1e3:,.1f} kB the list handed back; the rest "
-                f"{(without_output - fixed) / share:.2f}× the share (its names, their offsets, the index; the file while it is parsed)")
+                f"{(without_output - fixed) / share:.2f}× the share (its names, their offsets, the index; the file while it is parsed)",
+            )
         v1 = os.path.join(root, "v1")
         write_version_1(v1, names, 1000)
         seen = probe(v1, node)
         start_bytes[(units, 1000, "v1")] = seen["rchar"]
         share = sum(len(name) for name in names[node::1000])
-        row("13b", f"… the same from a version-1 state, {units:,} units over 1,000 nodes (before issue 13)", f"{seen['rchar'] / 1e6:,.1f} MB",
-            f"its share of the names: {share / 1e3:,.1f} kB", f"{seen['rchar'] / share:,.0f}×", "—", None,
-            f"heap peak {seen['peak'] / 1e6:,.1f} MB: every name of the run")
+        row(
+            "13b",
+            f"… the same from a version-1 state, {units:,} units over 1,000 nodes (before issue 13)",
+            f"{seen['rchar'] / 1e6:,.1f} MB",
+            f"its share of the names: {share / 1e3:,.1f} kB",
+            f"{seen['rchar'] / share:,.0f}×",
+            "—",
+            None,
+            f"heap peak {seen['peak'] / 1e6:,.1f} MB: every name of the run",
+        )
         shutil.rmtree(root, ignore_errors=True)
     units = max(size["share_runs"])
     PAPER.clear()
@@ -918,8 +1173,9 @@ PAPER: list[str] = []
 def file_syscalls(command: list[str]) -> dict:
     """Filesystem system calls of a fresh process (strace -c -f): opens, directory reads, reads, stats."""
     report = os.path.join(tempfile.mkdtemp(prefix="gs-strace-"), "calls")
-    subprocess.run(["strace", "-f", "-c", "-o", report, "-e", "trace=openat,getdents64,read,newfstatat,statx,fstat", *command],
-                   capture_output=True, check=True)
+    subprocess.run(
+        ["strace", "-f", "-c", "-o", report, "-e", "trace=openat,getdents64,read,newfstatat,statx,fstat", *command], capture_output=True, check=True
+    )
     calls = {}
     for line in Path(report).read_text().splitlines():
         fields = line.split()
@@ -942,8 +1198,13 @@ def progress_line(size: dict) -> None:
         done.mkdir(parents=True, exist_ok=True)
         mine = names[share::shares]
         for index, name in enumerate(mine[: len(mine) // 2]):  # with the timing record a marker carries
-            (done / f"{name}.done").write_bytes(name.encode() + b"\0" + json.dumps(
-                {"started": 1.7e9 + index, "ended": 1.7e9 + index + 2 + index % 7, "host": "bench", "node": share, "restart": 0}).encode())
+            (done / f"{name}.done").write_bytes(
+                name.encode()
+                + b"\0"
+                + json.dumps(
+                    {"started": 1.7e9 + index, "ended": 1.7e9 + index + 2 + index % 7, "host": "bench", "node": share, "restart": 0}
+                ).encode()
+            )
     # What mark_done leaves in progress/ for each share (ShareSummary's format, docs/state-format.md).
     progress = Path(state_dir, "progress")
     progress.mkdir()
@@ -956,12 +1217,17 @@ def progress_line(size: dict) -> None:
     line_ms, status_ms = (fresh_ms([GSTOP, "status", *extra, "--state", state_dir], runs=3) for extra in (["--totals"], []))
     entries = lambda calls: calls.get("getdents64", 0)  # noqa: E731
     opens = lambda calls: calls.get("openat", 0)  # noqa: E731
-    row("17", f"one progress line of {units:,} units over {shares:,} shares, half done (`gstop status --totals`), fresh process",
+    row(
+        "17",
+        f"one progress line of {units:,} units over {shares:,} shares, half done (`gstop status --totals`), fresh process",
         f"{opens(line_calls):,} opens, {entries(line_calls):,} directory reads, {line_ms:,.0f} ms",
         f"`gstop status`: {opens(status_calls):,} opens, {entries(status_calls):,} directory reads, {status_ms:,.0f} ms",
-        f"{entries(status_calls) / max(1, entries(line_calls)):,.0f}× fewer directory reads", "O(shares) small reads", opens(line_calls) <= 3 * shares,
+        f"{entries(status_calls) / max(1, entries(line_calls)):,.0f}× fewer directory reads",
+        "O(shares) small reads",
+        opens(line_calls) <= 3 * shares,
         "strace -c -f of each; the line reads complete/ and progress/ (one small file per share), never a share's markers; "
-        "a 1,000-task array asking once a minute costs the metadata server ~1,000 × 1,000 small reads a minute, not every marker")
+        "a 1,000-task array asking once a minute costs the metadata server ~1,000 × 1,000 small reads a minute, not every marker",
+    )
     report_and_history(state_dir, units, shares)
     shutil.rmtree(root, ignore_errors=True)
 
@@ -989,10 +1255,26 @@ def report_and_history(state_dir: str, units: int, shares: int, attempts: int = 
             job, start = f"9{attempt % 50:03d}_{attempt % 50}", 1.7e9 + attempt * 3600
             common = {"job": job, "node": attempt % 50, "host": f"n{attempt % 97}", "pid": 1000 + attempt}
             log.write(json.dumps({"time": start, "event": "attempt_start", **common, "restart": attempt // 50}) + "\n")
-            log.write(json.dumps({"time": start + 3500, "event": "child_exit", **common, "restart": attempt // 50, "exit": 0,
-                                  "cause": "stopped by SIGUSR1 (the time-limit warning)", "route": "SIGUSR1 to gstop", "marked": units // 2 // attempts,
-                                  "quarantined": 0, "budget": "restart"}) + "\n")
-            log.write(json.dumps({"time": start + 3500.5, "event": "decision", **common, "action": "requeue", "exit": 0, "reasons": ["bench"]}) + "\n")
+            log.write(
+                json.dumps(
+                    {
+                        "time": start + 3500,
+                        "event": "child_exit",
+                        **common,
+                        "restart": attempt // 50,
+                        "exit": 0,
+                        "cause": "stopped by SIGUSR1 (the time-limit warning)",
+                        "route": "SIGUSR1 to gstop",
+                        "marked": units // 2 // attempts,
+                        "quarantined": 0,
+                        "budget": "restart",
+                    }
+                )
+                + "\n"
+            )
+            log.write(
+                json.dumps({"time": start + 3500.5, "event": "decision", **common, "action": "requeue", "exit": 0, "reasons": ["bench"]}) + "\n"
+            )
     page = os.path.join(os.path.dirname(state_dir), "report.html")
     report = [GSTOP, "report", "--state", state_dir, "--out", page]
     history = [GSTOP, "history", "--json", "--state", state_dir]
@@ -1001,56 +1283,102 @@ def report_and_history(state_dir: str, units: int, shares: int, attempts: int = 
     reads = {name: bytes_read(command) for name, command in (("report", report), ("history", history), ("status", status))}
     calls = {name: file_syscalls(command) for name, command in (("report", report), ("status", status))}
     size = os.path.getsize(page)
-    row("19", f"`gstop report` (and `gstop history --json`) of {units:,} units over {shares:,} shares, half done, {attempts:,} attempts, fresh process",
+    row(
+        "19",
+        f"`gstop report` (and `gstop history --json`) of {units:,} units over {shares:,} shares, half done, {attempts:,} attempts, fresh process",
         f"report {timings['report']:,.0f} ms, {calls['report'].get('openat', 0):,} opens, {reads['report'][0] / 1e6:,.1f} MB read "
         f"+ {reads['report'][1] / 1e6:,.1f} MB of listings, page {size / 1e3:,.0f} kB; history {timings['history']:,.0f} ms, {reads['history'][0] / 1e6:,.2f} MB",
         f"`gstop status --json`: {timings['status']:,.0f} ms, {calls['status'].get('openat', 0):,} opens, {reads['status'][0] / 1e6:,.1f} MB "
         f"+ {reads['status'][1] / 1e6:,.1f} MB of listings",
-        f"report {timings['report'] / timings['status']:.2f}× a status", "≤ 1.5× a status", timings["report"] <= 1.5 * timings["status"],
+        f"report {timings['report'] / timings['status']:.2f}× a status",
+        "≤ 1.5× a status",
+        timings["report"] <= 1.5 * timings["status"],
         "the report reads what status reads (every share's listing, a sample of markers per share) plus events.jsonl once; "
-        "history reads only events.jsonl; strace of each, medians of 3 fresh runs")
+        "history reads only events.jsonl; strace of each, medians of 3 fresh runs",
+    )
 
 
 def paper_table(units: int, start_bytes: dict) -> str:
     """What a whole job start and end cost the shared filesystem, from the per-node figures above."""
     per_unit_v2 = start_bytes[(units, 1000, "v2")] / (units / 1000)  # a shard's bytes per name, manifest included
     v1_bytes = start_bytes[(units, 1000, "v1")]
-    lines = [f"| nodes × units | job start, version 1 | job start, version 2 | job end, version 1 | job end, version 2 |",
-             "|---|---|---|---|---|"]
+    lines = ["| nodes × units | job start, version 1 | job start, version 2 | job end, version 1 | job end, version 2 |", "|---|---|---|---|---|"]
     for nodes in (1000, 10_000):
         share = units / nodes
         lines.append(
             f"| {nodes:,} × {units:,} | {nodes:,} reads of the whole manifest: {nodes * v1_bytes / 1e9:,.1f} GB "
             f"| {nodes:,} manifests + {nodes:,} shards: {nodes * share * per_unit_v2 / 1e6:,.1f} MB "
             f"| each node that finishes lists every node's markers: up to {nodes:,} × {units:,} = {nodes * units:.1e} directory entries "
-            f"| {nodes:,} `complete/` files written; each finisher lists `complete/`: up to {nodes:,} × {nodes:,} = {nodes * nodes:.1e} entries |")
+            f"| {nodes:,} `complete/` files written; each finisher lists `complete/`: up to {nodes:,} × {nodes:,} = {nodes * nodes:.1e} entries |"
+        )
     return "\n".join(lines)
 
 
 SIZES = {
-    "full": dict(calls=1_000_000, syscall_seconds=3, latency_trials=100, marks=2000, runs=[10_000, 100_000, 1_000_000], requeue_run=100_000,
-                 idle_seconds=60, start_runs=40, per_call_runs=9, nfs_trials=20, nfs_marks=300, nfs_footprint_seconds=30,
-                 sweep_sizes=[1_000, 4_000, 16_000], sweep_trials=300, sweep_runs=3,
-                 cold_runs=[100_000, 1_000_000, 10_000_000], share_runs=[1_000_000, 10_000_000], makespan_unit=0.2, makespan_nodes=100),
-    "small": dict(calls=100_000, syscall_seconds=1.5, latency_trials=5, marks=100, runs=[1_000, 10_000], requeue_run=10_000, idle_seconds=3, start_runs=5,
-              per_call_runs=2, nfs_trials=3, nfs_marks=50, nfs_footprint_seconds=5, sweep_sizes=[1_000], sweep_trials=50, sweep_runs=1,
-              cold_runs=[10_000, 100_000], share_runs=[100_000], makespan_unit=0.05, makespan_nodes=20),
+    "full": {
+        "calls": 1_000_000,
+        "syscall_seconds": 3,
+        "latency_trials": 100,
+        "marks": 2000,
+        "runs": [10_000, 100_000, 1_000_000],
+        "requeue_run": 100_000,
+        "idle_seconds": 60,
+        "start_runs": 40,
+        "per_call_runs": 9,
+        "nfs_trials": 20,
+        "nfs_marks": 300,
+        "nfs_footprint_seconds": 30,
+        "sweep_sizes": [1_000, 4_000, 16_000],
+        "sweep_trials": 300,
+        "sweep_runs": 3,
+        "cold_runs": [100_000, 1_000_000, 10_000_000],
+        "share_runs": [1_000_000, 10_000_000],
+        "makespan_unit": 0.2,
+        "makespan_nodes": 100,
+    },
+    "small": {
+        "calls": 100_000,
+        "syscall_seconds": 1.5,
+        "latency_trials": 5,
+        "marks": 100,
+        "runs": [1_000, 10_000],
+        "requeue_run": 10_000,
+        "idle_seconds": 3,
+        "start_runs": 5,
+        "per_call_runs": 2,
+        "nfs_trials": 3,
+        "nfs_marks": 50,
+        "nfs_footprint_seconds": 5,
+        "sweep_sizes": [1_000],
+        "sweep_trials": 50,
+        "sweep_runs": 1,
+        "cold_runs": [10_000, 100_000],
+        "share_runs": [100_000],
+        "makespan_unit": 0.05,
+        "makespan_nodes": 20,
+    },
 }
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
     memory = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
     swift = subprocess.run(["swift", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     filesystem = subprocess.run(["df", "-T", tempfile.gettempdir()], capture_output=True, text=True).stdout.splitlines()[-1].split()[1]
-    return (f"{platform.node()}: {os.cpu_count()} × {cpu}, {memory:.0f} GiB, Linux {platform.release()}, {tempfile.gettempdir()} on "
-            f"{filesystem}; {swift}; Python {platform.python_version()}; gracefulstop {gracefulstop.__version__}")
+    return (
+        f"{platform.node()}: {os.cpu_count()} × {cpu}, {memory:.0f} GiB, Linux {platform.release()}, {tempfile.gettempdir()} on "
+        f"{filesystem}; {swift}; Python {platform.python_version()}; gracefulstop {gracefulstop.__version__}"
+    )
 
 
 def table() -> str:
-    lines = ["| # | figure | gracefulstop | compared with | ratio | target | met | how, and what else was seen |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| # | figure | gracefulstop | compared with | ratio | target | met | how, and what else was seen |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in ROWS:
         lines.append("| {number} | {figure} | {ours} | {compared} | {ratio} | {target} | {met} | {note} |".format(**r))
     return "\n".join(lines)
@@ -1060,13 +1388,33 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="CI sizes: quick, figures not representative")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
-    parser.add_argument("--only", metavar="N[,N...]", help="measure only these figures (1-19; 18 is part of 11, 19 of 17) and print them; "
-                        "docs/benchmarks.md is written only by a run of all of them")
+    parser.add_argument(
+        "--only",
+        metavar="N[,N...]",
+        help="measure only these figures (1-19; 18 is part of 11, 19 of 17) and print them; "
+        "docs/benchmarks.md is written only by a run of all of them",
+    )
     args = parser.parse_args()
     size = SIZES["small" if args.small else "full"]
-    figures = {1: calls_per_check, 2: calls_per_check, 3: syscalls, 4: stop_latency, 5: durable_marks,
-               6: remaining_units, 7: remaining_units, 8: idle_supervisor, 9: library_load, 10: release_build, 11: nfs, 12: sweep_cost,
-               13: cold_path, 14: begin_records, 15: makespan, 17: progress_line, 19: progress_line}
+    figures = {
+        1: calls_per_check,
+        2: calls_per_check,
+        3: syscalls,
+        4: stop_latency,
+        5: durable_marks,
+        6: remaining_units,
+        7: remaining_units,
+        8: idle_supervisor,
+        9: library_load,
+        10: release_build,
+        11: nfs,
+        12: sweep_cost,
+        13: cold_path,
+        14: begin_records,
+        15: makespan,
+        17: progress_line,
+        19: progress_line,
+    }
     chosen = list(dict.fromkeys(figures.values()))
     if args.only:
         try:
@@ -1081,15 +1429,22 @@ def main() -> int:
     print(f"gracefulstop benchmarks ({'small' if args.small else 'full'} sizes)", flush=True)
     for figure in chosen:
         figure(size)
-    header = (f"Measured {datetime.date.today().isoformat()} with `./bench/run{' --small' if args.small else ''}` "
-              f"in {time.time() - started:.0f} s on {machine()}.")
-    paper = ("\n\nWhat a job start and a job end cost the shared filesystem, on paper from the per-node figures "
-             "13b (bytes read per node) and the format (entries listed):\n\n" + PAPER[0]) if PAPER else ""
+    header = (
+        f"Measured {datetime.date.today().isoformat()} with `./bench/run{' --small' if args.small else ''}` "
+        f"in {time.time() - started:.0f} s on {machine()}."
+    )
+    paper = (
+        (
+            "\n\nWhat a job start and a job end cost the shared filesystem, on paper from the per-node figures "
+            "13b (bytes read per node) and the format (entries listed):\n\n" + PAPER[0]
+        )
+        if PAPER
+        else ""
+    )
     print("\n" + header + "\n\n" + table() + paper)
     if not args.no_write:
         notes = (REPOSITORY / "bench" / "notes.md").read_text()
-        (REPOSITORY / "docs" / "benchmarks.md").write_text(
-            "# Benchmarks\n\n" + header + "\n\n" + table() + paper + "\n\n" + notes)
+        (REPOSITORY / "docs" / "benchmarks.md").write_text("# Benchmarks\n\n" + header + "\n\n" + table() + paper + "\n\n" + notes)
         print("\nwritten to docs/benchmarks.md")
     return 0
 

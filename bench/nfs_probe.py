@@ -23,6 +23,7 @@ and what `is_done(u)` of an unfinished unit costs in a node directory of N marke
 directory changed in the last 2 s (NFS readers then list it rather than trust a cached "no such
 name", see docs/state-format.md) against once it has settled.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,8 +67,9 @@ def trial(kind: str, mount_a: str, mount_b: str, name: str, cap: float) -> float
     state_a = os.path.join(mount_a, name)
     gracefulstop.create(state_a, ["u0", "u1", "u2", "u3"], nodes=2)
     on_b = shlex.split(os.environ["GSTOP_NFS_ON_B"])
-    watcher = subprocess.Popen(on_b + [sys.executable, __file__, "follow", kind, os.path.join(mount_b, name), str(cap)],
-                               stdout=subprocess.PIPE, text=True)
+    watcher = subprocess.Popen(
+        [*on_b, sys.executable, __file__, "follow", kind, os.path.join(mount_b, name), str(cap)], stdout=subprocess.PIPE, text=True
+    )
     assert watcher.stdout is not None
     line = watcher.stdout.readline().strip()
     assert line == "ready", f"the follower on nfsb said {line!r}"
@@ -119,7 +121,7 @@ def mark_rate(mount: str, count: int, rounds: int = 3) -> dict:
         # the release before (a begin record: the done check, then a non-exclusive record; what
         # GRACEFULSTOP_SHARE=node still writes) and before that (is_done, then the mark).
         ways = [("claim", claimed), ("record", recorded), ("check", checked)]
-        for way, rates in ways[round_number % 3:] + ways[:round_number % 3]:
+        for way, rates in ways[round_number % 3 :] + ways[: round_number % 3]:
             state = gracefulstop.create(f"{base}-{way}", units, nodes=1)
             if way == "record":
                 os.environ["GRACEFULSTOP_SHARE"] = "node"
@@ -132,12 +134,18 @@ def mark_rate(mount: str, count: int, rounds: int = 3) -> dict:
             rates.append((count - 1) / (time.perf_counter() - started))
             os.environ.pop("GRACEFULSTOP_SHARE", None)
     mark_s, claim_s, record_s, check_s = (1 / statistics.median(r) for r in (ours, claimed, recorded, checked))
-    return {"marks": count - 1, "rounds": rounds, "mark_done_per_s": round(statistics.median(ours), 1),
-            "begin_and_mark_per_s": round(statistics.median(claimed), 1), "record_and_mark_per_s": round(statistics.median(recorded), 1),
-            "is_done_and_mark_per_s": round(statistics.median(checked), 1),
-            "begin_added": round((claim_s - check_s) / mark_s, 3), "claim_vs_record": round(claim_s / record_s, 3),
-            "plain_create_per_s": round(statistics.median(plain), 1),
-            "ratio": round(statistics.median(ours) / statistics.median(plain), 3)}
+    return {
+        "marks": count - 1,
+        "rounds": rounds,
+        "mark_done_per_s": round(statistics.median(ours), 1),
+        "begin_and_mark_per_s": round(statistics.median(claimed), 1),
+        "record_and_mark_per_s": round(statistics.median(recorded), 1),
+        "is_done_and_mark_per_s": round(statistics.median(checked), 1),
+        "begin_added": round((claim_s - check_s) / mark_s, 3),
+        "claim_vs_record": round(claim_s / record_s, 3),
+        "plain_create_per_s": round(statistics.median(plain), 1),
+        "ratio": round(statistics.median(ours) / statistics.median(plain), 3),
+    }
 
 
 def is_done_cost(mount: str, count: int, bound: float = 1.2) -> dict:
@@ -185,7 +193,9 @@ while time.time() < end:
 def server_counts() -> tuple[int, int]:
     """(RPC calls, NFS operations) the server has handled so far."""
     calls = operations = 0
-    for line in open("/proc/net/rpc/nfsd").read().splitlines():
+    with open("/proc/net/rpc/nfsd") as counters:
+        text = counters.read()
+    for line in text.splitlines():
         fields = line.split()
         if fields[0] == "rpc":
             calls = int(fields[1])
@@ -201,9 +211,15 @@ def footprint(mount_a: str, mount_b: str, seconds: float) -> dict:
         name = f"footprint-{way}-{os.getpid()}"
         gracefulstop.create(os.path.join(mount_a, name), ["a"], nodes=1)
         on_b = shlex.split(os.environ["GSTOP_NFS_ON_B"])
-        loops = [subprocess.Popen(prefix + [sys.executable, "-c", FOOTPRINT_LOOP, os.path.join(mount, name), str(seconds + 3)],
-                                  stdout=subprocess.PIPE, text=True, env={**os.environ, **extra})
-                 for prefix, mount in (([], mount_a), (on_b, mount_b))]
+        loops = [
+            subprocess.Popen(
+                [*prefix, sys.executable, "-c", FOOTPRINT_LOOP, os.path.join(mount, name), str(seconds + 3)],
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, **extra},
+            )
+            for prefix, mount in (([], mount_a), (on_b, mount_b))
+        ]
         for loop in loops:
             for _ in range(8):
                 loop.stdout.readline()
@@ -247,9 +263,10 @@ print(count - 1, after[0] - before[0], after[1] - before[1])
 
 
 def server_requests() -> int:
-    for line in open("/proc/net/rpc/nfsd"):
-        if line.startswith("rpc "):
-            return int(line.split()[1])
+    with open("/proc/net/rpc/nfsd") as counters:
+        for line in counters:
+            if line.startswith("rpc "):
+                return int(line.split()[1])
     return 0
 
 
@@ -267,16 +284,20 @@ def unit_cost(mount: str, markers: int, measured: int = 200, gstop: str | None =
         with open(os.path.join(done, f"{unit}.done"), "w") as marker:
             marker.write(unit)
     requests = server_requests()
-    loop = subprocess.run([sys.executable, "-c", UNIT_COST_LOOP, os.path.join(mount, name), mount],
-                          capture_output=True, text=True, timeout=600)
+    loop = subprocess.run([sys.executable, "-c", UNIT_COST_LOOP, os.path.join(mount, name), mount], capture_output=True, text=True, timeout=600)
     if loop.returncode != 0:
         raise RuntimeError(f"the unit-cost loop failed: {loop.stderr[-2000:]}")
     requests = server_requests() - requests
     count, client_ops, read = map(int, loop.stdout.split())
     if count != measured - 1:
         raise RuntimeError(f"the loop did {count + 1} units, not {measured}")
-    figures = {"markers": markers, "units": count, "client_requests_per_unit": round(client_ops / count, 1),
-               "server_requests_per_unit": round(requests / count, 1), "bytes_read_per_unit": round(read / count)}
+    figures = {
+        "markers": markers,
+        "units": count,
+        "client_requests_per_unit": round(client_ops / count, 1),
+        "server_requests_per_unit": round(requests / count, 1),
+        "bytes_read_per_unit": round(read / count),
+    }
     if gstop:
         subprocess.run(["sh", "-c", "echo 2 > /proc/sys/vm/drop_caches"], check=False)  # cold: this host's names forgotten
         requests = server_requests()
@@ -306,8 +327,10 @@ def main() -> int:
     if "GSTOP_NFS_ON_B" not in os.environ:
         parser.error("run me inside scripts/nfs-rig (no $GSTOP_NFS_ON_B)")
     results: dict[str, dict] = {}
-    for version, (mount_a, mount_b) in {"v4.2": (os.environ["GSTOP_NFS_A4"], os.environ["GSTOP_NFS_B4"]),
-                                        "v3": (os.environ["GSTOP_NFS_A3"], os.environ["GSTOP_NFS_B3"])}.items():
+    for version, (mount_a, mount_b) in {
+        "v4.2": (os.environ["GSTOP_NFS_A4"], os.environ["GSTOP_NFS_B4"]),
+        "v3": (os.environ["GSTOP_NFS_A3"], os.environ["GSTOP_NFS_B3"]),
+    }.items():
         if version not in args.versions.split(","):
             continue
         for kind in [k for k in args.kinds.split(",") if k and k != "none"]:
@@ -321,8 +344,7 @@ def main() -> int:
                     seen.append(latency)
             figures = {"trials": args.trials, "never_within_cap": missed, "cap_s": args.cap}
             if seen:
-                figures.update(p50_s=round(statistics.median(seen), 3), p99_s=round(percentile(seen, 0.99), 3),
-                               max_s=round(max(seen), 3))
+                figures.update(p50_s=round(statistics.median(seen), 3), p99_s=round(percentile(seen, 0.99), 3), max_s=round(max(seen), 3))
             results[f"{version} {kind}"] = figures
             print(f"{version} {kind}: {json.dumps(figures)}", flush=True)
         if args.footprint:

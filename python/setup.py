@@ -13,6 +13,7 @@ Either way the wheel is tagged with what its binaries need (read from their ELF 
 requirements): manylinux_2_17 for the release wheel, manylinux_2_35 for a source build on
 Debian 12, so pip refuses a wheel on a system too old for it instead of failing at import.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,18 @@ NATIVE = HERE / "build" / "native"
 GSTOP = NATIVE / "gstop"
 PREBUILT_ENV = "GRACEFULSTOP_PREBUILT"
 # Libraries every manylinux system has (PEP 600's policy lists); anything else must not be needed.
-SYSTEM_LIBRARIES = {"libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libutil.so.1",
-                    "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "libstdc++.so.6", "libgcc_s.so.1"}
+SYSTEM_LIBRARIES = {
+    "libc.so.6",
+    "libm.so.6",
+    "libdl.so.2",
+    "libpthread.so.0",
+    "librt.so.1",
+    "libutil.so.1",
+    "ld-linux-x86-64.so.2",
+    "ld-linux-aarch64.so.1",
+    "libstdc++.so.6",
+    "libgcc_s.so.1",
+}
 
 
 def swift_version() -> str:
@@ -63,13 +74,28 @@ def swift_build(product: str) -> Path:
     if not (SWIFT_PACKAGE / "Package.swift").is_file():
         raise SystemExit(
             f"gracefulstop: no Package.swift at {SWIFT_PACKAGE}: build the Python package from a checkout of the "
-            "gracefulstop repository (pip install ./python) or from its sdist")
+            "gracefulstop repository (pip install ./python) or from its sdist"
+        )
     swift = shutil.which("swift")
     if swift is None:
-        raise SystemExit("gracefulstop: building the library needs the Swift toolchain (swift on PATH); "
-                         "on a cluster, install the release wheel instead (see README.md)")
-    command = [swift, "build", "-c", "release", "--package-path", str(SWIFT_PACKAGE), "--scratch-path", str(SCRATCH),
-               "--product", product, "-Xswiftc", "-static-stdlib"]
+        raise SystemExit(
+            "gracefulstop: building the library needs the Swift toolchain (swift on PATH); "
+            "on a cluster, install the release wheel instead (see README.md)"
+        )
+    command = [
+        swift,
+        "build",
+        "-c",
+        "release",
+        "--package-path",
+        str(SWIFT_PACKAGE),
+        "--scratch-path",
+        str(SCRATCH),
+        "--product",
+        product,
+        "-Xswiftc",
+        "-static-stdlib",
+    ]
     print("gracefulstop:", " ".join(command), flush=True)
     subprocess.run(command, check=True)
     return SCRATCH / "release"
@@ -92,13 +118,13 @@ def elf_needs(path: Path) -> tuple[set[str], set[str]]:
     data = path.read_bytes()
     if data[:4] != b"\x7fELF" or data[4] != 2:
         raise SystemExit(f"gracefulstop: {path} is not a 64-bit ELF file")
-    shoff, = struct.unpack_from("<Q", data, 0x28)
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
     sections = [struct.unpack_from("<IIQQQQII", data, shoff + i * shentsize) for i in range(shnum)]
 
     def string(table: int, offset: int) -> str:
         start = sections[table][4] + offset
-        return data[start:data.index(b"\0", start)].decode()
+        return data[start : data.index(b"\0", start)].decode()
 
     libraries: set[str] = set()
     versions: set[str] = set()
@@ -150,7 +176,8 @@ class BuildWithSwift(build_py):
     def run(self) -> None:
         super().run()
         (Path(self.build_lib) / "gracefulstop" / "_version.py").write_text(
-            f'"""Written by setup.py from Version.swift: the version the library must report."""\nVERSION = "{swift_version()}"\n')
+            f'"""Written by setup.py from Version.swift: the version the library must report."""\nVERSION = "{swift_version()}"\n'
+        )
         target = Path(self.build_lib) / "gracefulstop" / "libgracefulstop.so"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(built("gracefulstop", "libgracefulstop.so"), target)

@@ -14,11 +14,11 @@ opened on first use::
 
 The same methods exist on a handle from ``gracefulstop.create(...)`` or ``gracefulstop.open(...)``.
 """
+
 from __future__ import annotations
 
 import _thread
 import os as _os
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs milliseconds
 
 from . import _ffi
 from ._ffi import LIBRARY_PATH, VERSION, signal_flag
@@ -47,28 +47,65 @@ from .state import (
     open_sweep,
     received_signal,
     restart_count,
+    resuming,
     stop_flag,
     trapped_signals,
-    resuming,
     uninstall_signals,
 )
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs milliseconds
 if TYPE_CHECKING:  # typing costs milliseconds at import; annotations stay strings
-    from typing import Callable, Iterator, Optional, Union
+    from collections.abc import Iterator
+    from typing import Callable
 
     from .state import Unit
 
 __version__ = VERSION
 
 __all__ = [
-    "BadStateError", "GracefulStopError", "InternalError", "InvalidArgumentError", "LIBRARY_PATH",
-    "NodeOutOfRangeError", "DiskFullError", "PARTITIONS", "Progress", "State", "StateMismatchError", "StateSystemError",
-    "StopReason", "UnknownUnitError", "abandon", "begin", "clear_signal", "create", "default_state", "install_signals", "is_done", "job",
-    "mark_done", "marker_name", "open", "open_sweep", "progress", "received_signal", "remaining_units", "request_stop", "restart_count", "resuming", "run_done", "should_stop",
-    "signal_flag", "stop_flag", "stop_reason", "trapped_signals", "uninstall_signals", "work",
+    "LIBRARY_PATH",
+    "PARTITIONS",
+    "BadStateError",
+    "DiskFullError",
+    "GracefulStopError",
+    "InternalError",
+    "InvalidArgumentError",
+    "NodeOutOfRangeError",
+    "Progress",
+    "State",
+    "StateMismatchError",
+    "StateSystemError",
+    "StopReason",
+    "UnknownUnitError",
+    "abandon",
+    "begin",
+    "clear_signal",
+    "create",
+    "default_state",
+    "install_signals",
+    "is_done",
+    "job",
+    "mark_done",
+    "marker_name",
+    "open",
+    "open_sweep",
+    "progress",
+    "received_signal",
+    "remaining_units",
+    "request_stop",
+    "restart_count",
+    "resuming",
+    "run_done",
+    "should_stop",
+    "signal_flag",
+    "stop_flag",
+    "stop_reason",
+    "trapped_signals",
+    "uninstall_signals",
+    "work",
 ]
 
-_default: Optional[State] = None
+_default: State | None = None
 _default_lock = _thread.allocate_lock()
 
 
@@ -86,7 +123,7 @@ def default_state() -> State:
     return _default
 
 
-def should_stop() -> bool:
+def should_stop() -> bool:  # noqa: F811 - rebound below to the library's function after the first call
     """``default_state().should_stop()``: true once a stop signal, stop request or deadline came.
 
     After its first call, ``gracefulstop.should_stop`` is the library's
@@ -99,7 +136,7 @@ def should_stop() -> bool:
     return should_stop()
 
 
-def stop_reason() -> Optional[StopReason]:
+def stop_reason() -> StopReason | None:
     """``default_state().stop_reason()``."""
     return default_state().stop_reason()
 
@@ -114,7 +151,7 @@ def is_done(unit: Unit) -> bool:
     return default_state().is_done(unit)
 
 
-def remaining_units(node: Optional[int] = None) -> list[str]:
+def remaining_units(node: int | None = None) -> list[str]:
     """``default_state().remaining_units(node)``: this node's units not done yet, in order."""
     return default_state().remaining_units(node)
 
@@ -124,7 +161,7 @@ def request_stop(reason: str = "request_stop()") -> None:
     default_state().request_stop(reason)
 
 
-def progress(node: Optional[int] = None) -> Progress:
+def progress(node: int | None = None) -> Progress:
     """``default_state().progress(node)``."""
     return default_state().progress(node)
 
@@ -134,15 +171,14 @@ def run_done() -> bool:
     return default_state().run_done()
 
 
-def work(estimate: "Union[float, Callable[[str], Optional[float]], None]" = None,
-         balance: "Optional[bool]" = None) -> Iterator[str]:
+def work(estimate: "float | Callable[[str], float | None] | None" = None, balance: "bool | None" = None) -> Iterator[str]:
     """``default_state().work(estimate, balance)``: this node's remaining units, then (balancing)
     units of other shares, ending early on a stop, and before a unit that could not finish before
     the deadline."""
     return default_state().work(estimate, balance)
 
 
-def begin(unit: Unit, estimate: Optional[float] = None) -> str:
+def begin(unit: Unit, estimate: float | None = None) -> str:
     """``default_state().begin(unit, estimate)``: "begun", "stop", "done" or "quarantined"."""
     return default_state().begin(unit, estimate)
 

@@ -1,5 +1,6 @@
 """Exceptions raised by gracefulstop: one base class carrying the library's status code and
 message, and a subclass per status so callers can catch what they expect."""
+
 from __future__ import annotations
 
 
@@ -63,8 +64,19 @@ class InternalError(GracefulStopError):
     status = 7
 
 
-_BY_STATUS = {cls.status: cls for cls in (InvalidArgumentError, UnknownUnitError, StateSystemError, BadStateError,
-                                          StateMismatchError, NodeOutOfRangeError, InternalError, DiskFullError)}
+_BY_STATUS = {
+    cls.status: cls
+    for cls in (
+        InvalidArgumentError,
+        UnknownUnitError,
+        StateSystemError,
+        BadStateError,
+        StateMismatchError,
+        NodeOutOfRangeError,
+        InternalError,
+        DiskFullError,
+    )
+}
 
 
 def error_for_status(status: int, message: str) -> GracefulStopError:

@@ -21,20 +21,21 @@ process). With this callback::
 Importing this module imports Lightning (``lightning``, else ``pytorch_lightning``); importing
 ``gracefulstop`` does not.
 """
+
 from __future__ import annotations
 
 import logging
 import os
 import signal
-from typing import Any, Optional, Union
+from typing import Any
 
 try:
     import lightning.pytorch as pl
-    from lightning.fabric.plugins.environments import SLURMEnvironment
+    from lightning.fabric.plugins.environments.slurm import SLURMEnvironment
 except ImportError:  # pragma: no cover - the older package name
     try:
-        import pytorch_lightning as pl
-        from lightning_fabric.plugins.environments import SLURMEnvironment
+        import pytorch_lightning as pl  # type: ignore[no-redef,unused-ignore]
+        from lightning_fabric.plugins.environments.slurm import SLURMEnvironment  # type: ignore[assignment,no-redef,unused-ignore]
     except ImportError as error:
         raise ImportError("gracefulstop.lightning needs Lightning: pip install lightning") from error
 
@@ -47,7 +48,7 @@ __all__ = ["GracefulStop", "resume_from"]
 _log = logging.getLogger("gracefulstop.lightning")
 
 
-def resume_from(checkpoint_path: Union[str, "os.PathLike[str]"]) -> Optional[str]:
+def resume_from(checkpoint_path: str | "os.PathLike[str]") -> str | None:
     """``checkpoint_path`` when a stop left it (pass it to ``fit(ckpt_path=...)``), else None."""
     path = os.fspath(checkpoint_path)
     return path if os.path.exists(path) else None
@@ -60,18 +61,18 @@ class GracefulStop(pl.Callback):
     ``state``: the gracefulstop state (default: the default state, from $GRACEFULSTOP_STATE_DIR).
     """
 
-    def __init__(self, checkpoint_path: Union[str, "os.PathLike[str]"], state: Optional[_state.State] = None) -> None:
+    def __init__(self, checkpoint_path: str | "os.PathLike[str]", state: _state.State | None = None) -> None:
         super().__init__()
         self.checkpoint_path = os.fspath(checkpoint_path)
         self._state = state
         #: Why the trainer was stopped (a ``StopReason``), or None.
-        self.stopped: Optional[_state.StopReason] = None
-        self._signals: list = []
+        self.stopped: _state.StopReason | None = None
+        self._signals: list[int] = []
 
     def _should_stop(self) -> bool:
         return self._state.should_stop() if self._state is not None else gracefulstop.should_stop()
 
-    def _reason(self) -> Optional[_state.StopReason]:
+    def _reason(self) -> _state.StopReason | None:
         return self._state.stop_reason() if self._state is not None else gracefulstop.stop_reason()
 
     def setup(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", stage: str) -> None:
@@ -99,13 +100,12 @@ class GracefulStop(pl.Callback):
         if connector is not None and hasattr(connector, "_original_handlers"):
             connector._original_handlers = {}
 
-    def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
+    def on_train_batch_end(self, trainer: "pl.Trainer", pl_module: "pl.LightningModule", outputs: Any, batch: Any, batch_idx: int) -> None:
         if self.stopped is not None or not self._should_stop():
             return
         self.stopped = self._reason()
         trainer.should_stop = True
         trainer.save_checkpoint(self.checkpoint_path)
-        _log.info("stopped at step %d (%s); checkpoint %s", trainer.global_step,
-                  self.stopped.detail if self.stopped else "stop", self.checkpoint_path)
-
+        _log.info(
+            "stopped at step %d (%s); checkpoint %s", trainer.global_step, self.stopped.detail if self.stopped else "stop", self.checkpoint_path
+        )

@@ -37,6 +37,7 @@ tables.
 
 Requires ``pip install "./python[optuna]"``; the core package has no dependency on Optuna.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -46,7 +47,8 @@ import random
 import signal
 import threading
 import time
-from typing import Any, Callable, Iterator, NamedTuple, Optional, Sequence, Union
+from collections.abc import Iterator, Sequence
+from typing import Any, Callable, NamedTuple
 
 try:
     import optuna
@@ -57,15 +59,24 @@ except ImportError as error:  # pragma: no cover - exercised by users without th
 from . import state as _state
 from .state import State, StopReason
 
-__all__ = ["SURPLUS", "INTERRUPTED", "OWNER", "ATTEMPT", "SweepResult", "TrialInterrupted", "load_or_create_study",
-           "optimize", "storage"]
+__all__ = [
+    "ATTEMPT",
+    "INTERRUPTED",
+    "OWNER",
+    "SURPLUS",
+    "SweepResult",
+    "TrialInterrupted",
+    "load_or_create_study",
+    "optimize",
+    "storage",
+]
 
 #: User attributes gracefulstop sets on trials.
-SURPLUS = "gracefulstop:surplus"          # a trial asked for when the study was already full; never counted
+SURPLUS = "gracefulstop:surplus"  # a trial asked for when the study was already full; never counted
 INTERRUPTED = "gracefulstop:interrupted"  # a trial stopped by a signal (its params were enqueued: see RETRY_OF)
-OWNER = "gracefulstop:owner"              # which task ran it ("JOB/NODE")
-ATTEMPT = "gracefulstop:attempt"          # which attempt of that task (its restart count; absent: the first, 0)
-RETRY_OF = "gracefulstop:retry_of"        # on an enqueued trial: the number of the trial it repeats
+OWNER = "gracefulstop:owner"  # which task ran it ("JOB/NODE")
+ATTEMPT = "gracefulstop:attempt"  # which attempt of that task (its restart count; absent: the first, 0)
+RETRY_OF = "gracefulstop:retry_of"  # on an enqueued trial: the number of the trial it repeats
 
 _log = logging.getLogger("gracefulstop.optuna")
 
@@ -89,7 +100,7 @@ class SweepResult(NamedTuple):
     #: Whether the study has its n_trials (and study.done was written).
     done: bool
     #: Why the loop stopped early, if it did.
-    stopped: Optional[StopReason]
+    stopped: StopReason | None
 
 
 def storage(spec: str) -> "optuna.storages.BaseStorage":
@@ -97,11 +108,13 @@ def storage(spec: str) -> "optuna.storages.BaseStorage":
     journal file storage, for many nodes on a shared filesystem; anything else is a database URL
     (``sqlite:///PATH`` for one node, ``postgresql+psycopg2://...`` for many), whose tables are
     created safely when many workers start together on an empty database."""
-    path = spec[len("journal:"):] if spec.startswith("journal:") else spec
+    path = spec[len("journal:") :] if spec.startswith("journal:") else spec
     if spec.startswith("journal:") or (":" not in spec and spec.endswith((".log", ".journal"))):
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(path))
     return _database_storage(spec)
 
 
@@ -131,7 +144,9 @@ def _database_storage(url: str) -> "optuna.storages.RDBStorage":
             if url.startswith("postgresql://") and missing.name == "psycopg":
                 raise ModuleNotFoundError(
                     f"{_redacted(url)}: SQLAlchemy reads postgresql:// as psycopg 3, which is not installed; write "
-                    "postgresql+psycopg2:// (pip install psycopg2-binary) or pip install psycopg", name=missing.name) from error
+                    "postgresql+psycopg2:// (pip install psycopg2-binary) or pip install psycopg",
+                    name=missing.name,
+                ) from error
             raise
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -145,7 +160,7 @@ def _redacted(url: str) -> str:
     return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
-def load_or_create_study(study_name: str, storage_spec: Union[str, "optuna.storages.BaseStorage"], **create_options: Any) -> optuna.Study:
+def load_or_create_study(study_name: str, storage_spec: str | "optuna.storages.BaseStorage", **create_options: Any) -> optuna.Study:
     """The study named ``study_name``: created on the first attempt, loaded (with all its trials) on
     restarts and by every other task. ``create_options`` go to ``optuna.create_study`` (direction,
     sampler, pruner, ...)."""
@@ -158,26 +173,25 @@ def _owner(state: State) -> str:
     return f"{job}/{state.node if state.node is not None else os.environ.get('GRACEFULSTOP_NODE', '0')}"
 
 
-def _counted_states(count_failed: bool) -> tuple:
+def _counted_states(count_failed: bool) -> tuple[TrialState, ...]:
     return (TrialState.COMPLETE, TrialState.PRUNED) + ((TrialState.FAIL,) if count_failed else ())
 
 
-def _replaced(trials: Sequence[FrozenTrial]) -> set:
+def _replaced(trials: Sequence[FrozenTrial]) -> set[int]:
     """Numbers of trials that never count: surplus trials, and trials whose place (and parameters)
     went to a retry."""
     return {t.number for t in trials if t.user_attrs.get(SURPLUS)} | {t.user_attrs[RETRY_OF] for t in trials if RETRY_OF in t.user_attrs}
 
 
-def _finished(trials: Sequence[FrozenTrial], counted: tuple) -> int:
+def _finished(trials: Sequence[FrozenTrial], counted: tuple[TrialState, ...]) -> int:
     replaced = _replaced(trials)
     return sum(1 for t in trials if t.state in counted and t.number not in replaced)
 
 
-def _taken_before(trials: Sequence[FrozenTrial], number: int, counted: tuple) -> int:
+def _taken_before(trials: Sequence[FrozenTrial], number: int, counted: tuple[TrialState, ...]) -> int:
     """Trials numbered below `number` that hold a place: finished, or running."""
     replaced = _replaced(trials)
-    return sum(1 for t in trials if t.number < number and t.number not in replaced
-               and (t.state in counted or t.state == TrialState.RUNNING))
+    return sum(1 for t in trials if t.number < number and t.number not in replaced and (t.state in counted or t.state == TrialState.RUNNING))
 
 
 class _Tally:
@@ -192,16 +206,16 @@ class _Tally:
     "taken below number N" is a prefix sum.
     """
 
-    def __init__(self, study: optuna.Study, counted: tuple) -> None:
+    def __init__(self, study: optuna.Study, counted: tuple[TrialState, ...]) -> None:
         self._storage, self._study_id, self._counted = study._storage, study._study_id, counted
-        self._state: dict = {}         # number -> the last state seen
-        self._replaced: set = set()    # numbers that never count
-        self._open: dict = {}          # number -> trial id, for trials not in a final state
-        self._next = 0                 # every number below was seen
-        self._tree = [0]               # Fenwick tree of "holds a place" over numbers (1-based)
-        self._holds: list = []         # number -> 0/1, what the tree holds for it
-        self._counts: set = set()      # numbers that count as finished
-        self.finished = 0              # len(self._counts): counted states, not replaced
+        self._state: dict[int, TrialState] = {}  # number -> the last state seen
+        self._replaced: set[int] = set()  # numbers that never count
+        self._open: dict[int, int] = {}  # number -> trial id, for trials not in a final state
+        self._next = 0  # every number below was seen
+        self._tree = [0]  # Fenwick tree of "holds a place" over numbers (1-based)
+        self._holds: list[int] = []  # number -> 0/1, what the tree holds for it
+        self._counts: set[int] = set()  # numbers that count as finished
+        self.finished = 0  # len(self._counts): counted states, not replaced
         for trial in study.get_trials(deepcopy=False):  # once, in bulk
             self._see(trial)
         self._next = len(self._state)
@@ -212,7 +226,7 @@ class _Tally:
             self._tree.append(0)
             index = len(self._tree) - 1  # a new node covers (index - lowbit(index), index]
             low = index & -index
-            self._tree[index] = sum(self._holds[index - low:index - 1])
+            self._tree[index] = sum(self._holds[index - low : index - 1])
         change = value - self._holds[number]
         if change:
             self._holds[number] = value
@@ -249,7 +263,7 @@ class _Tally:
 
     def refresh(self) -> "_Tally":
         """Reads the trials created since the last look and those that were open."""
-        for number, trial_id in list(self._open.items()):
+        for _number, trial_id in list(self._open.items()):
             self._see(self._storage.get_trial(trial_id))
         while True:
             try:
@@ -326,12 +340,12 @@ class _Interrupter:
 
 def optimize(
     study: optuna.Study,
-    objective: Callable[[Trial], Union[float, Sequence[float]]],
+    objective: Callable[[Trial], float | Sequence[float]],
     n_trials: int,
     *,
-    state: Union[State, str, "os.PathLike[str]", None] = None,
+    state: State | str | "os.PathLike[str]" | None = None,
     count_failed: bool = False,
-    catch: Union[type, tuple] = (),
+    catch: type[Exception] | tuple[type[Exception], ...] = (),
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
     interrupt_on: Sequence[int] = (signal.SIGTERM,),
 ) -> SweepResult:
@@ -348,8 +362,7 @@ def optimize(
     if n_trials < 1:
         raise ValueError(f"n_trials must be at least 1 (got {n_trials})")
     if state is None:
-        handle = _state.open_sweep(os.environ["GRACEFULSTOP_STATE_DIR"]) if os.environ.get("GRACEFULSTOP_STATE_DIR") \
-            else _state.open(None)
+        handle = _state.open_sweep(os.environ["GRACEFULSTOP_STATE_DIR"]) if os.environ.get("GRACEFULSTOP_STATE_DIR") else _state.open(None)
     elif isinstance(state, State):
         handle = state
     else:
@@ -397,10 +410,13 @@ def optimize(
                 trial.set_user_attr(INTERRUPTED, interrupted.args[0])
                 frozen = study.tell(trial, state=TrialState.FAIL)
                 _retry(study, frozen)
-                _log.warning("trial %d interrupted by %s; its parameters are enqueued for a retry", trial.number,
-                             signal.Signals(interrupted.signal_number).name)
+                _log.warning(
+                    "trial %d interrupted by %s; its parameters are enqueued for a retry",
+                    trial.number,
+                    signal.Signals(interrupted.signal_number).name,
+                )
                 break
-            except catch as error:  # noqa: B030 - a tuple of exception types, as study.optimize takes
+            except catch as error:
                 _log.warning("trial %d failed: %r", trial.number, error)
                 frozen = study.tell(trial, state=TrialState.FAIL)
             except Exception:

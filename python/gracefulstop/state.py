@@ -1,18 +1,24 @@
 """``State``: one opened gracefulstop state directory, and the functions that open one."""
+
 from __future__ import annotations
 
 import _thread
 import ctypes
 import os
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs milliseconds
 
 from . import _ffi
 from .errors import InvalidArgumentError
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs milliseconds
 if TYPE_CHECKING:  # typing costs milliseconds at import; annotations stay strings
-    from typing import Callable, Iterable, Iterator, Optional, Union
+    from collections.abc import Iterable, Iterator
+    from typing import Any, Callable, Optional, Union
 
     Unit = Union[str, bytes]
+    _StopReasonTuple = tuple[str, Optional[int], str]
+    _ProgressTuple = tuple[int, int, int, int, int]
+else:
+    _StopReasonTuple = _ProgressTuple = tuple
 
 #: Partition rules: unit i goes to node i mod nodes, or node k gets the k-th contiguous slice.
 PARTITIONS = ("round-robin", "block")
@@ -21,7 +27,7 @@ _REASONS = {1: "signal", 2: "request", 3: "deadline"}
 _BEGIN_OUTCOMES = {0: "begun", 1: "stop", 2: "done", 3: "quarantined", 4: "claimed"}
 
 
-class StopReason(tuple):
+class StopReason(_StopReasonTuple):
     """Why ``should_stop()`` is true: ``kind`` is "signal", "request" or "deadline"; ``signal`` the
     signal number for kind "signal", else None; ``detail`` a sentence from the library ("received
     SIGUSR1", "stop requested by host:pid ..."). A tuple, written out rather than made with
@@ -29,12 +35,20 @@ class StopReason(tuple):
 
     __slots__ = ()
 
-    def __new__(cls, kind: str, signal: "Optional[int]", detail: str) -> "StopReason":
+    def __new__(cls, kind: str, signal: "int | None", detail: str) -> "StopReason":
         return tuple.__new__(cls, (kind, signal, detail))
 
-    kind = property(lambda self: self[0])
-    signal = property(lambda self: self[1])
-    detail = property(lambda self: self[2])
+    @property
+    def kind(self) -> str:
+        return self[0]
+
+    @property
+    def signal(self) -> int | None:
+        return self[1]
+
+    @property
+    def detail(self) -> str:
+        return self[2]
 
     def __repr__(self) -> str:
         return f"StopReason(kind={self[0]!r}, signal={self[1]!r}, detail={self[2]!r})"
@@ -43,7 +57,7 @@ class StopReason(tuple):
         return self.detail or self.kind
 
 
-class Progress(tuple):
+class Progress(_ProgressTuple):
     """Done and total units of one node (``node``, ``done``, ``total``) and of the whole run
     (``run_done``, ``run_total``); ``remaining`` is this node's units still to do (quarantined
     ones are not). With ``progress(estimate=True)`` (the default) also how long units take and
@@ -53,11 +67,21 @@ class Progress(tuple):
     ``quarantined`` (the run's quarantined unit names), ``taken`` (this node's units done by workers of
     other shares: balancing) and ``run_taken`` (the run's), and ``status`` (the whole report)."""
 
-    def __new__(cls, node: int, done: int, total: int, run_done: int, run_total: int,
-                status: "Optional[dict]" = None) -> "Progress":
+    status: dict[str, Any]
+    quarantined_here: int
+    unit_seconds: dict[str, float] | None
+    units_per_hour: float | None
+    eta_seconds: float | None
+    run_unit_seconds: dict[str, float] | None
+    run_eta_seconds: float | None
+    quarantined: list[str]
+    taken: int
+    run_taken: int
+
+    def __new__(cls, node: int, done: int, total: int, run_done: int, run_total: int, status: dict[str, Any] | None = None) -> Progress:
         self = tuple.__new__(cls, (node, done, total, run_done, run_total))
         self.status = status or {}
-        mine = next((n for n in self.status.get("nodes", ()) if n.get("node") == node), {})
+        mine: dict[str, Any] = next((n for n in self.status.get("nodes", ()) if n.get("node") == node), {})
         self.quarantined_here = mine.get("quarantined", 0)
         self.unit_seconds = mine.get("unit_seconds")
         self.units_per_hour = mine.get("units_per_hour")
@@ -69,20 +93,39 @@ class Progress(tuple):
         self.run_taken = self.status.get("taken", 0)
         return self
 
-    node = property(lambda self: self[0])
-    done = property(lambda self: self[1])
-    total = property(lambda self: self[2])
-    run_done = property(lambda self: self[3])
-    run_total = property(lambda self: self[4])
+    @property
+    def node(self) -> int:
+        return self[0]
+
+    @property
+    def done(self) -> int:
+        return self[1]
+
+    @property
+    def total(self) -> int:
+        return self[2]
+
+    @property
+    def run_done(self) -> int:
+        return self[3]
+
+    @property
+    def run_total(self) -> int:
+        return self[4]
 
     @property
     def remaining(self) -> int:
         return self[2] - self[1] - self.quarantined_here
 
     def __repr__(self) -> str:
-        return "Progress(node={}, done={}, total={}, run_done={}, run_total={})".format(*self) if not self.status else (
-            "Progress(node={}, done={}, total={}, run_done={}, run_total={}".format(*self)
-            + f", unit_seconds={self.unit_seconds!r}, eta_seconds={self.eta_seconds!r}, quarantined={self.quarantined!r})")
+        return (
+            "Progress(node={}, done={}, total={}, run_done={}, run_total={})".format(*self)
+            if not self.status
+            else (
+                "Progress(node={}, done={}, total={}, run_done={}, run_total={}".format(*self)
+                + f", unit_seconds={self.unit_seconds!r}, eta_seconds={self.eta_seconds!r}, quarantined={self.quarantined!r})"
+            )
+        )
 
 
 def _unit_bytes(unit: Unit) -> bytes:
@@ -98,7 +141,7 @@ _signals_installed = False
 _signals_lock = _thread.allocate_lock()
 
 
-def _signal_array(signals: Optional[Iterable[int]]) -> tuple[Optional[ctypes.Array], int]:
+def _signal_array(signals: Iterable[int] | None) -> tuple[ctypes.Array[ctypes.c_int] | None, int]:
     """(array, count) for the C calls; (None, 0) means the configured default signals."""
     if signals is None:
         return None, 0
@@ -106,7 +149,7 @@ def _signal_array(signals: Optional[Iterable[int]]) -> tuple[Optional[ctypes.Arr
     return (ctypes.c_int * len(numbers))(*numbers), len(numbers)
 
 
-def install_signals(signals: Optional[Iterable[int]] = None) -> None:
+def install_signals(signals: Iterable[int] | None = None) -> None:
     """Traps the stop signals: ``signals``, else $GRACEFULSTOP_SIGNALS, else SIGUSR1 and SIGTERM.
 
     The handler records the signal and chains to the one installed before it, so a
@@ -119,7 +162,7 @@ def install_signals(signals: Optional[Iterable[int]] = None) -> None:
         _signals_installed = True
 
 
-def uninstall_signals(signals: Optional[Iterable[int]] = None) -> None:
+def uninstall_signals(signals: Iterable[int] | None = None) -> None:
     """Restores the handlers that were installed before ours (ours only where still installed)."""
     global _signals_installed
     with _signals_lock:
@@ -176,7 +219,7 @@ def stop_flag() -> list[int]:
     return _python_flag
 
 
-def received_signal() -> Optional[int]:
+def received_signal() -> int | None:
     """The last trapped signal that reached this process, or None."""
     return _ffi.lib.gracefulstop_received_signal() or None
 
@@ -199,19 +242,19 @@ class State:
     optional (the handle is released when garbage-collected); ``with`` closes it.
     """
 
-    def __init__(self, handle: ctypes.c_void_p, path: Optional[str], units: bool = True) -> None:
-        self._handle = handle
+    def __init__(self, handle: ctypes.c_void_p, path: str | None, units: bool = True) -> None:
+        self._handle: ctypes.c_void_p | None = handle
         #: The state directory, or None for a handle that only checks signals and the deadline.
         self.path = path
         if path is not None and units:
-            node, nodes, units = ctypes.c_int64(), ctypes.c_uint32(), ctypes.c_uint64()
-            _ffi.lib.gracefulstop_info(handle, ctypes.byref(node), ctypes.byref(nodes), ctypes.byref(units))
+            node, nodes, count = ctypes.c_int64(), ctypes.c_uint32(), ctypes.c_uint64()
+            _ffi.lib.gracefulstop_info(handle, ctypes.byref(node), ctypes.byref(nodes), ctypes.byref(count))
             #: This process's node.
-            self.node: Optional[int] = node.value
+            self.node: int | None = node.value
             #: How many nodes share the run.
-            self.nodes: Optional[int] = nodes.value
+            self.nodes: int | None = nodes.value
             #: How many units the run has.
-            self.unit_count: Optional[int] = units.value
+            self.unit_count: int | None = count.value
         else:
             self.node = self.nodes = self.unit_count = None
 
@@ -253,7 +296,7 @@ class State:
         Stays true once true. Cheap: call it every iteration."""
         return _ffi.lib.gracefulstop_should_stop(self._handle)
 
-    def stop_reason(self) -> Optional[StopReason]:
+    def stop_reason(self) -> StopReason | None:
         """Why ``should_stop()`` is true, or None while it is not."""
         reason, signal, detail = ctypes.c_int(), ctypes.c_int(), ctypes.c_void_p()
         _ffi.lib.gracefulstop_stop_reason(self._handle, ctypes.byref(reason), ctypes.byref(signal), ctypes.byref(detail))
@@ -293,33 +336,34 @@ class State:
         _ffi.lib.gracefulstop_marker_path(self._live(), data, len(data), ctypes.byref(path))
         return os.path.join(self.path or "", _ffi.take_string(path))
 
-    def remaining_units(self, node: Optional[int] = None) -> list[str]:
+    def remaining_units(self, node: int | None = None) -> list[str]:
         """The units of ``node`` (default: this process's node) not done yet, in manifest order.
         One directory read, however many units."""
         units = _ffi.UnitList()
         _ffi.lib.gracefulstop_remaining_units(self._live(), _ffi.NODE_DEFAULT if node is None else _node(node), ctypes.byref(units))
         return _ffi.take_unit_list(units)
 
-    def progress(self, node: Optional[int] = None, estimate: bool = True) -> Progress:
+    def progress(self, node: int | None = None, estimate: bool = True) -> Progress:
         """Done and total units of ``node`` (default: this process's node) and of the whole run,
         and (``estimate``) unit times and the time to finish (see ``Progress``), which reads a
         sample of every node's markers."""
-        chosen = self.node if node is None else _node(node)
+        chosen = (self.node or 0) if node is None else _node(node)  # a sweep's handle has no node: 0, as the library says
         done, total = ctypes.c_uint64(), ctypes.c_uint64()
         _ffi.lib.gracefulstop_counts(self._live(), chosen, ctypes.byref(done), ctypes.byref(total))
         run_done, run_total = ctypes.c_uint64(), ctypes.c_uint64()
         _ffi.lib.gracefulstop_counts(self._live(), _ffi.ALL_NODES, ctypes.byref(run_done), ctypes.byref(run_total))
         return Progress(chosen, done.value, total.value, run_done.value, run_total.value, self.status() if estimate else None)
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """What ``gstop status --json`` prints for this state, as a dict."""
         import json
 
         text = ctypes.c_void_p()
         _ffi.lib.gracefulstop_status_json(self._live(), ctypes.byref(text))
-        return json.loads(_ffi.take_string(text))
+        report: dict[str, Any] = json.loads(_ffi.take_string(text))
+        return report
 
-    def begin(self, unit: Unit, estimate: Optional[float] = None) -> str:
+    def begin(self, unit: Unit, estimate: float | None = None) -> str:
         """Begins ``unit`` for a loop that does not use ``work()``: records the attempt (it counts
         toward the unit's quarantine if this process dies in it) and its start, for the unit's
         duration. The record is an exclusive claim: no other worker begins the unit while this one
@@ -381,8 +425,7 @@ class State:
         ``--max-idle-attempts``. Does nothing outside gstop."""
         _ffi.lib.gracefulstop_record_finished(self._live(), count, what.encode())
 
-    def work(self, estimate: "Union[float, Callable[[str], Optional[float]], None]" = None,
-             balance: Optional[bool] = None) -> Iterator[str]:
+    def work(self, estimate: "float | Callable[[str], float | None] | None" = None, balance: bool | None = None) -> Iterator[str]:
         """The units this process should do, one at a time, ending early once ``should_stop()`` is
         true: this node's remaining units, then — balancing — units of other shares.
 
@@ -446,18 +489,18 @@ def _node(node: int) -> int:
     return node
 
 
-def _path(path: Union[str, "os.PathLike[str]"]) -> bytes:
+def _path(path: str | "os.PathLike[str]") -> bytes:
     return os.fsencode(os.fspath(path))
 
 
 def create(
-    state_dir: Union[str, "os.PathLike[str]"],
+    state_dir: str | "os.PathLike[str]",
     units: Iterable[Unit],
     nodes: int = 1,
     partition: str = "round-robin",
     *,
-    legacy_done_dir: Union[str, "os.PathLike[str]", None] = None,
-    node: Optional[int] = None,
+    legacy_done_dir: str | "os.PathLike[str]" | None = None,
+    node: int | None = None,
 ) -> State:
     """Creates the state ``state_dir`` for ``units`` shared by ``nodes`` nodes, or opens it when it
     exists for the same run (so every task may call this at start).
@@ -483,26 +526,32 @@ def create(
         raise InvalidArgumentError(f"the node count must be a whole number from 1 (got {nodes!r})")
     handle = ctypes.c_void_p()
     _ffi.lib.gracefulstop_create(
-        _path(state_dir), ctypes.byref(unit_list), nodes, partition.encode(),
+        _path(state_dir),
+        ctypes.byref(unit_list),
+        nodes,
+        partition.encode(),
         None if legacy_done_dir is None else _path(legacy_done_dir),
-        _ffi.NODE_DEFAULT if node is None else _node(node), ctypes.byref(handle))
+        _ffi.NODE_DEFAULT if node is None else _node(node),
+        ctypes.byref(handle),
+    )
     _ensure_signals()
     return State(handle, os.fspath(state_dir))
 
 
-def open(state_dir: Union[str, "os.PathLike[str]", None] = None, node: Optional[int] = None) -> State:  # noqa: A001
+def open(state_dir: str | "os.PathLike[str]" | None = None, node: int | None = None) -> State:
     """Opens an existing state. ``state_dir`` None means $GRACEFULSTOP_STATE_DIR; when that is unset
     too, the handle checks signals and the deadline only, and marking units raises.
     ``node`` as for ``create()``. Installs the stop signal handlers (see ``install_signals``)."""
     handle = ctypes.c_void_p()
-    _ffi.lib.gracefulstop_open(None if state_dir is None else _path(state_dir),
-                               _ffi.NODE_DEFAULT if node is None else _node(node), ctypes.byref(handle))
+    _ffi.lib.gracefulstop_open(
+        None if state_dir is None else _path(state_dir), _ffi.NODE_DEFAULT if node is None else _node(node), ctypes.byref(handle)
+    )
     _ensure_signals()
     path = os.fspath(state_dir) if state_dir is not None else os.environ.get("GRACEFULSTOP_STATE_DIR") or None
     return State(handle, path)
 
 
-def open_sweep(state_dir: Union[str, "os.PathLike[str]"]) -> State:
+def open_sweep(state_dir: str | "os.PathLike[str]") -> State:
     """Opens (creating it if missing) a state directory that need not hold a unit list: a sweep's,
     whose work is a shared study. ``should_stop()`` sees its stop requests, ``mark_study_done()``
     declares the work complete. A directory that does hold a manifest opens as with ``open()``."""
@@ -513,7 +562,7 @@ def open_sweep(state_dir: Union[str, "os.PathLike[str]"]) -> State:
     return State(handle, os.fspath(state_dir), units=has_units)
 
 
-def job() -> Optional[str]:
+def job() -> str | None:
     """This process's SLURM job as stop requests name it ("ARRAYJOBID_TASKID" for an array task,
     else SLURM_JOB_ID), or None outside SLURM."""
     pointer = ctypes.c_void_p()

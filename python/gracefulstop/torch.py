@@ -37,15 +37,16 @@ rank's ``should_stop()`` within the check interval (1 s) instead.
 
 Importing this module does not import torch; the functions import it when called.
 """
+
 from __future__ import annotations
 
 import multiprocessing.context
 import signal
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from . import state as _state
 
-__all__ = ["STOP_SIGNALS", "loader_options", "worker_context", "worker_init_fn", "chain_worker_init", "DistributedStop"]
+__all__ = ["STOP_SIGNALS", "DistributedStop", "chain_worker_init", "loader_options", "worker_context", "worker_init_fn"]
 
 #: The signals a DataLoader worker ignores: every signal a stop may arrive by.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP)
@@ -91,7 +92,7 @@ class _GuardedSpawnContext(multiprocessing.context.SpawnContext):
     Process = _GuardedSpawnProcess
 
 
-def worker_context(method: Optional[str] = None) -> multiprocessing.context.BaseContext:
+def worker_context(method: str | None = None) -> multiprocessing.context.BaseContext:
     """A multiprocessing context for ``DataLoader(multiprocessing_context=...)`` whose workers start
     with the stop signals held back (see ``worker_init_fn``). ``method``: "fork" or "spawn"
     (default: fork, PyTorch's default on Linux)."""
@@ -113,7 +114,7 @@ def worker_context(method: Optional[str] = None) -> multiprocessing.context.Base
     raise ValueError(f"method must be 'fork' or 'spawn' (got {method!r}; forkserver workers inherit the server's signal mask)")
 
 
-def loader_options(method: Optional[str] = None, init: Optional[Callable[[int], Any]] = None) -> dict:
+def loader_options(method: str | None = None, init: Callable[[int], Any] | None = None) -> dict[str, Any]:
     """The DataLoader keyword arguments that keep its workers alive through a stop signal to the
     process group: ``DataLoader(dataset, num_workers=N, **loader_options())``. ``init``: your own
     ``worker_init_fn``, called after gracefulstop's."""
@@ -143,7 +144,7 @@ class DistributedStop:
     With ``every=1`` every step is a collective (one tiny all-reduce).
     """
 
-    def __init__(self, every: int = 10, *, state: Optional[_state.State] = None, group: Any = None) -> None:
+    def __init__(self, every: int = 10, *, state: _state.State | None = None, group: Any = None) -> None:
         if every < 1:
             raise ValueError(f"every must be at least 1 (got {every})")
         import torch.distributed as dist
@@ -157,7 +158,7 @@ class DistributedStop:
         self._state = state
         self._calls = 0
         self._stopped = False
-        self._reason: Optional[str] = None
+        self._reason: str | None = None
 
     def _local(self) -> bool:
         if self._state is None:

@@ -1,5 +1,6 @@
 """Shared helpers for the Python tests: where the fixtures are, copies of fixture states, and a
 way to run a fresh Python process with gracefulstop (signals and environment are per process)."""
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,52 @@ import gracefulstop  # noqa: E402  (after the paths, for the messages below)
 
 # The tests in nfs_rig/ run inside scripts/nfs-rig's NFS hosts, where test_nfs.py starts them.
 collect_ignore = [] if os.environ.get("GSTOP_NFS_ON_B") else ["nfs_rig"]
+
+
+# ./scripts/test --quick: the tests that need no root, rig or chroot. What each left-out test needs,
+# by the fixture (or module) that stands it up; the run ends by saying what it left out.
+QUICK = os.environ.get("GSTOP_QUICK") == "1"
+NEEDS = {
+    "cluster": "a SLURM cluster (root)",
+    "release": "SLURM chroots (root)",
+    "postgres": "PostgreSQL (root)",
+    "small_filesystem": "a tmpfs mount (root)",
+    "mount_point": "a tmpfs mount and another user (root)",
+    "release_wheel": "the release wheel and a Debian 11 chroot",
+}
+NEEDING_MODULES = {"test_nfs": "the NFS rig (User-Mode Linux, root)"}
+NEEDING_TESTS = {
+    "test_a_full_disk_fails_clearly_and_keeps_every_marker": "a tmpfs mount (root)",
+    "test_permission_denied_fails_clearly_and_keeps_every_marker": "another user (root)",
+    "test_a_source_build_is_tagged_with_what_its_binaries_need": "a release build of the package (minutes)",
+}
+_left_out: dict[str, int] = {}
+
+
+def pytest_collection_modifyitems(config, items):
+    if not QUICK:
+        return
+    kept, dropped = [], []
+    for item in items:
+        needs = next((NEEDS[name] for name in item.fixturenames if name in NEEDS), None)
+        needs = needs or NEEDING_MODULES.get(item.module.__name__) or NEEDING_TESTS.get(item.originalname)
+        if needs:
+            dropped.append(item)
+            _left_out[needs] = _left_out.get(needs, 0) + 1
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+def pytest_terminal_summary(terminalreporter):
+    if QUICK and _left_out:
+        terminalreporter.write_line(
+            "quick tier: left out "
+            + "; ".join(f"{count} needing {needs}" for needs, count in sorted(_left_out.items()))
+            + " (./scripts/test runs them)"
+        )
 
 
 @pytest.fixture(autouse=True)
@@ -64,8 +111,13 @@ def child_environment(**extra: str) -> dict[str, str]:
 def find_gstop() -> str:
     """The gstop that belongs to the gracefulstop under test: $GSTOP, next to this Python (pip
     installs it into the environment's bin/), on PATH, then the checkout's build folders."""
-    candidates = [os.environ.get("GSTOP"), str(Path(sys.executable).parent / "gstop"), shutil.which("gstop"),
-                  str(REPOSITORY / ".build-wheel/release/gstop"), str(REPOSITORY / ".build/debug/gstop")]
+    candidates = [
+        os.environ.get("GSTOP"),
+        str(Path(sys.executable).parent / "gstop"),
+        shutil.which("gstop"),
+        str(REPOSITORY / ".build-wheel/release/gstop"),
+        str(REPOSITORY / ".build/debug/gstop"),
+    ]
     for candidate in candidates:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
@@ -82,14 +134,14 @@ def worker_command() -> list[str]:
 
 def run_python(code: str, *, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
     """Runs `code` in a fresh Python with gracefulstop importable; returns the finished process."""
-    return subprocess.run([sys.executable, "-c", code], env=child_environment(**env), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-c", code], env=child_environment(**env), capture_output=True, text=True, timeout=timeout)
 
 
 def start_python(code: str, **env: str) -> subprocess.Popen:
     """Starts `code` in a fresh Python (stdout piped, line-buffered text)."""
-    return subprocess.Popen([sys.executable, "-u", "-c", code], env=child_environment(**env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, bufsize=1)
+    return subprocess.Popen(
+        [sys.executable, "-u", "-c", code], env=child_environment(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
+    )
 
 
 RELIABILITY_REPORT = Path(os.environ.get("GRACEFULSTOP_RELIABILITY_REPORT", "/tmp/gracefulstop-reliability.json"))
@@ -112,8 +164,7 @@ def cluster():
     if os.geteuid() != 0 and os.environ.get("CI") != "true":
         pytest.skip("the SLURM tests need root to install and start slurmctld/slurmd (run ./scripts/test as root, as CI does)")
     started = time.monotonic()
-    result = subprocess.run([str(REPOSITORY / "scripts" / "slurm-cluster"), "start", CLUSTER_DIR], capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run([str(REPOSITORY / "scripts" / "slurm-cluster"), "start", CLUSTER_DIR], capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         message = f"the SLURM test cluster did not start:\n{result.stdout}\n{result.stderr}"
         if os.environ.get("CI") == "true":
@@ -125,5 +176,3 @@ def cluster():
     yield Cluster(f"{CLUSTER_DIR}/slurm.conf")
     if "already running" not in result.stdout:  # a cluster somebody else started stays up
         subprocess.run([str(REPOSITORY / "scripts" / "slurm-cluster"), "stop", CLUSTER_DIR], timeout=120)
-
-

@@ -14,6 +14,7 @@ unit, for kill tests). WORKER_CRASH_NODE "NAME" makes every unit begun on that S
 worker (SIGKILL, before its work.log line; STATE/crashes.log gets "unit node restart"): a bad node. Balancing is the library's default: a worker whose share is done takes over
 units of others, and its work.log lines name its own node.
 """
+
 import ctypes
 import os
 import signal
@@ -26,8 +27,7 @@ state_dir = os.environ["GRACEFULSTOP_STATE_DIR"]
 units = [f"u{i:03d}" for i in range(int(os.environ.get("WORKER_UNITS", "12")))]
 mode = os.environ.get("WORKER_MODE", "work")
 seconds = float(os.environ.get("WORKER_SECONDS", "0.5"))
-state = gracefulstop.create(state_dir, units, nodes=int(os.environ.get("WORKER_NODES", "1")),
-                            partition=os.environ.get("WORKER_PARTITION", "block"))
+state = gracefulstop.create(state_dir, units, nodes=int(os.environ.get("WORKER_NODES", "1")), partition=os.environ.get("WORKER_PARTITION", "block"))
 restart = os.environ.get("GRACEFULSTOP_RESTART_COUNT", "?")
 for entry in filter(None, os.environ.get("WORKER_SLOW", "").split(",")):
     slow_node, factor = entry.split(":")
@@ -39,8 +39,7 @@ for entry in filter(None, os.environ.get("WORKER_NODE_NAMES", "").split(",")):
         seconds *= float(factor)
 hang = os.environ.get("WORKER_HANG", "@").split("@")
 resume = os.environ.get("GRACEFULSTOP_RESUME", "?")
-print(f"worker: node {state.node}, restart {restart}, resume {resume}, pid {os.getpid()}, "
-      f"{len(state.remaining_units())} units to do", flush=True)
+print(f"worker: node {state.node}, restart {restart}, resume {resume}, pid {os.getpid()}, {len(state.remaining_units())} units to do", flush=True)
 
 if mode == "fail":
     print("worker: failing before any unit", flush=True)
@@ -66,7 +65,7 @@ def loop():
 
 poison = os.environ.get("WORKER_POISON")
 crash_node = os.environ.get("WORKER_CRASH_NODE")
-for count, unit in enumerate(loop() if mode == "loop" else state.work()):
+for _count, unit in enumerate(loop() if mode == "loop" else state.work()):
     if crash_node and crash_node == os.environ.get("SLURMD_NODENAME"):
         with open(os.path.join(state_dir, "crashes.log"), "a") as log:
             log.write(f"{unit} {crash_node} {restart}\n")

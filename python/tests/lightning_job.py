@@ -5,6 +5,7 @@ for a late warning, which must not kill it.
 
     python lightning_job.py DIR [--callback] [--linger SECONDS]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,12 +14,11 @@ import os
 import sys
 import time
 
+import gracefulstop
+import gracefulstop.lightning as gsl
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
-
-import gracefulstop
-import gracefulstop.lightning as gsl
 
 STEPS = 60
 
@@ -27,7 +27,7 @@ class Model(L.LightningModule):
     def __init__(self, log_path: str) -> None:
         super().__init__()
         self.layer = torch.nn.Linear(1, 1)
-        self.log_file = open(log_path, "a")
+        self.log_file = open(log_path, "a")  # noqa: SIM115 - the model's log, open as long as the model
 
     def training_step(self, batch, batch_index):
         x, y = batch
@@ -55,8 +55,16 @@ def main() -> int:
     x = torch.linspace(0, 1, 64).unsqueeze(1)
     data = DataLoader(TensorDataset(x, 2 * x), batch_size=4)
     callbacks = [gsl.GracefulStop(checkpoint, state=state)] if args.callback else []
-    trainer = L.Trainer(max_steps=STEPS, callbacks=callbacks, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_steps=STEPS,
+        callbacks=callbacks,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(Model(os.path.join(args.dir, "steps.jsonl")), data, ckpt_path=gsl.resume_from(checkpoint) if args.callback else None)
     print(f"fit returned at step {trainer.global_step}", flush=True)
     deadline = time.monotonic() + args.linger

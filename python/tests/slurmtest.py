@@ -1,4 +1,5 @@
 """The real SLURM cluster the tests use (scripts/slurm-cluster), and helpers to read what a job did."""
+
 from __future__ import annotations
 
 import json
@@ -29,14 +30,24 @@ class Cluster:
 
     def command(self, *arguments: str, check: bool = True) -> str:
         runuser = list(arguments[:4]) if arguments[0] == "runuser" else []
-        rest = list(arguments[len(runuser):])
+        rest = list(arguments[len(runuser) :])
         result = subprocess.run(runuser + self.prefix + rest, env=self.env, capture_output=True, text=True, timeout=60)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(arguments)} failed: {result.stderr}")
         return result.stdout
 
-    def submit(self, directory: Path, state: Path, gstop_options: str = "", command: str = "", sbatch: str = "",
-               user: str | None = None, gstop: str | None = None, sbatch_args: tuple[str, ...] = (), **worker_env: str) -> str:
+    def submit(
+        self,
+        directory: Path,
+        state: Path,
+        gstop_options: str = "",
+        command: str = "",
+        sbatch: str = "",
+        user: str | None = None,
+        gstop: str | None = None,
+        sbatch_args: tuple[str, ...] = (),
+        **worker_env: str,
+    ) -> str:
         """Submits a batch script that execs gstop run on the test worker (as `user`, when given);
         returns the job id. In `command`, {python} and {worker} stand for this cluster's."""
         exports = " ".join(f"{k}={v}" for k, v in {**self.job_env, **worker_env}.items())
@@ -66,8 +77,9 @@ exec {gstop} run --state {state} {gstop_options} -- {run}
         free-text field: user text in the name or a comment never shadows the job's own fields."""
         line = self.command("scontrol", "show", "job", "-o", job).splitlines()[0]
         head, _, rest = line.partition(" UserId=")
-        fields = {key: value for key, _, value in (token.partition("=") for token in head.split()[:3])
-                  if key in ("JobId", "ArrayJobId", "ArrayTaskId")}
+        fields = {
+            key: value for key, _, value in (token.partition("=") for token in head.split()[:3]) if key in ("JobId", "ArrayJobId", "ArrayTaskId")
+        }
         for token in ("UserId=" + rest).split():
             key, equals, value = token.partition("=")
             if key in FREE_TEXT:
@@ -91,8 +103,8 @@ exec {gstop} run --state {state} {gstop_options} -- {run}
             info = self.show(job)
             ok = info["JobState"] in states and (restarts is None or int(info["Restarts"]) == restarts)
             return info if ok else None
-        return self.wait(f"job {job} in {'/'.join(states)}" + (f" with Restarts={restarts}" if restarts is not None else ""),
-                         reached, timeout)
+
+        return self.wait(f"job {job} in {'/'.join(states)}" + (f" with Restarts={restarts}" if restarts is not None else ""), reached, timeout)
 
     def release(self, job: str) -> None:
         """Starts a requeued job now instead of after SLURM's requeue delay (about 120 s).
@@ -110,8 +122,15 @@ exec {gstop} run --state {state} {gstop_options} -- {run}
 
     def start_on_nodes(self, directory: Path, state: Path, nodes: int, units: int) -> str:
         """Submits an srun job over `nodes` nodes and waits until every node has begun a unit."""
-        job = self.submit(directory, state, sbatch=f"--nodes={nodes}", command="srun {python} -u {worker}",
-                          WORKER_UNITS=str(units), WORKER_NODES=str(nodes), WORKER_SECONDS="1")
+        job = self.submit(
+            directory,
+            state,
+            sbatch=f"--nodes={nodes}",
+            command="srun {python} -u {worker}",
+            WORKER_UNITS=str(units),
+            WORKER_NODES=str(nodes),
+            WORKER_SECONDS="1",
+        )
         self.wait(f"all {nodes} nodes working", lambda: {n for _, n, *_ in work_log(state)} == {str(i) for i in range(nodes)})
         return job
 
@@ -120,7 +139,7 @@ exec {gstop} run --state {state} {gstop_options} -- {run}
         self.command("scancel", "-b", "-s", "USR1", job)
 
 
-def scontrol_wrapper(cluster: "Cluster", directory: Path, script: str) -> tuple[str, Path]:
+def scontrol_wrapper(cluster: Cluster, directory: Path, script: str) -> tuple[str, Path]:
     """An `scontrol` on a PATH of its own that runs `script` ({log}: a file it may append to, {real}:
     the real scontrol); returns the PATH to give the job and the log."""
     wrapper_dir, log = directory / "bin", directory / "scontrol.log"
@@ -150,5 +169,3 @@ def assert_each_unit_once(state: Path, count: int) -> list[list[str]]:
     assert sorted(times) == [f"u{i:03d}" for i in range(count)], "units missing from the work log"
     assert [unit for unit, n in times.items() if n != 1] == [], "units worked on more than once"
     return log
-
-

@@ -1,13 +1,13 @@
 """The bad-input corpus (Tests/Fixtures/bad-input/): unit names through the Python API, and gstop
 command lines, each with its expected outcome. Bad input never writes a marker."""
+
 from __future__ import annotations
 
 import json
 import subprocess
 
-import pytest
-
 import gracefulstop
+import pytest
 from conftest import FIXTURES, GSTOP, child_environment, marker_files
 
 NAMES = json.loads((FIXTURES / "bad-input" / "unit-names.json").read_text())

@@ -2,6 +2,7 @@
 units of other shares; a state runs with fewer or more workers than shares; a worker that starts
 after the run is done exits at once; a unit held by a worker killed with kill -9 is taken over.
 Every unit is checked done, and begun exactly once by a live worker (the work log)."""
+
 from __future__ import annotations
 
 import collections
@@ -19,10 +20,20 @@ from slurmtest import assert_each_unit_once, work_log
 
 
 def start(state: Path, node: int, shares: int, units: int, seconds: float, **env: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-u", WORKER], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=child_environment(GRACEFULSTOP_STATE_DIR=str(state), GRACEFULSTOP_NODE=str(node),
-                                                  WORKER_UNITS=str(units), WORKER_NODES=str(shares), WORKER_SECONDS=str(seconds),
-                                                  **env))
+    return subprocess.Popen(
+        [sys.executable, "-u", WORKER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_environment(
+            GRACEFULSTOP_STATE_DIR=str(state),
+            GRACEFULSTOP_NODE=str(node),
+            WORKER_UNITS=str(units),
+            WORKER_NODES=str(shares),
+            WORKER_SECONDS=str(seconds),
+            **env,
+        ),
+    )
 
 
 def finish(workers: list[subprocess.Popen], timeout: float = 120) -> None:
@@ -59,7 +70,8 @@ def test_a_slower_worker_is_helped_by_the_faster_one(tmp_path):
     assert f"node 1: {counts['1']} done by its own worker, {counts['0'] - 10} by others (node 0: {counts['0'] - 10})" in text, text
     # The fast worker's claims of node 1's units moved to taken/ when marked; nothing is left in begun/.
     assert sorted(p.name for p in (state / "taken" / "1").iterdir()) == sorted(
-        f"{int(u[1:]) - 10}.0" for u, node, *_ in work_log(state) if node == "0" and int(u[1:]) >= 10)
+        f"{int(u[1:]) - 10}.0" for u, node, *_ in work_log(state) if node == "0" and int(u[1:]) >= 10
+    )
     assert [p for d in (state / "begun").iterdir() for p in d.iterdir()] == []
 
 

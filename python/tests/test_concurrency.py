@@ -1,10 +1,9 @@
 """Several real processes marking one state at once."""
+
 from __future__ import annotations
 
-import os
-
-from conftest import marker_files, start_python
 import gracefulstop
+from conftest import marker_files
 
 WORKER = """
 import sys, gracefulstop
@@ -18,10 +17,17 @@ print(count)
 
 
 def _run_workers(path, nodes_of_workers):
-    import subprocess, sys
+    import subprocess
+    import sys
+
     from conftest import child_environment
-    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(path), str(node)], env=child_environment(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for node in nodes_of_workers]
+
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(path), str(node)], env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for node in nodes_of_workers
+    ]
     results = [worker.communicate(timeout=600) for worker in workers]
     for worker, (_, err) in zip(workers, results):
         assert worker.returncode == 0, err

@@ -1,6 +1,7 @@
 """`gstop doctor` inside real SLURM jobs (scripts/slurm-cluster) with good and bad sbatch lines: it
 reads the job's submit line, batch script and Requeue from scontrol and says what is wrong and how
 to fix it; and on a login node, from the batch script alone."""
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,16 @@ def run_doctor_in_a_job(cluster, directory: Path, state: Path, script_body: str,
     """Submits a batch script whose first command is `gstop doctor --json`, waits for it to end;
     returns the report and doctor's exit status."""
     script = directory / "job.sh"
-    script.write_text(f"#!/bin/bash\n#SBATCH --output={directory}/slurm-%j.out\n{script_body}"
-                      f"{GSTOP} doctor --json --state {state} > {directory}/doctor.json; echo $? > {directory}/doctor.status\n")
+    script.write_text(
+        f"#!/bin/bash\n#SBATCH --output={directory}/slurm-%j.out\n{script_body}"
+        f"{GSTOP} doctor --json --state {state} > {directory}/doctor.json; echo $? > {directory}/doctor.status\n"
+    )
     job = cluster.command("sbatch", "--parsable", *sbatch_args, str(script)).strip()
-    cluster.wait(f"job {job}'s doctor report", lambda: (directory / "doctor.status").exists() and
-                 (directory / "doctor.status").read_text().strip() != "", timeout=120)
+    cluster.wait(
+        f"job {job}'s doctor report",
+        lambda: (directory / "doctor.status").exists() and (directory / "doctor.status").read_text().strip() != "",
+        timeout=120,
+    )
     return json.loads((directory / "doctor.json").read_text()), int((directory / "doctor.status").read_text())
 
 
@@ -80,11 +86,14 @@ def test_it_names_torchrun_under_gstops_usr1(tmp_path):
     env = child_environment()
     env.pop("SLURM_JOB_ID", None)
     script = tmp_path / "ddp.sbatch"
-    for line, expected in (("exec gstop run --state s -- torchrun --nproc_per_node 2 train.py", 65),
-                           ("exec gstop run --child-signal none --state s -- torchrun --nproc_per_node 2 train.py", 0)):
+    for line, expected in (
+        ("exec gstop run --state s -- torchrun --nproc_per_node 2 train.py", 65),
+        ("exec gstop run --child-signal none --state s -- torchrun --nproc_per_node 2 train.py", 0),
+    ):
         script.write_text(f"#!/bin/bash\n#SBATCH --signal=B:USR1@300 --requeue\n{line}\n")
-        result = subprocess.run([GSTOP, "doctor", "--json", "--state", str(tmp_path / "state"), str(script)], env=env,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [GSTOP, "doctor", "--json", "--state", str(tmp_path / "state"), str(script)], env=env, capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == expected, result.stdout + result.stderr
         torchrun = [f for f in json.loads(result.stdout)["findings"] if f["check"] == "torchrun"]
         assert (len(torchrun) == 1 and "--child-signal none" in torchrun[0]["fix"]) if expected else not torchrun

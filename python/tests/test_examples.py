@@ -1,5 +1,6 @@
 """The examples run as shipped: the "run" example under gstop in local mode, resuming work the old
 scripts had finished."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,14 @@ def test_the_run_example_under_gstop_honours_old_markers_and_finishes(tmp_path):
     (tmp_path / "logs" / "completed").mkdir(parents=True)
     for done in ("eq_1", "eq_2", "eq_3"):  # finished by the old scripts
         (tmp_path / "logs" / "completed" / f"{done}.done").touch()
-    result = subprocess.run([GSTOP, "run", "--state", str(tmp_path / "state"), "--", "python3", "run_equations.py", "equations.txt"],
-                            cwd=tmp_path, env=child_environment(), capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [GSTOP, "run", "--state", str(tmp_path / "state"), "--", "python3", "run_equations.py", "equations.txt"],
+        cwd=tmp_path,
+        env=child_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "all work is done (run.done)" in result.stderr
     assert sorted(p.stem for p in (tmp_path / "results").iterdir()) == sorted(equations[3:])  # old ones not redone
@@ -33,8 +40,12 @@ def test_the_readme_recipes_are_the_examples_own_lines():
     # Each block after <!-- tested: FILE --> must be lines of FILE (the tests below run the files).
     readme = (REPOSITORY / "README.md").read_text()
     blocks = re.findall(r"<!-- tested: (\S+) -->\n```\w*\n(.*?)```", readme, re.S)
-    assert {name for name, _ in blocks} >= {"examples/torch/train.py", "examples/lightning/train.py", "examples/sweeps/sweep.sbatch",
-                                            "examples/torch/train.sbatch"}
+    assert {name for name, _ in blocks} >= {
+        "examples/torch/train.py",
+        "examples/lightning/train.py",
+        "examples/sweeps/sweep.sbatch",
+        "examples/torch/train.sbatch",
+    }
     for name, block in blocks:
         lines = {line.strip() for line in (REPOSITORY / name).read_text().splitlines()}
         for line in block.splitlines():
@@ -44,9 +55,14 @@ def test_the_readme_recipes_are_the_examples_own_lines():
 def run_example(tmp_path, directory: str, *arguments: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """The example under gstop in local mode: a warning 2 s before each 7 s attempt, restarts until done."""
     shutil.copy(REPOSITORY / "examples" / directory / "train.py", tmp_path)
-    return subprocess.run([GSTOP, "run", "--state", str(tmp_path / "state"), "--time-limit", "7s", "--warn-before", "2s", "--",
-                           sys.executable, "train.py", *arguments], cwd=tmp_path, env=env or child_environment(), capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [GSTOP, "run", "--state", str(tmp_path / "state"), "--time-limit", "7s", "--warn-before", "2s", "--", sys.executable, "train.py", *arguments],
+        cwd=tmp_path,
+        env=env or child_environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def attempts(tmp_path) -> list[dict]:
@@ -69,13 +85,42 @@ def test_the_lightning_example_as_a_slurm_job_sees_it_stops_and_resumes_without_
     (bin_dir / "scontrol").write_text(f"#!/bin/sh\necho \"$*\" >> {tmp_path / 'scontrol.log'}\n")
     (bin_dir / "scontrol").chmod(0o755)
     # What Lightning reads to turn on its SLURMEnvironment with auto-requeue (only the command sees it).
-    slurm = dict(SLURM_JOB_ID="4242", SLURM_JOB_NAME="train", SLURM_NTASKS="1", SLURM_NODELIST="n1", SLURM_PROCID="0",
-                 SLURM_LOCALID="0", SLURM_NODEID="0")
+    slurm = {
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "train",
+        "SLURM_NTASKS": "1",
+        "SLURM_NODELIST": "n1",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+    }
     shutil.copy(REPOSITORY / "examples" / "lightning" / "train.py", tmp_path)
-    result = subprocess.run([GSTOP, "run", "--state", str(tmp_path / "state"), "--time-limit", "9s", "--warn-before", "3s", "--",
-                             "env", *[f"{k}={v}" for k, v in slurm.items()], sys.executable, "train.py", "--steps", "80",
-                             "--step-seconds", "0.05"], cwd=tmp_path, env=child_environment(PATH=f"{bin_dir}:{os.environ['PATH']}"),
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            GSTOP,
+            "run",
+            "--state",
+            str(tmp_path / "state"),
+            "--time-limit",
+            "9s",
+            "--warn-before",
+            "3s",
+            "--",
+            "env",
+            *[f"{k}={v}" for k, v in slurm.items()],
+            sys.executable,
+            "train.py",
+            "--steps",
+            "80",
+            "--step-seconds",
+            "0.05",
+        ],
+        cwd=tmp_path,
+        env=child_environment(PATH=f"{bin_dir}:{os.environ['PATH']}"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "all work is done (study.done)" in result.stderr and "trained 80 steps" in result.stdout
     assert "stopped at step" in result.stdout

@@ -1,12 +1,12 @@
 """The committed fixtures (written from docs/state-format.md by an independent implementation)
 read the same through the Python binding as through the Swift tests."""
+
 from __future__ import annotations
 
 import json
 
-import pytest
-
 import gracefulstop
+import pytest
 from conftest import FIXTURES, expected
 
 # Every state twice: version 2 (as this release writes it) and "v1-<name>" (as the last one did).
@@ -22,8 +22,7 @@ def test_fixture_state_reads_as_expected(fixture_state, name):
             assert state.nodes == want["nodes"] and state.unit_count == want["unit_count"]
             assert state.remaining_units() == want["remaining"][str(node)]
             progress = state.progress()
-            assert (progress.node, progress.total, progress.remaining) == (
-                node, want["totals"][str(node)], len(want["remaining"][str(node)]))
+            assert (progress.node, progress.total, progress.remaining) == (node, want["totals"][str(node)], len(want["remaining"][str(node)]))
             assert (progress.run_done, progress.run_total) == (want["done_count"], want["unit_count"])
     if "unit_seconds" in want:  # markers with timing records: the estimate and the quarantine
         with gracefulstop.open(path, node=0) as state:
@@ -129,6 +128,7 @@ SHARDS = json.loads((FIXTURES / "bad-shards" / "expected.json").read_text())
 @pytest.mark.parametrize("name", sorted(SHARDS))
 def test_a_broken_shard_leaves_other_nodes_working_and_is_named_when_needed(tmp_path, name):
     import shutil
+
     path = tmp_path / name
     shutil.copytree(FIXTURES / "bad-shards" / name, path)
     case = SHARDS[name]
@@ -142,9 +142,8 @@ def test_a_broken_shard_leaves_other_nodes_working_and_is_named_when_needed(tmp_
             state.progress()  # the run's totals need node 1's names
         assert raised.value.status == case["status"] and case["message"] in str(raised.value)
         assert str(shard.parent) in str(raised.value)
-    with pytest.raises(gracefulstop.BadStateError) as raised:
-        with gracefulstop.open(path, node=1) as state:
-            state.remaining_units()
+    with pytest.raises(gracefulstop.BadStateError) as raised, gracefulstop.open(path, node=1) as state:
+        state.remaining_units()
     assert case["message"] in str(raised.value)
     assert (shard.read_bytes() if shard.exists() else None) == before
 
@@ -153,6 +152,7 @@ def test_a_broken_shard_leaves_other_nodes_working_and_is_named_when_needed(tmp_
 def test_fixture_history_reads_as_expected(fixture_state, name):
     # events.jsonl written from docs/state-format.md: gstop history lists each attempt, skips the torn line.
     from test_gstop import gstop
+
     path = fixture_state(name)
     want = expected(name)
     result = gstop("history", "--json", "--state", str(path))

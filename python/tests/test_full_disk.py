@@ -2,6 +2,7 @@
 library's error says "no space" and names the path, gstop does not requeue into it (a decision line
 saying why, exit 75), every marker written before is intact, and once space is freed the next run
 finishes every unit once."""
+
 from __future__ import annotations
 
 import errno
@@ -11,9 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import gracefulstop
+import pytest
 from conftest import GSTOP, child_environment
 
 WORKER = r"""
@@ -52,14 +52,24 @@ def fill(path: Path) -> None:
 
 
 def gstop_run(state: Path, log: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([GSTOP, "run", "--state", str(state), "--", sys.executable, "-c", WORKER, str(state), str(log)],
-                          env=child_environment(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [GSTOP, "run", "--state", str(state), "--", sys.executable, "-c", WORKER, str(state), str(log)],
+        env=child_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_a_full_filesystem_stops_the_job_without_a_requeue_and_the_next_run_finishes(small_filesystem, tmp_path):
     state, log = small_filesystem / "state", tmp_path / "work.log"
-    job = subprocess.Popen([GSTOP, "run", "--state", str(state), "--", sys.executable, "-c", WORKER, str(state), str(log)],
-                           env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen(
+        [GSTOP, "run", "--state", str(state), "--", sys.executable, "-c", WORKER, str(state), str(log)],
+        env=child_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not log.exists() or len(log.read_text().split()) < 10:
         assert time.monotonic() < deadline and job.poll() is None, job.communicate()
@@ -86,5 +96,7 @@ def test_a_full_filesystem_stops_the_job_without_a_requeue_and_the_next_run_fini
     lines = log.read_text().split()
     assert sorted(lines) == [f"u{i:03d}" for i in range(60)], lines
     assert gracefulstop.open(state).remaining_units() == [] and (state / "run.done").exists()
-    print(f"\nfull filesystem: {len(marked)} units marked before, the job stopped (exit 75) without a requeue; "
-          f"{len(lines) - len(marked)} more after space was freed")
+    print(
+        f"\nfull filesystem: {len(marked)} units marked before, the job stopped (exit 75) without a requeue; "
+        f"{len(lines) - len(marked)} more after space was freed"
+    )

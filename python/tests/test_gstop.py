@@ -1,4 +1,5 @@
 """gstop in local mode (no SLURM) and its subcommands: real processes, real signals, real files."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import gracefulstop
+import pytest
 from conftest import GSTOP, child_environment, worker_command
 
 
@@ -23,9 +23,13 @@ def gstop(*arguments: str, timeout: float = 120, env: dict | None = None, **extr
 
 def start_supervisor(state: Path, env: dict | None = None, **worker_env: str) -> subprocess.Popen:
     """Starts `gstop run` on the test worker and returns once the command has started."""
-    supervisor = subprocess.Popen([GSTOP, "run", "--state", str(state), "--", *worker_command()],
-                                  env=child_environment(**worker_env) if env is None else env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    supervisor = subprocess.Popen(
+        [GSTOP, "run", "--state", str(state), "--", *worker_command()],
+        env=child_environment(**worker_env) if env is None else env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     supervisor.stdout.readline()  # the worker's first line
     return supervisor
 
@@ -42,8 +46,21 @@ def events(state: Path) -> list[dict]:
 def test_local_mode_warns_restarts_and_finishes_every_unit_once(tmp_path):
     # No deadline: work() would otherwise end each attempt itself before the warning, at the last
     # unit it has time for (test_unit_attempts tests that).
-    result = gstop("run", "--state", str(tmp_path), "--time-limit", "3s", "--warn-before", "1.5s", "--deadline-margin", "off", "--",
-                   *worker_command(), WORKER_UNITS="10", WORKER_SECONDS="0.4")
+    result = gstop(
+        "run",
+        "--state",
+        str(tmp_path),
+        "--time-limit",
+        "3s",
+        "--warn-before",
+        "1.5s",
+        "--deadline-margin",
+        "off",
+        "--",
+        *worker_command(),
+        WORKER_UNITS="10",
+        WORKER_SECONDS="0.4",
+    )
     assert result.returncode == 0, result.stderr
     log = work_log(tmp_path)
     assert sorted(u for u, *_ in log) == [f"u{i:03d}" for i in range(10)]  # each unit exactly once
@@ -57,10 +74,9 @@ def test_local_mode_warns_restarts_and_finishes_every_unit_once(tmp_path):
 
 
 def test_environment_given_to_the_command(tmp_path):
-    code = ("import os, json; print(json.dumps({k: v for k, v in os.environ.items() if k.startswith('GRACEFULSTOP_')}))")
+    code = "import os, json; print(json.dumps({k: v for k, v in os.environ.items() if k.startswith('GRACEFULSTOP_')}))"
     before = time.time()
-    result = gstop("run", "--state", str(tmp_path / "s"), "--time-limit", "1h", "--warn-before", "10m", "--", sys.executable,
-                   "-c", code)
+    result = gstop("run", "--state", str(tmp_path / "s"), "--time-limit", "1h", "--warn-before", "10m", "--", sys.executable, "-c", code)
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
     assert seen["GRACEFULSTOP_STATE_DIR"] == str(tmp_path / "s")
@@ -72,8 +88,24 @@ def test_environment_given_to_the_command(tmp_path):
 
 def test_a_command_that_ignores_the_stop_is_escalated_in_time(tmp_path):
     started = time.monotonic()
-    result = gstop("run", "--state", str(tmp_path), "--time-limit", "2s", "--warn-before", "1s", "--grace", "1s",
-                   "--kill-after", "1s", "--requeue", "never", "--", *worker_command(), WORKER_MODE="ignore")
+    result = gstop(
+        "run",
+        "--state",
+        str(tmp_path),
+        "--time-limit",
+        "2s",
+        "--warn-before",
+        "1s",
+        "--grace",
+        "1s",
+        "--kill-after",
+        "1s",
+        "--requeue",
+        "never",
+        "--",
+        *worker_command(),
+        WORKER_MODE="ignore",
+    )
     elapsed = time.monotonic() - started
     assert result.returncode == 75, result.stderr
     assert "did not stop in time: SIGTERM to its process group" in result.stderr
@@ -102,8 +134,20 @@ def test_a_crash_is_not_requeued_unless_retries_are_asked(tmp_path):
 
 
 def test_attempts_without_progress_stop_at_the_guard(tmp_path):
-    result = gstop("run", "--state", str(tmp_path), "--time-limit", "1s", "--warn-before", "0.5s", "--max-idle-attempts", "3",
-                   "--", *worker_command(), WORKER_MODE="idle")
+    result = gstop(
+        "run",
+        "--state",
+        str(tmp_path),
+        "--time-limit",
+        "1s",
+        "--warn-before",
+        "0.5s",
+        "--max-idle-attempts",
+        "3",
+        "--",
+        *worker_command(),
+        WORKER_MODE="idle",
+    )
     assert result.returncode == 75, result.stderr
     decisions = [e for e in events(tmp_path) if e["event"] == "decision"]
     assert [d["action"] for d in decisions] == ["requeue", "requeue", "stop"]
@@ -111,8 +155,22 @@ def test_attempts_without_progress_stop_at_the_guard(tmp_path):
 
 
 def test_the_restart_limit(tmp_path):
-    result = gstop("run", "--state", str(tmp_path), "--time-limit", "1s", "--warn-before", "0.5s", "--max-restarts", "1",
-                   "--max-idle-attempts", "0", "--", *worker_command(), WORKER_MODE="idle")
+    result = gstop(
+        "run",
+        "--state",
+        str(tmp_path),
+        "--time-limit",
+        "1s",
+        "--warn-before",
+        "0.5s",
+        "--max-restarts",
+        "1",
+        "--max-idle-attempts",
+        "0",
+        "--",
+        *worker_command(),
+        WORKER_MODE="idle",
+    )
     assert result.returncode == 75
     assert "restart 1 reached --max-restarts 1" in result.stderr
 
@@ -132,8 +190,10 @@ def test_gstop_run_removes_temporaries_killed_writers_left_an_hour_ago(tmp_path)
     state.mark_done("a")
     two_hours_ago = time.time() - 7200
     stale = [tmp_path / "done" / "0" / ".tmp.1234.abc.7", tmp_path / ".tmp.99.def.1", tmp_path / "done" / ".tmp.5.f.2"]
-    kept = [tmp_path / "done" / "0" / ".tmp.4321.fed.1",   # a minute old: a writer may still be at it
-            tmp_path / "done" / "0" / "notes.txt"]          # not a temporary: not ours to remove
+    kept = [
+        tmp_path / "done" / "0" / ".tmp.4321.fed.1",  # a minute old: a writer may still be at it
+        tmp_path / "done" / "0" / "notes.txt",
+    ]  # not a temporary: not ours to remove
     for path in stale + kept:
         path.write_text("a")
         os.utime(path, (two_hours_ago, two_hours_ago))
@@ -152,8 +212,13 @@ def test_gstop_run_removes_temporaries_killed_writers_left_an_hour_ago(tmp_path)
 
 
 def test_killing_gstop_kills_the_command(tmp_path):
-    supervisor = subprocess.Popen([GSTOP, "run", "--state", str(tmp_path), "--", *worker_command()], env=child_environment(
-        WORKER_MODE="ignore"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    supervisor = subprocess.Popen(
+        [GSTOP, "run", "--state", str(tmp_path), "--", *worker_command()],
+        env=child_environment(WORKER_MODE="ignore"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = supervisor.stdout.readline()
     child = int(line.split("pid ")[1].split(",")[0])
     os.kill(child, 0)  # running
@@ -223,7 +288,19 @@ def test_init_status_remaining_mark_done_and_stop(tmp_path):
     assert gstop("remaining", "--state", str(state), "--node", "0", "--null").stdout == "eq_1\0eq_2\0"
     status = gstop("status", "--state", str(state))
     assert "5 units on 2 nodes (block): 2 done, 3 remaining" in status.stdout
-    assert status.stdout.splitlines()[2].split() == ["node", "done", "by", "others", "remaining", "quarantined", "total", "units/h", "p50", "p90", "eta"]
+    assert status.stdout.splitlines()[2].split() == [
+        "node",
+        "done",
+        "by",
+        "others",
+        "remaining",
+        "quarantined",
+        "total",
+        "units/h",
+        "p50",
+        "p90",
+        "eta",
+    ]
     assert status.stdout.splitlines()[3].split() == ["0", "1", "0", "2", "0", "3", "-", "-", "-", "-"]
     assert status.stdout.splitlines()[4].split() == ["1", "1", "0", "1", "0", "2", "-", "-", "-", "-"]
     assert "estimate: none yet" in status.stdout  # marked by gstop mark-done: no unit time recorded
@@ -235,7 +312,7 @@ def test_init_status_remaining_mark_done_and_stop(tmp_path):
     assert gstop("stop", "--state", str(state), "--reason", "maintenance").returncode == 0
     assert "maintenance" in json.loads(gstop("status", "--state", str(state), "--json").stdout)["stop_requests"][0]["reason"]
     # Times read as a person reads them: a clock time and an age, not unix seconds.
-    line = [l for l in gstop("status", "--state", str(state)).stdout.splitlines() if l.startswith("stop.request:")][0]
+    line = next(text for text in gstop("status", "--state", str(state)).stdout.splitlines() if text.startswith("stop.request:"))
     assert re.match(r"stop\.request: requested at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+ \((now|\d+(\.\d)?s ago)\) by ", line), line
 
 

@@ -3,6 +3,7 @@ directory in its place; a full or over-quota filesystem, a read-only state or a 
 do the same): gstop keeps the counts of its own restarts in memory, so the guards allow exactly as
 many attempts as with a working log. (Under SLURM, where each attempt is a new gstop, an attempt
 that got nowhere stops with exit 74 instead: test_slurm_guards.py.)"""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,8 +33,20 @@ def test_the_idle_guard_stops_after_its_attempts_without_a_log(tmp_path):
     # Attempts warned by a local time limit that never mark a unit: --max-idle-attempts 3 ends it.
     state, starts = tmp_path / "state", tmp_path / "starts"
     blind(state)
-    result = gstop("run", "--state", str(state), "--time-limit", "1s", "--warn-before", "0.5s", "--", "sh", "-c",
-                   f"echo x >> {starts}; exec sleep 30", timeout=180)
+    result = gstop(
+        "run",
+        "--state",
+        str(state),
+        "--time-limit",
+        "1s",
+        "--warn-before",
+        "0.5s",
+        "--",
+        "sh",
+        "-c",
+        f"echo x >> {starts}; exec sleep 30",
+        timeout=180,
+    )
     assert starts.read_text().count("x") == 3, result.stderr
     assert result.returncode == 75 and "3 attempts in a row marked no unit (--max-idle-attempts 3); not requeued" in result.stderr, result.stderr
     print(f"\nunwritable log, --max-idle-attempts 3: {starts.read_text().count('x')} starts (before: 21)")

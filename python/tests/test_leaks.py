@@ -5,6 +5,7 @@ Python under valgrind's memcheck, and the leak report is read for blocks allocat
 libgracefulstop.so. A control run that skips one free on purpose must show exactly such a block,
 so the check is known to see a leak when there is one.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-import gracefulstop
 from conftest import child_environment, record_reliability
 
 DRIVER = r"""
@@ -63,8 +62,7 @@ print("driver done", flush=True)
 def library_records(log: str) -> list[str]:
     """The valgrind loss records (any kind) with a frame in the library: named by the file
     (a release build without symbols) or by a symbol of the Swift module or the C ABI."""
-    return [r for r in re.split(r"\n==\d+== \n", log)
-            if " blocks are " in r and re.search(r"libgracefulstop|12GracefulStop|gracefulstop_", r)]
+    return [r for r in re.split(r"\n==\d+== \n", log) if " blocks are " in r and re.search(r"libgracefulstop|12GracefulStop|gracefulstop_", r)]
 
 
 def lost_in_library(log: str) -> list[str]:
@@ -80,17 +78,34 @@ def library_bytes(log: str) -> int:
 def run_driver(tmp_path: Path, name: str, rounds: int, leak_one: bool) -> tuple[str, list[str]]:
     log_file = tmp_path / f"{name}.valgrind"
     result = subprocess.run(
-        ["valgrind", "--tool=memcheck", "--leak-check=full", "--show-leak-kinds=all", "--num-callers=40",
-         f"--log-file={log_file}", sys.executable, "-c", DRIVER, str(tmp_path / name), str(rounds), "1" if leak_one else "0"],
-        env=child_environment(PYTHONMALLOC="malloc"), capture_output=True, text=True, timeout=900)
+        [
+            "valgrind",
+            "--tool=memcheck",
+            "--leak-check=full",
+            "--show-leak-kinds=all",
+            "--num-callers=40",
+            f"--log-file={log_file}",
+            sys.executable,
+            "-c",
+            DRIVER,
+            str(tmp_path / name),
+            str(rounds),
+            "1" if leak_one else "0",
+        ],
+        env=child_environment(PYTHONMALLOC="malloc"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0 and "driver done" in result.stdout, result.stdout + result.stderr
     log = log_file.read_text()
     assert "LEAK SUMMARY" in log or "All heap blocks were freed" in log, log[-2000:]
     return log, lost_in_library(log)
 
 
-@pytest.mark.skipif(shutil.which("valgrind") is None and os.environ.get("CI") != "true",
-                    reason="valgrind is not installed (scripts/test installs it as root)")
+@pytest.mark.skipif(
+    shutil.which("valgrind") is None and os.environ.get("CI") != "true", reason="valgrind is not installed (scripts/test installs it as root)"
+)
 def test_returned_buffers_are_freed_under_valgrind(tmp_path):
     rounds = int(os.environ.get("GRACEFULSTOP_LEAK_ROUNDS", "200"))
     short = max(1, rounds // 10)
@@ -98,9 +113,14 @@ def test_returned_buffers_are_freed_under_valgrind(tmp_path):
     short_log, _ = run_driver(tmp_path, "short", short, leak_one=False)
     control_log, control_leaks = run_driver(tmp_path, "control", 2, leak_one=True)
     kept, kept_short = library_bytes(log), library_bytes(short_log)
-    record_reliability("leaks under valgrind", rounds=rounds, calls_per_round=20,
-                       library_blocks_lost=len(leaks), control_blocks_lost=len(control_leaks),
-                       library_bytes_kept_at_exit={f"{short} rounds": kept_short, f"{rounds} rounds": kept})
+    record_reliability(
+        "leaks under valgrind",
+        rounds=rounds,
+        calls_per_round=20,
+        library_blocks_lost=len(leaks),
+        control_blocks_lost=len(control_leaks),
+        library_bytes_kept_at_exit={f"{short} rounds": kept_short, f"{rounds} rounds": kept},
+    )
     assert leaks == [], "\n\n".join(leaks)
     # What the library keeps at exit (the Swift runtime's caches) does not grow with the calls.
     assert kept - kept_short <= 256, f"{kept_short} bytes after {short} rounds, {kept} after {rounds}"
@@ -109,18 +129,37 @@ def test_returned_buffers_are_freed_under_valgrind(tmp_path):
     assert "definitely lost" in control_leaks[0] and "gracefulstop_remaining_units" in control_leaks[0], control_leaks[0]
 
 
-@pytest.mark.skipif(shutil.which("valgrind") is None and os.environ.get("CI") != "true",
-                    reason="valgrind is not installed (scripts/test installs it as root)")
+@pytest.mark.skipif(
+    shutil.which("valgrind") is None and os.environ.get("CI") != "true", reason="valgrind is not installed (scripts/test installs it as root)"
+)
 def test_the_python_unit_tests_under_valgrind_lose_nothing_allocated_in_the_library(tmp_path):
     """The package's own tests of units, fixtures and bad input, run inside valgrind: every
     handle, list, string and error they make goes through the library in this one process."""
     tests = Path(__file__).resolve().parent
     modules = [str(tests / name) for name in ("test_units.py", "test_fixtures.py", "test_bad_input.py")]
     result = subprocess.run(
-        ["valgrind", "--tool=memcheck", "--leak-check=full", "--show-leak-kinds=definite,indirect", "--num-callers=40",
-         f"--log-file={tmp_path}/valgrind.%p.log", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         f"--basetemp={tmp_path / 'inner'}", *modules],
-        env=child_environment(PYTHONMALLOC="malloc"), capture_output=True, text=True, timeout=1200, cwd=tests)
+        [
+            "valgrind",
+            "--tool=memcheck",
+            "--leak-check=full",
+            "--show-leak-kinds=definite,indirect",
+            "--num-callers=40",
+            f"--log-file={tmp_path}/valgrind.%p.log",
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={tmp_path / 'inner'}",
+            *modules,
+        ],
+        env=child_environment(PYTHONMALLOC="malloc"),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=tests,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     passed = int(re.search(r"(\d+) passed", result.stdout).group(1))
     logs = [path.read_text() for path in tmp_path.glob("valgrind.*.log")]

@@ -1,6 +1,7 @@
 """The shared-filesystem tests on a real NFS server with two client hosts: scripts/nfs-rig boots
 the kernel's nfsd and two kernel NFS clients (User-Mode Linux; v4.2 and v3 mounts at default
 options) and runs the tests of nfs_rig/ there, which are collected only inside the rig."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import GSTOP, REPOSITORY, record_reliability
 
 
@@ -21,9 +21,27 @@ def test_the_nfs_tests_pass_on_a_real_nfs_server_seen_by_two_hosts(tmp_path):
         pytest.skip("the NFS rig needs root (apt-get, and User-Mode Linux's nfsd as root); CI runs it")
     figures = tmp_path / "nfs-figures.json"
     result = subprocess.run(
-        [str(REPOSITORY / "scripts" / "nfs-rig"), "run", "env", f"GSTOP_NFS_FIGURES={figures}", f"GSTOP={GSTOP}", sys.executable, "-m", "pytest",
-         "-q", "--color=no", "-p", "no:cacheprovider", "-rs", str(Path(__file__).resolve().parent / "nfs_rig")],
-        capture_output=True, text=True, timeout=1500, cwd=tmp_path)
+        [
+            str(REPOSITORY / "scripts" / "nfs-rig"),
+            "run",
+            "env",
+            f"GSTOP_NFS_FIGURES={figures}",
+            f"GSTOP={GSTOP}",
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "--color=no",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            str(Path(__file__).resolve().parent / "nfs_rig"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        cwd=tmp_path,
+    )
     output = result.stdout + result.stderr
     print(output[-6000:])
     assert result.returncode == 0, output[-6000:]

@@ -1,5 +1,6 @@
 """gracefulstop.optuna with real Optuna: several worker processes on one journal-file study, stopped
 mid-way by real signals and restarted, end at exactly n_trials. Optuna is installed when missing."""
+
 from __future__ import annotations
 
 import datetime
@@ -12,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPOSITORY, child_environment
 
 
@@ -20,8 +20,7 @@ def _import_optuna():
     try:
         import optuna
     except ImportError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "optuna>=3.6"],
-                       check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "optuna>=3.6"], check=True)
         import optuna
     return optuna
 
@@ -75,16 +74,32 @@ def storage_url(request, tmp_path):
     return request.getfixturevalue("postgres")()
 
 
-def start_worker(tmp_path: Path, worker: int, attempt: int, n_trials: int = 40, seconds: float = 0.25,
-                 storage_url: str | None = None) -> subprocess.Popen:
-    env = child_environment(GRACEFULSTOP_STATE_DIR=str(tmp_path / "state"), GRACEFULSTOP_NODE=str(worker),
-                            GRACEFULSTOP_RESTART_COUNT=str(attempt))
-    return subprocess.Popen([sys.executable, "-u", SWEEP, "--storage", storage_url or f"journal:{tmp_path / 'optuna.log'}", "--study", "s",
-                             "--n-trials", str(n_trials), "--trial-seconds", str(seconds)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_worker(
+    tmp_path: Path, worker: int, attempt: int, n_trials: int = 40, seconds: float = 0.25, storage_url: str | None = None
+) -> subprocess.Popen:
+    env = child_environment(GRACEFULSTOP_STATE_DIR=str(tmp_path / "state"), GRACEFULSTOP_NODE=str(worker), GRACEFULSTOP_RESTART_COUNT=str(attempt))
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-u",
+            SWEEP,
+            "--storage",
+            storage_url or f"journal:{tmp_path / 'optuna.log'}",
+            "--study",
+            "s",
+            "--n-trials",
+            str(n_trials),
+            "--trial-seconds",
+            str(seconds),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-def load(tmp_path: Path, storage_url: str | None = None) -> "optuna.Study":
+def load(tmp_path: Path, storage_url: str | None = None) -> optuna.Study:
     return optuna.load_study(study_name="s", storage=gso.storage(storage_url or f"journal:{tmp_path / 'optuna.log'}"))
 
 
@@ -116,11 +131,17 @@ def wait_for_fresh_trial(tmp_path: Path, storage_url: str, worker: int, within: 
     began less than `within` seconds ago: a signal sent right after lands inside that sleep, not in
     the tell and ask between two trials, nor before the parameters reach the storage (a trial cut
     there has none to retry, and its retry samples new ones)."""
+
     def fresh() -> bool:
         now = datetime.datetime.now()  # Optuna stamps datetime_start with the naive local time
-        return any(t.state == optuna.trial.TrialState.RUNNING and set(t.params) == {"x", "layers"}
-                   and t.datetime_start is not None and (now - t.datetime_start).total_seconds() < within
-                   for t in trials_of(load(tmp_path, storage_url), worker))
+        return any(
+            t.state == optuna.trial.TrialState.RUNNING
+            and set(t.params) == {"x", "layers"}
+            and t.datetime_start is not None
+            and (now - t.datetime_start).total_seconds() < within
+            for t in trials_of(load(tmp_path, storage_url), worker)
+        )
+
     wait_until(f"a trial of worker {worker} with its parameters, begun less than {within} s ago", fresh)
 
 
@@ -129,16 +150,17 @@ def test_four_workers_stopped_by_real_signals_and_restarted_end_at_exactly_n_tri
     # must find worker 1 inside a trial and kill -9 must leave worker 2's RUNNING (between two trials,
     # on a loaded database, there are tens of milliseconds of tell and ask; a TERM there stops the
     # worker without interrupting anything, and this test would see no interrupted trial).
-    workers = {w: start_worker(tmp_path, w, attempt=0, storage_url=storage_url, seconds=1.5 if w in (1, 2) else 0.6)
-               for w in range(4)}
+    workers = {w: start_worker(tmp_path, w, attempt=0, storage_url=storage_url, seconds=1.5 if w in (1, 2) else 0.6) for w in range(4)}
     # Mid-way:
-    wait_until("8 finished trials", lambda: study_exists(tmp_path, storage_url)
-               and len(load(tmp_path, storage_url).get_trials(deepcopy=False, states=FINISHED)) >= 8)
-    workers[0].send_signal(signal.SIGUSR1)   # the warning: finish the trial, then stop
+    wait_until(
+        "8 finished trials",
+        lambda: study_exists(tmp_path, storage_url) and len(load(tmp_path, storage_url).get_trials(deepcopy=False, states=FINISHED)) >= 8,
+    )
+    workers[0].send_signal(signal.SIGUSR1)  # the warning: finish the trial, then stop
     wait_for_fresh_trial(tmp_path, storage_url, 1, within=0.7)
-    workers[1].send_signal(signal.SIGTERM)   # the time limit: interrupt the trial, record it, retry its parameters
+    workers[1].send_signal(signal.SIGTERM)  # the time limit: interrupt the trial, record it, retry its parameters
     wait_for_fresh_trial(tmp_path, storage_url, 2, within=0.7)
-    workers[2].kill()                        # kill -9: its trial stays RUNNING until its next attempt
+    workers[2].kill()  # kill -9: its trial stays RUNNING until its next attempt
     outputs = {w: workers[w].communicate(timeout=60) for w in (0, 1, 2)}
     assert workers[0].returncode == 0 and "stopped: received SIGUSR1" in outputs[0][0], outputs[0]
     assert workers[1].returncode == 0 and "stopped: received SIGTERM" in outputs[1][0], outputs[1]
@@ -155,7 +177,7 @@ def test_four_workers_stopped_by_real_signals_and_restarted_end_at_exactly_n_tri
     # The requeued attempts (restart count 1); worker 3 kept going throughout.
     restarted = {w: start_worker(tmp_path, w, attempt=1, storage_url=storage_url, seconds=0.6) for w in (0, 1, 2)}
     results = {w: p.communicate(timeout=120) for w, p in {**restarted, 3: workers[3]}.items()}
-    for worker, (out, err) in results.items():
+    for worker, (_out, err) in results.items():
         assert (restarted.get(worker) or workers[3]).returncode == 0, err
     assert "failed 1 trial(s) an earlier attempt of local/2 left RUNNING" in results[2][1]
 
@@ -172,7 +194,7 @@ def test_four_workers_stopped_by_real_signals_and_restarted_end_at_exactly_n_tri
     # the chain of retries to the one that completed, each with the same parameters.
     retry = interrupted
     while retry.state != optuna.trial.TrialState.COMPLETE:
-        retry = [t for t in trials if t.user_attrs.get(gso.RETRY_OF) == retry.number][0]
+        retry = next(t for t in trials if t.user_attrs.get(gso.RETRY_OF) == retry.number)
         assert retry.params == interrupted.params
     assert (tmp_path / "state" / "study.done").exists()
     print(f"\ntrials: {len(trials)} in all, {len(finished)} finished, {len(surplus)} surplus, {len(replaced)} retried")
@@ -189,7 +211,7 @@ def test_eight_workers_starting_together_do_not_overshoot(tmp_path, storage_url)
     # On PostgreSQL the database is empty: the eight also race to create Optuna's tables.
     workers = [start_worker(tmp_path, w, attempt=0, n_trials=12, seconds=0.2, storage_url=storage_url) for w in range(8)]
     for worker in workers:
-        out, err = worker.communicate(timeout=120)
+        _out, err = worker.communicate(timeout=120)
         assert worker.returncode == 0, err
     study = load(tmp_path, storage_url)
     counted = [t for t in study.get_trials(deepcopy=False, states=FINISHED) if not t.user_attrs.get(gso.SURPLUS)]
@@ -224,10 +246,38 @@ def gstop_sweep(tmp_path: Path, state: str, trial_seconds: float, *options: str)
     """`gstop run` on the example sweep with local restarts: each attempt gets 3 s, the warning at
     1.5 s, and the escalating TERM half a second after it (--grace)."""
     from conftest import GSTOP
-    return subprocess.run([GSTOP, "run", "--state", str(tmp_path / state), "--time-limit", "3s", "--warn-before", "1.5s", "--grace", "0.5s", *options,
-                           "--", sys.executable, "-u", SWEEP, "--storage", f"journal:{tmp_path / (state + '.log')}", "--study", "s",
-                           "--n-trials", "6", "--trial-seconds", str(trial_seconds)],
-                          env=child_environment(), capture_output=True, text=True, timeout=180)
+
+    return subprocess.run(
+        [
+            GSTOP,
+            "run",
+            "--state",
+            str(tmp_path / state),
+            "--time-limit",
+            "3s",
+            "--warn-before",
+            "1.5s",
+            "--grace",
+            "0.5s",
+            *options,
+            "--",
+            sys.executable,
+            "-u",
+            SWEEP,
+            "--storage",
+            f"journal:{tmp_path / (state + '.log')}",
+            "--study",
+            "s",
+            "--n-trials",
+            "6",
+            "--trial-seconds",
+            str(trial_seconds),
+        ],
+        env=child_environment(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def test_sweep_attempts_that_finish_no_trial_stop_at_the_idle_guard(tmp_path):
@@ -275,10 +325,14 @@ def test_workers_creating_one_study_at_once_on_an_empty_postgresql_all_get_it(po
     for database in range(4):
         url = postgres()
         start = str(time.time() + 1.5)  # all import first, then create at the same instant
-        workers = [subprocess.Popen([sys.executable, "-c", CREATOR, url, start], env=child_environment(), stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True) for _ in range(6)]
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-c", CREATOR, url, start], env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(6)
+        ]
         outputs = [worker.communicate(timeout=120) for worker in workers]
-        for worker, (out, err) in zip(workers, outputs):
+        for worker, (_out, err) in zip(workers, outputs):
             assert worker.returncode == 0, f"database {database}: {err[-2000:]}"
         assert len({out for out, _ in outputs}) == 1, outputs  # one study, the same id for all six
         assert len(optuna.get_all_study_names(storage=gso.storage(url))) == 1
@@ -301,6 +355,7 @@ def test_the_incremental_tally_counts_as_a_full_read_does(tmp_path, count_failed
     # optimize() keeps its counts incrementally (a trial's cost must not grow with the study); at
     # every step they must equal the counts from reading every trial, whatever the trials do.
     import random
+
     rng = random.Random(7)
     study = gso.load_or_create_study("t", f"journal:{tmp_path / 'optuna.log'}")
     counted = gso._counted_states(count_failed)

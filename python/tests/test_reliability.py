@@ -3,6 +3,7 @@ load, supervisor faults, full and unwritable disks. Every test checks what must 
 its figures in a JSON report ($GRACEFULSTOP_RELIABILITY_REPORT, default
 /tmp/gracefulstop-reliability.json) from which docs/reliability.md is written.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 import gracefulstop
+import pytest
 from conftest import GSTOP, REPOSITORY, child_environment, marker_files, record_reliability, start_python, worker_command
 
 
@@ -26,9 +26,23 @@ def worker(tmp_path_factory) -> str:
     """Tests/Reliability/mark_worker.c, built against the header and the library under test."""
     library = Path(gracefulstop.LIBRARY_PATH)
     binary = tmp_path_factory.mktemp("worker") / "mark_worker"
-    subprocess.run(["gcc", "-O2", "-Wall", "-Wextra", "-Werror", f"-I{REPOSITORY / 'include'}",
-                    str(REPOSITORY / "Tests" / "Reliability" / "mark_worker.c"), str(library), f"-Wl,-rpath,{library.parent}",
-                    "-lpthread", "-o", str(binary)], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            f"-I{REPOSITORY / 'include'}",
+            str(REPOSITORY / "Tests" / "Reliability" / "mark_worker.c"),
+            str(library),
+            f"-Wl,-rpath,{library.parent}",
+            "-lpthread",
+            "-o",
+            str(binary),
+        ],
+        check=True,
+    )
     return str(binary)
 
 
@@ -43,6 +57,7 @@ def returned_marks(output: bytes | str) -> list[int]:
 
 
 # 1 ----------------------------------------------------------------------------------------------
+
 
 def test_kill_9_while_marking_loses_no_returned_mark_and_leaves_no_torn_marker_but_the_interrupted_one(worker, tmp_path):
     trials = int(os.environ.get("GRACEFULSTOP_KILL_TRIALS", "1000"))
@@ -60,8 +75,11 @@ def test_kill_9_while_marking_loses_no_returned_mark_and_leaves_no_torn_marker_b
         # local filesystems), half created in place (O_EXCL: the path NFS takes, where O_TMPFILE fails).
         way = "anonymous file" if trial % 2 == 0 else "created in place"
         first = trial * per_trial
-        process = subprocess.Popen([worker, str(tmp_path), "0", str(first), str(per_trial), "1"], stdout=subprocess.PIPE,
-                                   env={**os.environ, "GRACEFULSTOP_ANONYMOUS_FILES": "1" if way == "anonymous file" else "0"})
+        process = subprocess.Popen(
+            [worker, str(tmp_path), "0", str(first), str(per_trial), "1"],
+            stdout=subprocess.PIPE,
+            env={**os.environ, "GRACEFULSTOP_ANONYMOUS_FILES": "1" if way == "anonymous file" else "0"},
+        )
         assert process.stdout.readline() == b"ready\n"  # the state is open: from here on it marks
         # A mark takes about a millisecond (two fsyncs): delays up to 8 ms put the kill anywhere in
         # the trial's sequence of marks, and so in any step of one.
@@ -101,12 +119,11 @@ def test_kill_9_while_marking_loses_no_returned_mark_and_leaves_no_torn_marker_b
     # other marker holds its whole unit name.
     torn = 0
     for path in done_dir.iterdir():
-        if not path.name.startswith(".") and path.name.endswith(".done"):
-            # The name, then (this release) a NUL and the unit's timing record.
-            if path.read_bytes().split(b"\0")[0] != path.name[:-5].encode():
-                torn += 1
-                if path.name not in in_progress_in_place:
-                    violations.append(f"torn marker {path.name}: {path.read_bytes()!r}")
+        # The name, then (this release) a NUL and the unit's timing record.
+        if not path.name.startswith(".") and path.name.endswith(".done") and path.read_bytes().split(b"\0")[0] != path.name[:-5].encode():
+            torn += 1
+            if path.name not in in_progress_in_place:
+                violations.append(f"torn marker {path.name}: {path.read_bytes()!r}")
     reopened = gracefulstop.open(tmp_path)
     remaining = set(reopened.remaining_units())
     marked = {path.name[:-5] for path in done_dir.iterdir() if not path.name.startswith(".")}
@@ -119,9 +136,16 @@ def test_kill_9_while_marking_loses_no_returned_mark_and_leaves_no_torn_marker_b
         os.utime(path, (time.time() - 3700, time.time() - 3700))
     tidy = subprocess.run([GSTOP, "run", "--state", str(tmp_path), "--requeue", "never", "--", "true"], capture_output=True, text=True)
     left_after_gstop = sum(1 for p in done_dir.iterdir() if p.name.startswith(".tmp."))
-    record_reliability("kill -9 while marking", trials=trials, marks_returned_before_kills=returned_total, violations=len(violations),
-                       short_markers_of_interrupted_marks=torn, leftover_temporary_files=len(temporaries),
-                       temporary_files_after_next_gstop_run=left_after_gstop, kills_landed=dict(landed))
+    record_reliability(
+        "kill -9 while marking",
+        trials=trials,
+        marks_returned_before_kills=returned_total,
+        violations=len(violations),
+        short_markers_of_interrupted_marks=torn,
+        leftover_temporary_files=len(temporaries),
+        temporary_files_after_next_gstop_run=left_after_gstop,
+        kills_landed=dict(landed),
+    )
     assert violations == []
     steps = Counter(key.split(":")[0] for key in landed)
     assert steps["created in place"] >= 2 and steps["anonymous file"] >= 2, f"kills landed in too few steps: {dict(landed)}"
@@ -133,15 +157,22 @@ def test_kill_9_while_marking_loses_no_returned_mark_and_leaves_no_torn_marker_b
 
 # 2 ----------------------------------------------------------------------------------------------
 
+
 def test_64_processes_and_threads_mark_64000_units_and_run_done_is_created_once(worker, tmp_path):
     processes, per_process, nodes = 64, 1000, 8
     units = [unit(i) for i in range(processes * per_process)]
     gracefulstop.create(tmp_path, units, nodes=nodes, partition="block")
     started = time.monotonic()
     # Processes 0-15 use four threads each, the others one.
-    workers = [subprocess.Popen([worker, str(tmp_path), str(p // (processes // nodes)), str(p * per_process), str(per_process),
-                                 "4" if p < 16 else "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for p in range(processes)]
+    workers = [
+        subprocess.Popen(
+            [worker, str(tmp_path), str(p // (processes // nodes)), str(p * per_process), str(per_process), "4" if p < 16 else "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for p in range(processes)
+    ]
     results = [w.communicate(timeout=600) for w in workers]
     elapsed = time.monotonic() - started
     errors = [err for w, (_, err) in zip(workers, results) if w.returncode != 0]
@@ -151,9 +182,18 @@ def test_64_processes_and_threads_mark_64000_units_and_run_done_is_created_once(
     files = marker_files(tmp_path)
     run_done = json.loads((tmp_path / "run.done").read_text())
     creator = int(run_done["by"].split(":")[1])
-    record_reliability("64 processes marking at once", processes=processes, threads="4 in 16 processes, 1 in 48",
-           units=len(units), marks_returned=returned, markers=len(files), remaining=remaining, errors=len(errors),
-           seconds=round(elapsed, 1), marks_per_second=round(returned / elapsed))
+    record_reliability(
+        "64 processes marking at once",
+        processes=processes,
+        threads="4 in 16 processes, 1 in 48",
+        units=len(units),
+        marks_returned=returned,
+        markers=len(files),
+        remaining=remaining,
+        errors=len(errors),
+        seconds=round(elapsed, 1),
+        marks_per_second=round(returned / elapsed),
+    )
     assert errors == []
     assert returned == 64_000 and len(files) == 64_000 and remaining == 0
     assert creator in {w.pid for w in workers}
@@ -170,8 +210,12 @@ def test_two_nodes_finishing_at_the_same_instant_always_leave_run_done(worker, t
         state_dir = tmp_path / str(trial)
         gracefulstop.create(state_dir, [unit(0), unit(1)], nodes=2)
         start_at = str(time.time_ns() + 30_000_000)
-        pair = [subprocess.Popen([worker, str(state_dir), str(node), str(node), "1", "1"], stdout=subprocess.PIPE,
-                                 env={**os.environ, "START_AT": start_at}) for node in (0, 1)]
+        pair = [
+            subprocess.Popen(
+                [worker, str(state_dir), str(node), str(node), "1", "1"], stdout=subprocess.PIPE, env={**os.environ, "START_AT": start_at}
+            )
+            for node in (0, 1)
+        ]
         for process in pair:
             process.communicate(timeout=60)
         if not (state_dir / "run.done").exists():
@@ -202,15 +246,24 @@ def test_kill_9_while_creating_a_version_2_state_never_leaves_a_half_state(tmp_p
     units = [f"unit-{i:07d}" for i in range(count)]
     trials = int(os.environ.get("GRACEFULSTOP_CREATE_KILL_TRIALS", "24"))
     # How long one undisturbed creation takes, so that the kills spread over all of it.
-    timing = subprocess.run([sys.executable, "-c", CREATOR, str(tmp_path / "timing"), str(count), str(nodes), "0"],
-                            env=child_environment(), check=True, capture_output=True, text=True)
+    timing = subprocess.run(
+        [sys.executable, "-c", CREATOR, str(tmp_path / "timing"), str(count), str(nodes), "0"],
+        env=child_environment(),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     full = float(timing.stdout.split()[-1])
     outcomes: Counter = Counter()
     rng = random.Random(20261127)
     for trial in range(trials):
         state_dir = tmp_path / f"trial-{trial}"
-        creator = subprocess.Popen([sys.executable, "-c", CREATOR, str(state_dir), str(count), str(nodes), str(trial * 37 % nodes)],
-                                   env=child_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        creator = subprocess.Popen(
+            [sys.executable, "-c", CREATOR, str(state_dir), str(count), str(nodes), str(trial * 37 % nodes)],
+            env=child_environment(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         assert creator.stdout.readline() == b"ready\n"
         time.sleep(rng.uniform(0.0, full * 1.1))
         creator.send_signal(signal.SIGKILL)
@@ -222,17 +275,18 @@ def test_kill_9_while_creating_a_version_2_state_never_leaves_a_half_state(tmp_p
             outcomes["whole"] += 1
             assert len(shards) == nodes  # the manifest is written last
         else:
-            outcomes["no manifest, %s shards" % ("some" if shards else "no")] += 1
-            with pytest.raises(gracefulstop.BadStateError, match="manifest.json does not exist"):
+            outcomes["no manifest, {} shards".format("some" if shards else "no")] += 1
+            with pytest.raises(gracefulstop.BadStateError, match=r"manifest\.json does not exist"):
                 gracefulstop.open(state_dir, node=0)
         # The next creator (another node's) opens or completes it; every node then reads its share.
         with gracefulstop.create(state_dir, units, nodes=nodes, node=5) as state:
             assert state.remaining_units() == units[5::nodes]
-            assert state.remaining_units(node=nodes - 1) == units[nodes - 1::nodes]
+            assert state.remaining_units(node=nodes - 1) == units[nodes - 1 :: nodes]
         assert len(list((state_dir / "units").glob("*/*.json"))) == nodes
         assert not list((state_dir / "units").glob("*/.tmp*"))
-    record_reliability("kill -9 while creating a state", trials=trials, units=count, nodes=nodes,
-                       creation_seconds=round(full, 2), outcomes=dict(outcomes))
+    record_reliability(
+        "kill -9 while creating a state", trials=trials, units=count, nodes=nodes, creation_seconds=round(full, 2), outcomes=dict(outcomes)
+    )
     assert sum(outcomes.values()) == trials
     # The kills must have hit the middle of creation, not only before or after it.
     assert outcomes["no manifest, some shards"] > 0
@@ -283,25 +337,37 @@ def test_ten_thousand_signals_while_marking_lose_nothing(tmp_path):
     errors, usr1, usr2 = int(last[1]), int(last[2]), int(last[3])
     state = gracefulstop.open(tmp_path)
     lost = len(state.remaining_units())
-    record_reliability("signals under load", signals_sent=sent, marks=units, errors=errors, marks_lost=lost,
-           python_usr1_handler_runs=usr1, python_usr2_handler_runs=usr2)
+    record_reliability(
+        "signals under load",
+        signals_sent=sent,
+        marks=units,
+        errors=errors,
+        marks_lost=lost,
+        python_usr1_handler_runs=usr1,
+        python_usr2_handler_runs=usr2,
+    )
     assert sent >= 10_000, f"only {sent} signals were sent before the child finished"
     assert errors == 0 and lost == 0
     assert usr1 > 0 and usr2 > 0  # the chained Python handler still runs
-    assert last[5] == "True"      # and the stop was seen
+    assert last[5] == "True"  # and the stop was seen
 
 
 # 4 ----------------------------------------------------------------------------------------------
 
+
 def test_a_second_term_during_the_grace_period_shortens_it(tmp_path):
-    supervisor = subprocess.Popen([GSTOP, "run", "--state", str(tmp_path), "--grace", "60s", "--term-grace", "1s", "--kill-after", "1s",
-                                   "--", *worker_command()], env=child_environment(WORKER_MODE="ignore"),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    supervisor = subprocess.Popen(
+        [GSTOP, "run", "--state", str(tmp_path), "--grace", "60s", "--term-grace", "1s", "--kill-after", "1s", "--", *worker_command()],
+        env=child_environment(WORKER_MODE="ignore"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     supervisor.stdout.readline()
     started = time.monotonic()
-    supervisor.send_signal(signal.SIGUSR1)   # the warning: a minute of grace
+    supervisor.send_signal(signal.SIGUSR1)  # the warning: a minute of grace
     time.sleep(0.5)
-    supervisor.send_signal(signal.SIGTERM)   # then TERM: a second of grace is all that is left
+    supervisor.send_signal(signal.SIGTERM)  # then TERM: a second of grace is all that is left
     _, err = supervisor.communicate(timeout=60)
     elapsed = time.monotonic() - started
     record_reliability("supervisor faults", second_term_stop_seconds=round(elapsed, 2))
@@ -317,11 +383,10 @@ def test_a_command_exiting_as_the_signal_arrives_never_hangs_gstop(tmp_path):
     # How long one run takes on this machine now, so that the signals land before, around and
     # after the moment the command exits however loaded the machine is.
     started = time.monotonic()
-    subprocess.run(command[:2] + ["--state", str(tmp_path / "baseline")] + command[2:], check=True, capture_output=True)
+    subprocess.run([*command[:2], "--state", str(tmp_path / "baseline"), *command[2:]], check=True, capture_output=True)
     baseline = time.monotonic() - started
     for trial in range(40):
-        supervisor = subprocess.Popen(command[:2] + ["--state", str(tmp_path / str(trial))] + command[2:],
-                                      stderr=subprocess.PIPE, text=True)
+        supervisor = subprocess.Popen([*command[:2], "--state", str(tmp_path / str(trial)), *command[2:]], stderr=subprocess.PIPE, text=True)
         time.sleep(rng.uniform(0.2, 1.6) * baseline)
         try:
             supervisor.send_signal(signal.SIGUSR1)
@@ -331,13 +396,17 @@ def test_a_command_exiting_as_the_signal_arrives_never_hangs_gstop(tmp_path):
         outcomes[supervisor.returncode] += 1
         assert "decision:" in err, err
         assert supervisor.returncode in (0, 75), err
-    record_reliability("supervisor faults", command_exiting_at_the_signal_trials=40,
-                       command_exiting_at_the_signal_exit_codes={str(k): v for k, v in outcomes.items()})
+    record_reliability(
+        "supervisor faults",
+        command_exiting_at_the_signal_trials=40,
+        command_exiting_at_the_signal_exit_codes={str(k): v for k, v in outcomes.items()},
+    )
     # Both sides of the race were reached: stopped by the warning (75), and finished first (0).
     assert outcomes[0] > 0 and outcomes[75] > 0, dict(outcomes)
 
 
 # 5 ----------------------------------------------------------------------------------------------
+
 
 @pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true", reason="mounting a small tmpfs needs root")
 def test_a_full_disk_fails_clearly_and_keeps_every_marker(tmp_path):
@@ -361,12 +430,12 @@ def test_a_full_disk_fails_clearly_and_keeps_every_marker(tmp_path):
             state.mark_done(unit(10))
         message = str(raised.value)
         assert "No space left on device" in message and str(state_dir / "done" / "0" / f"{unit(10)}.done") in message
-        assert marker_files(state_dir) == before                     # nothing lost, nothing half-written
+        assert marker_files(state_dir) == before  # nothing lost, nothing half-written
         assert state.remaining_units() == [unit(i) for i in range(10, 50)]
         result = subprocess.run([GSTOP, "mark-done", "--state", str(state_dir), unit(11)], capture_output=True, text=True)
         assert result.returncode == 74 and "No space left on device" in result.stderr
         os.remove(mount / "filler")
-        state.mark_done(unit(10))                                    # room again: it works
+        state.mark_done(unit(10))  # room again: it works
         assert state.is_done(unit(10))
         state.close()
         record_reliability("full and unwritable disks", full_disk="ENOSPC named the path; 10 markers intact; none half-written; gstop exit 74")
@@ -389,14 +458,16 @@ def test_permission_denied_fails_clearly_and_keeps_every_marker():
         state.close()
         gstop = root / "gstop"
         shutil.copy(GSTOP, gstop)
-        as_nobody = dict(user=65534, group=65534, extra_groups=[], capture_output=True, text=True, timeout=60)
+        as_nobody = {"user": 65534, "group": 65534, "extra_groups": [], "capture_output": True, "text": True, "timeout": 60}
         denied = subprocess.run([str(gstop), "mark-done", "--state", str(root / "state"), "b"], **as_nobody)
         assert denied.returncode == 74, denied.stderr
         assert "Permission denied" in denied.stderr and f"cannot create {root / 'state' / 'done' / '0' / 'b.done'}:" in denied.stderr
         listed = subprocess.run([str(gstop), "remaining", "--state", str(root / "state")], **as_nobody)
         assert listed.returncode == 0 and listed.stdout == "b\n", listed.stderr  # the state still reads
-        assert marker_files(root / "state") == ["0/a.done"]                   # intact, nothing half-written
-        record_reliability("full and unwritable disks", permission_denied=f"EACCES named the path ({denied.stderr.strip()}); markers intact; "
-                                                              "the state still reads; gstop exit 74")
+        assert marker_files(root / "state") == ["0/a.done"]  # intact, nothing half-written
+        record_reliability(
+            "full and unwritable disks",
+            permission_denied=f"EACCES named the path ({denied.stderr.strip()}); markers intact; the state still reads; gstop exit 74",
+        )
     finally:
         shutil.rmtree(root, ignore_errors=True)

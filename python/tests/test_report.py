@@ -3,6 +3,7 @@ campaign in local mode (time-limit warnings, a unit that segfaults its worker un
 requeues) and on a fixture state written from docs/state-format.md alone. The report is opened in
 headless Chromium (Debian's `chromium`): the page's DOM after load, its console, and a screenshot
 whose pixels are checked (no stored picture)."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-
 from conftest import worker_command
 from test_gstop import gstop
 
@@ -28,9 +28,26 @@ def campaign(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     # is requeued; u005 segfaults its worker every time, so three attempts fail and it is
     # quarantined; the last attempt finishes the rest (exit 65: done but for the quarantined one).
     state = tmp_path_factory.mktemp("campaign") / "state"
-    result = gstop("run", "--state", str(state), "--time-limit", "2s", "--warn-before", "0.5s", "--progress-every", "0.4s",
-                   "--max-idle-attempts", "0", "--", *worker_command(),
-                   WORKER_UNITS=str(UNITS), WORKER_SECONDS="0.3", WORKER_MODE="poison", WORKER_POISON="u005", timeout=180)
+    result = gstop(
+        "run",
+        "--state",
+        str(state),
+        "--time-limit",
+        "2s",
+        "--warn-before",
+        "0.5s",
+        "--progress-every",
+        "0.4s",
+        "--max-idle-attempts",
+        "0",
+        "--",
+        *worker_command(),
+        WORKER_UNITS=str(UNITS),
+        WORKER_SECONDS="0.3",
+        WORKER_MODE="poison",
+        WORKER_POISON="u005",
+        timeout=180,
+    )
     assert result.returncode == 65, result.stderr[-3000:]
     return state, result
 
@@ -112,11 +129,21 @@ def chromium() -> str:
 
 def open_in_chromium(page: Path, screenshot: Path) -> tuple[str, str]:
     """The page's DOM after load and Chromium's log (console messages included), and a screenshot."""
-    flags = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0",
-             f"--user-data-dir={screenshot.parent / 'chromium-profile'}"]
-    dom = subprocess.run(flags + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    flags = [
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--user-data-dir={screenshot.parent / 'chromium-profile'}",
+    ]
+    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-3000:]
-    shot = subprocess.run(flags + ["--window-size=1200,1800", f"--screenshot={screenshot}", page.as_uri()], capture_output=True, text=True, timeout=120)
+    shot = subprocess.run(
+        [*flags, "--window-size=1200,1800", f"--screenshot={screenshot}", page.as_uri()], capture_output=True, text=True, timeout=120
+    )
     assert shot.returncode == 0 and screenshot.exists(), shot.stderr[-3000:]
     return dom.stdout, dom.stderr + shot.stderr
 
@@ -127,8 +154,8 @@ def png_pixels(path: Path) -> tuple[int, int, list[tuple[int, int, int]]]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     position, idat, header = 8, b"", None
     while position < len(data):
-        length, kind = struct.unpack(">I4s", data[position:position + 8])
-        chunk = data[position + 8:position + 8 + length]
+        length, kind = struct.unpack(">I4s", data[position : position + 8])
+        chunk = data[position + 8 : position + 8 + length]
         if kind == b"IHDR":
             header = struct.unpack(">IIBBBBB", chunk)
         elif kind == b"IDAT":
@@ -141,7 +168,7 @@ def png_pixels(path: Path) -> tuple[int, int, list[tuple[int, int, int]]]:
     stride = width * channels
     rows, previous = [], bytearray(stride)
     for y in range(height):
-        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        kind, line = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for i in range(stride):
             a = line[i - channels] if i >= channels else 0
             b = previous[i]
@@ -158,7 +185,7 @@ def png_pixels(path: Path) -> tuple[int, int, list[tuple[int, int, int]]]:
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
         rows.append(line)
         previous = line
-    pixels = [tuple(row[x * channels:x * channels + 3]) for row in rows for x in range(width)]
+    pixels = [tuple(row[x * channels : x * channels + 3]) for row in rows for x in range(width)]
     return width, height, pixels
 
 
@@ -166,13 +193,17 @@ def check_page(state: Path, page: Path, tmp_path: Path) -> str:
     dom, log = open_in_chromium(page, tmp_path / "shot.png")
     assert "CONSOLE" not in log and "Uncaught" not in log, [line for line in log.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     status = json.loads(gstop("status", "--json", "--state", str(state)).stdout)
-    for element, value in (("units", status["units"]), ("done", status["done"]), ("remaining", status["remaining"]),
-                           ("quarantined", len(status["quarantined"]))):
+    for element, value in (
+        ("units", status["units"]),
+        ("done", status["done"]),
+        ("remaining", status["remaining"]),
+        ("quarantined", len(status["quarantined"])),
+    ):
         assert re.search(rf'id="{element}">{value}<', dom), (element, value)
     history = json.loads(gstop("history", "--json", "--state", str(state)).stdout)["attempts"]
     bars = re.findall(r'<rect class="attempt (\w+)"', dom)
     assert bars == [row["outcome"] for row in history], (bars, [row["outcome"] for row in history])
-    assert re.search(r'id="attempts">%d<' % len(history), dom)
+    assert re.search(rf'id="attempts">{len(history)}<', dom)
     # The screenshot is a page, not a blank: many colours, and the bars' own among them.
     width, height, pixels = png_pixels(tmp_path / "shot.png")
     assert (width, height) == (1200, 1800)

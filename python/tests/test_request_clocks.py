@@ -3,6 +3,7 @@ from a process whose clock is 90 s behind stops the running attempt, and one lef
 whose clock is 5 minutes ahead never stops the attempts after it. Before, a request applied when
 its time (the requester's clock) was not older than the attempt's start (gstop's clock): the first
 was ignored (the loop ran all 60 units), the second stopped every later attempt at once."""
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import child_environment
 from test_gstop import start_supervisor, work_log
 
@@ -27,12 +27,16 @@ def request_stop_with_clock(state: Path, offset_seconds: int) -> None:
         if os.environ.get("CI") == "true":
             pytest.fail("faketime is not installed (scripts/test installs it)")
         pytest.skip("faketime is not installed (apt-get install faketime)")
-    done = subprocess.run([faketime, "-f", f"{offset_seconds:+d}s", sys.executable, "-c", REQUESTER, str(state)],
-                          env=child_environment(), capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [faketime, "-f", f"{offset_seconds:+d}s", sys.executable, "-c", REQUESTER, str(state)],
+        env=child_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     skew = float(done.stdout) - time.time()
     assert abs(skew - offset_seconds) < 5, f"faketime did not skew the requester's clock ({skew:.0f} s)"
-
 
 
 def test_a_request_from_a_clock_90_s_behind_stops_the_attempt(tmp_path):

@@ -1,5 +1,6 @@
 """Real signals: sent to this test process and to child processes, with a user's Python handler
 installed first (it must keep running)."""
+
 from __future__ import annotations
 
 import os
@@ -145,14 +146,17 @@ print(flag[0], seen, gracefulstop.should_stop(), flush=True)
 
 def test_module_level_should_stop_becomes_the_library_function_and_still_sees_requests(tmp_path):
     gracefulstop.create(tmp_path, ["a"], nodes=1)
-    child = start_python(f"""
+    child = start_python(
+        """
 import os, signal, gracefulstop
 first = gracefulstop.should_stop()
 print(first, type(gracefulstop.should_stop).__name__, flush=True)
 gracefulstop.default_state().set_check_interval(0)
 gracefulstop.request_stop("from the test")
 print(gracefulstop.should_stop(), gracefulstop.stop_reason().kind, flush=True)
-""", GRACEFULSTOP_STATE_DIR=str(tmp_path))
+""",
+        GRACEFULSTOP_STATE_DIR=str(tmp_path),
+    )
     out, err = child.communicate(timeout=60)
     assert out.split("\n")[:2] == ["False _FuncPtr", "True request"], err
 

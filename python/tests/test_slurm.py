@@ -4,16 +4,17 @@
 These tests need root (to install and run SLURM). Elsewhere they skip and say why; under CI=true
 they must run, and a cluster that does not start fails them.
 """
+
 from __future__ import annotations
 
 import sys
 import time
 
-import pytest
-
 import gracefulstop
+import pytest
 from conftest import REPOSITORY
 from slurmtest import assert_each_unit_once, events, work_log
+
 
 @pytest.fixture(scope="module")
 def time_limit_job(cluster, tmp_path_factory):
@@ -22,8 +23,7 @@ def time_limit_job(cluster, tmp_path_factory):
     directory = tmp_path_factory.mktemp("time-limit")
     state = directory / "state"
     # No deadline either: the command must be stopped by the TERM itself.
-    job = cluster.submit(directory, state, gstop_options="--deadline-margin off", sbatch="--time=1", WORKER_UNITS="400",
-                         WORKER_SECONDS="1")
+    job = cluster.submit(directory, state, gstop_options="--deadline-margin off", sbatch="--time=1", WORKER_UNITS="400", WORKER_SECONDS="1")
     return job, directory, state
 
 
@@ -86,8 +86,9 @@ def test_an_array_task_warned_alone_is_requeued_alone(cluster, time_limit_job, t
 
 def test_a_three_node_job_works_per_node_and_is_requeued_as_a_job(cluster, time_limit_job, tmp_path):
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="--nodes=3", command="srun {python} -u {worker}",
-                         WORKER_UNITS="15", WORKER_NODES="3", WORKER_SECONDS="1")
+    job = cluster.submit(
+        tmp_path, state, sbatch="--nodes=3", command="srun {python} -u {worker}", WORKER_UNITS="15", WORKER_NODES="3", WORKER_SECONDS="1"
+    )
     cluster.wait("all three nodes working", lambda: {node for _, node, *_ in work_log(state)} == {"0", "1", "2"})
     cluster.warn(job)
     cluster.wait_state(job, "PENDING", restarts=1)
@@ -116,8 +117,7 @@ def test_attempts_without_progress_stop_requeuing_at_the_guard(cluster, time_lim
     state = tmp_path / "state"
     job = cluster.submit(tmp_path, state, gstop_options="--max-idle-attempts 2", WORKER_MODE="idle")
     for restart in range(2):
-        cluster.wait(f"attempt {restart} running",
-                     lambda: any(e["restart"] == restart for e in events(state, "attempt_start")), timeout=60)
+        cluster.wait(f"attempt {restart} running", lambda: any(e["restart"] == restart for e in events(state, "attempt_start")), timeout=60)
         time.sleep(1)
         cluster.warn(job)
         if restart == 0:
@@ -143,18 +143,25 @@ def test_a_completed_run_exits_at_once_without_starting_the_work(cluster, time_l
 
 def test_a_sweep_array_warned_mid_trial_finishes_at_exactly_n_trials(cluster, time_limit_job, tmp_path):
     from test_optuna import FINISHED, gso, optuna  # installs optuna when missing
+
     state, log = tmp_path / "state", tmp_path / "optuna.log"
     sweep = REPOSITORY / "examples" / "sweeps" / "sweep.py"
     started = time.monotonic()
-    array = cluster.submit(tmp_path, state, sbatch="--array=0-3",
-                           command=f"{sys.executable} -u {sweep} --storage journal:{log} --study s --n-trials 40 --trial-seconds 1")
+    array = cluster.submit(
+        tmp_path,
+        state,
+        sbatch="--array=0-3",
+        command=f"{sys.executable} -u {sweep} --storage journal:{log} --study s --n-trials 40 --trial-seconds 1",
+    )
 
     def study():
         return optuna.load_study(study_name="s", storage=gso.storage(f"journal:{log}"))
 
     def running(task: int) -> bool:
-        return log.exists() and any(t.state == optuna.trial.TrialState.RUNNING and t.user_attrs.get(gso.OWNER, "").startswith(f"{array}_{task}/")
-                                    for t in study().get_trials(deepcopy=False))
+        return log.exists() and any(
+            t.state == optuna.trial.TrialState.RUNNING and t.user_attrs.get(gso.OWNER, "").startswith(f"{array}_{task}/")
+            for t in study().get_trials(deepcopy=False)
+        )
 
     cluster.wait("6 finished trials", lambda: log.exists() and len(study().get_trials(deepcopy=False, states=FINISHED)) >= 6)
     for task in (1, 3):
@@ -167,7 +174,9 @@ def test_a_sweep_array_warned_mid_trial_finishes_at_exactly_n_trials(cluster, ti
         cluster.wait_state(f"{array}_{task}", "COMPLETED", restarts=1 if task in (1, 3) else 0, timeout=180)
     elapsed = time.monotonic() - started
     trials = study().get_trials(deepcopy=False)
-    uncounted = {t.number for t in trials if t.user_attrs.get(gso.SURPLUS)} | {t.user_attrs[gso.RETRY_OF] for t in trials if gso.RETRY_OF in t.user_attrs}
+    uncounted = {t.number for t in trials if t.user_attrs.get(gso.SURPLUS)} | {
+        t.user_attrs[gso.RETRY_OF] for t in trials if gso.RETRY_OF in t.user_attrs
+    }
     finished = [t for t in trials if t.state in FINISHED and t.number not in uncounted]
     assert len(finished) == 40
     assert not [t for t in trials if t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)]
@@ -176,12 +185,11 @@ def test_a_sweep_array_warned_mid_trial_finishes_at_exactly_n_trials(cluster, ti
     assert sorted(d["target"] for d in decisions if d["action"] == "requeue") == [f"{array}_1", f"{array}_3"]
     time.sleep(3)
     assert [cluster.show(f"{array}_{task}")["Restarts"] for task in range(4)] == ["0", "1", "0", "1"]  # none after the end
-    print(f"\nsweep on SLURM: {len(trials)} trials in all, {len(finished)} finished, {len(uncounted)} surplus or retried, "
-          f"{elapsed:.1f} s")
+    print(f"\nsweep on SLURM: {len(trials)} trials in all, {len(finished)} finished, {len(uncounted)} surplus or retried, {elapsed:.1f} s")
 
 
 def test_a_real_time_limit_requeues_from_the_term(cluster, time_limit_job):
-    job, directory, state = time_limit_job
+    job, _directory, state = time_limit_job
     cluster.wait_state(job, "PENDING", restarts=1, timeout=240)
     signal_events = events(state, "signal")
     assert signal_events[0]["signal"] == "SIGTERM"

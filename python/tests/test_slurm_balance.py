@@ -2,9 +2,9 @@
 worker is twice as slow finishes near the ideal time instead of waiting for the slow node's half; a
 state of 4 shares is run by a job of 2 tasks; an array of 4 whose tasks 2-3 are held until tasks
 0-1 have done every unit: 2-3 then exit 0 at once, with no requeue. Every unit is done exactly once."""
+
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import gracefulstop
@@ -24,9 +24,17 @@ def job_seconds(state: Path) -> float:
 
 def run_slow_node_job(cluster, directory: Path, balance: str) -> tuple[float, list]:
     state = directory / "state"
-    job = cluster.submit(directory, state, gstop_options=f"--balance {balance}", sbatch="--nodes=2 --exclude=n3",
-                         command="srun {python} -u {worker}", WORKER_UNITS=str(UNITS), WORKER_NODES="2",
-                         WORKER_SECONDS=str(UNIT_SECONDS), WORKER_SLOW="1:2")
+    job = cluster.submit(
+        directory,
+        state,
+        gstop_options=f"--balance {balance}",
+        sbatch="--nodes=2 --exclude=n3",
+        command="srun {python} -u {worker}",
+        WORKER_UNITS=str(UNITS),
+        WORKER_NODES="2",
+        WORKER_SECONDS=str(UNIT_SECONDS),
+        WORKER_SLOW="1:2",
+    )
     cluster.wait_state(job, "COMPLETED", timeout=240)
     log = assert_each_unit_once(state, UNITS)
     assert [d["action"] for d in events(state, "decision")] == ["finish"]
@@ -42,8 +50,10 @@ def test_a_slower_node_is_helped_and_the_job_ends_near_the_ideal_time(cluster, t
     (tmp_path / "balanced").mkdir()
     strict, strict_log = run_slow_node_job(cluster, tmp_path / "strict", "off")
     balanced, log = run_slow_node_job(cluster, tmp_path / "balanced", "on")
-    print(f"\nslow node: strict split {strict:.1f} s ({strict / ideal:.2f}x the ideal {ideal:.0f} s), "
-          f"balanced {balanced:.1f} s ({balanced / ideal:.2f}x)")
+    print(
+        f"\nslow node: strict split {strict:.1f} s ({strict / ideal:.2f}x the ideal {ideal:.0f} s), "
+        f"balanced {balanced:.1f} s ({balanced / ideal:.2f}x)"
+    )
     assert strict / ideal >= 1.4, strict  # the condition is real here
     assert balanced / ideal <= 1.15, balanced
     fast = [unit for unit, node, *_ in log if node == "0"]
@@ -53,8 +63,15 @@ def test_a_slower_node_is_helped_and_the_job_ends_near_the_ideal_time(cluster, t
 
 def test_a_state_of_four_shares_runs_with_a_job_of_two_tasks(cluster, tmp_path):
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="--nodes=2 --exclude=n3", command="srun {python} -u {worker}",
-                         WORKER_UNITS="16", WORKER_NODES="4", WORKER_SECONDS="0.3")
+    job = cluster.submit(
+        tmp_path,
+        state,
+        sbatch="--nodes=2 --exclude=n3",
+        command="srun {python} -u {worker}",
+        WORKER_UNITS="16",
+        WORKER_NODES="4",
+        WORKER_SECONDS="0.3",
+    )
     cluster.wait_state(job, "COMPLETED", timeout=180)
     log = assert_each_unit_once(state, 16)
     assert {node for _, node, *_ in log} == {"0", "1"}
@@ -65,8 +82,7 @@ def test_a_state_of_four_shares_runs_with_a_job_of_two_tasks(cluster, tmp_path):
 
 def test_held_array_tasks_find_the_run_done_and_exit_at_once(cluster, tmp_path):
     state = tmp_path / "state"
-    array = cluster.submit(tmp_path, state, sbatch="--array=0-3", sbatch_args=("--hold",), WORKER_UNITS="16", WORKER_NODES="4",
-                           WORKER_SECONDS="0.3")
+    array = cluster.submit(tmp_path, state, sbatch="--array=0-3", sbatch_args=("--hold",), WORKER_UNITS="16", WORKER_NODES="4", WORKER_SECONDS="0.3")
     tasks = [f"{array}_{task}" for task in range(4)]
     cluster.command("scontrol", "release", tasks[0], tasks[1])
     for task in tasks[:2]:

@@ -5,6 +5,7 @@ partition, a node that dies, a job that cannot be requeued, several tasks per no
 an unprivileged user. Each test checks that every unit is done exactly once and none is left (or
 the clear refusal), and that gstop's decision line says what happened.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,13 +13,11 @@ import pwd
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import gracefulstop
+import pytest
 from conftest import CLUSTER_DIR, GSTOP, WORKER
 from slurmtest import assert_each_unit_once, events, work_log
 
@@ -42,12 +41,16 @@ def limit_jobs(cluster, tmp_path_factory):
     # SLURM sends the warning when its periodic check finds 30 s or less left: seen here between 12
     # and 30 s into a one-minute job. 35 one-second units outlast the latest, so the first attempt is
     # always warned; the second or third finishes.
-    for kind, signal_option, command, units in (("srun", "USR1@30", "srun {python} -u {worker}", "35"),
-                                                ("batch", "USR1@30", "", "70"), ("B", "B:USR1@30", "", "35")):
+    for kind, signal_option, command, units in (
+        ("srun", "USR1@30", "srun {python} -u {worker}", "35"),
+        ("batch", "USR1@30", "", "70"),
+        ("B", "B:USR1@30", "", "35"),
+    ):
         directory = tmp_path_factory.mktemp(f"limit-{kind}")
         state = directory / "state"
-        job = cluster.submit(directory, state, sbatch=f"--time=1 --signal={signal_option} --exclude=n3", command=command,
-                             WORKER_UNITS=units, WORKER_SECONDS="1")
+        job = cluster.submit(
+            directory, state, sbatch=f"--time=1 --signal={signal_option} --exclude=n3", command=command, WORKER_UNITS=units, WORKER_SECONDS="1"
+        )
         jobs[kind] = (job, directory, state)
     return jobs
 
@@ -55,7 +58,7 @@ def limit_jobs(cluster, tmp_path_factory):
 def resume_after_the_limit(cluster, limit_jobs, kind: str, units: int, reason: str) -> None:
     """The job of `kind` is requeued at its limit for `reason`, resumes (again, if SLURM's warning
     came early enough to cut the next attempt short too) and finishes, each unit once."""
-    job, directory, state = limit_jobs[kind]
+    job, _directory, state = limit_jobs[kind]
     for restart in range(1, 6):
         info = cluster.wait_state(job, "PENDING", "COMPLETED", timeout=150)
         if info["JobState"] == "COMPLETED":
@@ -128,8 +131,15 @@ def test_a_real_time_limit_warning_to_gstop_requeues(cluster, limit_jobs):
 def test_several_tasks_per_node_each_work_their_own_share(cluster, limit_jobs, tmp_path):
     # Before: ranks 0 and 1 of a node got the same units (SLURM_NODEID), so every unit ran twice.
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="--nodes=2 --ntasks-per-node=2 --exclude=n3",
-                         command="srun {python} -u {worker}", WORKER_UNITS="24", WORKER_NODES="4", WORKER_SECONDS="1")
+    job = cluster.submit(
+        tmp_path,
+        state,
+        sbatch="--nodes=2 --ntasks-per-node=2 --exclude=n3",
+        command="srun {python} -u {worker}",
+        WORKER_UNITS="24",
+        WORKER_NODES="4",
+        WORKER_SECONDS="1",
+    )
     cluster.wait("all four tasks working", lambda: {node for _, node, *_ in work_log(state)} == {"0", "1", "2", "3"})
     cluster.warn(job)
     cluster.wait_state(job, "PENDING", restarts=1)
@@ -144,8 +154,15 @@ def test_with_the_strict_split_fewer_shares_than_tasks_is_refused_with_what_to_s
     # Balancing (the default) runs such a state (test_slurm_balance.py); --balance off keeps each
     # task to its own share, and 4 tasks cannot share 2 shares that way.
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, gstop_options="--balance off", sbatch="--nodes=2 --ntasks-per-node=2 --exclude=n3",
-                         command="srun {python} -u {worker}", WORKER_UNITS="8", WORKER_NODES="2")
+    job = cluster.submit(
+        tmp_path,
+        state,
+        gstop_options="--balance off",
+        sbatch="--nodes=2 --ntasks-per-node=2 --exclude=n3",
+        command="srun {python} -u {worker}",
+        WORKER_UNITS="8",
+        WORKER_NODES="2",
+    )
     cluster.wait_state(job, "FAILED", timeout=60)
     output = cluster.output(tmp_path, job)
     assert "this job has 4 tasks (from SLURM_PROCID)" in output and "create the state with nodes=4" in output, output
@@ -170,13 +187,13 @@ def test_a_job_that_cannot_be_requeued_says_so_before_trying(cluster, limit_jobs
 
 # Preemption: "low" (PriorityTier 1, GraceTime) on n3, preempted by a job in "high".
 
+
 def test_preemption_with_srun_stops_in_grace_time_and_gstop_requeues_once(cluster, limit_jobs, tmp_path):
     # The steps get TERM when GraceTime starts, while the job is RUNNING with PreemptTime set. If
     # the script exits then, SLURM completes the job without requeuing it (seen here), so gstop
     # requeues it. Before: "cancelled", the job ended with 54 of 60 units left.
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="-p low --exclusive", command="srun {python} -u {worker}",
-                         WORKER_UNITS="40", WORKER_SECONDS="1")
+    job = cluster.submit(tmp_path, state, sbatch="-p low --exclusive", command="srun {python} -u {worker}", WORKER_UNITS="40", WORKER_SECONDS="1")
     cluster.preempt(tmp_path, state)
     cluster.wait_state(job, "PENDING", restarts=1, timeout=60)
     first = decisions(state)[0]
@@ -223,13 +240,14 @@ def test_a_node_failure_is_named_and_the_job_resumes(cluster, limit_jobs, tmp_pa
     # n2 dies (its slurmd, step daemon and task killed): SLURM requeues the job itself.
     # Before: the surviving node's decision said "cancelled".
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, sbatch="--nodes=2 -w n1,n2", command="srun {python} -u {worker}",
-                         WORKER_UNITS="40", WORKER_NODES="2", WORKER_SECONDS="1")
+    job = cluster.submit(
+        tmp_path, state, sbatch="--nodes=2 -w n1,n2", command="srun {python} -u {worker}", WORKER_UNITS="40", WORKER_NODES="2", WORKER_SECONDS="1"
+    )
     cluster.wait("both nodes working", lambda: {node for _, node, *_ in work_log(state)} == {"0", "1"})
     victims = stepd_of(job, "n2")
     assert len(victims) == 2, victims
     slurmd = int(Path(f"{CLUSTER_DIR}/run/slurmd.n2.pid").read_text())
-    for pid in victims + [slurmd]:
+    for pid in [*victims, slurmd]:
         os.kill(pid, signal.SIGKILL)
     try:
         cluster.wait("gstop's decision", lambda: decisions(state), timeout=120)
@@ -262,8 +280,7 @@ def unprivileged(cluster, tmp_path_factory):
     base = Path(f"/tmp/gracefulstop-{USER}")
     shutil.rmtree(base, ignore_errors=True)
     (base / "site").mkdir(parents=True)
-    shutil.copytree(Path(gracefulstop.__file__).parent, base / "site" / "gracefulstop",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(Path(gracefulstop.__file__).parent, base / "site" / "gracefulstop", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(gracefulstop.LIBRARY_PATH, base / "site" / "gracefulstop" / "libgracefulstop.so")
     shutil.copy2(GSTOP, base / "gstop")
     shutil.copy2(WORKER, base / "job_worker.py")
@@ -279,9 +296,18 @@ def test_a_job_of_an_unprivileged_user_is_warned_requeued_resumed_and_finished(c
     base, work = unprivileged
     state = work / "state"
     python = shutil.which("python3", path="/usr/bin:/bin")
-    job = cluster.submit(work, state, user=USER, gstop=str(base / "gstop"), command=f"{python} -u {base / 'job_worker.py'}",
-                         sbatch="--exclude=n3", WORKER_UNITS="12", WORKER_SECONDS="1", PYTHONPATH=str(base / "site"),
-                         GRACEFULSTOP_LIBRARY=str(base / "site" / "gracefulstop" / "libgracefulstop.so"))
+    job = cluster.submit(
+        work,
+        state,
+        user=USER,
+        gstop=str(base / "gstop"),
+        command=f"{python} -u {base / 'job_worker.py'}",
+        sbatch="--exclude=n3",
+        WORKER_UNITS="12",
+        WORKER_SECONDS="1",
+        PYTHONPATH=str(base / "site"),
+        GRACEFULSTOP_LIBRARY=str(base / "site" / "gracefulstop" / "libgracefulstop.so"),
+    )
     assert cluster.show(job)["UserId"].startswith(f"{USER}(")
     cluster.wait("three units started", lambda: len(work_log(state)) >= 3)
     cluster.warn(job)
@@ -302,7 +328,11 @@ def test_a_command_the_user_cannot_reach_is_permission_denied_not_not_found(unpr
     program = locked / "python"
     program.write_text("#!/bin/sh\nexit 0\n")
     program.chmod(0o755)
-    result = subprocess.run(["runuser", "-u", USER, "--", str(base / "gstop"), "run", "--state", str(work / "denied"), "--", str(program)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["runuser", "-u", USER, "--", str(base / "gstop"), "run", "--state", str(work / "denied"), "--", str(program)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 74, result.stderr
     assert f"cannot run {program}: permission denied" in result.stderr, result.stderr

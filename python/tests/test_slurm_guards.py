@@ -4,6 +4,7 @@ every time under --retry-failures 2 stops with exit 74 at its first attempt, ins
 through the queue 20 times (each attempt is a new gstop: the guard's memory is that file); and a
 requeue whose scontrol is slow to return — killed by the requeue's own TERM before it answers —
 is reported as the requeue it was."""
+
 from __future__ import annotations
 
 import gracefulstop

@@ -3,6 +3,7 @@ just before the time-limit warning and started again 90 s later (the requeue is 
 goes through, and the run finishes), and stopped for longer than the job has left (the decision
 line and requeue.failed in the state say so; gstop status shows it). And how many scontrol calls an
 attempt makes, counted by a logging wrapper on the job's PATH."""
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import CLUSTER_DIR, GSTOP
 from slurmtest import assert_each_unit_once, events, scontrol_wrapper, work_log
 
@@ -32,8 +32,11 @@ def stop_slurmctld() -> None:
 
 def start_slurmctld(cluster) -> None:
     subprocess.run(["slurmctld", "-f", f"{CLUSTER_DIR}/slurm.conf"], env=cluster.env, check=True, timeout=60)
-    cluster.wait("slurmctld answers", lambda: subprocess.run(["scontrol", "ping"], env=cluster.env, capture_output=True,
-                                                             text=True).stdout.count("UP") > 0, timeout=60)
+    cluster.wait(
+        "slurmctld answers",
+        lambda: subprocess.run(["scontrol", "ping"], env=cluster.env, capture_output=True, text=True).stdout.count("UP") > 0,
+        timeout=60,
+    )
 
 
 def gstop_pid(state: Path) -> int:

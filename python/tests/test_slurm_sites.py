@@ -1,6 +1,7 @@
 """Site realities on the real test cluster (scripts/slurm-cluster): OpenMPI's mpirun as the launcher
 (each rank its own share, the warning forwarded to every rank), and separate budgets — preemptions
 do not use up --max-restarts, while time limits still stop at it."""
+
 from __future__ import annotations
 
 import json
@@ -8,13 +9,17 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-
 import gracefulstop
+import pytest
 from slurmtest import assert_each_unit_once, events, work_log
 
-MPI_ENV = {"OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OMPI_MCA_btl": "self,tcp",
-           "OMPI_MCA_btl_tcp_if_include": "lo", "OMPI_MCA_oob_tcp_if_include": "lo"}
+MPI_ENV = {
+    "OMPI_ALLOW_RUN_AS_ROOT": "1",
+    "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
+    "OMPI_MCA_btl": "self,tcp",
+    "OMPI_MCA_btl_tcp_if_include": "lo",
+    "OMPI_MCA_oob_tcp_if_include": "lo",
+}
 
 
 def decisions(state: Path) -> list[dict]:
@@ -32,8 +37,16 @@ def mpirun():
 def test_mpirun_ranks_each_work_their_own_share_and_stop_at_a_unit_boundary_on_the_warning(cluster, mpirun, tmp_path, layout):
     state = tmp_path / "state"
     sbatch = "--nodes=1 --ntasks=2" if layout.startswith("2 ranks") else "--nodes=2 --ntasks-per-node=1"
-    job = cluster.submit(tmp_path, state, sbatch=sbatch, command="mpirun -np 2 {python} -u {worker}",
-                         WORKER_UNITS="40", WORKER_NODES="2", WORKER_SECONDS="0.5", **MPI_ENV)
+    job = cluster.submit(
+        tmp_path,
+        state,
+        sbatch=sbatch,
+        command="mpirun -np 2 {python} -u {worker}",
+        WORKER_UNITS="40",
+        WORKER_NODES="2",
+        WORKER_SECONDS="0.5",
+        **MPI_ENV,
+    )
     # Both ranks at work (each logs its own share's node number), then the warning mid-run.
     cluster.wait("both ranks working", lambda: {line[1] for line in work_log(state)} == {"0", "1"}, timeout=120)
     cluster.warn(job)
@@ -51,15 +64,24 @@ def test_mpirun_ranks_each_work_their_own_share_and_stop_at_a_unit_boundary_on_t
     assert cluster.show(job)["Restarts"] == "1"
     exits = [event for event in events(state) if event.get("event") == "child_exit"]
     assert [e["exit"] for e in exits] == [0, 0], exits
-    print(f"\nmpirun, {layout}: {len(begun_first)} units before the warning, one requeue, 40 units once; "
-          f"forwarded: {'mpirun: Forwarding signal 10' in cluster.output(tmp_path, job)}")
+    print(
+        f"\nmpirun, {layout}: {len(begun_first)} units before the warning, one requeue, 40 units once; "
+        f"forwarded: {'mpirun: Forwarding signal 10' in cluster.output(tmp_path, job)}"
+    )
 
 
 def test_preemptions_do_not_use_up_max_restarts(cluster, tmp_path):
     # "low" (PriorityTier 1, GraceTime) on n3, preempted twice by jobs in "high"; --max-restarts 1.
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, gstop_options="--max-restarts 1", sbatch="-p low --exclusive",
-                         command="srun {python} -u {worker}", WORKER_UNITS="30", WORKER_SECONDS="1")
+    job = cluster.submit(
+        tmp_path,
+        state,
+        gstop_options="--max-restarts 1",
+        sbatch="-p low --exclusive",
+        command="srun {python} -u {worker}",
+        WORKER_UNITS="30",
+        WORKER_SECONDS="1",
+    )
     for preemption in (1, 2):
         started = len(work_log(state))
         cluster.wait("three more units started", lambda: len(work_log(state)) >= started + 3, timeout=120)
@@ -102,8 +124,17 @@ def test_a_node_that_kills_every_unit_is_excluded_and_its_units_are_not_quaranti
     # opinion) and does it. Two of them make n2 bad: the requeue excludes it, the job finishes on
     # n1 and n3, and no unit is quarantined for n2's failures.
     state = tmp_path / "state"
-    job = cluster.submit(tmp_path, state, gstop_options="--retry-failures 3", sbatch="--nodes=2", command="srun {python} -u {worker}",
-                         WORKER_UNITS="24", WORKER_NODES="2", WORKER_SECONDS="1", WORKER_CRASH_NODE="n2")
+    job = cluster.submit(
+        tmp_path,
+        state,
+        gstop_options="--retry-failures 3",
+        sbatch="--nodes=2",
+        command="srun {python} -u {worker}",
+        WORKER_UNITS="24",
+        WORKER_NODES="2",
+        WORKER_SECONDS="1",
+        WORKER_CRASH_NODE="n2",
+    )
 
     def done_on_n1(unit: str) -> bool:
         with gracefulstop.open(state, node=0) as opened:
@@ -113,7 +144,7 @@ def test_a_node_that_kills_every_unit_is_excluded_and_its_units_are_not_quaranti
         running = cluster.wait_state(job, "RUNNING", restarts=attempt, timeout=120)
         assert running["NodeList"] == "n[1-2]", running  # first fit: n2 again, until it is excluded
         cluster.wait(f"n2's worker dies in attempt {attempt}", lambda: any(c[2] == str(attempt) for c in crashes(state)), timeout=120)
-        crashed = [c[0] for c in crashes(state) if c[2] == str(attempt)][0]
+        crashed = next(c[0] for c in crashes(state) if c[2] == str(attempt))
         cluster.wait(f"{crashed} done on n1", lambda: done_on_n1(crashed), timeout=120)
         cluster.warn(job)
         cluster.wait_state(job, "PENDING", restarts=attempt + 1, timeout=90)
@@ -130,4 +161,4 @@ def test_a_node_that_kills_every_unit_is_excluded_and_its_units_are_not_quaranti
     status = json.loads(cluster.command("env", f"PATH={os.environ['PATH']}", cluster.gstop, "status", "--json", "--state", str(state)))
     assert status["quarantined"] == [] and status["remaining"] == 0 and status["run_done"], status
     assert [bad["node"] for bad in status["bad_nodes"]] == ["n2"] and len(status["bad_nodes"][0]["units"]) == 2, status["bad_nodes"]
-    print(f"\nbad node: {[r for r in second['reasons'] if 'bad node' in r][0]}")
+    print(f"\nbad node: {next(r for r in second['reasons'] if 'bad node' in r)}")

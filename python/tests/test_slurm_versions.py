@@ -5,6 +5,7 @@ that release's own `scontrol` text. Their signals and states are the same as 22.
 is not (24.11 splits TRES, 26.05 adds SubmitLine with the raw submit command and sets
 SLURM_STEP_ID=-5 in the batch script), and user text in free-text fields must change nothing.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,9 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 import gracefulstop
+import pytest
 from conftest import GSTOP, REPOSITORY, WORKER
 from slurmtest import Cluster, assert_each_unit_once, events, work_log
 
@@ -55,8 +55,9 @@ def limit_job(release, tmp_path_factory):
     """A job that reaches a real one-minute time limit (no warning, no deadline): submitted first."""
     directory = tmp_path_factory.mktemp("limit")
     state = directory / "state"
-    job = release.submit(directory, state, gstop_options="--deadline-margin off", sbatch="--time=1 --exclude=n3",
-                         WORKER_UNITS="400", WORKER_SECONDS="1")
+    job = release.submit(
+        directory, state, gstop_options="--deadline-margin off", sbatch="--time=1 --exclude=n3", WORKER_UNITS="400", WORKER_SECONDS="1"
+    )
     return job, state
 
 
@@ -79,9 +80,19 @@ def test_warning_requeue_resume_finish(release, limit_job, tmp_path):
 def test_scancel_ends_the_job_whatever_its_name_and_comment_say(release, limit_job, tmp_path):
     # Free-text fields that mimic a time limit must not turn a cancel into a requeue.
     state = tmp_path / "state"
-    job = release.submit(tmp_path, state, sbatch="--exclude=n3", WORKER_UNITS="100", WORKER_SECONDS="0.5",
-                         sbatch_args=("-J", "fake JobState=COMPLETING Reason=TimeLimit Restarts=3",
-                                      "--comment", "Reason=TimeLimit JobState=TIMEOUT EndTime=2020-01-01T00:00:00"))
+    job = release.submit(
+        tmp_path,
+        state,
+        sbatch="--exclude=n3",
+        WORKER_UNITS="100",
+        WORKER_SECONDS="0.5",
+        sbatch_args=(
+            "-J",
+            "fake JobState=COMPLETING Reason=TimeLimit Restarts=3",
+            "--comment",
+            "Reason=TimeLimit JobState=TIMEOUT EndTime=2020-01-01T00:00:00",
+        ),
+    )
     release.wait("two units started", lambda: len(work_log(state)) >= 2)
     release.command("scancel", job)
     release.wait("gstop's decision", lambda: events(state, "decision"), timeout=60)
@@ -108,8 +119,7 @@ def test_preemption_with_srun_is_requeued_once_by_slurm(release, limit_job, tmp_
     # themselves (seen here); a requeue of gstop's on top was carried over and requeued the next,
     # finished attempt once more (Restarts=2). So here gstop leaves the requeue to SLURM.
     state = tmp_path / "state"
-    job = release.submit(tmp_path, state, sbatch="-p low --exclusive", command="srun {python} -u {worker}",
-                         WORKER_UNITS="40", WORKER_SECONDS="1")
+    job = release.submit(tmp_path, state, sbatch="-p low --exclusive", command="srun {python} -u {worker}", WORKER_UNITS="40", WORKER_SECONDS="1")
     release.preempt(tmp_path, state)
     release.wait_state(job, "PENDING", restarts=1, timeout=60)
     decision = first_decision(state)

@@ -2,9 +2,9 @@
 stop requests (a page in /dev/shm), so the state directory is looked at once per check interval per
 host however many processes ask; counted with strace on real processes. A stop still reaches every
 process within the interval, and a forked child takes the watch over when its parent is gone."""
+
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import child_environment
 
 INTERVAL = 0.5
@@ -70,15 +69,36 @@ def run_host(tmp_path: Path, processes: int, seconds: float, request_after: floa
     tmp_path.mkdir(parents=True, exist_ok=True)
     state = tmp_path / "state"
     trace = tmp_path / "trace"
-    result = subprocess.run([need_strace(), "-f", "-ttt", "-e", "trace=openat", "-o", str(trace), sys.executable, "-c", HOST,
-                             str(state), str(processes), str(seconds), str(request_after)],
-                            env=child_environment(GRACEFULSTOP_CHECK_INTERVAL=str(INTERVAL), **env), capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [
+            need_strace(),
+            "-f",
+            "-ttt",
+            "-e",
+            "trace=openat",
+            "-o",
+            str(trace),
+            sys.executable,
+            "-c",
+            HOST,
+            str(state),
+            str(processes),
+            str(seconds),
+            str(request_after),
+        ],
+        env=child_environment(GRACEFULSTOP_CHECK_INTERVAL=str(INTERVAL), **env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     ready = max(float(line.split()[1]) for line in lines if line.startswith("ready"))
-    looks = [float(line.split()[1]) for line in trace.read_text().splitlines()
-             if re.search(rf'openat\(AT_FDCWD, "{re.escape(str(state))}", O_RDONLY\|O_CLOEXEC\|O_DIRECTORY', line)]
+    looks = [
+        float(line.split()[1])
+        for line in trace.read_text().splitlines()
+        if re.search(rf'openat\(AT_FDCWD, "{re.escape(str(state))}", O_RDONLY\|O_CLOEXEC\|O_DIRECTORY', line)
+    ]
     return lines, [t for t in looks if t > ready]
 
 
@@ -87,8 +107,10 @@ def test_eight_processes_of_a_host_look_at_the_state_once_per_interval_between_t
     _, shared = run_host(tmp_path / "shared", 8, seconds)
     _, alone = run_host(tmp_path / "alone", 8, seconds, GRACEFULSTOP_HOST_BOARD="0")
     window = seconds - 1.0  # from the last process's first call to the end, about
-    print(f"\nlooks at the state directory by 8 processes in ~{window:.0f} s at a {INTERVAL} s interval: "
-          f"shared watcher {len(shared)}, each process its own {len(alone)}")
+    print(
+        f"\nlooks at the state directory by 8 processes in ~{window:.0f} s at a {INTERVAL} s interval: "
+        f"shared watcher {len(shared)}, each process its own {len(alone)}"
+    )
     assert len(shared) <= window / INTERVAL + 3, shared
     assert len(alone) >= 4 * len(shared), (len(alone), len(shared))  # the condition is real here
 
@@ -122,13 +144,21 @@ print("stopped", time.time(), state.stop_reason().detail, flush=True)
 
 def test_a_forked_child_takes_the_watch_over_when_its_parent_is_gone(tmp_path):
     state = tmp_path / "state"
-    child = subprocess.Popen([sys.executable, "-c", FORKED, str(state)], env=child_environment(GRACEFULSTOP_CHECK_INTERVAL=str(INTERVAL)),
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", FORKED, str(state)],
+        env=child_environment(GRACEFULSTOP_CHECK_INTERVAL=str(INTERVAL)),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout.readline().startswith("parent gone")
     time.sleep(2 * INTERVAL)
     requested = time.time()
-    subprocess.run([sys.executable, "-c", f"import gracefulstop; gracefulstop.open({str(state)!r}).request_stop('for the child')"],
-                   env=child_environment(), check=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", f"import gracefulstop; gracefulstop.open({str(state)!r}).request_stop('for the child')"],
+        env=child_environment(),
+        check=True,
+        timeout=60,
+    )
     line = child.stdout.readline()
     child.wait(timeout=30)
     assert line.startswith("stopped") and "for the child" in line, line

@@ -3,6 +3,7 @@ stop signal with the whole process group (as SLURM's time limit, scancel and gst
 send it) stops at a step with its checkpoint and resumes exactly; two ranks under torchrun (gloo)
 stop at the same step. PyTorch is installed from the wheel on this machine (/opt/wheels) or PyPI
 when missing."""
+
 from __future__ import annotations
 
 import glob
@@ -15,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import GSTOP, child_environment
 
 
@@ -25,8 +25,7 @@ def _import_torch():
     except ImportError:
         wheels = sorted(glob.glob("/opt/wheels/torch-*.whl"))
         source = wheels[-1] if wheels else "torch"
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", source], check=True,
-                       timeout=1200)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", source], check=True, timeout=1200)
 
 
 _import_torch()
@@ -41,8 +40,14 @@ def run_job(directory: Path, *options: str, signal_number: int | None = None, af
     """Runs torch_job.py in its own process group; with a signal, sends it to the whole group
     `after` seconds after the job's workers started. Returns (exit status, stdout, stderr) and
     whether any process of the group outlived the job by 10 s."""
-    job = subprocess.Popen([sys.executable, JOB, str(directory), *options], env=child_environment(**env), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, text=True, start_new_session=True)
+    job = subprocess.Popen(
+        [sys.executable, JOB, str(directory), *options],
+        env=child_environment(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     if signal_number is not None:
         assert job.stdout.readline() == "ready\n"
         time.sleep(after)
@@ -80,10 +85,12 @@ CASES = [  # context, persistent workers, the signal to the group, workers start
 ]
 
 
-@pytest.mark.parametrize("context,persistent,signal_number,late", CASES,
-                         ids=[f"{c}-{'persistent' if p else 'fresh'}-{signal.Signals(s).name}{'-late' if late else ''}" for c, p, s, late in CASES])
-def test_a_stop_signal_to_the_whole_group_stops_at_a_step_with_a_checkpoint_and_resumes_exactly(tmp_path, context, persistent,
-                                                                                                   signal_number, late):
+@pytest.mark.parametrize(
+    "context,persistent,signal_number,late",
+    CASES,
+    ids=[f"{c}-{'persistent' if p else 'fresh'}-{signal.Signals(s).name}{'-late' if late else ''}" for c, p, s, late in CASES],
+)
+def test_a_stop_signal_to_the_whole_group_stops_at_a_step_with_a_checkpoint_and_resumes_exactly(tmp_path, context, persistent, signal_number, late):
     options = ["--context", context] + (["--persistent"] if persistent else []) + (["--open-state-late"] if late else [])
     # Spawned workers take seconds to import torch: the signal lands while they start.
     status, out, err, lingering = run_job(tmp_path, *options, signal_number=signal_number, after=0.3 if context == "spawn" else 0.6)
@@ -122,9 +129,33 @@ def test_under_gstop_the_warning_stops_training_and_the_restart_finishes_it(tmp_
     work = tmp_path / "work"
     work.mkdir()
     # Local mode acts out the time limit: the warning 2.5 s before it, TERM to the group at it.
-    result = subprocess.run([GSTOP, "run", "--state", str(state), "--time-limit", "7s", "--warn-before", "2.5s", "--grace", "2s",
-                             "--", sys.executable, JOB, str(work), "--context", "fork", "--persistent", "--step-seconds", "0.1"],
-                            env=child_environment(), capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            GSTOP,
+            "run",
+            "--state",
+            str(state),
+            "--time-limit",
+            "7s",
+            "--warn-before",
+            "2.5s",
+            "--grace",
+            "2s",
+            "--",
+            sys.executable,
+            JOB,
+            str(work),
+            "--context",
+            "fork",
+            "--persistent",
+            "--step-seconds",
+            "0.1",
+        ],
+        env=child_environment(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "all work is done (study.done)" in result.stderr
     events = [json.loads(line) for line in (state / "events.jsonl").read_text().splitlines()]
@@ -182,9 +213,33 @@ def test_two_ranks_under_torchrun_stop_at_the_same_step_and_resume(tmp_path):
     script.write_text(DDP_JOB)
     # torchrun dies from USR1 (it forwards only INT, TERM, HUP, QUIT): --child-signal none, and the
     # ranks hear the stop request gstop writes into the state within the check interval.
-    result = subprocess.run([GSTOP, "run", "--state", str(state), "--time-limit", "9s", "--warn-before", "3s", "--child-signal", "none",
-                             "--", sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), str(work)],
-                            env=child_environment(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [
+            GSTOP,
+            "run",
+            "--state",
+            str(state),
+            "--time-limit",
+            "9s",
+            "--warn-before",
+            "3s",
+            "--child-signal",
+            "none",
+            "--",
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(script),
+            str(work),
+        ],
+        env=child_environment(OMP_NUM_THREADS="1"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "a stop request only: --child-signal none" in result.stderr and "all work is done (study.done)" in result.stderr
     logs = {rank: [json.loads(line) for line in (work / f"rank{rank}.jsonl").read_text().splitlines()] for rank in (0, 1)}

@@ -1,6 +1,7 @@
 """Per-unit intelligence under `gstop run` in local mode, with real processes, real timers and a real
 segfault: units that cannot finish before the deadline are not begun, a unit that kills its worker
 every time is quarantined while the rest of the run finishes, and the estimate in `gstop status`."""
+
 from __future__ import annotations
 
 import collections
@@ -17,12 +18,32 @@ from test_gstop import events, gstop, work_log
 UNITS = [f"u{i:03d}" for i in range(6)]
 
 
-def run_short_limit(state: Path, mode: str) -> "subprocess.CompletedProcess":
+def run_short_limit(state: Path, mode: str) -> subprocess.CompletedProcess:
     # Units of 1 s; a 3 s limit whose warning comes 0.5 s before it; a short escalation (TERM 0.3 s
     # after the warning, KILL 0.2 s later), as SLURM's KillWait would cut a job that overruns.
-    return gstop("run", "--state", str(state), "--time-limit", "3s", "--warn-before", "0.5s", "--grace", "0.3s",
-                 "--term-grace", "0.3s", "--kill-after", "0.2s", "--max-idle-attempts", "0", "--", *worker_command(),
-                 WORKER_UNITS=str(len(UNITS)), WORKER_SECONDS="1", WORKER_MODE=mode, timeout=180)
+    return gstop(
+        "run",
+        "--state",
+        str(state),
+        "--time-limit",
+        "3s",
+        "--warn-before",
+        "0.5s",
+        "--grace",
+        "0.3s",
+        "--term-grace",
+        "0.3s",
+        "--kill-after",
+        "0.2s",
+        "--max-idle-attempts",
+        "0",
+        "--",
+        *worker_command(),
+        WORKER_UNITS=str(len(UNITS)),
+        WORKER_SECONDS="1",
+        WORKER_MODE=mode,
+        timeout=180,
+    )
 
 
 def test_the_seed_loop_begins_units_it_cannot_finish_and_loses_them(tmp_path):
@@ -40,7 +61,7 @@ def test_work_never_begins_a_unit_that_cannot_finish_before_the_deadline(tmp_pat
     result = run_short_limit(tmp_path, "work")
     assert result.returncode == 0, result.stderr
     begun = collections.Counter(unit for unit, *_ in work_log(tmp_path))
-    assert begun == {unit: 1 for unit in UNITS}, begun  # every unit begun once: none begun and lost
+    assert begun == dict.fromkeys(UNITS, 1), begun  # every unit begun once: none begun and lost
     state = gracefulstop.open(tmp_path)
     assert state.remaining_units() == [] and state.run_done()
     decisions = [e for e in events(tmp_path) if e["event"] == "decision"]
@@ -58,12 +79,22 @@ def test_work_never_begins_a_unit_that_cannot_finish_before_the_deadline(tmp_pat
 
 
 def test_a_units_own_estimate_is_used_before_any_unit_has_finished(tmp_path):
-    code = ("import gracefulstop, sys; s = gracefulstop.create(sys.argv[1], ['a', 'b']); "
-            "print(s.begin('a', estimate=100)); print(s.stop_reason().detail); print(s.begin('b'))")
-    import subprocess, sys  # noqa: E401
+    code = (
+        "import gracefulstop, sys; s = gracefulstop.create(sys.argv[1], ['a', 'b']); "
+        "print(s.begin('a', estimate=100)); print(s.stop_reason().detail); print(s.begin('b'))"
+    )
+    import subprocess
+    import sys
+
     from conftest import child_environment
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60,
-                            env=child_environment(GRACEFULSTOP_DEADLINE=str(time.time() + 30)))
+
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=child_environment(GRACEFULSTOP_DEADLINE=str(time.time() + 30)),
+    )
     assert result.returncode == 0, result.stderr
     outcome, detail, second = result.stdout.splitlines()
     assert outcome == "stop" and "the next unit needs ~1m40s" in detail and second == "stop"
@@ -72,9 +103,22 @@ def test_a_units_own_estimate_is_used_before_any_unit_has_finished(tmp_path):
 POISON_UNITS = 40
 
 
-def run_poison(state: Path, *extra: str, mode: str = "poison", retry: bool = True, **env: str) -> "subprocess.CompletedProcess":
-    return gstop("run", "--state", str(state), *(["--retry-failures", "5"] if retry else []), *extra, "--", *worker_command(),
-                 WORKER_UNITS=str(POISON_UNITS), WORKER_SECONDS="0.01", WORKER_MODE=mode, WORKER_POISON="u003", timeout=300, **env)
+def run_poison(state: Path, *extra: str, mode: str = "poison", retry: bool = True, **env: str) -> subprocess.CompletedProcess:
+    return gstop(
+        "run",
+        "--state",
+        str(state),
+        *(["--retry-failures", "5"] if retry else []),
+        *extra,
+        "--",
+        *worker_command(),
+        WORKER_UNITS=str(POISON_UNITS),
+        WORKER_SECONDS="0.01",
+        WORKER_MODE=mode,
+        WORKER_POISON="u003",
+        timeout=300,
+        **env,
+    )
 
 
 def test_a_unit_that_sigkills_its_worker_is_quarantined_with_default_options(tmp_path):
@@ -169,6 +213,7 @@ def test_a_stop_mid_unit_does_not_count_toward_quarantine(tmp_path):
 def test_bad_estimates_are_refused_and_leave_the_state_intact(tmp_path):
     state = gracefulstop.create(tmp_path, ["a"])
     import pytest
+
     for bad in (-1, float("nan"), float("inf")):
         with pytest.raises(gracefulstop.InvalidArgumentError, match="estimate"):
             state.begin("a", estimate=bad)
@@ -177,8 +222,10 @@ def test_bad_estimates_are_refused_and_leave_the_state_intact(tmp_path):
     assert not (tmp_path / "begun").exists() and state.remaining_units() == ["a"]
 
 
-DIE_IN_UNIT = ("import gracefulstop, os, signal, sys; s = gracefulstop.open(sys.argv[1]); "
-               "assert s.begin(sys.argv[2]) == 'begun', s.stop_reason(); os.kill(os.getpid(), signal.SIGKILL)")
+DIE_IN_UNIT = (
+    "import gracefulstop, os, signal, sys; s = gracefulstop.open(sys.argv[1]); "
+    "assert s.begin(sys.argv[2]) == 'begun', s.stop_reason(); os.kill(os.getpid(), signal.SIGKILL)"
+)
 
 
 def test_a_bad_nodes_failures_count_toward_no_quarantine(tmp_path):
@@ -191,8 +238,12 @@ def test_a_bad_nodes_failures_count_toward_no_quarantine(tmp_path):
             (state / "bad-nodes").mkdir()
             (state / "bad-nodes" / "n2.json").write_text('{"node": "n2", "units": ["u004", "u005"], "job": "7"}\n')
         for restart in range(3):
-            died = subprocess.run([sys.executable, "-c", DIE_IN_UNIT, str(state), "u000"], capture_output=True, text=True,
-                                  env=child_environment(SLURMD_NODENAME="n2", GRACEFULSTOP_RESTART_COUNT=str(restart)))
+            died = subprocess.run(
+                [sys.executable, "-c", DIE_IN_UNIT, str(state), "u000"],
+                capture_output=True,
+                text=True,
+                env=child_environment(SLURMD_NODENAME="n2", GRACEFULSTOP_RESTART_COUNT=str(restart)),
+            )
             assert died.returncode == -9, died.stderr
         left = gstop("remaining", "--state", str(state), GRACEFULSTOP_RESTART_COUNT="3").stdout.split()  # the next attempt's scan
         assert left == (UNITS if bad else UNITS[1:]), left

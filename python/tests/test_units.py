@@ -1,15 +1,15 @@
 """Creating and opening states, marking units, errors for bad input, work()."""
+
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-
-import pytest
+from pathlib import Path
 
 import gracefulstop
+import pytest
 from conftest import child_environment, marker_files, run_python
 
 UNITS = [f"eq{i}" for i in range(1, 11)] + ["a/b c", "..", "x" * 1000, "ünï ✓", "new\nline"]
@@ -30,7 +30,7 @@ def test_create_mark_and_remaining(tmp_path):
     assert marker_files(tmp_path / "s") == sorted(f"2/{gracefulstop.marker_name(u)}" for u in UNITS[10:])
     # The hashed marker of the 1000-byte name holds the name.
     assert state.marker_path("x" * 1000) == str(tmp_path / "s" / "done" / "2" / gracefulstop.marker_name("x" * 1000))
-    name, _, timing = open(state.marker_path("x" * 1000), "rb").read().partition(b"\0")
+    name, _, timing = Path(state.marker_path("x" * 1000)).read_bytes().partition(b"\0")
     assert name == b"x" * 1000 and json.loads(timing)["node"] == state.node  # then its timing record (the marking node)
 
 
@@ -45,14 +45,17 @@ def test_create_again_opens_and_a_different_run_is_refused(tmp_path):
         gracefulstop.create(tmp_path, UNITS, nodes=2, partition="block")
 
 
-@pytest.mark.parametrize("unit, error, text", [
-    ("", gracefulstop.InvalidArgumentError, "must not be empty"),
-    ("a\0b", gracefulstop.InvalidArgumentError, "NUL"),
-    (b"\xc3", gracefulstop.InvalidArgumentError, "not valid UTF-8"),
-    ("\udcff", gracefulstop.InvalidArgumentError, "not valid UTF-8"),
-    ("not-a-unit", gracefulstop.UnknownUnitError, "not in the manifest"),
-    ("y" * 5000, gracefulstop.InvalidArgumentError, "the limit is 4096"),
-])
+@pytest.mark.parametrize(
+    "unit, error, text",
+    [
+        ("", gracefulstop.InvalidArgumentError, "must not be empty"),
+        ("a\0b", gracefulstop.InvalidArgumentError, "NUL"),
+        (b"\xc3", gracefulstop.InvalidArgumentError, "not valid UTF-8"),
+        ("\udcff", gracefulstop.InvalidArgumentError, "not valid UTF-8"),
+        ("not-a-unit", gracefulstop.UnknownUnitError, "not in the manifest"),
+        ("y" * 5000, gracefulstop.InvalidArgumentError, "the limit is 4096"),
+    ],
+)
 def test_bad_unit_names_raise_and_write_nothing(tmp_path, unit, error, text):
     state = gracefulstop.create(tmp_path, UNITS, nodes=1)
     state.mark_done("eq1")
@@ -63,15 +66,18 @@ def test_bad_unit_names_raise_and_write_nothing(tmp_path, unit, error, text):
         state.is_done(unit)
 
 
-@pytest.mark.parametrize("units, nodes, partition, error, text", [
-    ([], 1, "block", gracefulstop.InvalidArgumentError, "at least one unit"),
-    (["a", "a"], 1, "block", gracefulstop.InvalidArgumentError, "appears twice"),
-    (["a", ""], 1, "block", gracefulstop.InvalidArgumentError, "must not be empty"),
-    (["a\0b"], 1, "block", gracefulstop.InvalidArgumentError, "NUL"),
-    (["a"], 0, "block", gracefulstop.InvalidArgumentError, "node count"),
-    (["a"], 2_000_000, "block", gracefulstop.InvalidArgumentError, "above the limit"),
-    (["a"], 1, "random", gracefulstop.InvalidArgumentError, "unknown partition rule 'random'"),
-])
+@pytest.mark.parametrize(
+    "units, nodes, partition, error, text",
+    [
+        ([], 1, "block", gracefulstop.InvalidArgumentError, "at least one unit"),
+        (["a", "a"], 1, "block", gracefulstop.InvalidArgumentError, "appears twice"),
+        (["a", ""], 1, "block", gracefulstop.InvalidArgumentError, "must not be empty"),
+        (["a\0b"], 1, "block", gracefulstop.InvalidArgumentError, "NUL"),
+        (["a"], 0, "block", gracefulstop.InvalidArgumentError, "node count"),
+        (["a"], 2_000_000, "block", gracefulstop.InvalidArgumentError, "above the limit"),
+        (["a"], 1, "random", gracefulstop.InvalidArgumentError, "unknown partition rule 'random'"),
+    ],
+)
 def test_bad_create_arguments(tmp_path, units, nodes, partition, error, text):
     with pytest.raises(error, match=text):
         gracefulstop.create(tmp_path / "s", units, nodes=nodes, partition=partition)
@@ -98,7 +104,7 @@ def test_nodes_out_of_range_and_missing_states(tmp_path, monkeypatch):
         gracefulstop.open(tmp_path / "s", node=-1)
     with pytest.raises(gracefulstop.StateSystemError, match=f"{tmp_path}/absent does not exist"):
         gracefulstop.open(tmp_path / "absent")
-    with pytest.raises(gracefulstop.BadStateError, match="manifest.json does not exist"):
+    with pytest.raises(gracefulstop.BadStateError, match=r"manifest\.json does not exist"):
         gracefulstop.open(tmp_path)
     (tmp_path / "file").write_text("x")
     with pytest.raises(gracefulstop.StateSystemError, match="file"):
@@ -128,7 +134,8 @@ def test_work_yields_remaining_units_and_ends_on_a_stop(tmp_path):
     assert reason.kind == "request" and "test: enough" in reason.detail
     assert (tmp_path / "stop.request").exists()
     # A new attempt (started after the request) is not stopped by it, and finishes.
-    assert run_python(f"""
+    assert (
+        run_python(f"""
 import gracefulstop, time
 state = gracefulstop.open({str(tmp_path)!r})
 state.set_check_interval(0)
@@ -137,7 +144,9 @@ units = list(state.work())
 for unit in units: state.mark_done(unit)
 print(units)
 assert state.run_done()
-""").stdout.strip() == "['eq5', 'eq6']"
+""").stdout.strip()
+        == "['eq5', 'eq6']"
+    )
     assert (tmp_path / "run.done").exists()
 
 
@@ -168,14 +177,14 @@ gracefulstop.mark_done("x")
 """)
     assert out.stdout.strip() == "False"
     assert "no state directory: set GRACEFULSTOP_STATE_DIR" in out.stderr
-    out = run_python("import gracefulstop; gracefulstop.should_stop()", GRACEFULSTOP_STATE_DIR=str(tmp_path),
-                     GRACEFULSTOP_NODE="9", GRACEFULSTOP_BALANCE="0")
+    out = run_python(
+        "import gracefulstop; gracefulstop.should_stop()", GRACEFULSTOP_STATE_DIR=str(tmp_path), GRACEFULSTOP_NODE="9", GRACEFULSTOP_BALANCE="0"
+    )
     assert "node 9 (from GRACEFULSTOP_NODE) is out of range" in out.stderr
 
 
 def test_deadline_from_the_environment(tmp_path):
-    out = run_python("import gracefulstop; print(gracefulstop.should_stop(), gracefulstop.stop_reason().kind)",
-                     GRACEFULSTOP_DEADLINE="1000")
+    out = run_python("import gracefulstop; print(gracefulstop.should_stop(), gracefulstop.stop_reason().kind)", GRACEFULSTOP_DEADLINE="1000")
     assert out.stdout.strip() == "True deadline", out.stderr
     out = run_python("import gracefulstop; print(gracefulstop.should_stop())", GRACEFULSTOP_DEADLINE="9999999999")
     assert out.stdout.strip() == "False", out.stderr
@@ -195,30 +204,39 @@ except gracefulstop.GracefulStopError as error:
 
 def test_a_process_in_an_srun_step_works_its_tasks_share(tmp_path):
     """Which share a process works on, from the variables srun sets for task 3 of 4 (node 1 of 2)."""
-    step = {"SLURM_JOB_ID": "77", "SLURM_STEP_ID": "0", "SLURM_PROCID": "3", "SLURM_NODEID": "1", "SLURM_LOCALID": "1",
-            "SLURM_STEP_NUM_TASKS": "4", "SLURM_NTASKS": "4"}
+    step = {
+        "SLURM_JOB_ID": "77",
+        "SLURM_STEP_ID": "0",
+        "SLURM_PROCID": "3",
+        "SLURM_NODEID": "1",
+        "SLURM_LOCALID": "1",
+        "SLURM_STEP_NUM_TASKS": "4",
+        "SLURM_NTASKS": "4",
+    }
 
     def run(nodes: int, stderr: bool = False, **env: str) -> str:
         state = tmp_path / f"s{nodes}-{len(env)}-{env.get('GRACEFULSTOP_SHARE', '')}"
-        result = subprocess.run([sys.executable, "-c", SHARE, str(state), str(nodes)], env=child_environment(**env),
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-c", SHARE, str(state), str(nodes)], env=child_environment(**env), capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stderr
         return result.stderr.strip() if stderr else result.stdout.strip()
 
-    assert run(4, **step) == "share 3 ['u3', 'u7']"                      # one share per task
+    assert run(4, **step) == "share 3 ['u3', 'u7']"  # one share per task
     assert run(2, **step, GRACEFULSTOP_SHARE="node") == "share 1 ['u1', 'u3', 'u5', 'u7']"  # the host's, together
     # Per task, but the state has 2 shares: task 3 owns none and only takes over (balancing); task 0
     # says in the job's log how the shares are covered; the strict split refuses.
     assert run(2, **step) == "share 3 []"
     assert run(2, stderr=True, **{**step, "SLURM_PROCID": "0"}) == (
         "gracefulstop: 4 workers for 2 shares: workers 2-3 own no share and take over units of the others, from the end of "
-        "the share with the most left (GRACEFULSTOP_BALANCE=0 keeps the strict split)")
+        "the share with the most left (GRACEFULSTOP_BALANCE=0 keeps the strict split)"
+    )
     assert run(2, stderr=True, **step) == ""  # one line per job, from task 0
     refused = run(2, **step, GRACEFULSTOP_BALANCE="0")
     assert refused.startswith("refused StateMismatchError this job has 4 tasks (from SLURM_PROCID)"), refused
     assert "create the state with nodes=4" in refused and "GRACEFULSTOP_BALANCE" in refused
     assert run(4, **{k: v for k, v in step.items() if k != "SLURM_STEP_ID"}) == "share 1 ['u1', 'u5']"  # the batch script: its node
-    assert run(8, **step, SLURM_ARRAY_TASK_ID="5") == "share 5 ['u5']"    # an array task is its own share
+    assert run(8, **step, SLURM_ARRAY_TASK_ID="5") == "share 5 ['u5']"  # an array task is its own share
     assert run(8, **step, GRACEFULSTOP_NODE="6") == "share 6 ['u6']"
     bad = run(4, **step, GRACEFULSTOP_SHARE="rank")
     assert bad.startswith("refused InvalidArgumentError GRACEFULSTOP_SHARE='rank' is not a share kind"), bad

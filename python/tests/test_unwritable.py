@@ -3,6 +3,7 @@
 As root (CI), permission bits do not stop writes, so the state is put on a real read-only
 filesystem (a tmpfs remounted read-only); as another user, a directory without write permission.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -10,9 +11,8 @@ import gc
 import os
 import subprocess
 
-import pytest
-
 import gracefulstop
+import pytest
 from conftest import marker_files
 
 

@@ -4,6 +4,7 @@ C API, and a real run in an older userland (Debian 11 "bullseye": glibc 2.31, Py
 chroot), both through Python and with gstop alone. Then the developer's routes: a wheel built from
 the checkout or from the sdist is tagged with what its binaries need, as auditwheel judges it.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -17,7 +18,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import REPOSITORY
 
 CI = os.environ.get("CI") == "true"
@@ -37,8 +37,7 @@ def need_tool(condition: bool, why: str) -> None:
 def ensure_module(module: str, requirement: str) -> None:
     """Installs a PyPI tool the test drives (auditwheel, build) into this environment when missing."""
     if importlib.util.find_spec(module) is None:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement],
-                       check=True, timeout=300)
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement], check=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -47,11 +46,12 @@ def release_wheel(tmp_path_factory) -> Path:
     given = os.environ.get("GRACEFULSTOP_RELEASE_WHEEL")
     if given:
         return Path(given)
-    need_tool(shutil.which("swift") is not None and os.uname().machine == "x86_64",
-              "building the release wheel needs the Swift toolchain on x86_64 (./scripts/wheel)")
+    need_tool(
+        shutil.which("swift") is not None and os.uname().machine == "x86_64",
+        "building the release wheel needs the Swift toolchain on x86_64 (./scripts/wheel)",
+    )
     out = tmp_path_factory.mktemp("release")
-    result = subprocess.run([str(REPOSITORY / "scripts" / "wheel"), "--out", str(out)], capture_output=True, text=True,
-                            timeout=900)
+    result = subprocess.run([str(REPOSITORY / "scripts" / "wheel"), "--out", str(out)], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return Path(result.stdout.strip().splitlines()[-1])
 
@@ -61,14 +61,12 @@ def unpacked(release_wheel, tmp_path_factory) -> dict[str, Path]:
     where = tmp_path_factory.mktemp("unpacked")
     with zipfile.ZipFile(release_wheel) as wheel:
         wheel.extractall(where)
-    return {"library": where / "gracefulstop" / "libgracefulstop.so",
-            "gstop": where / "gracefulstop-0.1.0.data" / "data" / "bin" / "gstop"}
+    return {"library": where / "gracefulstop" / "libgracefulstop.so", "gstop": where / "gracefulstop-0.1.0.data" / "data" / "bin" / "gstop"}
 
 
 def auditwheel_verdict(wheel: Path) -> str:
     ensure_module("auditwheel", "auditwheel")
-    out = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(wheel)], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run([sys.executable, "-m", "auditwheel", "show", str(wheel)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     text = " ".join(out.stdout.split())
     verdict = re.search(r'is consistent with the following platform tag: "([^"]+)"', text)
@@ -111,17 +109,18 @@ def test_the_release_binaries_need_glibc_2_17_at_most_and_no_cxx_runtime(unpacke
     assert needed <= SYSTEM_LIBRARIES, needed - SYSTEM_LIBRARIES  # no libstdc++, no libgcc_s, no Swift
     assert set(versions) <= needed and versions
     everything = set().union(*versions.values())
-    too_new = [v for v in everything
-               if not re.fullmatch(r"GLIBC_2\.\d+(\.\d+)?", v)
-               or tuple(int(p) for p in v[len("GLIBC_"):].split(".")[:2]) > GLIBC_CEILING]
+    too_new = [
+        v
+        for v in everything
+        if not re.fullmatch(r"GLIBC_2\.\d+(\.\d+)?", v) or tuple(int(p) for p in v[len("GLIBC_") :].split(".")[:2]) > GLIBC_CEILING
+    ]
     assert not too_new, f"{binary} needs {sorted(too_new)}"
     assert "GLIBC_2.17" in everything or "GLIBC_2.16" in everything  # the check reads real version needs
 
 
 def test_the_release_library_exports_exactly_the_c_api_of_the_header(unpacked):
     need_tool(shutil.which("nm") is not None, "nm (binutils) lists the exported symbols")
-    text = subprocess.run(["nm", "-D", "--defined-only", str(unpacked["library"])], capture_output=True, text=True,
-                          check=True).stdout
+    text = subprocess.run(["nm", "-D", "--defined-only", str(unpacked["library"])], capture_output=True, text=True, check=True).stdout
     exported = {line.split()[-1] for line in text.splitlines() if line.split()[1:2] != ["A"]}
     header = (REPOSITORY / "include" / "gracefulstop.h").read_text()
     declared = set(re.findall(r"\b(gracefulstop_[a-z0-9_]+)\s*\(", header))
@@ -133,8 +132,9 @@ def test_the_release_library_exports_exactly_the_c_api_of_the_header(unpacked):
 def in_bullseye(script: str, timeout: float = BULLSEYE_TIMEOUT) -> subprocess.CompletedProcess:
     """Runs a bash script in the Debian 11 chroot of scripts/userland (this machine's /tmp is shared)."""
     need_tool(os.geteuid() == 0, "the older userland is a chroot: it needs root (./scripts/test runs as root in CI)")
-    return subprocess.run([str(REPOSITORY / "scripts" / "userland"), "run", "bash", "-euo", "pipefail", "-c", script],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(REPOSITORY / "scripts" / "userland"), "run", "bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=timeout
+    )
 
 
 SMOKE = r'''
@@ -176,8 +176,7 @@ def test_the_release_wheel_installs_and_runs_in_bullseye(release_wheel, tmp_path
     assert smoke["python"] == [3, 9] and smoke["glibc"] == "glibc 2.31"
     assert smoke["library"] == f"{work}/venv/lib/python3.9/site-packages/gracefulstop/libgracefulstop.so"
     # round-robin over 2 nodes: node 0 has the even units, node 1 the odd ones
-    assert smoke["remaining"] == {"0": ["unit-2", "unit-4", "unit-6", "unit-8"],
-                                  "1": ["unit-1", "unit-5", "unit-7", "unit-9"]}
+    assert smoke["remaining"] == {"0": ["unit-2", "unit-4", "unit-6", "unit-8"], "1": ["unit-1", "unit-5", "unit-7", "unit-9"]}
     assert (smoke["before"], smoke["after"], smoke["reason"], smoke["signal"]) == (False, True, "signal", 10)
     # The demo under gstop: stopped by real signals, restarted, every unit worked on exactly once.
     worked = (work / "demo" / "work.log").read_text().split()
@@ -191,8 +190,7 @@ def test_gstop_alone_from_the_wheel_runs_in_bullseye(release_wheel, tmp_path):
     """README's way to get only the supervisor: unzip its one file onto a PATH; no Python involved."""
     need_tool(shutil.which("unzip") is not None, "README's command uses unzip")
     bin_dir = tmp_path / "bin"
-    subprocess.run(["unzip", "-q", "-j", str(release_wheel), "gracefulstop-*.data/data/bin/gstop", "-d", str(bin_dir)],
-                   check=True)
+    subprocess.run(["unzip", "-q", "-j", str(release_wheel), "gracefulstop-*.data/data/bin/gstop", "-d", str(bin_dir)], check=True)
     units = "\n".join(f"case-{i}" for i in range(6)) + "\n"
     (tmp_path / "units.txt").write_text(units)
     result = in_bullseye(f"""
@@ -206,8 +204,7 @@ def test_gstop_alone_from_the_wheel_runs_in_bullseye(release_wheel, tmp_path):
     assert result.returncode == 0, f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     assert result.stdout.startswith("gstop 0.1.0\n")
     assert (tmp_path / "state" / "run.done").exists()
-    decision = [json.loads(line) for line in (tmp_path / "state" / "events.jsonl").read_text().splitlines()
-                if '"event": "decision"' in line]
+    decision = [json.loads(line) for line in (tmp_path / "state" / "events.jsonl").read_text().splitlines() if '"event": "decision"' in line]
     assert decision and decision[-1]["action"] == "finish", decision
 
 
@@ -217,13 +214,18 @@ def test_a_source_build_is_tagged_with_what_its_binaries_need(route, tmp_path):
     source = str(REPOSITORY / "python")
     if route == "sdist":
         ensure_module("build", "build")
-        subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path / "sdist"), source],
-                       check=True, capture_output=True, timeout=600)
+        subprocess.run(
+            [sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path / "sdist"), source], check=True, capture_output=True, timeout=600
+        )
         (source,) = map(str, (tmp_path / "sdist").glob("gracefulstop-*.tar.gz"))
         with __import__("tarfile").open(source) as sdist:
             assert "gracefulstop-0.1.0/swift/Sources/CSignalShim/signal_shim.c" in sdist.getnames()
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "wheel"),
-                            source], capture_output=True, text=True, timeout=900)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path / "wheel"), source],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = (tmp_path / "wheel").glob("gracefulstop-*.whl")
     tag = re.fullmatch(r"gracefulstop-0\.1\.0-py3-none-(manylinux_2_(\d+)_x86_64)\.whl", wheel.name)
@@ -235,15 +237,23 @@ def test_a_source_build_is_tagged_with_what_its_binaries_need(route, tmp_path):
         # What the honest tag buys: an older system's pip refuses the wheel, instead of installing
         # one that fails at import with "GLIBC_2.34 not found".
         (tmp_path / "refused").mkdir()
-        refused = in_bullseye(f"python3 -m venv {tmp_path}/refused/venv && "
-                              f"{tmp_path}/refused/venv/bin/pip install --no-index {tmp_path}/wheel/{wheel.name}")
+        refused = in_bullseye(
+            f"python3 -m venv {tmp_path}/refused/venv && {tmp_path}/refused/venv/bin/pip install --no-index {tmp_path}/wheel/{wheel.name}"
+        )
         assert refused.returncode != 0 and "is not a supported wheel on this platform" in refused.stderr, refused.stderr
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--no-index", "--no-deps", str(wheel)], check=True)
-    out = subprocess.run([str(venv / "bin" / "python"), "-c",
-                          "import gracefulstop, sys; s = gracefulstop.create(sys.argv[1], ['a', 'b'], nodes=1); "
-                          "s.mark_done('a'); print(s.remaining_units())", str(tmp_path / "state")],
-                         capture_output=True, text=True, cwd=tmp_path)
+    out = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import gracefulstop, sys; s = gracefulstop.create(sys.argv[1], ['a', 'b'], nodes=1); s.mark_done('a'); print(s.remaining_units())",
+            str(tmp_path / "state"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout == "['b']\n"

@@ -10,6 +10,7 @@ every sample was trained on once per epoch across attempts.
 DIR holds checkpoint.pt and seen.jsonl. Exit 0 when stopped (with a checkpoint) or finished (it
 then writes DIR/finished).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,11 +19,10 @@ import os
 import sys
 import time
 
-import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
-
 import gracefulstop
 import gracefulstop.torch as gst
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 SAMPLES, BATCH, EPOCHS = 96, 4, 2
 
@@ -72,12 +72,13 @@ def main() -> int:
     if not args.open_state_late:
         gracefulstop.install_signals()
     state = None
-    seen = open(os.path.join(args.dir, "seen.jsonl"), "a")
+    seen = open(os.path.join(args.dir, "seen.jsonl"), "a")  # noqa: SIM115 - appended to for the whole training
     while epoch < EPOCHS:
         # The one line the README gives (or, for the failure, PyTorch's own defaults).
         options = {"multiprocessing_context": args.context} if args.no_protect else gst.loader_options(args.context)
-        loader = DataLoader(Squares(), batch_size=BATCH, sampler=ResumableSampler(epoch, done_in_epoch), num_workers=2,
-                            persistent_workers=args.persistent, **options)
+        loader = DataLoader(
+            Squares(), batch_size=BATCH, sampler=ResumableSampler(epoch, done_in_epoch), num_workers=2, persistent_workers=args.persistent, **options
+        )
         batches = iter(loader)  # the workers start here
         if state is None:
             # Traps the stop signals (if not yet); under gstop, the state it made (a sweep's: no units).
@@ -94,8 +95,10 @@ def main() -> int:
             seen.write(json.dumps({"epoch": epoch, "indices": indices.tolist(), "pid": os.getpid()}) + "\n")
             seen.flush()
             if state.should_stop():
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                            "done_in_epoch": done_in_epoch}, checkpoint_path + ".tmp")
+                torch.save(
+                    {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch, "done_in_epoch": done_in_epoch},
+                    checkpoint_path + ".tmp",
+                )
                 os.replace(checkpoint_path + ".tmp", checkpoint_path)
                 print(f"stopped ({state.stop_reason().detail}) at epoch {epoch}, sample {done_in_epoch}; checkpoint written", flush=True)
                 del batches, loader  # the loader shuts its workers down

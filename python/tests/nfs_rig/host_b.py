@@ -1,6 +1,7 @@
 """A process on the rig's second host (nfsb) that holds a state open and answers questions about it,
 one JSON line per request line on stdin, so that its NFS client's caches stay warm between them, as
 a long-running job's do."""
+
 from __future__ import annotations
 
 import json

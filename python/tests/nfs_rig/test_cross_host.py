@@ -2,6 +2,7 @@
 kernel NFS clients, v4.2 and v3, default mount options). Run inside the rig by test_nfs.py; each test
 takes both versions. What one host does, the other must see at its next call (markers) or within
 the check interval (stop requests), not after the client's attribute cache expires (30-60 s)."""
+
 from __future__ import annotations
 
 import json
@@ -13,14 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import gracefulstop
+import pytest
 
 HERE = Path(__file__).resolve().parent
 ON_B = shlex.split(os.environ["GSTOP_NFS_ON_B"])
-VERSIONS = {"v4.2": (os.environ["GSTOP_NFS_A4"], os.environ["GSTOP_NFS_B4"]),
-            "v3": (os.environ["GSTOP_NFS_A3"], os.environ["GSTOP_NFS_B3"])}
+VERSIONS = {"v4.2": (os.environ["GSTOP_NFS_A4"], os.environ["GSTOP_NFS_B4"]), "v3": (os.environ["GSTOP_NFS_A3"], os.environ["GSTOP_NFS_B3"])}
 FIGURES = Path(os.environ.get("GSTOP_NFS_FIGURES", "/tmp/gracefulstop-nfs-figures.json"))
 
 
@@ -42,8 +41,9 @@ class HostB:
     """host_b.py on nfsb, holding the state open."""
 
     def __init__(self, state_b: str):
-        self.process = subprocess.Popen(ON_B + [sys.executable, str(HERE / "host_b.py"), state_b], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [*ON_B, sys.executable, str(HERE / "host_b.py"), state_b], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
         assert json.loads(self.process.stdout.readline()) == {"ready": True}
 
     def ask(self, *request: str):
@@ -57,7 +57,7 @@ class HostB:
 
 
 def test_a_mark_on_one_host_is_seen_at_the_other_hosts_next_call(mounts):
-    version, state_a, state_b = mounts
+    _version, state_a, state_b = mounts
     units = [f"u{i}" for i in range(8)]
     a = gracefulstop.create(state_a, units, nodes=2)  # node 0: u0 u2 u4 u6
     b = HostB(state_b)
@@ -114,8 +114,13 @@ def test_a_mark_in_the_same_timestamp_tick_as_a_change_the_other_host_saw_is_sti
             missed_remaining += second in b.ask("remaining", "0")
     finally:
         b.close()
-    record(f"a mark in the tick of a change the other host saw, {version}", rounds=rounds, rounds_in_one_tick=same_tick,
-           is_done_missed=missed_is_done, remaining_missed=missed_remaining)
+    record(
+        f"a mark in the tick of a change the other host saw, {version}",
+        rounds=rounds,
+        rounds_in_one_tick=same_tick,
+        is_done_missed=missed_is_done,
+        remaining_missed=missed_remaining,
+    )
     assert (missed_is_done, missed_remaining) == (0, 0), f"{version}: of {rounds} rounds ({same_tick} in one tick)"
     # The condition was stood up: in some rounds the second mark left the ctime where nfsb saw it.
     assert same_tick >= rounds // 10, f"{version}: only {same_tick} of {rounds} rounds put both marks in one tick"
@@ -139,8 +144,12 @@ def test_a_stop_request_on_one_host_reaches_should_stop_on_the_other_within_the_
         assert seen is not None, f"{version}: nfsb never saw nfsa's stop request in 20 s"
         latencies.append(seen - asked)
     assert max(latencies) < 5, latencies
-    record(f"stop request, nfsa -> nfsb should_stop(), {version}", trials=len(latencies),
-           max_s=round(max(latencies), 3), latencies_s=[round(x, 3) for x in latencies])
+    record(
+        f"stop request, nfsa -> nfsb should_stop(), {version}",
+        trials=len(latencies),
+        max_s=round(max(latencies), 3),
+        latencies_s=[round(x, 3) for x in latencies],
+    )
 
 
 WORKER = """
@@ -164,8 +173,9 @@ def test_kill_9_while_marking_on_nfs_loses_no_returned_mark_as_the_other_host_se
         # Half the writers on nfsa, half on nfsb.
         prefix = [] if trial % 2 == 0 else ON_B
         mount = state_a if trial % 2 == 0 else state_b
-        worker = subprocess.Popen(prefix + [sys.executable, "-c", WORKER, mount, str(trial * per_trial), str((trial + 1) * per_trial)],
-                                  stdout=subprocess.PIPE, text=True)
+        worker = subprocess.Popen(
+            [*prefix, sys.executable, "-c", WORKER, mount, str(trial * per_trial), str((trial + 1) * per_trial)], stdout=subprocess.PIPE, text=True
+        )
         assert worker.stdout.readline() == "ready\n"
         time.sleep(rng.uniform(0, 0.15))
         worker.kill()
@@ -182,8 +192,13 @@ def test_kill_9_while_marking_on_nfs_loses_no_returned_mark_as_the_other_host_se
     assert remaining_a == remaining_b  # both hosts agree on what is left
     assert lost == []
     assert returned, "no mark returned before the kills: the trials tested nothing"
-    record(f"kill -9 while marking, {version}", trials=trials, marks_returned=len(returned), returned_marks_lost=len(lost),
-           done_by_markers=len(units) - len(remaining_a))
+    record(
+        f"kill -9 while marking, {version}",
+        trials=trials,
+        marks_returned=len(returned),
+        returned_marks_lost=len(lost),
+        done_by_markers=len(units) - len(remaining_a),
+    )
 
 
 FINISHER = """
@@ -206,10 +221,15 @@ def test_two_hosts_finishing_together_make_run_done_once_and_marking_one_unit_at
         gracefulstop.create(f"{state_a}-{trial}", ["u0", "u1", "u2"], nodes=2)  # node 0: u0 u2; node 1: u1
         start = str(time.time() + 1.0)
         # nfsa finishes node 0, nfsb node 1, at the same moment; both also mark u2 (one unit, two hosts).
-        a = subprocess.Popen([sys.executable, "-c", FINISHER, f"{state_a}-{trial}", "0", "u0,u2", start],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        b = subprocess.Popen(ON_B + [sys.executable, "-c", FINISHER, f"{state_b}-{trial}", "1", "u1,u2", start],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        a = subprocess.Popen(
+            [sys.executable, "-c", FINISHER, f"{state_a}-{trial}", "0", "u0,u2", start], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        b = subprocess.Popen(
+            [*ON_B, sys.executable, "-c", FINISHER, f"{state_b}-{trial}", "1", "u1,u2", start],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for process in (a, b):
             out, err = process.communicate(timeout=60)
             assert process.returncode == 0 and out == "ok\n", err
@@ -261,8 +281,15 @@ def test_workers_on_both_hosts_take_over_each_others_units_and_kill_9_never_doub
                 env = {**os.environ, "GRACEFULSTOP_RESTART_COUNT": str(restart)}
                 # stderr into stdout, read through the buffer readline() used (communicate() with a
                 # timeout reads the descriptor, and what readline() buffered would be lost).
-                workers.append(subprocess.Popen((ON_B if on_b else []) + [sys.executable, "-c", STEALER, b if on_b else a, str(node)],
-                                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env))
+                workers.append(
+                    subprocess.Popen(
+                        (ON_B if on_b else []) + [sys.executable, "-c", STEALER, b if on_b else a, str(node)],
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                        env=env,
+                    )
+                )
             for worker in workers:
                 assert worker.stdout.readline() == "ready\n"
             killed, killed_at = None, None
@@ -292,9 +319,15 @@ def test_workers_on_both_hosts_take_over_each_others_units_and_kill_9_never_doub
         doubles += [unit for unit in set(marked) if marked.count(unit) > 1]
         left = gracefulstop.open(a, node=0)
         lost += [f"{trial}:{unit}" for unit in left.remaining_units(0) + left.remaining_units(1)]
-        taken += sum(1 for share in (0, 1) if (Path(a) / "taken" / str(share)).exists()
-                     for _ in (Path(a) / "taken" / str(share)).iterdir())
+        taken += sum(1 for share in (0, 1) if (Path(a) / "taken" / str(share)).exists() for _ in (Path(a) / "taken" / str(share)).iterdir())
     assert overlaps == [] and doubles == [] and lost == [], (overlaps, doubles, lost)
     assert taken >= trials, taken  # the workers did take over each other's units
-    record(f"balancing with kill -9, {version}", trials=trials, units_per_trial=len(units), begun_by_two_live_workers=len(overlaps),
-           marked_twice=len(doubles), lost=len(lost), units_taken_over=taken)
+    record(
+        f"balancing with kill -9, {version}",
+        trials=trials,
+        units_per_trial=len(units),
+        begun_by_two_live_workers=len(overlaps),
+        marked_twice=len(doubles),
+        lost=len(lost),
+        units_taken_over=taken,
+    )

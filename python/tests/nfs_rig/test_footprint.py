@@ -2,6 +2,7 @@
 per host on both hosts calling it in a loop, with the processes of a host sharing one watcher of the
 stop requests, against each process watching on its own (GRACEFULSTOP_HOST_BOARD=0, as before).
 And with the server stopped for 60 s under such loops, no call waits for it."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import gracefulstop
+import pytest
 
 ON_B = shlex.split(os.environ["GSTOP_NFS_ON_B"])
 FIGURES = Path(os.environ.get("GSTOP_NFS_FIGURES", "/tmp/gracefulstop-nfs-figures.json"))
@@ -79,9 +79,15 @@ def loop_on_both_hosts(version: str, name: str, seconds: float, pause: float = 0
     gracefulstop.create(state_a, ["a"], nodes=1)
     state_b = os.path.join(os.environ[b_mount], name)
     environment = {**os.environ, **env}
-    loops = [subprocess.Popen(prefix + [sys.executable, "-c", LOOPER, state, str(PROCESSES), str(seconds), str(pause)], stdout=subprocess.PIPE,
-                              text=True, env=environment)
-             for prefix, state in (([], state_a), (ON_B, state_b))]
+    loops = [
+        subprocess.Popen(
+            [*prefix, sys.executable, "-c", LOOPER, state, str(PROCESSES), str(seconds), str(pause)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=environment,
+        )
+        for prefix, state in (([], state_a), (ON_B, state_b))
+    ]
     for loop in loops:
         for _ in range(PROCESSES):
             assert loop.stdout.readline().startswith("ready")
@@ -105,7 +111,7 @@ def test_the_server_sees_one_watcher_per_host_not_one_per_process(version):
     # taken off, so the figures are the loops' own.
     seconds = float(os.environ.get("GSTOP_NFS_LOOP_SECONDS", "20"))
     rates = {}
-    for way, env in (("shared", {}), ("each process", {"GRACEFULSTOP_HOST_BOARD": "0"})):  # noqa: B007
+    for way, env in (("shared", {}), ("each process", {"GRACEFULSTOP_HOST_BOARD": "0"})):
         idle, idle_started = server_counts(), time.monotonic()
         time.sleep(seconds / 2)
         idle_after, idle_elapsed = server_counts(), time.monotonic() - idle_started
@@ -119,13 +125,21 @@ def test_the_server_sees_one_watcher_per_host_not_one_per_process(version):
         rates[way] = {k: max(0.0, (after[k] - before[k]) / elapsed - background[k]) / 2 for k in after}  # per host and second
         rates[way]["background"] = background["ops"]
     shared, alone = rates["shared"], rates["each process"]
-    print(f"\n{version}: {PROCESSES} processes per host: shared watcher {shared['ops']:.1f} operations / {shared['rpc']:.2f} requests "
-          f"per host-second; each process watching {alone['ops']:.1f} / {alone['rpc']:.2f} (the clients' own background, "
-          f"{shared['background']:.1f} and {alone['background']:.1f} operations a second, taken off)")
-    record(f"should_stop() footprint, {version}", processes_per_host=PROCESSES, seconds=seconds,
-           ops_per_host_second_shared=round(shared["ops"], 2), requests_per_host_second_shared=round(shared["rpc"], 2),
-           ops_per_host_second_each_process=round(alone["ops"], 2), requests_per_host_second_each_process=round(alone["rpc"], 2),
-           background_ops_per_second=round(shared["background"], 2))
+    print(
+        f"\n{version}: {PROCESSES} processes per host: shared watcher {shared['ops']:.1f} operations / {shared['rpc']:.2f} requests "
+        f"per host-second; each process watching {alone['ops']:.1f} / {alone['rpc']:.2f} (the clients' own background, "
+        f"{shared['background']:.1f} and {alone['background']:.1f} operations a second, taken off)"
+    )
+    record(
+        f"should_stop() footprint, {version}",
+        processes_per_host=PROCESSES,
+        seconds=seconds,
+        ops_per_host_second_shared=round(shared["ops"], 2),
+        requests_per_host_second_shared=round(shared["rpc"], 2),
+        ops_per_host_second_each_process=round(alone["ops"], 2),
+        requests_per_host_second_each_process=round(alone["rpc"], 2),
+        background_ops_per_second=round(shared["background"], 2),
+    )
     # One watcher per host, not one per process: a fraction of the per-process load, and far from
     # the 8 requests a second of eight processes looking each. The goal of ≤ 10 operations per
     # host-second is bench figure 16's (docs/footprint.md has the figures).
@@ -177,21 +191,34 @@ def test_a_stopped_server_never_stalls_should_stop():
     assert probe.returncode == 0
     probe_before = [ms for at, ms in probed if started <= at < stopped]
     probe_during = [ms for at, ms in probed if stopped <= at < restarted]
-    print(f"\nthe probe (SCHED_FIFO, one call per 10 ms): {len(probe_before)} calls before the stop, slowest {max(probe_before):.2f} ms; "
-          f"{len(probe_during)} during the 60 s outage, slowest {max(probe_during):.2f} ms, {sum(ms > 10 for ms in probe_during)} over 10 ms")
+    print(
+        f"\nthe probe (SCHED_FIFO, one call per 10 ms): {len(probe_before)} calls before the stop, slowest {max(probe_before):.2f} ms; "
+        f"{len(probe_during)} during the 60 s outage, slowest {max(probe_during):.2f} ms, {sum(ms > 10 for ms in probe_during)} over 10 ms"
+    )
     slow = [(float(at), float(ms)) for *_, events in results for at, ms in (event.split(":") for event in events)]
     before = [ms for at, ms in slow if started <= at < stopped]
     during = [ms for at, ms in slow if stopped <= at < restarted]
     calls = sum(c for _, c, _ in results)
     worst_before, worst_during = max(before, default=0.0), max(during, default=0.0)
-    print(f"\nserver stopped 60 s: {calls} should_stop() calls on both hosts; slowest in the 10 s before the stop "
-          f"{worst_before:.1f} ms, during the 60 s outage {worst_during:.1f} ms; calls over 10 ms: "
-          f"{sum(ms > 10 for ms in before)} before, {sum(ms > 10 for ms in during)} during")
-    record("should_stop() with the server stopped for 60 s, v4.2", calls=calls, slowest_ms_before_the_stop=round(worst_before, 1),
-           slowest_ms_during_the_outage=round(worst_during, 1), calls_over_10ms_before=sum(ms > 10 for ms in before),
-           calls_over_10ms_during=sum(ms > 10 for ms in during))
-    record("should_stop() of a process served first (SCHED_FIFO) with the server stopped for 60 s, v4.2", calls=len(probe_during),
-           slowest_ms_before_the_stop=round(max(probe_before), 2), slowest_ms_during_the_outage=round(max(probe_during), 2))
+    print(
+        f"\nserver stopped 60 s: {calls} should_stop() calls on both hosts; slowest in the 10 s before the stop "
+        f"{worst_before:.1f} ms, during the 60 s outage {worst_during:.1f} ms; calls over 10 ms: "
+        f"{sum(ms > 10 for ms in before)} before, {sum(ms > 10 for ms in during)} during"
+    )
+    record(
+        "should_stop() with the server stopped for 60 s, v4.2",
+        calls=calls,
+        slowest_ms_before_the_stop=round(worst_before, 1),
+        slowest_ms_during_the_outage=round(worst_during, 1),
+        calls_over_10ms_before=sum(ms > 10 for ms in before),
+        calls_over_10ms_during=sum(ms > 10 for ms in during),
+    )
+    record(
+        "should_stop() of a process served first (SCHED_FIFO) with the server stopped for 60 s, v4.2",
+        calls=len(probe_during),
+        slowest_ms_before_the_stop=round(max(probe_before), 2),
+        slowest_ms_during_the_outage=round(max(probe_during), 2),
+    )
     # A call that waited for the server would take most of the minute. The loopers' slowest calls
     # take what the one CPU's scheduling gives 16 Python processes, as before the stop (printed
     # above); the probe, which the scheduler serves first, shows the call's own time.
@@ -219,8 +246,10 @@ def test_marking_loops_on_both_hosts_ride_out_a_server_restart():
     units = [f"u{i:03d}" for i in range(400)]
     state_a = os.path.join(os.environ["GSTOP_NFS_A4"], name)
     gracefulstop.create(state_a, units, nodes=2)
-    workers = [subprocess.Popen(prefix + [sys.executable, "-c", MARKER, state, str(node)], stdout=subprocess.PIPE, text=True)
-               for prefix, state, node in (([], state_a, 0), (ON_B, os.path.join(os.environ["GSTOP_NFS_B4"], name), 1))]
+    workers = [
+        subprocess.Popen([*prefix, sys.executable, "-c", MARKER, state, str(node)], stdout=subprocess.PIPE, text=True)
+        for prefix, state, node in (([], state_a, 0), (ON_B, os.path.join(os.environ["GSTOP_NFS_B4"], name), 1))
+    ]
     time.sleep(4)
     stopped = time.time()
     subprocess.run(["rpc.nfsd", "0"], check=True, timeout=60)
@@ -237,14 +266,19 @@ def test_marking_loops_on_both_hosts_ride_out_a_server_restart():
     before, after = sum(float(at) < stopped for *_, at in marked), sum(float(at) > stopped + 20 for *_, at in marked)
     server = Path(os.environ["GSTOP_NFS_SERVER"]) / name
     on_server = {p.name[:-5] for share in ("0", "1") for p in (server / "done" / share).iterdir()}
-    print(f"\nserver stopped 20 s under two marking loops: {before} units marked before, {after} after; "
-          f"{len(on_server)} markers on the server")
+    print(f"\nserver stopped 20 s under two marking loops: {before} units marked before, {after} after; {len(on_server)} markers on the server")
     assert sorted(names) == units  # every unit once, by one of the two
     assert on_server == set(units)  # every returned mark is on the server
     assert not (server / "quarantine").exists() and (server / "run.done").exists()
     assert before > 0 and after > 0  # the outage fell in the middle
-    record("marking loops through a 20 s server stop, v4.2", units=len(units), marked_before=before, marked_after=after,
-           returned_marks_lost=len(set(names) - on_server), quarantined=0)
+    record(
+        "marking loops through a 20 s server stop, v4.2",
+        units=len(units),
+        marked_before=before,
+        marked_after=after,
+        returned_marks_lost=len(set(names) - on_server),
+        quarantined=0,
+    )
 
 
 FULL_WORKER = r"""

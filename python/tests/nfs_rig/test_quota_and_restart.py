@@ -2,6 +2,7 @@
 on the export (the server's ext4 enforces user quotas; the limit is set on the server with
 quotactl), and the server stopped for 20 s under a gstop job. Each runs gstop in local mode on
 host nfsa, its state on the v4.2 mount."""
+
 from __future__ import annotations
 
 import ctypes
@@ -12,9 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import gracefulstop
+import pytest
 
 # An ordinary user by number alone: the rig's / is this machine's, whose /etc/passwd it leaves be.
 UID = 4242
@@ -35,8 +35,10 @@ for unit in state.work():
 
 class Quota(ctypes.Structure):
     """struct if_dqblk (linux/quota.h): block limits in KiB, inode limits in files."""
-    _fields_ = [(name, ctypes.c_uint64) for name in ("bhardlimit", "bsoftlimit", "curspace", "ihardlimit", "isoftlimit",
-                                                     "curinodes", "btime", "itime")] + [("valid", ctypes.c_uint32)]
+
+    _fields_ = [
+        (name, ctypes.c_uint64) for name in ("bhardlimit", "bsoftlimit", "curspace", "ihardlimit", "isoftlimit", "curinodes", "btime", "itime")
+    ] + [("valid", ctypes.c_uint32)]
 
 
 def quotactl(command: int, quota: Quota) -> Quota:
@@ -75,9 +77,30 @@ def test_over_quota_stops_gstop_without_a_requeue_and_the_next_run_finishes(reac
     os.chown(home, UID, UID)
     state, log = home / "state", home / "work.log"
     server = Path(os.environ["GSTOP_NFS_SERVER"]) / name / "state"
-    command = ["setpriv", f"--reuid={UID}", f"--regid={UID}", "--clear-groups", "env", "-i", f"PYTHONPATH={reachable / 'site'}",
-               f"GRACEFULSTOP_LIBRARY={reachable / 'site' / 'gracefulstop' / 'libgracefulstop.so'}", "HOME=/tmp", "LANG=C.UTF-8",
-               str(reachable / "gstop"), "run", "--state", str(state), "--", "/usr/bin/python3", "-c", WORKER, str(state), str(log), "60", "0.1"]
+    command = [
+        "setpriv",
+        f"--reuid={UID}",
+        f"--regid={UID}",
+        "--clear-groups",
+        "env",
+        "-i",
+        f"PYTHONPATH={reachable / 'site'}",
+        f"GRACEFULSTOP_LIBRARY={reachable / 'site' / 'gracefulstop' / 'libgracefulstop.so'}",
+        "HOME=/tmp",
+        "LANG=C.UTF-8",
+        str(reachable / "gstop"),
+        "run",
+        "--state",
+        str(state),
+        "--",
+        "/usr/bin/python3",
+        "-c",
+        WORKER,
+        str(state),
+        str(log),
+        "60",
+        "0.1",
+    ]
     job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not log.exists() or len(log.read_text().split()) < 8:
@@ -99,8 +122,10 @@ def test_over_quota_stops_gstop_without_a_requeue_and_the_next_run_finishes(reac
     lines = log.read_text().split()
     assert sorted(lines) == [f"u{i:03d}" for i in range(60)], lines  # every unit once
     assert (server / "run.done").exists() and {p.stat().st_uid for p in server.rglob("*")} == {UID}
-    print(f"\nover quota (inode limit {used + 2}): {len(marked)} units marked, exit 75 without a requeue; "
-          f"{len(lines) - len(marked)} more once the quota was raised")
+    print(
+        f"\nover quota (inode limit {used + 2}): {len(marked)} units marked, exit 75 without a requeue; "
+        f"{len(lines) - len(marked)} more once the quota was raised"
+    )
 
 
 def test_gstop_decides_as_if_nothing_happened_when_the_server_stops_for_20_s_under_its_job(tmp_path):
@@ -111,8 +136,12 @@ def test_gstop_decides_as_if_nothing_happened_when_the_server_stops_for_20_s_und
     state = Path(os.environ["GSTOP_NFS_A4"]) / name
     server = Path(os.environ["GSTOP_NFS_SERVER"]) / name
     log = tmp_path / "work.log"
-    job = subprocess.Popen([os.environ["GSTOP"], "run", "--state", str(state), "--", sys.executable, "-c", WORKER, str(state), str(log), "300", "0.05"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen(
+        [os.environ["GSTOP"], "run", "--state", str(state), "--", sys.executable, "-c", WORKER, str(state), str(log), "300", "0.05"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not log.exists() or len(log.read_text().split()) < 20:
         assert time.monotonic() < deadline and job.poll() is None, job.communicate()

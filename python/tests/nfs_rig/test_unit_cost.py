@@ -7,6 +7,7 @@ mark moved its ctime, so its cached names were never trusted): on v4.2 12 reques
 empty share, 24 with 30,000 markers, and 15 kB → 2.96 MB read. The done check of a claimed unit is
 now a fresh open of the directory and one lookup (DoneMarkers.isDoneForClaimHolder), v4.2 and v3
 alike, so the cost must stay flat within 20 %. `gstop status` reads each directory once per call."""
+
 from __future__ import annotations
 
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
-import nfs_probe  # noqa: E402
+import nfs_probe
 
 
 @pytest.mark.parametrize("version", ["v4.2", "v3"])
