@@ -1,7 +1,7 @@
+import Glibc
 // The subcommands of gstop: each one's help, options and the few lines that wire its arguments
 // to the library. main.swift parses and dispatches.
 import GracefulStop
-import Glibc
 
 struct Subcommand {
     let help: String
@@ -13,8 +13,11 @@ struct Subcommand {
 @MainActor let subcommands: [String: Subcommand] = [
     "run": Subcommand(
         help: Help.run,
-        valued: ["state", "requeue", "remaining", "signals", "child-signal", "grace", "term-grace", "kill-after", "deadline-margin",
-                 "max-restarts", "max-preemptions", "exclude-bad-nodes", "progress-every", "max-idle-attempts", "retry-failures", "max-unit-attempts", "time-limit", "warn-before", "balance"],
+        valued: [
+            "state", "requeue", "remaining", "signals", "child-signal", "grace", "term-grace", "kill-after", "deadline-margin",
+            "max-restarts", "max-preemptions", "exclude-bad-nodes", "progress-every", "max-idle-attempts", "retry-failures", "max-unit-attempts",
+            "time-limit", "warn-before", "balance",
+        ],
         flags: []
     ) { arguments in
         var options = SupervisorOptions(command: arguments.command, stateDirectory: try arguments.stateDirectory())
@@ -74,7 +77,9 @@ struct Subcommand {
             at: path, units: units, nodes: nodes, partition: PartitionRule(parsing: arguments.string("partition") ?? "round-robin"),
             legacyDoneDirectory: arguments.string("legacy-done-dir"), node: 0)
         let done = try state.counts(node: nil).done
-        print("gstop: state \(path): \(units.count) units on \(nodes) node\(nodes == 1 ? "" : "s") (\(state.manifest!.partition.rule.rawValue)), \(done) done")
+        print(
+            "gstop: state \(path): \(units.count) units on \(nodes) node\(nodes == 1 ? "" : "s") (\(state.manifest!.partition.rule.rawValue)), \(done) done"
+        )
         return 0
     },
     "status": Subcommand(help: Help.status, valued: ["state"], flags: ["json", "totals"]) { arguments in
@@ -99,11 +104,14 @@ struct Subcommand {
         if arguments.flag("json") {
             print(RunHistory.jsonText(history.rows, skippedLines: history.skipped), terminator: "")
         } else {
-            print(history.rows.isEmpty ? "no attempt yet: events.jsonl has no attempt_start or child_exit line" : RunHistory.table(history.rows), terminator: "")
+            print(
+                history.rows.isEmpty ? "no attempt yet: events.jsonl has no attempt_start or child_exit line" : RunHistory.table(history.rows),
+                terminator: "")
         }
         if history.skipped > 0 {
-            printError("note: \(history.skipped) line\(history.skipped == 1 ? "" : "s") of events.jsonl did not parse (a write cut short by a kill, "
-                + "or two hosts' appends that met on NFS) and \(history.skipped == 1 ? "was" : "were") skipped")
+            printError(
+                "note: \(history.skipped) line\(history.skipped == 1 ? "" : "s") of events.jsonl did not parse (a write cut short by a kill, "
+                    + "or two hosts' appends that met on NFS) and \(history.skipped == 1 ? "was" : "were") skipped")
         }
         return 0
     },
@@ -111,9 +119,10 @@ struct Subcommand {
         let report = try RunReport.gather(path: try arguments.stateDirectory())
         let out = arguments.string("out") ?? "report.html"
         try RunReport.write(report.html(), to: out)
-        print("wrote \(out): \(report.history.count) attempt\(report.history.count == 1 ? "" : "s")"
-            + (report.status.unitCount > 0 ? ", \(report.status.doneCount) of \(report.status.unitCount) units done" : "")
-            + " (open it in a browser; it fetches nothing)")
+        print(
+            "wrote \(out): \(report.history.count) attempt\(report.history.count == 1 ? "" : "s")"
+                + (report.status.unitCount > 0 ? ", \(report.status.doneCount) of \(report.status.unitCount) units done" : "")
+                + " (open it in a browser; it fetches nothing)")
         return 0
     },
     "remaining": Subcommand(help: Help.remaining, valued: ["state", "node"], flags: ["null"]) { arguments in
@@ -136,8 +145,10 @@ struct Subcommand {
         let state = try RunState.open(at: path, node: 0)
         for unit in arguments.positional {
             let was = try state.releaseUnit(unit)
-            printError(was ? "released \(unit): its quarantine and failed attempts are removed; the next attempt begins it again"
-                           : "\(unit) was not quarantined (its failed attempts, if any, are forgotten)")
+            printError(
+                was
+                    ? "released \(unit): its quarantine and failed attempts are removed; the next attempt begins it again"
+                    : "\(unit) was not quarantined (its failed attempts, if any, are forgotten)")
         }
         return 0
     },
@@ -165,8 +176,9 @@ struct Subcommand {
     },
     "doctor": Subcommand(help: Help.doctor, valued: ["state", "script", "signals"], flags: ["json"]) { arguments in
         let signals = try arguments.string("signals").map { try StopSignals.parse($0) }
-        let facts = try PreflightFacts.gather(stateDirectory: arguments.string("state"), scriptPath: arguments.string("script") ?? arguments.positional.first,
-                                              gracefulSignals: signals)
+        let facts = try PreflightFacts.gather(
+            stateDirectory: arguments.string("state"), scriptPath: arguments.string("script") ?? arguments.positional.first,
+            gracefulSignals: signals)
         let findings = Preflight.check(facts)
         print(arguments.flag("json") ? Preflight.json(findings) : Preflight.text(findings), terminator: "")
         return findings.contains { $0.status == .problem } ? ExitCode.badData : 0
@@ -176,4 +188,3 @@ struct Subcommand {
         return 0
     },
 ]
-

@@ -1,9 +1,9 @@
+import Glibc
 // gstop: the supervisor a SLURM batch script execs, and a few commands on a gracefulstop state.
 // This file only parses arguments, calls the library and maps the outcome to an exit code
 // (sysexits: 64 usage, 65 bad data, 70 internal, 74 I/O, 75 work remains); the work is in
 // Sources/GracefulStop.
 import GracefulStop
-import Glibc
 
 enum ExitCode {
     static let usage: Int32 = 64

@@ -63,16 +63,18 @@ func fuzzUnitShard(_ bytes: [UInt8]) {
     } catch {
         preconditionFailure("the shard reader threw something other than GracefulStopError: \(error)")
     }
-    let written = UnitShards.encode(node: shard.node, table: shard.units, positions: stride(from: 0, to: shard.units.count, by: 1),
-                                    count: shard.units.count, unitsSHA256: shard.unitsSHA256)
+    let written = UnitShards.encode(
+        node: shard.node, table: shard.units, positions: stride(from: 0, to: shard.units.count, by: 1),
+        count: shard.units.count, unitsSHA256: shard.unitsSHA256)
     let again: (node: Int, unitsSHA256: String, units: UnitTable)
     do {
         again = try UnitShards.parse(written, source: "fuzz/again.json")
     } catch {
         preconditionFailure("a shard that was read does not read back after writing: \(error)")
     }
-    precondition(again.node == shard.node && again.unitsSHA256 == shard.unitsSHA256 && again.units.count == shard.units.count,
-                 "a shard's fields changed when written and read back")
+    precondition(
+        again.node == shard.node && again.unitsSHA256 == shard.unitsSHA256 && again.units.count == shard.units.count,
+        "a shard's fields changed when written and read back")
     for index in 0..<shard.units.count {
         precondition(again.units.nameBytes(index).elementsEqual(shard.units.nameBytes(index)), "a name changed when written and read back")
     }

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import GracefulStop
 
 /// The bad-input corpus (Tests/Fixtures/bad-input/unit-names.json), read by both test suites.
@@ -48,8 +49,9 @@ import Testing
                 MarkerName.appendStem(of: entry.bytes, to: &stem)
                 #expect(stem.count + 5 <= 255 && !stem.contains(UInt8(ascii: "/")) && stem.first != UInt8(ascii: "."), "\(entry.why)")
                 let table = try UnitTable(names: [entry.bytes])
-                let state = try RunState.create(at: temporary.sub("\(number)"), units: table, nodes: 1, partition: .block,
-                                                legacyDoneDirectory: nil, node: 0)
+                let state = try RunState.create(
+                    at: temporary.sub("\(number)"), units: table, nodes: 1, partition: .block,
+                    legacyDoneDirectory: nil, node: 0)
                 try state.markDone(entry.bytes)
                 #expect(try state.remainingUnits().isEmpty, "\(entry.why)")
             } catch let error as GracefulStopError {

@@ -1,11 +1,14 @@
 import Testing
+
 @testable import GracefulStop
 
 /// BadNodes as a table: evidence in, bad nodes out; and what a requeue may exclude.
 @Suite struct BadNodesTests {
     typealias Attempt = NodeFailures.AttemptID
 
-    static func evidence(_ node: String, _ unit: String, failed: [Attempt] = [Attempt(job: "7", restart: 0)], doneOn: String = "n1") -> NodeFailures.Evidence {
+    static func evidence(_ node: String, _ unit: String, failed: [Attempt] = [Attempt(job: "7", restart: 0)], doneOn: String = "n1")
+        -> NodeFailures.Evidence
+    {
         NodeFailures.Evidence(node: node, share: 0, place: Int(unit.dropFirst()) ?? 0, unit: unit, failed: failed, doneOn: doneOn)
     }
 
@@ -18,8 +21,10 @@ import Testing
         ("one unit twice is one unit", [evidence("n2", "u1"), evidence("n2", "u1", failed: [Attempt(job: "7", restart: 1)])], [], 2, []),
         ("failures spread over nodes: none bad", [evidence("n2", "u1"), evidence("n3", "u2")], [], 2, []),
         ("the time limit killed them: no evidence", [evidence("n2", "u1"), evidence("n2", "u2")], [Attempt(job: "7", restart: 0)], 2, []),
-        ("one killed by the limit, one crash of its own", [evidence("n2", "u1"), evidence("n2", "u2", failed: [Attempt(job: "7", restart: 1)])],
-         [Attempt(job: "7", restart: 0)], 2, []),
+        (
+            "one killed by the limit, one crash of its own", [evidence("n2", "u1"), evidence("n2", "u2", failed: [Attempt(job: "7", restart: 1)])],
+            [Attempt(job: "7", restart: 0)], 2, []
+        ),
         ("another job's hard stop is not this one's", [evidence("n2", "u1"), evidence("n2", "u2")], [Attempt(job: "8", restart: 0)], 2, ["n2"]),
         ("done on the node itself: no evidence", [evidence("n2", "u1", doneOn: "n2"), evidence("n2", "u2")], [], 2, []),
         ("two bad nodes, sorted", [evidence("n3", "u1"), evidence("n3", "u2"), evidence("n2", "u3"), evidence("n2", "u4")], [], 2, ["n2", "n3"]),
@@ -48,6 +53,8 @@ import Testing
 
     @Test func nodeNamesThatCanNameFiles() {
         #expect(NodeFailures.isFileSafe("gpu-a100.07_x"))
-        #expect(!NodeFailures.isFileSafe("../etc") && !NodeFailures.isFileSafe(".hidden") && !NodeFailures.isFileSafe("") && !NodeFailures.isFileSafe("a b"))
+        #expect(
+            !NodeFailures.isFileSafe("../etc") && !NodeFailures.isFileSafe(".hidden") && !NodeFailures.isFileSafe("")
+                && !NodeFailures.isFileSafe("a b"))
     }
 }

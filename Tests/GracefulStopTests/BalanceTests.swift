@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+
 @testable import GracefulStop
 
 /// Balancing as tables (which share to take from, which places, who answers for which shares,
@@ -57,17 +58,22 @@ import Testing
 
     @Test func theCoverageLine() {
         #expect(Balance.coverage(workers: 4, shares: 4) == nil)
-        #expect(Balance.coverage(workers: 2, shares: 4)!.hasPrefix("2 workers for 4 shares: each begins with its own share, then takes over shares 2-3, which no worker owns"))
+        #expect(
+            Balance.coverage(workers: 2, shares: 4)!.hasPrefix(
+                "2 workers for 4 shares: each begins with its own share, then takes over shares 2-3, which no worker owns"))
         #expect(Balance.coverage(workers: 3, shares: 4)!.contains("takes over share 3, which"))
-        #expect(Balance.coverage(workers: 6, shares: 4)!.hasPrefix("6 workers for 4 shares: workers 4-5 own no share and take over units of the others"))
+        #expect(
+            Balance.coverage(workers: 6, shares: 4)!.hasPrefix("6 workers for 4 shares: workers 4-5 own no share and take over units of the others"))
         #expect(Balance.coverage(workers: 2, shares: 1)!.hasPrefix("2 workers for 1 share: worker 1 own"))
     }
 
     @Test func whenAClaimsAttemptIsOver() {
         let here = HostName.current
         let alive: (Int32) -> Bool = { $0 != 99 }
-        func holder(job: String? = "7", restart: Int = 1, pid: Int32 = 42, host: String = "elsewhere", released: Bool = false,
-                    abandoned: Bool = false) -> BeginRecords.Holder {
+        func holder(
+            job: String? = "7", restart: Int = 1, pid: Int32 = 42, host: String = "elsewhere", released: Bool = false,
+            abandoned: Bool = false
+        ) -> BeginRecords.Holder {
             BeginRecords.Holder(job: job, restart: restart, pid: pid, host: host, worker: 1, released: released, abandoned: abandoned)
         }
         let rows: [(name: String, holder: BeginRecords.Holder?, settled: Double?, attemptsOver: Int, job: String?, over: Bool)] = [
@@ -87,8 +93,9 @@ import Testing
             ("unreadable for a minute of the directory's time", nil, 61, 0, "7", true),
         ]
         for row in rows {
-            #expect(BeginRecords.isOver(row.holder, settledFor: row.settled, attemptsOver: row.attemptsOver, job: row.job, pidExists: alive) == row.over,
-                    "\(row.name)")
+            #expect(
+                BeginRecords.isOver(row.holder, settledFor: row.settled, attemptsOver: row.attemptsOver, job: row.job, pidExists: alive) == row.over,
+                "\(row.name)")
         }
     }
 
@@ -97,7 +104,8 @@ import Testing
         mkdir("\(directory)/begun", 0o755)
         mkdir("\(directory)/begun/\(share)", 0o755)
         let jobText = job.map { "\"\($0)\"" } ?? "null"
-        let text = "{\"unit\": \"x\", \"node\": \(share), \"worker\": 9, \"host\": \"\(HostName.current)\", \"pid\": \(pid), \"restart\": \(restart), \"job\": \(jobText), \"started\": 1}\n"
+        let text =
+            "{\"unit\": \"x\", \"node\": \(share), \"worker\": 9, \"host\": \"\(HostName.current)\", \"pid\": \(pid), \"restart\": \(restart), \"job\": \(jobText), \"started\": 1}\n"
         let fd = open("\(directory)/begun/\(share)/\(place).\(generation)", O_WRONLY | O_CREAT | O_EXCL, 0o644)
         _ = text.withCString { write(fd, $0, strlen($0)) }
         close(fd)

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+
 @testable import GracefulStop
 
 /// NameCacheTrust.look as a table: a sequence of looks (ctime, monotonic time) and what each answers.
@@ -14,7 +15,10 @@ import Testing
         ("settled: one more read past the cache, then trusted", [(5, 0, false), (5, settle, false), (5, settle + 1, true), (5, 100 * second, true)]),
         ("a change starts over", [(5, 0, false), (5, settle, false), (5, settle + 1, true), (6, settle + 2, false), (6, settle + 3, false)]),
         ("a change back to an older ctime is a change too", [(5, 0, false), (6, 1, false), (5, 2, false)]),
-        ("settling counts from the first sighting of this ctime, not from the last look", [(5, 0, false), (6, settle, false), (6, 2 * settle - 1, false), (6, 2 * settle, false), (6, 2 * settle + 1, true)]),
+        (
+            "settling counts from the first sighting of this ctime, not from the last look",
+            [(5, 0, false), (6, settle, false), (6, 2 * settle - 1, false), (6, 2 * settle, false), (6, 2 * settle + 1, true)]
+        ),
     ]
 
     @Test(arguments: rows.indices)
@@ -27,4 +31,3 @@ import Testing
         }
     }
 }
-

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+
 @testable import GracefulStop
 
 /// gstop doctor's judgement as tables: SignalOption parsing, and Preflight.check from facts to
@@ -43,24 +44,72 @@ import Testing
     static let rows: [(name: String, facts: PreflightFacts, check: String, status: Finding.Status, words: String)] = [
         ("all good", facts { _ in }, "signal", .ok, "reaches gstop (the batch shell) 300-360 s"),
         ("no --signal", facts { $0.signal = nil }, "signal", .problem, "#SBATCH --signal=B:USR1@300"),
-        ("no --signal in the script, the command line unseen", facts { $0.signal = nil; $0.submitLineSeen = false }, "signal", .warning,
-         "does not show sbatch's command line"),
+        (
+            "no --signal in the script, the command line unseen",
+            facts {
+                $0.signal = nil
+                $0.submitLineSeen = false
+            }, "signal", .warning,
+            "does not show sbatch's command line"
+        ),
         ("to the steps", facts { $0.signal = SignalOption(parsing: "USR1@300") }, "signal", .warning, "--signal=B:USR1@300"),
         ("a signal gstop does not trap", facts { $0.signal = SignalOption(parsing: "B:USR2@300") }, "signal", .problem, "--signals USR2,TERM"),
         ("units longer than the lead", facts { $0.longestUnitSeconds = 400 }, "warning lead", .warning, "--signal=B:USR1@530"),
         ("a lead under a minute", facts { $0.signal = SignalOption(parsing: "B:USR1@20") }, "warning lead", .warning, "little time"),
         ("Requeue=0", facts { $0.requeueAllowed = false }, "requeue", .problem, "#SBATCH --requeue"),
-        ("--no-requeue in the script", facts { $0.requeueAllowed = nil; $0.scriptSaysNoRequeue = true }, "requeue", .problem, "--no-requeue"),
+        (
+            "--no-requeue in the script",
+            facts {
+                $0.requeueAllowed = nil
+                $0.scriptSaysNoRequeue = true
+            }, "requeue", .problem, "--no-requeue"
+        ),
         ("unknown requeue", facts { $0.requeueAllowed = nil }, "requeue", .warning, "JobRequeue"),
         ("no scontrol", facts { $0.scontrolOnPath = false }, "scontrol", .problem, "PATH"),
-        ("local disk, 3 nodes", facts { $0.fileSystem = "ext4"; $0.nodes = 3 }, "state directory", .problem, "only this node sees, but the job has 3 nodes"),
-        ("local disk, 1 node", facts { $0.fileSystem = "xfs"; $0.nodes = 1 }, "state directory", .warning, "another node"),
-        ("Lustre", facts { $0.fileSystem = "lustre"; $0.nodes = 8 }, "state directory", .ok, "on lustre"),
+        (
+            "local disk, 3 nodes",
+            facts {
+                $0.fileSystem = "ext4"
+                $0.nodes = 3
+            }, "state directory", .problem, "only this node sees, but the job has 3 nodes"
+        ),
+        (
+            "local disk, 1 node",
+            facts {
+                $0.fileSystem = "xfs"
+                $0.nodes = 1
+            }, "state directory", .warning, "another node"
+        ),
+        (
+            "Lustre",
+            facts {
+                $0.fileSystem = "lustre"
+                $0.nodes = 8
+            }, "state directory", .ok, "on lustre"
+        ),
         ("not writable", facts { $0.writeError = "Permission denied" }, "state directory", .problem, "Permission denied"),
         ("no state", facts { $0.stateDirectory = nil }, "state directory", .problem, "GRACEFULSTOP_STATE_DIR"),
-        ("more tasks than shares", facts { $0.tasks = 4; $0.stateNodes = 2 }, "tasks", .problem, "gstop init --nodes 4"),
-        ("fewer tasks than shares", facts { $0.tasks = 2; $0.stateNodes = 4 }, "tasks", .problem, "nodes 2-3 are never worked on"),
-        ("tasks match", facts { $0.tasks = 4; $0.stateNodes = 4 }, "tasks", .ok, "4 tasks"),
+        (
+            "more tasks than shares",
+            facts {
+                $0.tasks = 4
+                $0.stateNodes = 2
+            }, "tasks", .problem, "gstop init --nodes 4"
+        ),
+        (
+            "fewer tasks than shares",
+            facts {
+                $0.tasks = 2
+                $0.stateNodes = 4
+            }, "tasks", .problem, "nodes 2-3 are never worked on"
+        ),
+        (
+            "tasks match",
+            facts {
+                $0.tasks = 4
+                $0.stateNodes = 4
+            }, "tasks", .ok, "4 tasks"
+        ),
         ("no exec", facts { $0.execsGstop = false }, "exec", .warning, "exec gstop run"),
         ("a trap", facts { $0.scriptTraps = ["trap 'touch f' USR1"] }, "competing handler", .warning, "touch f"),
         ("its own requeue", facts { $0.scriptRequeuesItself = true }, "competing requeue", .warning, "requeued twice"),

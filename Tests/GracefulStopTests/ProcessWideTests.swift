@@ -1,6 +1,7 @@
 import CSignalShim
 import Glibc
 import Testing
+
 @testable import GracefulStop
 
 private func isIgnored(_ action: sigaction) -> Bool {
@@ -24,7 +25,10 @@ private func sendToThisProcess(_ signal: Int32) throws {
 
         @Test func aTrappedSignalStopsAndIsNamed() throws {
             try StopSignals.install([SIGUSR2])
-            defer { try? StopSignals.uninstall([SIGUSR2]); StopSignals.clear() }
+            defer {
+                try? StopSignals.uninstall([SIGUSR2])
+                StopSignals.clear()
+            }
             let state = try RunState.open(at: nil, node: 0)
             #expect(!state.shouldStop())
             try sendToThisProcess(SIGUSR2)
@@ -40,7 +44,10 @@ private func sendToThisProcess(_ signal: Int32) throws {
             ignore.__sigaction_handler.sa_handler = SIG_IGN
             var before = sigaction()
             sigaction(SIGUSR2, &ignore, &before)
-            defer { sigaction(SIGUSR2, &before, nil); StopSignals.clear() }
+            defer {
+                sigaction(SIGUSR2, &before, nil)
+                StopSignals.clear()
+            }
 
             try StopSignals.install([SIGUSR2])
             try StopSignals.install([SIGUSR2])  // twice is harmless: still chains to SIG_IGN, not to itself
@@ -214,7 +221,8 @@ private func sendToThisProcess(_ signal: Int32) throws {
             #expect(String(cString: list.names!) == "a" && String(cString: list.names! + 2) == "d")
             gracefulstop_unit_list_free(&list)
             #expect(list.names == nil && list.count == 0)
-            var done: UInt64 = 0, total: UInt64 = 0
+            var done: UInt64 = 0
+            var total: UInt64 = 0
             #expect(gracefulstop_counts(handle, -2, &done, &total) == 0 && done == 1 && total == 3)
         }
 
@@ -227,10 +235,12 @@ private func sendToThisProcess(_ signal: Int32) throws {
             #expect(String(cString: gracefulstop_last_error()!).contains("/nonexistent/state"))
             // Another thread's failure does not overwrite this thread's message.
             var thread = pthread_t()
-            pthread_create(&thread, nil, { _ in
-                _ = gracefulstop_open("/elsewhere", 0, nil)
-                return nil
-            }, nil)
+            pthread_create(
+                &thread, nil,
+                { _ in
+                    _ = gracefulstop_open("/elsewhere", 0, nil)
+                    return nil
+                }, nil)
             pthread_join(thread, nil)
             #expect(String(cString: gracefulstop_last_error()!).contains("/nonexistent/state"))
             var name: UnsafeMutablePointer<CChar>? = nil

@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 import Testing
+
 @testable import GracefulStop
 
 @Suite struct RunStateTests {
@@ -23,8 +24,9 @@ import Testing
         writeFile(temporary.sub("done/3/u3.done"), "u3 {}\n")
         let totals = try RunState.open(at: temporary.path, node: 0).totals()
         #expect(totals.done == 13 && totals.total == 40 && totals.sharesComplete == 1 && totals.sharesReported == 1)
-        #expect(totals.line(now: totals.oldestReport! + 12).hasPrefix(
-            "13 of 40 units done (32 %): 1 of 4 shares complete, 1 more reported (the oldest 12s ago), 2 not reported yet"))
+        #expect(
+            totals.line(now: totals.oldestReport! + 12).hasPrefix(
+                "13 of 40 units done (32 %): 1 of 4 shares complete, 1 more reported (the oldest 12s ago), 2 not reported yet"))
         // A summary that does not parse is left out, never an error.
         writeFile(temporary.sub("progress/3"), "{not json")
         #expect(try RunState.open(at: temporary.path, node: 0).totals().done == 13)
@@ -204,10 +206,11 @@ import Testing
         #expect(fileExists(temporary.path + "/run.done"))
         #expect(markerFiles(temporary.path).count == units.count)
         // Each marker sits in the directory of the node that owns its unit (round-robin over 4 nodes).
-        #expect(markerFiles(temporary.path).allSatisfy { path in
-            let parts = path.split(separator: "/")
-            return Int(parts[1].dropFirst(5).dropLast(5))! % 4 == Int(parts[0])!
-        })
+        #expect(
+            markerFiles(temporary.path).allSatisfy { path in
+                let parts = path.split(separator: "/")
+                return Int(parts[1].dropFirst(5).dropLast(5))! % 4 == Int(parts[0])!
+            })
     }
 
     @Test func theLastMarkOfTheRunCreatesRunDoneWithoutAScanByTheCaller() throws {
@@ -223,7 +226,6 @@ import Testing
         #expect(fileExists(temporary.path + "/run.done"))
     }
 }
-
 
 /// Version 2 (docs/state-format.md): a node reads only its own shard; version-1 states continue.
 @Suite struct StateVersionTests {
@@ -241,15 +243,19 @@ import Testing
             try state.markDone("u2")
             #expect(try state.isDone("u2") && state.isDone("u0"), "\(name)")
             // Whatever needs node 1's names fails, naming the file and what is wrong with it.
-            for attempt in [{ _ = try RunState.open(at: path, node: 1).remainingUnits() }, { _ = try state.counts(node: nil) },
-                            { _ = try state.isDone("u3") }] {
+            for attempt in [
+                { _ = try RunState.open(at: path, node: 1).remainingUnits() }, { _ = try state.counts(node: nil) },
+                { _ = try state.isDone("u3") },
+            ] {
                 do {
                     try attempt()
                     Issue.record("\(name): a broken shard was read")
                 } catch let error as GracefulStopError {
                     #expect(error.code.rawValue == status, "\(name): \(error.message)")
                     #expect(error.message.contains(message), "\(name): \(error.message)")
-                    #expect(error.message.contains(path + "/" + file.split(separator: "/").dropLast().joined(separator: "/")), "\(name): \(error.message)")
+                    #expect(
+                        error.message.contains(path + "/" + file.split(separator: "/").dropLast().joined(separator: "/")), "\(name): \(error.message)"
+                    )
                 }
             }
             #expect(readFile(path + "/" + file) == shardBefore, "\(name): the broken shard was changed")
@@ -276,8 +282,9 @@ import Testing
         // Its creator's list still matches it: create() on a version-1 state opens it as it is.
         let opened = try RunState.open(at: path, node: 0)
         let manifest = try #require(opened.manifest)
-        _ = try RunState.create(at: path, units: opened.allUnitNames(), nodes: manifest.nodes, partition: manifest.partition.rule,
-                                legacyDoneDirectory: manifest.legacyDoneDirectory, node: 0)
+        _ = try RunState.create(
+            at: path, units: opened.allUnitNames(), nodes: manifest.nodes, partition: manifest.partition.rule,
+            legacyDoneDirectory: manifest.legacyDoneDirectory, node: 0)
         #expect(readFile(path + "/manifest.json") == manifestBefore)
     }
 
@@ -311,7 +318,9 @@ import Testing
                 outcomes.withLock { $0.append(creator == 7 ? "other created" : "same") }
                 _ = state
             } catch let error as GracefulStopError {
-                outcomes.withLock { $0.append(error.code == .mismatch ? (creator == 7 ? "other refused" : "same refused") : "error \(error.message)") }
+                outcomes.withLock {
+                    $0.append(error.code == .mismatch ? (creator == 7 ? "other refused" : "same refused") : "error \(error.message)")
+                }
             } catch { outcomes.withLock { $0.append("error \(error)") } }
         }
         let seen = outcomes.withLock { $0 }

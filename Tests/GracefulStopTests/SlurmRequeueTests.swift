@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+
 @testable import GracefulStop
 
 /// `scontrol requeue` through a slurmctld outage, with a fake clock, scontrol and SLURM: the tries,
@@ -16,7 +17,11 @@ import Testing
 
         func run(deadline: Double) -> SlurmRequeue.Outcome {
             SlurmRequeue.run(
-                target: "12_3", restartsBefore: 2, deadline: deadline, now: { self.now }, pause: { self.pauses.append($0); self.now += $0 },
+                target: "12_3", restartsBefore: 2, deadline: deadline, now: { self.now },
+                pause: {
+                    self.pauses.append($0)
+                    self.now += $0
+                },
                 requeue: { _ in
                     self.now += 0.5  // scontrol's own wait
                     if self.failuresLeft > 0 {
@@ -81,7 +86,10 @@ import Testing
         let outcome = SlurmRequeue.run(
             target: "12_3", restartsBefore: 2, deadline: 2000, now: { world.now }, pause: { world.now += $0 },
             requeue: { _ in
-                if world.failuresLeft > 0 { world.failuresLeft -= 1; throw GracefulStopError(.system, "down") }
+                if world.failuresLeft > 0 {
+                    world.failuresLeft -= 1
+                    throw GracefulStopError(.system, "down")
+                }
             }, restartsNow: { nil }, report: { _ in }, stillTrying: { sofar.append($0) })
         #expect(outcome.requeued && outcome.tries == 4)
         #expect(sofar.map(\.tries) == [1, 2, 3] && sofar.allSatisfy { !$0.requeued && $0.lastError == "down" })
@@ -102,9 +110,16 @@ import Testing
         var paused: [Double] = []
         var lines: [String] = []
         let found = SlurmLookup.run(
-            deadline: deadline, now: { now }, pause: { paused.append($0); now += $0 },
+            deadline: deadline, now: { now },
+            pause: {
+                paused.append($0)
+                now += $0
+            },
             lookUp: { () throws -> Int in
-                if left > 0 { left -= 1; throw GracefulStopError(.system, "Unable to contact slurm controller") }
+                if left > 0 {
+                    left -= 1
+                    throw GracefulStopError(.system, "Unable to contact slurm controller")
+                }
                 return 7
             }, report: { lines.append($0) })
         #expect(found.tries == tries && (found.answer == 7) == answered && paused == pauses)
@@ -115,7 +130,10 @@ import Testing
         var tries = 0
         let found = SlurmLookup.run(
             deadline: 2000, now: { 1000 }, pause: { _ in Issue.record("paused") },
-            lookUp: { () throws -> Int in tries += 1; throw GracefulStopError(.system, "command not found: scontrol", errno: ENOENT) },
+            lookUp: { () throws -> Int in
+                tries += 1
+                throw GracefulStopError(.system, "command not found: scontrol", errno: ENOENT)
+            },
             report: { _ in })
         #expect(found.answer == nil && tries == 1)
     }

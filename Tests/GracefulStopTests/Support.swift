@@ -1,4 +1,5 @@
 import Glibc
+
 @testable import GracefulStop
 
 /// Tests/Fixtures, found from this file's path (no Foundation).
@@ -13,7 +14,7 @@ let fixturesPath: String = {
 func run(_ arguments: [String]) -> Int32 {
     var pid = pid_t()
     let argv = arguments.map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
+    defer { for argument in argv { free(argument) } }
     guard posix_spawnp(&pid, arguments[0], nil, nil, argv, environ) == 0 else { return -1 }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
@@ -179,7 +180,8 @@ enum Expected {
         var cases: [(String, Int32, String, String)] = []
         try reader.readObject { reader, name in
             var status: Int32 = 0
-            var message = "", file = ""
+            var message = ""
+            var file = ""
             try reader.readObject { reader, key in
                 switch key {
                 case "status": status = Int32(try reader.readInteger())

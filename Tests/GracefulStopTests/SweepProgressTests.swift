@@ -1,4 +1,5 @@
 import Testing
+
 @testable import GracefulStop
 
 /// SweepProgress.finished as a table: events.jsonl lines in, what one attempt finished out.

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+
 @testable import GracefulStop
 
 /// The pure parts of per-unit intelligence, as tables: the estimate, the decision not to begin a
@@ -41,8 +42,10 @@ import Testing
     }
 
     static func childExit(_ code: Int, marked: Int, quarantined: Int? = nil, asked: Bool = false) -> JSONValue {
-        var fields: [(String, JSONValue)] = [("event", .string("child_exit")), ("exit", .number(Double(code))), ("asked_to_stop", .bool(asked)),
-                                             ("marked", .number(Double(marked)))]
+        var fields: [(String, JSONValue)] = [
+            ("event", .string("child_exit")), ("exit", .number(Double(code))), ("asked_to_stop", .bool(asked)),
+            ("marked", .number(Double(marked))),
+        ]
         if let quarantined { fields.append(("quarantined", .number(Double(quarantined)))) }
         return .object(fields)
     }
@@ -50,13 +53,24 @@ import Testing
     @Test func crashLoopGuardCounts() {
         let rows: [(name: String, exits: [JSONValue], idle: Int, failed: Int)] = [
             ("no attempt yet", [], 0, 0),
-            ("the poison scenario, before quarantine", [Self.childExit(139, marked: 3), Self.childExit(139, marked: 0), Self.childExit(139, marked: 0)], 2, 3),
-            ("the attempt whose crash quarantined the unit is progress",
-             [Self.childExit(139, marked: 3), Self.childExit(139, marked: 0), Self.childExit(139, marked: 0, quarantined: 1)], 0, 1),
+            (
+                "the poison scenario, before quarantine",
+                [Self.childExit(139, marked: 3), Self.childExit(139, marked: 0), Self.childExit(139, marked: 0)], 2, 3
+            ),
+            (
+                "the attempt whose crash quarantined the unit is progress",
+                [Self.childExit(139, marked: 3), Self.childExit(139, marked: 0), Self.childExit(139, marked: 0, quarantined: 1)], 0, 1
+            ),
             ("a failure after a success", [Self.childExit(0, marked: 5), Self.childExit(3, marked: 0)], 1, 1),
             ("a stop is not a failure", [Self.childExit(3, marked: 0), Self.childExit(0, marked: 0, asked: true)], 2, 0),
-            ("failures that each marked units stay at one", [Self.childExit(3, marked: 1), Self.childExit(3, marked: 1), Self.childExit(3, marked: 2)], 0, 1),
-            ("a sweep that does not report ends the idle streak", [Self.childExit(0, marked: 0), .object([("event", .string("child_exit")), ("exit", .number(0))])], 0, 0),
+            (
+                "failures that each marked units stay at one",
+                [Self.childExit(3, marked: 1), Self.childExit(3, marked: 1), Self.childExit(3, marked: 2)], 0, 1
+            ),
+            (
+                "a sweep that does not report ends the idle streak",
+                [Self.childExit(0, marked: 0), .object([("event", .string("child_exit")), ("exit", .number(0))])], 0, 0
+            ),
         ]
         for row in rows {
             #expect(AttemptHistory.idleAttempts(row.exits) == row.idle, "\(row.name)")
@@ -118,8 +132,10 @@ import Testing
         #expect(claim?.place == 17 && claim?.generation == 2)
         let legacy = BeginRecords.Entry(fileName: "17.2.4242.0a1b2c3d.9")
         #expect(legacy?.place == 17 && legacy?.kind == .legacy(restart: 2, pid: 4242, hostTag: "0a1b2c3d") && legacy?.generation == nil)
-        for bad in ["17.2.4242.0a1b2c3d", "x.2.4242.0a1b2c3d.1", "17.2.0.0a1b2c3d.1", "17.2.4242.0A1B2C3D.1", "-1.2.3.0a1b2c3d.1", ".tmp.1.2.3",
-                    "17", "17.0", "17.-1", "17.x", "+1.2", "1.+2", "17.2.3"] {
+        for bad in [
+            "17.2.4242.0a1b2c3d", "x.2.4242.0a1b2c3d.1", "17.2.0.0a1b2c3d.1", "17.2.4242.0A1B2C3D.1", "-1.2.3.0a1b2c3d.1", ".tmp.1.2.3",
+            "17", "17.0", "17.-1", "17.x", "+1.2", "1.+2", "17.2.3",
+        ] {
             #expect(BeginRecords.Entry(fileName: bad) == nil, "\(bad)")
         }
         #expect(BeginRecords.hostTag.utf8.count == 8)

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+
 @testable import GracefulStop
 
 /// How files reach the state (docs/state-format.md, "How every file is written"), and the sweep of

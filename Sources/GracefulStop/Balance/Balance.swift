@@ -33,7 +33,8 @@ public enum Balance {
         func range(_ from: Int, _ to: Int, _ noun: String) -> String { from == to ? "\(noun) \(from)" : "\(noun)s \(from)-\(to)" }
         if workers < shares {
             return "\(workers) worker\(workers == 1 ? "" : "s") for \(shares) shares: each begins with its own share, then takes over "
-                + range(workers, shares - 1, "share") + ", which no worker owns, and the end of any slower share (\(variable)=0 keeps the strict split)"
+                + range(workers, shares - 1, "share")
+                + ", which no worker owns, and the end of any slower share (\(variable)=0 keeps the strict split)"
         }
         return "\(workers) workers for \(shares) share\(shares == 1 ? "" : "s"): " + range(shares, workers - 1, "worker")
             + " own no share and take over units of the others, from the end of the share with the most left (\(variable)=0 keeps the strict split)"

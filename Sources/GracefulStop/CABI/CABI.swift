@@ -1,3 +1,5 @@
+// swift-format-ignore-file: AlwaysUseLowerCamelCase
+// (the exports are named as include/gracefulstop.h names its C functions: gracefulstop_mark_done)
 import CSignalShim
 import Glibc
 import Synchronization
@@ -39,7 +41,9 @@ private func unitBytes(_ unit: UnsafePointer<CChar>?, _ length: Int) throws -> U
 
 private func node(_ value: Int64) throws -> Int? {
     if value == -1 { return nil }
-    guard value >= 0 else { throw GracefulStopError(.nodeOutOfRange, "node \(value) is out of range (use a node number or GRACEFULSTOP_NODE_DEFAULT)") }
+    guard value >= 0 else {
+        throw GracefulStopError(.nodeOutOfRange, "node \(value) is out of range (use a node number or GRACEFULSTOP_NODE_DEFAULT)")
+    }
     return Int(value)
 }
 
@@ -75,7 +79,8 @@ public func gracefulstop_create(
             guard start == list.size, table.count == list.count else {
                 throw GracefulStopError(
                     .invalidArgument,
-                    "the unit list holds \(table.count) NUL-terminated names in \(list.size) bytes where \(list.count) were given (a NUL byte inside a unit name?)")
+                    "the unit list holds \(table.count) NUL-terminated names in \(list.size) bytes where \(list.count) were given (a NUL byte inside a unit name?)"
+                )
             }
         }
         try table.buildIndex(source: "the unit list")
@@ -187,7 +192,9 @@ public func gracefulstop_request_stop(_ pointer: OpaquePointer?, _ reason: Unsaf
 @_cdecl("gracefulstop_set_check_interval")
 public func gracefulstop_set_check_interval(_ pointer: OpaquePointer?, _ seconds: Double) -> Int32 {
     cStatus {
-        guard seconds.isFinite, seconds >= 0 else { throw GracefulStopError(.invalidArgument, "the check interval must be 0 or more seconds (got \(seconds))") }
+        guard seconds.isFinite, seconds >= 0 else {
+            throw GracefulStopError(.invalidArgument, "the check interval must be 0 or more seconds (got \(seconds))")
+        }
         try state(pointer).stopCheck.intervalSeconds = seconds
     }
 }

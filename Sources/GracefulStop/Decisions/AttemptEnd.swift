@@ -57,8 +57,10 @@ public struct AttemptEnd: Sendable, Equatable {
             switch stop {
             case .signal(let signal, let job, let error):
                 // A TERM scontrol could not explain when it came (an outage) is explained by its answer at the end.
-                let cause: StopCause = signal == SIGTERM
-                    ? term(job: job ?? facts.jobAtEnd, lookupError: job == nil && facts.jobAtEnd == nil ? facts.endLookupError ?? error : error, facts)
+                let cause: StopCause =
+                    signal == SIGTERM
+                    ? term(
+                        job: job ?? facts.jobAtEnd, lookupError: job == nil && facts.jobAtEnd == nil ? facts.endLookupError ?? error : error, facts)
                     : .warning(signal: signal)
                 return AttemptEnd(cause: cause, route: "\(StopSignals.name(of: signal)) to gstop")
             case .localWarning: return AttemptEnd(cause: .warning(signal: SIGUSR1), route: "local mode's warning")
@@ -67,7 +69,8 @@ public struct AttemptEnd: Sendable, Equatable {
             }
         }
         for stop in facts.processStops where stop.reason == .signal {
-            candidates.append(AttemptEnd(cause: stepSignal(stop.signal, facts), route: "\(StopSignals.name(of: stop.signal)) to the job's steps, \(stop.place)"))
+            candidates.append(
+                AttemptEnd(cause: stepSignal(stop.signal, facts), route: "\(StopSignals.name(of: stop.signal)) to the job's steps, \(stop.place)"))
         }
         if let request = facts.request {
             if let signal = request.signal {
@@ -87,7 +90,8 @@ public struct AttemptEnd: Sendable, Equatable {
         // What scontrol says at the end refines a stop that said less than it does: the user signal
         // a preemption sends, a stop no process recorded.
         if facts.underSlurm, let job = facts.jobAtEnd, end.cause.rank <= StopCause.warning(signal: 0).rank {
-            let refined = requeueRelated(job, facts) ?? (job.isPreempted ? .preempted(requeuedBySlurm: false) : nil)
+            let refined =
+                requeueRelated(job, facts) ?? (job.isPreempted ? .preempted(requeuedBySlurm: false) : nil)
                 ?? (end.cause == .none && job.isTimeLimit ? .timeLimit : nil)
             if let refined { end = AttemptEnd(cause: refined, route: end.route ?? "seen in scontrol show job after the command ended") }
         }

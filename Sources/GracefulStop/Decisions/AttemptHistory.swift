@@ -16,8 +16,10 @@ public enum AttemptHistory {
     /// SLURM's own (`"budget": "preemption"`); lines from before budgets existed count as restarts,
     /// and so does an attempt that left no line (the safe side for --max-restarts).
     public static func preemptions(_ exits: [JSONValue], before restart: Int) -> Int {
-        Set(exits.filter { ($0["restart"]?.int ?? .max) < restart && $0["budget"]?.string == RequeueBudget.preemption.rawValue }
-            .compactMap { $0["restart"]?.int }).count
+        Set(
+            exits.filter { ($0["restart"]?.int ?? .max) < restart && $0["budget"]?.string == RequeueBudget.preemption.rawValue }
+                .compactMap { $0["restart"]?.int }
+        ).count
     }
 
     /// Failed attempts in a row (non-zero exit, no stop asked), the last one included, counted back

@@ -40,7 +40,8 @@ public enum BadNodes {
 
     /// What a requeue can exclude: the bad nodes not excluded already, unless that would leave
     /// the job's partition fewer nodes than the job needs (then none, and why).
-    public static func exclusion(bad: [String], alreadyExcluded: [String], partitionNodes: Int?, jobNodes: Int?) -> (exclude: [String], note: String?) {
+    public static func exclusion(bad: [String], alreadyExcluded: [String], partitionNodes: Int?, jobNodes: Int?) -> (exclude: [String], note: String?)
+    {
         let new = bad.filter { !alreadyExcluded.contains($0) }
         guard !new.isEmpty else { return ([], nil) }
         let all = alreadyExcluded + new
@@ -48,7 +49,9 @@ public enum BadNodes {
             return ([], "not excluded: SLURM did not say how many nodes the partition has and the job needs")
         }
         if partitionNodes - all.count < jobNodes {
-            return ([], "not excluded: the partition's \(partitionNodes) nodes less \(all.count) excluded would leave fewer than the job's \(jobNodes)")
+            return (
+                [], "not excluded: the partition's \(partitionNodes) nodes less \(all.count) excluded would leave fewer than the job's \(jobNodes)"
+            )
         }
         return (all, nil)
     }

@@ -275,11 +275,13 @@ public struct RequeueDecision: Sendable, Equatable {
             return RequeueDecision(action: .finish, exitCode: 0, reasons: [started, "all work is done (\(marker))"])
         }
         if let failure = facts.stateWriteFailure, facts.cause.continuesWork || facts.cause == .none {
-            return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: [
-                facts.started ? how : "the command was not started", facts.leftText,
-                "the state cannot be written (\(failure)): not requeued into it, where every attempt would fail at its first mark; "
-                    + "free space (or raise the quota), then submit the job again: every marker written so far is intact",
-            ])
+            return RequeueDecision(
+                action: .stop, exitCode: workRemainsExitCode,
+                reasons: [
+                    facts.started ? how : "the command was not started", facts.leftText,
+                    "the state cannot be written (\(failure)): not requeued into it, where every attempt would fail at its first mark; "
+                        + "free space (or raise the quota), then submit the job again: every marker written so far is intact",
+                ])
         }
         switch facts.cause {
         case .interrupted:
@@ -307,8 +309,13 @@ public struct RequeueDecision: Sendable, Equatable {
                 }
                 return RequeueDecision(
                     action: .stop, exitCode: facts.exit.status,
-                    reasons: [how, "the command failed on its own; not requeued" + (facts.limits.retryFailures > 0
-                        ? " (\(facts.failedAttempts - 1) retries used of --retry-failures \(facts.limits.retryFailures))" : " (--retry-failures 0)")])
+                    reasons: [
+                        how,
+                        "the command failed on its own; not requeued"
+                            + (facts.limits.retryFailures > 0
+                                ? " (\(facts.failedAttempts - 1) retries used of --retry-failures \(facts.limits.retryFailures))"
+                                : " (--retry-failures 0)"),
+                    ])
             }
             if let left = facts.left, left > 0 {
                 return RequeueDecision(
@@ -323,10 +330,15 @@ public struct RequeueDecision: Sendable, Equatable {
             var reasons = [how, facts.leftText]
             if case .preempted = facts.cause {
                 if let release = facts.slurmRelease, release.requeuesPreemptedJobsThatExit, facts.requeueAllowed != false {
-                    return RequeueDecision(action: .leaveToSlurm, exitCode: 0, reasons: reasons + [
-                        "SLURM \(release.description) requeues a preempted job whose script exits during GraceTime by itself; gstop does not requeue it a second time"])
+                    return RequeueDecision(
+                        action: .leaveToSlurm, exitCode: 0,
+                        reasons: reasons + [
+                            "SLURM \(release.description) requeues a preempted job whose script exits during GraceTime by itself; gstop does not requeue it a second time"
+                        ])
                 }
-                reasons.append("SLURM \(facts.slurmRelease?.description ?? "of an unknown release") completes a preempted job whose script has exited without requeuing it, so gstop requeues it")
+                reasons.append(
+                    "SLURM \(facts.slurmRelease?.description ?? "of an unknown release") completes a preempted job whose script has exited without requeuing it, so gstop requeues it"
+                )
             }
             return requeueUnlessGuarded(facts, reasons: reasons)
         }
@@ -338,15 +350,21 @@ public struct RequeueDecision: Sendable, Equatable {
     /// (bounded by --max-restarts and the idle guard, as every requeue).
     private static func diedInsideUnits(_ facts: RequeueFacts, how: String) -> RequeueDecision {
         let limit = facts.limits.maxUnitAttempts
-        let units = facts.diedOn.prefix(3).map { unit in
-            "\(unit.unit), attempt \(min(unit.attempts, limit)) of \(limit)" + (unit.attempts >= limit ? ", now quarantined" : "")
-        }.joined(separator: "; ") + (facts.diedOn.count > 3 ? "; and \(facts.diedOn.count - 3) more" : "")
+        let units =
+            facts.diedOn.prefix(3).map { unit in
+                "\(unit.unit), attempt \(min(unit.attempts, limit)) of \(limit)" + (unit.attempts >= limit ? ", now quarantined" : "")
+            }.joined(separator: "; ") + (facts.diedOn.count > 3 ? "; and \(facts.diedOn.count - 3) more" : "")
         // SIGKILL from nobody gstop knows of: the kernel's OOM killer (a cgroup memory limit, --mem) sends it.
-        let what = "\(facts.exit.description) while on \(units)"
+        let what =
+            "\(facts.exit.description) while on \(units)"
             + (facts.exit == .signaled(SIGKILL) ? " (SIGKILL: the OOM killer's signal when a unit exceeds the job's memory, or a kill -9)" : "")
         if facts.left == 0 { return finish(facts, [how, what, facts.leftText]) }
-        return requeueUnlessGuarded(facts, reasons: [how, what, facts.leftText,
-            "retried so that a unit which kills its worker every time is quarantined after --max-unit-attempts \(limit) and the rest of the run goes on"])
+        return requeueUnlessGuarded(
+            facts,
+            reasons: [
+                how, what, facts.leftText,
+                "retried so that a unit which kills its worker every time is quarantined after --max-unit-attempts \(limit) and the rest of the run goes on",
+            ])
     }
 
     /// Ends the job: exit 0, or 65 naming the quarantined units when there are any.
@@ -354,14 +372,19 @@ public struct RequeueDecision: Sendable, Equatable {
         let count = facts.quarantined.count
         guard count > 0 else { return RequeueDecision(action: .finish, exitCode: 0, reasons: reasons) }
         let names = facts.quarantined.prefix(5).joined(separator: ", ") + (count > 5 ? " and \(count - 5) more" : "")
-        return RequeueDecision(action: .finish, exitCode: quarantinedExitCode, reasons: reasons + [
-            "\(count) unit\(count == 1 ? "" : "s") quarantined (\(names)): begun \(facts.limits.maxUnitAttempts) times without finishing, so no attempt would do \(count == 1 ? "it" : "them"); `gstop release UNIT` puts one back"])
+        return RequeueDecision(
+            action: .finish, exitCode: quarantinedExitCode,
+            reasons: reasons + [
+                "\(count) unit\(count == 1 ? "" : "s") quarantined (\(names)): begun \(facts.limits.maxUnitAttempts) times without finishing, so no attempt would do \(count == 1 ? "it" : "them"); `gstop release UNIT` puts one back"
+            ])
     }
 
     private static func requeueUnlessGuarded(_ facts: RequeueFacts, reasons: [String]) -> RequeueDecision {
         var reasons = reasons
         if facts.requeueAllowed == false {
-            reasons.append("the job cannot be requeued: scontrol show job says Requeue=0 (it was submitted with --no-requeue, or the site sets JobRequeue=0); add `#SBATCH --requeue` to the batch script")
+            reasons.append(
+                "the job cannot be requeued: scontrol show job says Requeue=0 (it was submitted with --no-requeue, or the site sets JobRequeue=0); add `#SBATCH --requeue` to the batch script"
+            )
             return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: reasons)
         }
         let notCounted = facts.preemptions > 0 ? " (\(facts.preemptions) preemption\(facts.preemptions == 1 ? "" : "s") not counted)" : ""
@@ -377,8 +400,10 @@ public struct RequeueDecision: Sendable, Equatable {
         if let unknown = facts.historyUnknown, !facts.progressed, facts.limits.maxIdleAttempts > 0 || facts.failedAttempts > 0 {
             // An attempt that got nowhere, and no memory of the ones before it: requeuing blindly
             // could loop through the queue up to --max-restarts times.
-            reasons.append("the crash-loop guard cannot count the attempts before this one, which got no unit done: \(unknown); "
-                + "not requeued blindly — make \(EventLog.fileName) in the state writable (free space, fix its permissions or owner), then submit the job again")
+            reasons.append(
+                "the crash-loop guard cannot count the attempts before this one, which got no unit done: \(unknown); "
+                    + "not requeued blindly — make \(EventLog.fileName) in the state writable (free space, fix its permissions or owner), then submit the job again"
+            )
             return RequeueDecision(action: .stop, exitCode: historyUnknownExitCode, reasons: reasons)
         }
         if facts.limits.maxIdleAttempts > 0 && facts.idleAttempts >= facts.limits.maxIdleAttempts {
@@ -391,8 +416,9 @@ public struct RequeueDecision: Sendable, Equatable {
             return RequeueDecision(action: .stop, exitCode: workRemainsExitCode, reasons: reasons)
         }
         if budget == .preemption {
-            reasons.append("preemption \(facts.preemptions + 1)" + (facts.limits.maxPreemptions.map { " of at most \($0) (--max-preemptions)" } ?? "")
-                + ", not counted against --max-restarts (\(facts.chargedRestarts) of \(facts.limits.maxRestarts) used)")
+            reasons.append(
+                "preemption \(facts.preemptions + 1)" + (facts.limits.maxPreemptions.map { " of at most \($0) (--max-preemptions)" } ?? "")
+                    + ", not counted against --max-restarts (\(facts.chargedRestarts) of \(facts.limits.maxRestarts) used)")
         } else {
             reasons.append("restart \(facts.chargedRestarts + 1) of at most \(facts.limits.maxRestarts)\(notCounted)")
         }

@@ -67,51 +67,77 @@ public enum Preflight {
         // The warning.
         if let signal = facts.signal {
             if signal.signal == nil {
-                add("signal", .problem, "--signal=\(signal.text): \(signal.signalName) is not a signal gstop knows", fix: "--signal=B:USR1@\(suggestedLead)")
+                add(
+                    "signal", .problem, "--signal=\(signal.text): \(signal.signalName) is not a signal gstop knows",
+                    fix: "--signal=B:USR1@\(suggestedLead)")
             } else if !signal.toBatchShell {
-                add("signal", .warning, "--signal=\(signal.text) goes to the job's steps, not to the batch shell where gstop waits: "
-                    + "processes started with srun record it in the state and gstop follows, but a command that is not a step "
-                    + "(a plain `python ...`) never gets it and runs into the time limit", fix: "--signal=B:\(signal.signalName)@\(signal.seconds)")
+                add(
+                    "signal", .warning,
+                    "--signal=\(signal.text) goes to the job's steps, not to the batch shell where gstop waits: "
+                        + "processes started with srun record it in the state and gstop follows, but a command that is not a step "
+                        + "(a plain `python ...`) never gets it and runs into the time limit",
+                    fix: "--signal=B:\(signal.signalName)@\(signal.seconds)")
             } else if let number = signal.signal, !facts.gracefulSignals.contains(number) {
-                add("signal", .problem, "--signal=\(signal.text): gstop does not treat \(signal.signalName) as a warning (it traps "
-                    + facts.gracefulSignals.map { StopSignals.name(of: $0) }.joined(separator: ", ") + ")",
+                add(
+                    "signal", .problem,
+                    "--signal=\(signal.text): gstop does not treat \(signal.signalName) as a warning (it traps "
+                        + facts.gracefulSignals.map { StopSignals.name(of: $0) }.joined(separator: ", ") + ")",
                     fix: "--signal=B:USR1@\(signal.seconds), or gstop run --signals \(signal.signalName),TERM")
             } else {
-                add("signal", .ok, "--signal=\(signal.text) reaches gstop (the batch shell) \(signal.seconds)-\(signal.seconds + earlyDelivery) s before the time limit")
+                add(
+                    "signal", .ok,
+                    "--signal=\(signal.text) reaches gstop (the batch shell) \(signal.seconds)-\(signal.seconds + earlyDelivery) s before the time limit"
+                )
             }
         } else if !facts.submitLineSeen {
-            add("signal", .warning, "no --signal in the batch script, and this SLURM's scontrol does not show sbatch's command line: "
-                + "without one SLURM sends no warning, only TERM at the time limit", fix: "#SBATCH --signal=B:USR1@\(suggestedLead) (in the script, where it is seen)")
+            add(
+                "signal", .warning,
+                "no --signal in the batch script, and this SLURM's scontrol does not show sbatch's command line: "
+                    + "without one SLURM sends no warning, only TERM at the time limit",
+                fix: "#SBATCH --signal=B:USR1@\(suggestedLead) (in the script, where it is seen)")
         } else {
-            add("signal", .problem, "no --signal: SLURM sends no warning, only TERM at the time limit and KILL KillWait (30 s by default) "
-                + "later; gstop stops the command then, with little time to finish a unit", fix: "#SBATCH --signal=B:USR1@\(suggestedLead)")
+            add(
+                "signal", .problem,
+                "no --signal: SLURM sends no warning, only TERM at the time limit and KILL KillWait (30 s by default) "
+                    + "later; gstop stops the command then, with little time to finish a unit", fix: "#SBATCH --signal=B:USR1@\(suggestedLead)")
         }
         if let signal = facts.signal, signal.signal != nil {
             if let longest = facts.longestUnitSeconds, Double(signal.seconds) < longest * 1.25 + 30 {
-                add("warning lead", .warning, "units have taken up to \(Int(longest.rounded())) s, but the warning comes \(signal.seconds) s "
-                    + "before the end (SLURM may send it up to \(earlyDelivery) s earlier, never later): a unit that starts just before "
-                    + "it cannot finish and is done again next time", fix: "--signal=B:\(signal.signalName)@\(suggestedLead)")
+                add(
+                    "warning lead", .warning,
+                    "units have taken up to \(Int(longest.rounded())) s, but the warning comes \(signal.seconds) s "
+                        + "before the end (SLURM may send it up to \(earlyDelivery) s earlier, never later): a unit that starts just before "
+                        + "it cannot finish and is done again next time", fix: "--signal=B:\(signal.signalName)@\(suggestedLead)")
             } else if signal.seconds < 60 {
-                add("warning lead", .warning, "a warning \(signal.seconds) s before the end leaves little time to finish a unit, write the "
-                    + "decision and requeue", fix: "--signal=B:\(signal.signalName)@\(max(suggestedLead, 120))")
+                add(
+                    "warning lead", .warning,
+                    "a warning \(signal.seconds) s before the end leaves little time to finish a unit, write the "
+                        + "decision and requeue", fix: "--signal=B:\(signal.signalName)@\(max(suggestedLead, 120))")
             } else {
-                add("warning lead", .ok, "\(signal.seconds) s" + (facts.longestUnitSeconds.map { "; units have taken up to \(Int($0.rounded())) s" } ?? ""))
+                add(
+                    "warning lead", .ok,
+                    "\(signal.seconds) s" + (facts.longestUnitSeconds.map { "; units have taken up to \(Int($0.rounded())) s" } ?? ""))
             }
         }
         // The requeue.
         if facts.requeueAllowed == false {
-            add("requeue", .problem, "scontrol says Requeue=0 for this job: gstop cannot requeue it (--no-requeue, or the site's JobRequeue=0)",
+            add(
+                "requeue", .problem, "scontrol says Requeue=0 for this job: gstop cannot requeue it (--no-requeue, or the site's JobRequeue=0)",
                 fix: "#SBATCH --requeue")
         } else if facts.scriptSaysNoRequeue {
             add("requeue", .problem, "the job is submitted with --no-requeue: gstop cannot requeue it", fix: "#SBATCH --requeue")
         } else if facts.requeueAllowed == true || facts.scriptSaysRequeue {
             add("requeue", .ok, "the job can be requeued")
         } else {
-            add("requeue", .warning, "neither --requeue nor a running job to ask: whether the job can be requeued depends on the site's "
-                + "JobRequeue", fix: "#SBATCH --requeue")
+            add(
+                "requeue", .warning,
+                "neither --requeue nor a running job to ask: whether the job can be requeued depends on the site's "
+                    + "JobRequeue", fix: "#SBATCH --requeue")
         }
         if !facts.scontrolOnPath {
-            add("scontrol", .problem, "scontrol is not on PATH: gstop cannot read the job's state or requeue it", fix: "load the SLURM module (or add SLURM's bin directory to PATH) before `exec gstop run`")
+            add(
+                "scontrol", .problem, "scontrol is not on PATH: gstop cannot read the job's state or requeue it",
+                fix: "load the SLURM module (or add SLURM's bin directory to PATH) before `exec gstop run`")
         } else {
             add("scontrol", .ok, "scontrol is on PATH")
         }
@@ -120,71 +146,104 @@ public enum Preflight {
             let shared = facts.fileSystem.map(isShared)
             let many = (facts.nodes ?? 1) > 1
             if let error = facts.writeError {
-                add("state directory", .problem, "\(path): cannot write there: \(error)", fix: "choose a writable directory on a filesystem every node sees")
+                add(
+                    "state directory", .problem, "\(path): cannot write there: \(error)",
+                    fix: "choose a writable directory on a filesystem every node sees")
             } else if shared == false && many {
-                add("state directory", .problem, "\(path) is on \(facts.fileSystem!), which only this node sees, but the job has \(facts.nodes!) nodes",
+                add(
+                    "state directory", .problem,
+                    "\(path) is on \(facts.fileSystem!), which only this node sees, but the job has \(facts.nodes!) nodes",
                     fix: "put the state on the shared filesystem (NFS, Lustre, GPFS: where your home or project directory is)")
             } else if shared == false {
-                add("state directory", .warning, "\(path) is on \(facts.fileSystem!), which only this node sees: a requeued job may start on another node and not find it",
+                add(
+                    "state directory", .warning,
+                    "\(path) is on \(facts.fileSystem!), which only this node sees: a requeued job may start on another node and not find it",
                     fix: "put the state on the shared filesystem (NFS, Lustre, GPFS)")
             } else {
-                add("state directory", .ok, "\(path)" + (facts.fileSystem.map { " on \($0)" } ?? "") + (facts.stateExists ? "" : " (gstop run creates it)"))
+                add(
+                    "state directory", .ok,
+                    "\(path)" + (facts.fileSystem.map { " on \($0)" } ?? "") + (facts.stateExists ? "" : " (gstop run creates it)"))
             }
         } else {
-            add("state directory", .problem, "no state directory: set GRACEFULSTOP_STATE_DIR or pass --state", fix: "export GRACEFULSTOP_STATE_DIR=$HOME/states/$SLURM_JOB_NAME")
+            add(
+                "state directory", .problem, "no state directory: set GRACEFULSTOP_STATE_DIR or pass --state",
+                fix: "export GRACEFULSTOP_STATE_DIR=$HOME/states/$SLURM_JOB_NAME")
         }
         // Tasks and the way the state shares its units.
         if let tasks = facts.tasks, let stateNodes = facts.stateNodes, tasks > 1, tasks != stateNodes {
-            add("tasks", .problem, "the job runs \(tasks) tasks but the state shares its units among \(stateNodes) nodes: "
-                + (tasks > stateNodes ? "tasks beyond \(stateNodes - 1) have no share" : "the shares of nodes \(tasks)-\(stateNodes - 1) are never worked on"),
+            add(
+                "tasks", .problem,
+                "the job runs \(tasks) tasks but the state shares its units among \(stateNodes) nodes: "
+                    + (tasks > stateNodes
+                        ? "tasks beyond \(stateNodes - 1) have no share" : "the shares of nodes \(tasks)-\(stateNodes - 1) are never worked on"),
                 fix: "gstop init --nodes \(tasks) (one share per srun task), or run \(stateNodes) tasks")
         } else if let tasks = facts.tasks, let stateNodes = facts.stateNodes {
             add("tasks", .ok, "\(tasks) task\(tasks == 1 ? "" : "s"), units shared among \(stateNodes) node\(stateNodes == 1 ? "" : "s")")
         }
         // What would compete with gstop.
         if facts.execsGstop == false {
-            add("exec", .warning, "the batch script does not `exec gstop run`: bash stays between SLURM and gstop, and a B: signal "
-                + "reaches bash, which runs traps only after its child exits", fix: "exec gstop run -- python train.py")
+            add(
+                "exec", .warning,
+                "the batch script does not `exec gstop run`: bash stays between SLURM and gstop, and a B: signal "
+                    + "reaches bash, which runs traps only after its child exits", fix: "exec gstop run -- python train.py")
         }
         for trap in facts.scriptTraps {
-            add("competing handler", .warning, "the script traps a stop signal itself (`\(trap)`): gstop already turns the warning into a stop",
+            add(
+                "competing handler", .warning, "the script traps a stop signal itself (`\(trap)`): gstop already turns the warning into a stop",
                 fix: "remove the trap")
         }
         if facts.scriptRequeuesItself {
-            add("competing requeue", .warning, "the script runs `scontrol requeue` itself: with gstop's requeue on top, the job is requeued twice",
+            add(
+                "competing requeue", .warning, "the script runs `scontrol requeue` itself: with gstop's requeue on top, the job is requeued twice",
                 fix: "remove it: gstop requeues when work remains")
         }
         if facts.torchrunGetsUSR1 {
-            add("torchrun", .problem, "gstop runs torchrun, which dies from USR1 (it forwards only INT, TERM, HUP and QUIT to its "
-                + "workers): the warning would kill the job instead of stopping it", fix: "exec gstop run --child-signal none -- torchrun ... "
-                + "(the ranks read gstop's stop request from the state within a second)")
+            add(
+                "torchrun", .problem,
+                "gstop runs torchrun, which dies from USR1 (it forwards only INT, TERM, HUP and QUIT to its "
+                    + "workers): the warning would kill the job instead of stopping it",
+                fix: "exec gstop run --child-signal none -- torchrun ... "
+                    + "(the ranks read gstop's stop request from the state within a second)")
         }
         if let launcher = facts.mpiLauncher {
             let signal = (launcher.childSignal ?? "USR1").uppercased()
             if ["TERM", "SIGTERM", "15", "INT", "SIGINT", "2"].contains(signal) {
-                add("mpirun", .problem, "gstop asks \(launcher.name) to stop with \(signal), on which mpirun aborts the whole job (its ranks "
-                    + "get TERM, then KILL): units in flight are lost", fix: "exec gstop run -- \(launcher.name) ... (the default USR1, which "
-                    + "OpenMPI 4's mpirun forwards to every rank), or --child-signal none")
+                add(
+                    "mpirun", .problem,
+                    "gstop asks \(launcher.name) to stop with \(signal), on which mpirun aborts the whole job (its ranks "
+                        + "get TERM, then KILL): units in flight are lost",
+                    fix: "exec gstop run -- \(launcher.name) ... (the default USR1, which "
+                        + "OpenMPI 4's mpirun forwards to every rank), or --child-signal none")
             } else if launcher.name.hasSuffix("prterun") && signal != "NONE" {
-                add("mpirun", .warning, "gstop runs \(launcher.name) (OpenMPI 5), which forwards USR1 to its ranks only when told to "
-                    + "(--forward-signals); a signal it does not forward may end it", fix: "exec gstop run --child-signal none -- \(launcher.name) ... "
-                    + "(the ranks read gstop's stop request from the state within a second)")
+                add(
+                    "mpirun", .warning,
+                    "gstop runs \(launcher.name) (OpenMPI 5), which forwards USR1 to its ranks only when told to "
+                        + "(--forward-signals); a signal it does not forward may end it",
+                    fix: "exec gstop run --child-signal none -- \(launcher.name) ... "
+                        + "(the ranks read gstop's stop request from the state within a second)")
             } else {
-                add("mpirun", .ok, "gstop runs \(launcher.name) with --child-signal \(signal.lowercased()): OpenMPI 4's mpirun forwards USR1 "
-                    + "to every rank; each rank works on its own share (OMPI_COMM_WORLD_RANK), so create the state with one share per rank")
+                add(
+                    "mpirun", .ok,
+                    "gstop runs \(launcher.name) with --child-signal \(signal.lowercased()): OpenMPI 4's mpirun forwards USR1 "
+                        + "to every rank; each rank works on its own share (OMPI_COMM_WORLD_RANK), so create the state with one share per rank")
             }
         }
         for file in facts.lightningWithoutCallback {
-            add("competing handler", .warning, "\(file) uses Lightning without gracefulstop.lightning.GracefulStop: under SLURM Lightning "
-                + "replaces gracefulstop's handlers and requeues the job itself", fix: "Trainer(callbacks=[gracefulstop.lightning.GracefulStop(\"stop.ckpt\")])")
+            add(
+                "competing handler", .warning,
+                "\(file) uses Lightning without gracefulstop.lightning.GracefulStop: under SLURM Lightning "
+                    + "replaces gracefulstop's handlers and requeues the job itself",
+                fix: "Trainer(callbacks=[gracefulstop.lightning.GracefulStop(\"stop.ckpt\")])")
         }
         return findings
     }
 
     /// Filesystems every node of a cluster can see.
     static func isShared(_ type: String) -> Bool {
-        ["nfs", "nfs4", "lustre", "gpfs", "beegfs", "cephfs", "ceph", "panfs", "wekafs", "cifs", "smb2", "glusterfs", "fuse.glusterfs",
-         "fuse.sshfs", "afs", "orangefs", "pvfs2", "fuse.cephfs", "fuse.weka"].contains(type)
+        [
+            "nfs", "nfs4", "lustre", "gpfs", "beegfs", "cephfs", "ceph", "panfs", "wekafs", "cifs", "smb2", "glusterfs", "fuse.glusterfs",
+            "fuse.sshfs", "afs", "orangefs", "pvfs2", "fuse.cephfs", "fuse.weka",
+        ].contains(type)
     }
 }
 
@@ -197,20 +256,30 @@ extension Preflight {
             lines.append("\(mark)  \(finding.check): \(finding.message)")
             if let fix = finding.fix, finding.status != .ok { lines.append("         fix: \(fix)") }
         }
-        let problems = findings.filter { $0.status == .problem }.count, warnings = findings.filter { $0.status == .warning }.count
-        lines.append(problems + warnings == 0 ? "all checks passed" : "\(problems) problem\(problems == 1 ? "" : "s"), \(warnings) warning\(warnings == 1 ? "" : "s")")
+        let problems = findings.filter { $0.status == .problem }.count
+        let warnings = findings.filter { $0.status == .warning }.count
+        lines.append(
+            problems + warnings == 0
+                ? "all checks passed" : "\(problems) problem\(problems == 1 ? "" : "s"), \(warnings) warning\(warnings == 1 ? "" : "s")")
         return lines.joined(separator: "\n") + "\n"
     }
 
     public static func json(_ findings: [Finding]) -> String {
         var writer = JSONWriter()
-        writer.value(.object([
-            ("ok", .bool(!findings.contains { $0.status == .problem })),
-            ("findings", .array(findings.map { .object([
-                ("check", .string($0.check)), ("status", .string($0.status.rawValue)), ("message", .string($0.message)),
-                ("fix", $0.fix.map { .string($0) } ?? .null),
-            ]) })),
-        ]))
+        writer.value(
+            .object([
+                ("ok", .bool(!findings.contains { $0.status == .problem })),
+                (
+                    "findings",
+                    .array(
+                        findings.map {
+                            .object([
+                                ("check", .string($0.check)), ("status", .string($0.status.rawValue)), ("message", .string($0.message)),
+                                ("fix", $0.fix.map { .string($0) } ?? .null),
+                            ])
+                        })
+                ),
+            ]))
         return String(decoding: writer.bytes, as: UTF8.self) + "\n"
     }
 }

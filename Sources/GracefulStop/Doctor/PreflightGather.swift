@@ -55,7 +55,7 @@ extension PreflightFacts {
         torchrunGetsUSR1 = commands.contains { line in
             let words = line.split(separator: " ")
             guard let run = words.firstIndex(where: { $0 == "gstop" || $0.hasSuffix("/gstop") }),
-                  let launcher = words[run...].firstIndex(where: { $0 == "torchrun" || $0.hasSuffix("/torchrun") || $0 == "torch.distributed.run" })
+                let launcher = words[run...].firstIndex(where: { $0 == "torchrun" || $0.hasSuffix("/torchrun") || $0 == "torch.distributed.run" })
             else { return false }
             // torchrun forwards TERM; none sends nothing. Anything else (USR1 by default) kills it.
             let childSignal = SignalOption.value(of: "--child-signal", in: words[run..<launcher].map(String.init))?.uppercased()
@@ -64,9 +64,9 @@ extension PreflightFacts {
         for line in commands {
             let words = line.split(separator: " ").map(String.init)
             guard let run = words.firstIndex(where: { $0 == "gstop" || $0.hasSuffix("/gstop") }),
-                  let launcher = words[run...].firstIndex(where: { word in
-                      ["mpirun", "mpiexec", "orterun", "prterun"].contains { word == $0 || word.hasSuffix("/" + $0) }
-                  })
+                let launcher = words[run...].firstIndex(where: { word in
+                    ["mpirun", "mpiexec", "orterun", "prterun"].contains { word == $0 || word.hasSuffix("/" + $0) }
+                })
             else { continue }
             mpiLauncher = (words[launcher], SignalOption.value(of: "--child-signal", in: Array(words[run..<launcher])))
         }
@@ -112,7 +112,8 @@ extension PreflightFacts {
         // the gaps between markers, an upper bound.
         var recorded: [Double] = []
         for node in 0..<(stateNodes ?? 0) {
-            recorded += try state.requireFiles().markers.timings(node: node, limit: StatusReport.sampleSize(nodes: stateNodes ?? 1)).compactMap(\.seconds)
+            recorded += try state.requireFiles().markers.timings(node: node, limit: StatusReport.sampleSize(nodes: stateNodes ?? 1)).compactMap(
+                \.seconds)
         }
         longestUnitSeconds = try recorded.max() ?? PreflightFacts.longestUnit(in: path, nodes: stateNodes ?? 0)
     }
@@ -121,7 +122,8 @@ extension PreflightFacts {
     /// started between them): how long a unit has taken, at most.
     static func longestUnit(in path: String, nodes: Int) throws -> Double? {
         let state = try Directory(opening: path)
-        let attemptStarts = try EventLog.read(from: state).filter { $0["event"]?.string == "attempt_start" }.compactMap { $0["time"]?.number }.sorted()
+        let attemptStarts = try EventLog.read(from: state).filter { $0["event"]?.string == "attempt_start" }.compactMap { $0["time"]?.number }
+            .sorted()
         var longest: Double? = nil
         for node in 0..<nodes {
             guard let shard = try? Directory(opening: path + "/done/\(node)") else { continue }

@@ -14,7 +14,8 @@ public struct SignalOption: Sendable, Equatable {
     /// Parses the option's value ("B:USR1@300", "SIGUSR1@90", "10"); nil when it is not one.
     public init?(parsing value: String) {
         var rest = Substring(value)
-        var batch = false, reservation = false
+        var batch = false
+        var reservation = false
         while let colon = rest.firstIndex(of: ":"), rest[..<colon].count <= 2 {
             let flags = rest[..<colon].uppercased()
             guard !flags.isEmpty, flags.allSatisfy({ $0 == "B" || $0 == "R" }) else { return nil }
@@ -32,7 +33,11 @@ public struct SignalOption: Sendable, Equatable {
         let number: Int32? = Int32(name) ?? (try? StopSignals.parse(String(name)))?.first
         guard number != nil || name.allSatisfy({ $0.isLetter || $0.isNumber }) else { return nil }
         // As sbatch takes it ("USR1"), whichever way it was written.
-        self.signalName = number.map { let full = StopSignals.name(of: $0); return full.hasPrefix("SIG") ? String(full.dropFirst(3)) : full } ?? String(name)
+        self.signalName =
+            number.map {
+                let full = StopSignals.name(of: $0)
+                return full.hasPrefix("SIG") ? String(full.dropFirst(3)) : full
+            } ?? String(name)
         self.signal = number
         self.seconds = seconds
         self.toBatchShell = batch
@@ -57,8 +62,11 @@ public struct SignalOption: Sendable, Equatable {
     static func value(of option: String = "--signal", in words: [String]) -> String? {
         var found: String? = nil
         for (index, word) in words.enumerated() {
-            if word.hasPrefix(option + "=") { found = String(word.dropFirst(option.count + 1)) }
-            else if word == option, index + 1 < words.count { found = words[index + 1] }
+            if word.hasPrefix(option + "=") {
+                found = String(word.dropFirst(option.count + 1))
+            } else if word == option, index + 1 < words.count {
+                found = words[index + 1]
+            }
         }
         return found
     }

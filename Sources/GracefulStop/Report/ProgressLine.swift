@@ -41,7 +41,8 @@ public struct ProgressLine: Equatable, Sendable {
 
     public func text(now: Double) -> String {
         if let finished {
-            return "progress: \(finished.count) \(finished.what)\(finished.count == 1 ? "" : "s") finished in this attempt (\(TimeSpan.format(secondsSinceStart)))"
+            return
+                "progress: \(finished.count) \(finished.what)\(finished.count == 1 ? "" : "s") finished in this attempt (\(TimeSpan.format(secondsSinceStart)))"
         }
         func percent(_ done: Int, _ total: Int) -> String { total == 0 ? "100 %" : "\(done * 100 / total) %" }
         var parts = ["\(scope): \(scopeDone) of \(scopeTotal) units done (\(percent(scopeDone, scopeTotal)))"]

@@ -98,11 +98,13 @@ public enum RunHistory {
     public static func table(_ rows: [Row]) -> String {
         let header = ["job", "node", "restart", "host", "start (UTC)", "duration", "ended", "exit", "decision", "marked", "quarantined"]
         let body: [[String]] = rows.map { row in
-            [row.job, String(row.node), String(row.restart), row.host ?? "-", row.start.map(Self.utc) ?? "-",
-             row.duration.map(TimeSpan.format) ?? (row.end == nil ? "running" : "-"),
-             row.cause.map { $0 + (row.route.map { " [\($0)]" } ?? "") } ?? "-", row.exit.map(String.init) ?? "-",
-             row.decision.map { $0 + (row.decisionExit.map { " (\($0))" } ?? "") } ?? "-",
-             row.marked.map(String.init) ?? "-", row.quarantined.map(String.init) ?? "-"]
+            [
+                row.job, String(row.node), String(row.restart), row.host ?? "-", row.start.map(Self.utc) ?? "-",
+                row.duration.map(TimeSpan.format) ?? (row.end == nil ? "running" : "-"),
+                row.cause.map { $0 + (row.route.map { " [\($0)]" } ?? "") } ?? "-", row.exit.map(String.init) ?? "-",
+                row.decision.map { $0 + (row.decisionExit.map { " (\($0))" } ?? "") } ?? "-",
+                row.marked.map(String.init) ?? "-", row.quarantined.map(String.init) ?? "-",
+            ]
         }
         // The long "ended" column goes last: the others are aligned, it runs on.
         let order = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 6]
@@ -128,15 +130,19 @@ public enum RunHistory {
         func integer(_ value: Int?) -> JSONValue { value.map { .number(Double($0)) } ?? .null }
         func text(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
         return .object([
-            ("attempts", .array(rows.map { row in
-                .object([
-                    ("job", .string(row.job)), ("node", .number(Double(row.node))), ("restart", .number(Double(row.restart))),
-                    ("host", text(row.host)), ("start", number(row.start)), ("end", number(row.end)), ("duration", number(row.duration)),
-                    ("cause", text(row.cause)), ("route", text(row.route)), ("exit", integer(row.exit)), ("outcome", .string(row.outcome)),
-                    ("decision", text(row.decision)), ("decision_exit", integer(row.decisionExit)), ("marked", integer(row.marked)),
-                    ("quarantined", integer(row.quarantined)), ("budget", text(row.budget)),
-                ])
-            })),
+            (
+                "attempts",
+                .array(
+                    rows.map { row in
+                        .object([
+                            ("job", .string(row.job)), ("node", .number(Double(row.node))), ("restart", .number(Double(row.restart))),
+                            ("host", text(row.host)), ("start", number(row.start)), ("end", number(row.end)), ("duration", number(row.duration)),
+                            ("cause", text(row.cause)), ("route", text(row.route)), ("exit", integer(row.exit)), ("outcome", .string(row.outcome)),
+                            ("decision", text(row.decision)), ("decision_exit", integer(row.decisionExit)), ("marked", integer(row.marked)),
+                            ("quarantined", integer(row.quarantined)), ("budget", text(row.budget)),
+                        ])
+                    })
+            ),
             ("skipped_lines", .number(Double(skippedLines))),
         ])
     }
@@ -147,6 +153,7 @@ public enum RunHistory {
         var parts = tm()
         gmtime_r(&time, &parts)
         func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : String(value) }
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
+        return
+            "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
     }
 }

@@ -26,10 +26,13 @@ public struct RunReport {
         let status = try StatusReport.gather(path: path)
         let read = try EventLog.readCounting(from: Directory(opening: path))
         let finished: [(Double, String, Int, String)] = read.events.compactMap { line in
-            guard line["event"]?.string == SweepProgress.event, let time = line["time"]?.number, let count = line["count"]?.int, count > 0 else { return nil }
+            guard line["event"]?.string == SweepProgress.event, let time = line["time"]?.number, let count = line["count"]?.int, count > 0 else {
+                return nil
+            }
             return (time, "\(line["job"]?.string ?? "local") node \(line["node"]?.int ?? 0)", count, line["what"]?.string ?? "trial")
         }
-        return RunReport(status: status, history: RunHistory.rows(read.events), skippedLines: read.skipped, finished: finished, now: status.gatheredAt)
+        return RunReport(
+            status: status, history: RunHistory.rows(read.events), skippedLines: read.skipped, finished: finished, now: status.gatheredAt)
     }
 
     /// Writes `html` to `path` whole (a temporary file renamed into place): a reader never sees half.
@@ -51,7 +54,11 @@ public struct RunReport {
         var page = HTMLPage(title: "gracefulstop report: \(status.path)")
         page.add("<h1>gracefulstop report</h1>")
         page.add("<p class=\"meta\">state <code>\(HTMLPage.escape(status.path))</code>, \(HTMLPage.escape(RunHistory.utc(now))) UTC")
-        if skippedLines > 0 { page.add("; \(skippedLines) line\(skippedLines == 1 ? "" : "s") of events.jsonl did not parse and \(skippedLines == 1 ? "was" : "were") skipped") }
+        if skippedLines > 0 {
+            page.add(
+                "; \(skippedLines) line\(skippedLines == 1 ? "" : "s") of events.jsonl did not parse and \(skippedLines == 1 ? "was" : "were") skipped"
+            )
+        }
         page.add("</p>")
         summary(&page)
         timeline(&page)
@@ -67,22 +74,29 @@ public struct RunReport {
         let status = self.status
         var cells: [(String, String, String)] = []
         if status.unitCount > 0 {
-            cells = [("units", "units", String(status.unitCount)), ("done", "done", String(status.doneCount)),
-                     ("remaining", "remaining", String(status.remainingCount)), ("quarantined", "quarantined", String(status.quarantinedCount))]
+            cells = [
+                ("units", "units", String(status.unitCount)), ("done", "done", String(status.doneCount)),
+                ("remaining", "remaining", String(status.remainingCount)), ("quarantined", "quarantined", String(status.quarantinedCount)),
+            ]
         }
         cells.append(("attempts", "attempts", String(history.count)))
         page.add("<section id=\"summary\"><div class=\"cards\">")
-        for (id, label, value) in cells { page.add("<div class=\"card\"><div class=\"value\" id=\"\(id)\">\(value)</div><div class=\"label\">\(label)</div></div>") }
+        for (id, label, value) in cells {
+            page.add("<div class=\"card\"><div class=\"value\" id=\"\(id)\">\(value)</div><div class=\"label\">\(label)</div></div>")
+        }
         page.add("</div><p>")
         var facts: [String] = []
         if status.runDone { facts.append("<b>run.done</b>: every unit is done") }
         if status.runQuarantined { facts.append("<b>run.quarantined</b>: every other unit is done") }
         if status.studyDone { facts.append("<b>study.done</b>") }
         if let estimate = status.estimate {
-            facts.append("units take \(TimeSpan.format(estimate.p50)) (p50) and \(TimeSpan.format(estimate.p90)) (p90), from \(estimate.sampled) sampled")
+            facts.append(
+                "units take \(TimeSpan.format(estimate.p50)) (p50) and \(TimeSpan.format(estimate.p90)) (p90), from \(estimate.sampled) sampled")
         }
         if status.remainingCount > 0, let eta = status.etaSeconds {
-            facts.append("done in ~\(TimeSpan.format(eta.rounded())), \(HTMLPage.escape(RunHistory.utc(now + eta))) UTC, if every share with units left is worked on")
+            facts.append(
+                "done in ~\(TimeSpan.format(eta.rounded())), \(HTMLPage.escape(RunHistory.utc(now + eta))) UTC, if every share with units left is worked on"
+            )
         }
         page.add(facts.joined(separator: "; ") + "</p></section>")
     }
@@ -98,7 +112,9 @@ public struct RunReport {
         let span = max(1, last - first)
         var lanes: [String] = []
         for row in history where !lanes.contains("\(row.job) node \(row.node)") { lanes.append("\(row.job) node \(row.node)") }
-        let laneHeight = 22.0, left = 170.0, width = 900.0
+        let laneHeight = 22.0
+        let left = 170.0
+        let width = 900.0
         var chart = SVGChart(width: left + width + 20, height: Double(lanes.count) * laneHeight + 40, label: "attempts on a timeline")
         for (index, lane) in lanes.enumerated() {
             chart.text(x: left - 8, y: Double(index) * laneHeight + 15, lane, anchor: "end", className: "lane")
@@ -109,17 +125,21 @@ public struct RunReport {
             let end = row.end ?? now
             let x = left + (start - first) / span * width
             let barWidth = max(2, (end - start) / span * width)
-            let tip = "\(row.job) node \(row.node), restart \(row.restart): \(RunHistory.utc(start)) UTC, "
+            let tip =
+                "\(row.job) node \(row.node), restart \(row.restart): \(RunHistory.utc(start)) UTC, "
                 + (row.duration.map(TimeSpan.format) ?? "running") + "; " + (row.cause ?? "no end recorded")
                 + (row.decision.map { "; decision: \($0)" } ?? "") + (row.marked.map { "; \($0) units marked" } ?? "")
-            chart.rect(x: x, y: Double(lane) * laneHeight + 3, width: barWidth, height: laneHeight - 6,
-                       className: "attempt \(row.outcome)", tip: tip, data: ["restart": String(row.restart), "outcome": row.outcome])
+            chart.rect(
+                x: x, y: Double(lane) * laneHeight + 3, width: barWidth, height: laneHeight - 6,
+                className: "attempt \(row.outcome)", tip: tip, data: ["restart": String(row.restart), "outcome": row.outcome])
         }
         chart.timeAxis(left: left, width: width, y: Double(lanes.count) * laneHeight + 8, from: first, to: last)
         page.add(chart.text())
-        page.add("<ul class=\"legend\">" + Self.outcomes.filter { outcome in history.contains { $0.outcome == outcome.name } }.map {
-            "<li><span class=\"swatch \($0.name)\"></span>\($0.label)</li>"
-        }.joined() + "</ul></section>")
+        page.add(
+            "<ul class=\"legend\">"
+                + Self.outcomes.filter { outcome in history.contains { $0.outcome == outcome.name } }.map {
+                    "<li><span class=\"swatch \($0.name)\"></span>\($0.label)</li>"
+                }.joined() + "</ul></section>")
     }
 
     /// Units done at each attempt's end (exact), and the line to the estimated end.
@@ -135,11 +155,16 @@ public struct RunReport {
         if let start = history.compactMap(\.start).min() { points.insert((start, 0), at: 0) }
         let done = status.doneCount
         points.append((now, max(done, total)))
-        guard let first = points.first?.0 else { page.add("</section>"); return }
+        guard let first = points.first?.0 else {
+            page.add("</section>")
+            return
+        }
         var projected: (Double, Int)? = nil
         if status.remainingCount > 0, let eta = status.etaSeconds { projected = (now + eta, done + status.remainingCount) }
         let last = max(projected?.0 ?? now, now)
-        let left = 70.0, width = 900.0, height = 220.0
+        let left = 70.0
+        let width = 900.0
+        let height = 220.0
         var chart = SVGChart(width: left + width + 20, height: height + 40, label: "units done over time")
         let top = Double(status.unitCount)
         func x(_ time: Double) -> Double { left + (time - first) / max(1, last - first) * width }
@@ -151,9 +176,10 @@ public struct RunReport {
         chart.text(x: left - 6, y: y(0) + 4, "0", anchor: "end", className: "axis")
         chart.timeAxis(left: left, width: width, y: height + 18, from: first, to: last)
         page.add(chart.text())
-        page.add("<p class=\"note\">Solid: units done, exact at the end of each attempt (events.jsonl) and now (\(done)). "
-            + (projected != nil ? "Dashed: the rest at the sampled unit time, every share with units left at work. " : "")
-            + "Grey: all \(status.unitCount) units.</p></section>")
+        page.add(
+            "<p class=\"note\">Solid: units done, exact at the end of each attempt (events.jsonl) and now (\(done)). "
+                + (projected != nil ? "Dashed: the rest at the sampled unit time, every share with units left at work. " : "")
+                + "Grey: all \(status.unitCount) units.</p></section>")
     }
 
     /// A histogram of the sampled unit times, p50 and p90 marked, and the slowest sampled units.
@@ -165,13 +191,19 @@ public struct RunReport {
         let high = max(seconds.last! * 1.1, 0.001)  // room right of the longest
         var counts = [Int](repeating: 0, count: bins)
         for value in seconds { counts[min(bins - 1, Int(value / high * Double(bins)))] += 1 }
-        let left = 50.0, width = 900.0, height = 160.0
+        let left = 50.0
+        let width = 900.0
+        let height = 160.0
         var chart = SVGChart(width: left + width + 20, height: height + 44, label: "distribution of unit times")
         let tallest = Double(counts.max() ?? 1)
         for (bin, count) in counts.enumerated() where count > 0 {
             let barHeight = Double(count) / tallest * height
-            chart.rect(x: left + Double(bin) * width / Double(bins) + 1, y: 10 + height - barHeight, width: width / Double(bins) - 2,
-                       height: barHeight, className: "bin", tip: "\(count) unit\(count == 1 ? "" : "s") of \(TimeSpan.format(Double(bin) * high / Double(bins)))-\(TimeSpan.format(Double(bin + 1) * high / Double(bins)))")
+            chart.rect(
+                x: left + Double(bin) * width / Double(bins) + 1, y: 10 + height - barHeight, width: width / Double(bins) - 2,
+                height: barHeight, className: "bin",
+                tip:
+                    "\(count) unit\(count == 1 ? "" : "s") of \(TimeSpan.format(Double(bin) * high / Double(bins)))-\(TimeSpan.format(Double(bin + 1) * high / Double(bins)))"
+            )
         }
         for (index, (name, value)) in [("p50", estimate.p50), ("p90", estimate.p90)].enumerated() {
             let at = left + min(1, value / high) * width
@@ -182,16 +214,21 @@ public struct RunReport {
         chart.text(x: left + width, y: height + 30, TimeSpan.format(high), anchor: "end", className: "axis")
         page.add(chart.text())
         let slowest = status.sampledUnits.sorted { $0.seconds > $1.seconds }.prefix(10)
-        page.add("<p class=\"note\">\(seconds.count) units sampled (as <code>gstop status</code> samples them). The slowest:</p><table id=\"slowest\"><tr><th>unit</th><th>time</th><th>ended (UTC)</th></tr>")
+        page.add(
+            "<p class=\"note\">\(seconds.count) units sampled (as <code>gstop status</code> samples them). The slowest:</p><table id=\"slowest\"><tr><th>unit</th><th>time</th><th>ended (UTC)</th></tr>"
+        )
         for unit in slowest {
-            page.add("<tr><td><code>\(HTMLPage.escape(unit.unit))</code></td><td>\(TimeSpan.format(unit.seconds))</td><td>\(RunHistory.utc(unit.ended))</td></tr>")
+            page.add(
+                "<tr><td><code>\(HTMLPage.escape(unit.unit))</code></td><td>\(TimeSpan.format(unit.seconds))</td><td>\(RunHistory.utc(unit.ended))</td></tr>"
+            )
         }
         page.add("</table></section>")
     }
 
     private func quarantine(_ page: inout HTMLPage) {
         guard !status.quarantined.isEmpty else { return }
-        page.add("<section id=\"quarantine\"><h2>Quarantined units</h2><table><tr><th>unit</th><th>share</th><th>attempts</th><th>put it back</th></tr>")
+        page.add(
+            "<section id=\"quarantine\"><h2>Quarantined units</h2><table><tr><th>unit</th><th>share</th><th>attempts</th><th>put it back</th></tr>")
         for unit in status.quarantined {
             var attempts: [String] = []
             if case .array(let items)? = unit.record?["attempts"] {
@@ -200,8 +237,10 @@ public struct RunReport {
                         + (item["job"]?.string.map { " (job \($0))" } ?? "")
                 }
             }
-            page.add("<tr class=\"quarantined\"><td><code>\(HTMLPage.escape(unit.unit))</code></td><td>\(unit.node)</td><td>\(HTMLPage.escape(attempts.joined(separator: "; ")))</td>"
-                + "<td><code>gstop release --state \(HTMLPage.escape(HTMLPage.shellQuoted(status.path))) \(HTMLPage.escape(HTMLPage.shellQuoted(unit.unit)))</code></td></tr>")
+            page.add(
+                "<tr class=\"quarantined\"><td><code>\(HTMLPage.escape(unit.unit))</code></td><td>\(unit.node)</td><td>\(HTMLPage.escape(attempts.joined(separator: "; ")))</td>"
+                    + "<td><code>gstop release --state \(HTMLPage.escape(HTMLPage.shellQuoted(status.path))) \(HTMLPage.escape(HTMLPage.shellQuoted(unit.unit)))</code></td></tr>"
+            )
         }
         page.add("</table></section>")
     }
@@ -210,7 +249,9 @@ public struct RunReport {
         guard !status.badNodes.isEmpty else { return }
         page.add("<section id=\"bad-nodes\"><h2>Bad nodes</h2><ul>")
         for bad in status.badNodes {
-            page.add("<li><b>\(HTMLPage.escape(bad.node))</b>: \(HTMLPage.escape(bad.units.joined(separator: ", "))) failed there and were done elsewhere; requeues exclude it</li>")
+            page.add(
+                "<li><b>\(HTMLPage.escape(bad.node))</b>: \(HTMLPage.escape(bad.units.joined(separator: ", "))) failed there and were done elsewhere; requeues exclude it</li>"
+            )
         }
         page.add("</ul></section>")
     }
@@ -218,11 +259,14 @@ public struct RunReport {
     /// What each worker of a sweep finished, over time.
     private func sweep(_ page: inout HTMLPage) {
         page.add("<section id=\"sweep\"><h2>\(HTMLPage.escape(finished[0].what.capitalizedFirst))s finished over time</h2>")
-        let first = finished.map(\.time).min()!, last = max(now, finished.map(\.time).max()!)
+        let first = finished.map(\.time).min()!
+        let last = max(now, finished.map(\.time).max()!)
         var workers: [String] = []
         for item in finished where !workers.contains(item.worker) { workers.append(item.worker) }
         let total = finished.reduce(0) { $0 + $1.count }
-        let left = 70.0, width = 900.0, height = 200.0
+        let left = 70.0
+        let width = 900.0
+        let height = 200.0
         var chart = SVGChart(width: left + width + 20, height: height + 40, label: "work finished per worker")
         func x(_ time: Double) -> Double { left + (time - first) / max(1, last - first) * width }
         func y(_ count: Int) -> Double { 10 + height - Double(count) / Double(max(1, total)) * height }
@@ -245,8 +289,9 @@ public struct RunReport {
         chart.text(x: left - 6, y: y(total) + 4, String(total), anchor: "end", className: "axis")
         chart.timeAxis(left: left, width: width, y: height + 18, from: first, to: last)
         page.add(chart.text())
-        page.add("<p class=\"note\" id=\"sweep-total\">\(total) finished in all (the top line), by \(workers.count) worker\(workers.count == 1 ? "" : "s"): "
-            + HTMLPage.escape(workers.joined(separator: ", ")) + "</p></section>")
+        page.add(
+            "<p class=\"note\" id=\"sweep-total\">\(total) finished in all (the top line), by \(workers.count) worker\(workers.count == 1 ? "" : "s"): "
+                + HTMLPage.escape(workers.joined(separator: ", ")) + "</p></section>")
     }
 }
 

@@ -62,7 +62,8 @@ public struct StatusReport: Sendable {
     /// sharing all that is left; without, the nodes side by side, the slowest share deciding.
     public var etaSeconds: Double? {
         let left = nodes.map { ($0.remaining, $0.estimate) }
-        return balanced ? UnitEstimate.balancedRunSeconds(nodes: left, run: estimate, workers: nodes.count)
+        return balanced
+            ? UnitEstimate.balancedRunSeconds(nodes: left, run: estimate, workers: nodes.count)
             : UnitEstimate.runSeconds(nodes: left, run: estimate)
     }
 
@@ -135,26 +136,31 @@ public struct StatusReport: Sendable {
         if nodes.isEmpty {
             lines.append("no manifest yet: no unit list (a sweep, or a run that has not started)")
         } else {
-            lines.append("\(unitCount) units on \(nodes.count) node\(nodes.count == 1 ? "" : "s") (\(partition ?? "?")): \(doneCount) done, \(remainingCount) remaining"
-                + (quarantinedCount > 0 ? ", \(quarantinedCount) quarantined" : "")
-                + (takenCount > 0 ? "; \(takenCount) of the done units taken over by workers of other shares (balancing)" : ""))
+            lines.append(
+                "\(unitCount) units on \(nodes.count) node\(nodes.count == 1 ? "" : "s") (\(partition ?? "?")): \(doneCount) done, \(remainingCount) remaining"
+                    + (quarantinedCount > 0 ? ", \(quarantinedCount) quarantined" : "")
+                    + (takenCount > 0 ? "; \(takenCount) of the done units taken over by workers of other shares (balancing)" : ""))
             let nodeWidth = max(4, String(nodes.count - 1).count + 5)
             if terminal {
                 let barWidth = max(10, min(40, width - nodeWidth - 44))
                 for counts in nodes {
                     let filled = counts.total == 0 ? barWidth : counts.done * barWidth / counts.total
                     let bar = String(repeating: "█", count: filled) + String(repeating: "░", count: barWidth - filled)
-                    lines.append(pad("node \(counts.node)", nodeWidth) + " \(bar) \(counts.done)/\(counts.total) done, \(counts.remaining) left"
-                        + (counts.quarantined > 0 ? ", \(counts.quarantined) quarantined" : "") + Self.takenText(counts).map { ", \($0)" }.unwrapped
-                        + nodeETA(counts).map { ", \($0)" }.unwrapped)
+                    lines.append(
+                        pad("node \(counts.node)", nodeWidth) + " \(bar) \(counts.done)/\(counts.total) done, \(counts.remaining) left"
+                            + (counts.quarantined > 0 ? ", \(counts.quarantined) quarantined" : "")
+                            + Self.takenText(counts).map { ", \($0)" }.unwrapped
+                            + nodeETA(counts).map { ", \($0)" }.unwrapped)
                 }
             } else {
                 let columns = ["done", "by others", "remaining", "quarantined", "total", "units/h", "p50", "p90", "eta"]
                 lines.append(pad("node", nodeWidth) + " " + columns.map { pad($0, 11, right: true) }.joined(separator: " "))
                 for counts in nodes {
-                    let values = [String(counts.done), String(counts.taken), String(counts.remaining), String(counts.quarantined), String(counts.total),
-                                  counts.estimate.map { Self.rate($0.unitsPerHour) } ?? "-", counts.estimate.map { TimeSpan.format($0.p50) } ?? "-",
-                                  counts.estimate.map { TimeSpan.format($0.p90) } ?? "-", nodeETA(counts) ?? "-"]
+                    let values = [
+                        String(counts.done), String(counts.taken), String(counts.remaining), String(counts.quarantined), String(counts.total),
+                        counts.estimate.map { Self.rate($0.unitsPerHour) } ?? "-", counts.estimate.map { TimeSpan.format($0.p50) } ?? "-",
+                        counts.estimate.map { TimeSpan.format($0.p90) } ?? "-", nodeETA(counts) ?? "-",
+                    ]
                     lines.append(pad(String(counts.node), nodeWidth) + " " + values.map { pad($0, 11, right: true) }.joined(separator: " "))
                 }
                 for counts in nodes where counts.taken > 0 {
@@ -163,28 +169,34 @@ public struct StatusReport: Sendable {
             }
             lines.append(estimateLine)
             for unit in quarantined.prefix(20) {
-                lines.append("quarantined: \(unit.unit) (node \(unit.node)): begun \(unit.attempts) times without finishing"
-                    + (unit.record?["quarantined_at"]?.number).map { ", set aside \(Self.clock($0, now: gatheredAt))" }.unwrapped
-                    + "; put it back with: gstop release --state \(path) \(unit.unit)")
+                lines.append(
+                    "quarantined: \(unit.unit) (node \(unit.node)): begun \(unit.attempts) times without finishing"
+                        + (unit.record?["quarantined_at"]?.number).map { ", set aside \(Self.clock($0, now: gatheredAt))" }.unwrapped
+                        + "; put it back with: gstop release --state \(path) \(unit.unit)")
             }
             if quarantined.count > 20 { lines.append("quarantined: \(quarantined.count - 20) more (gstop status --json lists them all)") }
         }
-        lines.append("run.done: \(runDone ? "yes" : "no")" + (runQuarantined ? "; run.quarantined: yes (every other unit is done)" : "")
-            + (studyDone ? "; study.done: yes" : ""))
+        lines.append(
+            "run.done: \(runDone ? "yes" : "no")" + (runQuarantined ? "; run.quarantined: yes (every other unit is done)" : "")
+                + (studyDone ? "; study.done: yes" : ""))
         for (file, request) in stopRequests {
             lines.append("\(file): requested \(Self.clock(request.requestedAt, now: gatheredAt)) by \(request.by) (\(request.reason))")
         }
         for bad in badNodes {
-            lines.append("bad node \(bad.node): " + bad.units.prefix(5).joined(separator: ", ") + (bad.units.count > 5 ? " and \(bad.units.count - 5) more" : "")
-                + " failed there and were done elsewhere" + (bad.job.map { " (judged by job \($0))" } ?? "")
-                + "; requeues exclude it, its failures count toward no quarantine (delete \(NodeFailures.badDirectory)/\(bad.node).json to trust it again)")
+            lines.append(
+                "bad node \(bad.node): " + bad.units.prefix(5).joined(separator: ", ")
+                    + (bad.units.count > 5 ? " and \(bad.units.count - 5) more" : "")
+                    + " failed there and were done elsewhere" + (bad.job.map { " (judged by job \($0))" } ?? "")
+                    + "; requeues exclude it, its failures count toward no quarantine (delete \(NodeFailures.badDirectory)/\(bad.node).json to trust it again)"
+            )
         }
         if let decision = lastDecision {
             let reasons: [String]
             if case .array(let items)? = decision["reasons"] { reasons = items.compactMap(\.string) } else { reasons = [] }
-            lines.append("last decision" + (decision["time"]?.number).map { " \(Self.clock($0, now: gatheredAt))" }.unwrapped
-                + ": \(decision["action"]?.string ?? "?") \(decision["target"]?.string ?? "")".trimmingSpaces
-                + " (job \(decision["job"]?.string ?? "?"), node \(decision["node"]?.int ?? 0)): \(reasons.joined(separator: "; "))")
+            lines.append(
+                "last decision" + (decision["time"]?.number).map { " \(Self.clock($0, now: gatheredAt))" }.unwrapped
+                    + ": \(decision["action"]?.string ?? "?") \(decision["target"]?.string ?? "")".trimmingSpaces
+                    + " (job \(decision["job"]?.string ?? "?"), node \(decision["node"]?.int ?? 0)): \(reasons.joined(separator: "; "))")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -192,15 +204,21 @@ public struct StatusReport: Sendable {
     /// "estimate: units take 3s (p50), 3.1s (p90) in 39 sampled; ..."
     private var estimateLine: String {
         guard let estimate else {
-            return remainingCount == 0 ? "estimate: nothing left to do" : "estimate: none yet (no done unit records its duration: units begun through work() or begin_unit() do)"
+            return remainingCount == 0
+                ? "estimate: nothing left to do"
+                : "estimate: none yet (no done unit records its duration: units begun through work() or begin_unit() do)"
         }
-        var text = "estimate: units take \(TimeSpan.format(estimate.p50)) (p50), \(TimeSpan.format(estimate.p90)) (p90), from \(estimate.sampled) sampled;"
+        var text =
+            "estimate: units take \(TimeSpan.format(estimate.p50)) (p50), \(TimeSpan.format(estimate.p90)) (p90), from \(estimate.sampled) sampled;"
             + " \(Self.rate(estimate.unitsPerHour)) units/hour per node"
         if remainingCount == 0 {
             text += "; nothing left to do"
         } else if let eta = etaSeconds {
-            text += "; done in ~\(TimeSpan.format(eta)) (\(Self.clock(gatheredAt + eta, now: gatheredAt))) "
-                + (balanced ? "if \(nodes.count) worker\(nodes.count == 1 ? "" : "s") share what is left (balancing)" : "if every node with units left works on them")
+            text +=
+                "; done in ~\(TimeSpan.format(eta)) (\(Self.clock(gatheredAt + eta, now: gatheredAt))) "
+                + (balanced
+                    ? "if \(nodes.count) worker\(nodes.count == 1 ? "" : "s") share what is left (balancing)"
+                    : "if every node with units left works on them")
         }
         return text
     }
@@ -241,7 +259,9 @@ public struct StatusReport: Sendable {
     /// The same as one JSON object.
     public func json() -> String {
         func seconds(_ estimate: UnitEstimate?) -> JSONValue {
-            estimate.map { .object([("p50", .number(Self.rounded($0.p50))), ("p90", .number(Self.rounded($0.p90))), ("sampled", .number(Double($0.sampled)))]) } ?? .null
+            estimate.map {
+                .object([("p50", .number(Self.rounded($0.p50))), ("p90", .number(Self.rounded($0.p90))), ("sampled", .number(Double($0.sampled)))])
+            } ?? .null
         }
         func perHour(_ estimate: UnitEstimate?) -> JSONValue { estimate.map { .number(Self.rounded($0.unitsPerHour)) } ?? .null }
         let eta = etaSeconds
@@ -287,9 +307,17 @@ public struct StatusReport: Sendable {
         fields.append(("eta_at", eta.map { .number(Self.rounded(gatheredAt + $0)) } ?? .null))
         fields.append(("nodes", .array(nodeObjects)))
         fields.append(("quarantined", .array(quarantinedObjects)))
-        fields.append(("bad_nodes", .array(badNodes.map { bad in
-            .object([("node", .string(bad.node)), ("units", .array(bad.units.map { .string($0) })), ("job", bad.job.map { .string($0) } ?? .null)])
-        })))
+        fields.append(
+            (
+                "bad_nodes",
+                .array(
+                    badNodes.map { bad in
+                        .object([
+                            ("node", .string(bad.node)), ("units", .array(bad.units.map { .string($0) })),
+                            ("job", bad.job.map { .string($0) } ?? .null),
+                        ])
+                    })
+            ))
         fields += [("run_done", .bool(runDone)), ("run_quarantined", .bool(runQuarantined)), ("study_done", .bool(studyDone))]
         fields.append(("stop_requests", .array(requestObjects)))
         fields.append(("last_decision", lastDecision ?? .null))
@@ -308,6 +336,6 @@ public struct StatusReport: Sendable {
     }
 }
 
-private extension Optional where Wrapped == String {
-    var unwrapped: String { self ?? "" }
+extension Optional where Wrapped == String {
+    fileprivate var unwrapped: String { self ?? "" }
 }

@@ -53,7 +53,8 @@ extension RunState {
         let files = try requireFiles()
         let index = try unitIndex(unit, in: files)
         if let estimate, !(estimate.isFinite && estimate >= 0) {
-            throw GracefulStopError(.invalidArgument, "the estimate for unit \(UnitName.preview(unit)) must be a number of seconds, 0 or more (got \(estimate))")
+            throw GracefulStopError(
+                .invalidArgument, "the estimate for unit \(UnitName.preview(unit)) must be a number of seconds, 0 or more (got \(estimate))")
         }
         if shouldStop() { return .stop }
         let exclusive = Balance.exclusiveClaims
@@ -75,8 +76,9 @@ extension RunState {
             }
         }
         let restart = Environment.restarts()
-        let claim = BeginRecords.Claim(node: owner, place: place, unit: try files.manifest.catalog.nameBytes(index), worker: node,
-                                       restart: restart, job: Environment.job(), started: Clock.unixSeconds())
+        let claim = BeginRecords.Claim(
+            node: owner, place: place, unit: try files.manifest.catalog.nameBytes(index), worker: node,
+            restart: restart, job: Environment.job(), started: Clock.unixSeconds())
         var record: String? = nil
         var failedBefore: [BeginRecords.Holder] = []
         if exclusive {
@@ -138,7 +140,8 @@ extension RunState {
     /// `held`: the places (not done) that a live attempt holds, this process's own included.
     @discardableResult
     /// `job`: whose restarts `attemptsOver` counts (default: this process's SLURM job).
-    func applyQuarantine(node: Int, done: DoneSet, attemptsOver: Int, job: String?? = nil) throws -> (places: Set<Int>, new: [String], held: Set<Int>) {
+    func applyQuarantine(node: Int, done: DoneSet, attemptsOver: Int, job: String?? = nil) throws -> (places: Set<Int>, new: [String], held: Set<Int>)
+    {
         let found = try applyQuarantineFindingLastAttempt(node: node, done: done, attemptsOver: attemptsOver, job: job)
         return (found.places, found.new, found.held)
     }
@@ -173,7 +176,8 @@ extension RunState {
     /// `attemptsOver - 1` of `job`) left in flight without giving them up: the units its command
     /// died on. Each with its failed attempts so far.
     func applyQuarantineFindingLastAttempt(node: Int, done: DoneSet, attemptsOver: Int, job: String?? = nil) throws
-        -> (places: Set<Int>, new: [String], held: Set<Int>, diedOn: [UnitInFlight]) {
+        -> (places: Set<Int>, new: [String], held: Set<Int>, diedOn: [UnitInFlight])
+    {
         let files = try requireFiles()
         var places = Set(try Quarantine.places(node: node, in: files.quarantine).keys)
         let limit = try Quarantine.maxUnitAttempts()
@@ -186,8 +190,10 @@ extension RunState {
         var held = Set<Int>()
         // A bad node's failures are the node's, not the unit's: they count toward no quarantine.
         let bad = records.contains { $0.holder?.slurmNode != nil } ? badNodes() : []
-        for record in records where record.entry.place < count && !done.contains(record.entry.place)
-            && (own.contains(record.entry.fileName) || !record.over) {
+        for record in records
+        where record.entry.place < count && !done.contains(record.entry.place)
+            && (own.contains(record.entry.fileName) || !record.over)
+        {
             held.insert(record.entry.place)
         }
         for record in records where record.entry.place < count && !own.contains(record.entry.fileName) && record.over {
@@ -198,8 +204,10 @@ extension RunState {
             }
         }
         var diedOn: [UnitInFlight] = []
-        for record in records where record.entry.place < count && !done.contains(record.entry.place) && record.failed
-            && record.holder.map({ $0.job == whose && $0.restart == attemptsOver - 1 }) == true {
+        for record in records
+        where record.entry.place < count && !done.contains(record.entry.place) && record.failed
+            && record.holder.map({ $0.job == whose && $0.restart == attemptsOver - 1 }) == true
+        {
             diedOn.append(UnitInFlight(unit: try unitName(node: node, place: record.entry.place), attempts: failed[record.entry.place]?.count ?? 1))
         }
         guard limit > 0 else { return (places, [], held, diedOn) }
@@ -212,11 +220,12 @@ extension RunState {
             try Quarantine.write(node: node, place: place, unit: name, attempts: records, maxUnitAttempts: limit, in: files.quarantine)
             places.insert(place)
             new.append(name)
-            try? EventLog.append([
-                ("event", .string("quarantine")), ("job", Environment.job().map { .string($0) } ?? .null), ("node", .number(Double(node))),
-                ("host", .string(HostName.current)), ("pid", .number(Double(getpid()))), ("unit", .string(name)),
-                ("attempts", .number(Double(entries.count))), ("records", .array(records)),
-            ], in: files.directory)
+            try? EventLog.append(
+                [
+                    ("event", .string("quarantine")), ("job", Environment.job().map { .string($0) } ?? .null), ("node", .number(Double(node))),
+                    ("host", .string(HostName.current)), ("pid", .number(Double(getpid()))), ("unit", .string(name)),
+                    ("attempts", .number(Double(entries.count))), ("records", .array(records)),
+                ], in: files.directory)
         }
         return (places, new, held, diedOn)
     }
@@ -293,10 +302,11 @@ extension RunState {
         try files.directory.remove(RunQuarantined.fileName)
         try files.directory.sync()
         if wasQuarantined {
-            try? EventLog.append([
-                ("event", .string("release")), ("node", .number(Double(owner))), ("host", .string(HostName.current)),
-                ("pid", .number(Double(getpid()))), ("unit", .string(try unitName(node: owner, place: place))),
-            ], in: files.directory)
+            try? EventLog.append(
+                [
+                    ("event", .string("release")), ("node", .number(Double(owner))), ("host", .string(HostName.current)),
+                    ("pid", .number(Double(getpid()))), ("unit", .string(try unitName(node: owner, place: place))),
+                ], in: files.directory)
         }
         return wasQuarantined
     }

@@ -111,14 +111,16 @@ public final class RunState: Sendable {
         guard let bytes = try directory.readFile(Manifest.fileName) else {
             throw GracefulStopError(
                 .badState,
-                "\(directory.pathOf(Manifest.fileName)) does not exist: \(path) is not a gracefulstop state (create one with gracefulstop.create() or `gstop init`)")
+                "\(directory.pathOf(Manifest.fileName)) does not exist: \(path) is not a gracefulstop state (create one with gracefulstop.create() or `gstop init`)"
+            )
         }
         var manifest = try Manifest.decode(bytes, source: directory.pathOf(Manifest.fileName), state: directory)
         if let wanted {
             if let difference = try manifest.difference(from: wanted) {
                 throw GracefulStopError(
                     .mismatch,
-                    "the state at \(path) belongs to a different run (\(difference)); use a new state directory, or open this one without a unit list")
+                    "the state at \(path) belongs to a different run (\(difference)); use a new state directory, or open this one without a unit list"
+                )
             }
             manifest = manifest.sharingNames(of: wanted)
         }
@@ -133,9 +135,12 @@ public final class RunState: Sendable {
                 // shares nobody works on.
                 throw GracefulStopError(
                     .mismatch,
-                    "this job has \(tasks) tasks\(chosen.source), but the state at \(path) shares its units among \(manifest.nodes) node\(manifest.nodes == 1 ? "" : "s") and \(Balance.variable)=0 keeps each task to its own share: create the state with nodes=\(tasks), or let the tasks balance (unset \(Balance.variable))")
+                    "this job has \(tasks) tasks\(chosen.source), but the state at \(path) shares its units among \(manifest.nodes) node\(manifest.nodes == 1 ? "" : "s") and \(Balance.variable)=0 keeps each task to its own share: create the state with nodes=\(tasks), or let the tasks balance (unset \(Balance.variable))"
+                )
             }
-            if chosen.number == 0 || Environment.value("SLURM_ARRAY_TASK_ID") != nil, let line = Balance.coverage(workers: tasks, shares: manifest.nodes) {
+            if chosen.number == 0 || Environment.value("SLURM_ARRAY_TASK_ID") != nil,
+                let line = Balance.coverage(workers: tasks, shares: manifest.nodes)
+            {
                 Balance.announce("gracefulstop: \(line)")
             }
         }
@@ -144,8 +149,9 @@ public final class RunState: Sendable {
         }
         return RunState(
             path: path,
-            files: Files(directory: directory, manifest: manifest, markers: markers, begun: BeginRecords(state: directory),
-                         quarantine: NodeDirectories(state: directory, name: Quarantine.directoryName)),
+            files: Files(
+                directory: directory, manifest: manifest, markers: markers, begun: BeginRecords(state: directory),
+                quarantine: NodeDirectories(state: directory, name: Quarantine.directoryName)),
             node: chosen.number, stopCheck: try makeStopCheck(directory: directory, node: chosen.number))
     }
 
@@ -171,7 +177,8 @@ public final class RunState: Sendable {
         if files == nil, let directory {
             throw GracefulStopError(
                 .invalidArgument,
-                "the state at \(directory.path) has no unit list (a sweep state); create it with a unit list (gracefulstop.create() or `gstop init`) to mark units")
+                "the state at \(directory.path) has no unit list (a sweep state); create it with a unit list (gracefulstop.create() or `gstop init`) to mark units"
+            )
         }
         guard let files else {
             throw GracefulStopError(
@@ -209,17 +216,20 @@ public final class RunState: Sendable {
         let index = try unitIndex(unit, in: files)
         let partition = files.manifest.partition
         let begun = attempts.withLock { $0.inFlight.removeValue(forKey: index) }
-        let timing = UnitTiming(started: begun?.started, ended: Clock.unixSeconds(), host: HostName.current, node: node,
-                                restart: Environment.restarts())
+        let timing = UnitTiming(
+            started: begun?.started, ended: Clock.unixSeconds(), host: HostName.current, node: node,
+            restart: Environment.restarts())
         let alreadyDone = try files.markers.mark(index, in: files.manifest.catalog, timing: timing)
         if let begun, !alreadyDone, let here = Environment.slurmNodeName() {
             // Done here after failing on other nodes: evidence against those nodes, not the unit.
             let elsewhere = Dictionary(grouping: begun.failedBefore.filter { $0.slurmNode != nil && $0.slurmNode != here }, by: { $0.slurmNode! })
             for (failedOn, holders) in elsewhere {
-                try? NodeFailures.record(NodeFailures.Evidence(node: failedOn, share: begun.claim.node, place: begun.claim.place,
-                                                               unit: String(decoding: begun.claim.unit, as: UTF8.self),
-                                                               failed: holders.map { NodeFailures.AttemptID(job: $0.job, restart: $0.restart) },
-                                                               doneOn: here), in: files.directory)
+                try? NodeFailures.record(
+                    NodeFailures.Evidence(
+                        node: failedOn, share: begun.claim.node, place: begun.claim.place,
+                        unit: String(decoding: begun.claim.unit, as: UTF8.self),
+                        failed: holders.map { NodeFailures.AttemptID(job: $0.job, restart: $0.restart) },
+                        doneOn: here), in: files.directory)
             }
         }
         if let begun {
@@ -419,7 +429,9 @@ public final class RunState: Sendable {
 
     /// Declares a sweep's work complete (`study.done`), with a few words on what was completed.
     public func markStudyDone(detail: String) throws {
-        guard let directory else { throw GracefulStopError(.invalidArgument, "no state directory: set \(Environment.stateDirectory) or open a state") }
+        guard let directory else {
+            throw GracefulStopError(.invalidArgument, "no state directory: set \(Environment.stateDirectory) or open a state")
+        }
         try StudyCompletion.write(in: directory, detail: detail)
     }
 

@@ -24,8 +24,10 @@ public struct JobInfo: Sendable, Equatable {
     public var partition: String? = nil
     public var excludedNodes: String? = nil
 
-    public init(state: String, reason: String = "None", endTime: Double? = nil, restarts: Int = 0, requeueAllowed: Bool? = nil,
-                preemptTime: Double? = nil, nodeList: String? = nil, nodeCount: Int? = nil) {
+    public init(
+        state: String, reason: String = "None", endTime: Double? = nil, restarts: Int = 0, requeueAllowed: Bool? = nil,
+        preemptTime: Double? = nil, nodeList: String? = nil, nodeCount: Int? = nil
+    ) {
         self.state = state
         self.reason = reason
         self.endTime = endTime

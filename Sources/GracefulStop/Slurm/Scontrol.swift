@@ -32,9 +32,10 @@ public enum Scontrol {
     public static func partitionNodeCount(_ name: String) throws -> Int {
         let result = try Command.run(["scontrol", "show", "partition", "-o", name], shielded: true)
         guard result.status == 0, let field = result.output.split(separator: " ").first(where: { $0.hasPrefix("TotalNodes=") }),
-              let count = Int(field.dropFirst("TotalNodes=".count).prefix { $0.isNumber })
+            let count = Int(field.dropFirst("TotalNodes=".count).prefix { $0.isNumber })
         else {
-            throw GracefulStopError(.system, "scontrol show partition \(name) gave no TotalNodes (exit \(result.status)): \(result.output.trimmingSpaces)")
+            throw GracefulStopError(
+                .system, "scontrol show partition \(name) gave no TotalNodes (exit \(result.status)): \(result.output.trimmingSpaces)")
         }
         return count
     }
@@ -44,7 +45,10 @@ public enum Scontrol {
     public static func excludeNodes(_ id: String, _ nodes: [String]) throws {
         let result = try Command.run(["scontrol", "update", "JobId=\(id)", "ExcNodeList=\(nodes.joined(separator: ","))"], shielded: true)
         guard result.status == 0 else {
-            throw GracefulStopError(.system, "scontrol update JobId=\(id) ExcNodeList=\(nodes.joined(separator: ",")) failed (exit \(result.status)): \(result.output.trimmingSpaces)")
+            throw GracefulStopError(
+                .system,
+                "scontrol update JobId=\(id) ExcNodeList=\(nodes.joined(separator: ",")) failed (exit \(result.status)): \(result.output.trimmingSpaces)"
+            )
         }
     }
 

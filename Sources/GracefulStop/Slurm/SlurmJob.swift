@@ -12,8 +12,10 @@ public struct SlurmJob: Sendable, Equatable {
     /// SLURM_JOB_NAME: lets `scontrol show job` be read whatever the name holds.
     public var jobName: String?
 
-    public init(jobID: String, arrayJobID: String? = nil, arrayTaskID: String? = nil, restartCount: Int = 0, nodeCount: Int = 1,
-                jobName: String? = nil) {
+    public init(
+        jobID: String, arrayJobID: String? = nil, arrayTaskID: String? = nil, restartCount: Int = 0, nodeCount: Int = 1,
+        jobName: String? = nil
+    ) {
         self.jobID = jobID
         self.arrayJobID = arrayJobID
         self.arrayTaskID = arrayTaskID
@@ -43,7 +45,9 @@ public struct SlurmJob: Sendable, Equatable {
     }
 
     /// What SLURM knows of the job now (`scontrol show job`).
-    public func info(whileWaiting: (() -> Void)? = nil) throws -> JobInfo { try Scontrol.showJob(jobID, jobName: jobName, whileWaiting: whileWaiting) }
+    public func info(whileWaiting: (() -> Void)? = nil) throws -> JobInfo {
+        try Scontrol.showJob(jobID, jobName: jobName, whileWaiting: whileWaiting)
+    }
 
     /// The id that names every attempt of this job (requeues keep it): for the events log.
     public var logID: String { isArrayTask ? "\(arrayJobID!)_\(arrayTaskID!)" : jobID }

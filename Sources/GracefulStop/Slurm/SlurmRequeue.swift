@@ -69,8 +69,9 @@ public struct SlurmRequeue {
             guard left > wait + (now() - tryStarted) else {
                 return Outcome(requeued: false, tries: tries, seconds: now() - started, lastError: lastError)
             }
-            report("scontrol requeue \(target) failed (try \(tries)): \(lastError ?? "?"); trying again in \(TimeSpan.format(wait)) "
-                + "(for up to \(TimeSpan.format(left)), a margin before SLURM's KILL)")
+            report(
+                "scontrol requeue \(target) failed (try \(tries)): \(lastError ?? "?"); trying again in \(TimeSpan.format(wait)) "
+                    + "(for up to \(TimeSpan.format(left)), a margin before SLURM's KILL)")
             stillTrying(Outcome(requeued: false, tries: tries, seconds: now() - started, lastError: lastError))
             pause(wait)
             wait = min(wait * 2, longestPause)
@@ -101,7 +102,9 @@ public enum SlurmLookup {
             }
             let left = deadline - now()
             guard left > wait + (now() - tryStarted) else { return (nil, tries, lastError) }
-            report("scontrol show job failed (try \(tries)): \(lastError); trying again in \(TimeSpan.format(wait)) (for up to \(TimeSpan.format(left)))")
+            report(
+                "scontrol show job failed (try \(tries)): \(lastError); trying again in \(TimeSpan.format(wait)) (for up to \(TimeSpan.format(left)))"
+            )
             pause(wait)
             wait = min(wait * 2, SlurmRequeue.longestPause)
         }
@@ -116,16 +119,19 @@ public enum SlurmLookup {
 public enum RequeueFailure {
     public static let fileName = "requeue.failed"
 
-    static func write(in directory: Directory, job: String, target: String, outcome: SlurmRequeue.Outcome, left: String,
-                      stillTrying: Bool = false) throws {
+    static func write(
+        in directory: Directory, job: String, target: String, outcome: SlurmRequeue.Outcome, left: String,
+        stillTrying: Bool = false
+    ) throws {
         var json = JSONWriter()
-        json.value(.object([
-            ("still_trying", .bool(stillTrying)),
-            ("job", .string(job)), ("target", .string(target)), ("tries", .number(Double(outcome.tries))),
-            ("seconds", .number((outcome.seconds * 10).rounded() / 10)), ("last_error", outcome.lastError.map { .string($0) } ?? .null),
-            ("left", .string(left)), ("decided_at", .number((Clock.unixSeconds() * 1000).rounded() / 1000)),
-            ("what_to_do", .string(whatToDo(target: target))),
-        ]))
+        json.value(
+            .object([
+                ("still_trying", .bool(stillTrying)),
+                ("job", .string(job)), ("target", .string(target)), ("tries", .number(Double(outcome.tries))),
+                ("seconds", .number((outcome.seconds * 10).rounded() / 10)), ("last_error", outcome.lastError.map { .string($0) } ?? .null),
+                ("left", .string(left)), ("decided_at", .number((Clock.unixSeconds() * 1000).rounded() / 1000)),
+                ("what_to_do", .string(whatToDo(target: target))),
+            ]))
         json.raw("\n")
         try directory.writeAtomically(fileName, json.bytes)
     }

@@ -49,7 +49,7 @@ final class BeginRecords: Sendable {
                 kind = .claim(generation: generation)
             case 5:
                 guard let restart = Int(parts[1]), restart >= 0, let pid = Int32(parts[2]), pid > 0, parts[3].utf8.count == 8,
-                      parts[3].utf8.allSatisfy({ BeginRecords.isHex($0) }), Int(parts[4]) != nil
+                    parts[3].utf8.allSatisfy({ BeginRecords.isHex($0) }), Int(parts[4]) != nil
                 else { return nil }
                 kind = .legacy(restart: restart, pid: pid, hostTag: String(parts[3]))
             default:
@@ -89,10 +89,11 @@ final class BeginRecords: Sendable {
 
         init?(_ value: JSONValue?) {
             guard let value, let restart = value["restart"]?.int, let pid = value["pid"]?.int, let host = value["host"]?.string,
-                  let pid32 = Int32(exactly: pid)
+                let pid32 = Int32(exactly: pid)
             else { return nil }
-            self.init(job: value["job"]?.string, restart: restart, pid: pid32, host: host, worker: value["worker"]?.int,
-                      released: value["released"] == .bool(true), abandoned: value["abandoned"] == .bool(true))
+            self.init(
+                job: value["job"]?.string, restart: restart, pid: pid32, host: host, worker: value["worker"]?.int,
+                released: value["released"] == .bool(true), abandoned: value["abandoned"] == .bool(true))
             slurmNode = value["slurm_node"]?.string
         }
     }
@@ -109,8 +110,10 @@ final class BeginRecords: Sendable {
     ///   it is `settledFor` 60 s of the directory's own time: no clock of two hosts is compared.
     /// An attempt of another job (another array task) or of another host in this restart may be at
     /// work: not over. `pidExists` is injected for the tests.
-    static func isOver(_ holder: Holder?, settledFor: Double? = nil, attemptsOver: Int, job: String?,
-                       pidExists: (Int32) -> Bool = BeginRecords.processExists) -> Bool {
+    static func isOver(
+        _ holder: Holder?, settledFor: Double? = nil, attemptsOver: Int, job: String?,
+        pidExists: (Int32) -> Bool = BeginRecords.processExists
+    ) -> Bool {
         guard let holder else { return (settledFor ?? 0) >= 60 }
         if holder.released || holder.abandoned { return true }
         if holder.host == HostName.current && (holder.pid == getpid() || !pidExists(holder.pid)) { return true }
@@ -202,8 +205,10 @@ final class BeginRecords: Sendable {
             let name = "\(claim.place).\(generation)"
             if try create(name, bytes, in: directory) { return .claimed(name) }
             let holder = Holder(self.content(node: claim.node, fileName: name))
-            if !BeginRecords.isOver(holder, settledFor: holder == nil ? settledSeconds(name, in: directory) : nil,
-                                    attemptsOver: attemptsOver, job: claim.job) {
+            if !BeginRecords.isOver(
+                holder, settledFor: holder == nil ? settledSeconds(name, in: directory) : nil,
+                attemptsOver: attemptsOver, job: claim.job)
+            {
                 return .held(holder)
             }
             if let holder, !holder.released { failedBefore.append(holder) }
@@ -274,7 +279,8 @@ final class BeginRecords: Sendable {
         let written = retryingOnInterrupt { bytes.withUnsafeBytes { Glibc.write(opened.result, $0.baseAddress, $0.count) } }
         let closed = close(opened.result)
         if written.result != bytes.count || closed == -1 {
-            throw GracefulStopError.system("cannot write", directory.pathOf(fileName), errno: written.result == -1 ? written.errno : (closed == -1 ? Glibc.errno : EIO))
+            throw GracefulStopError.system(
+                "cannot write", directory.pathOf(fileName), errno: written.result == -1 ? written.errno : (closed == -1 ? Glibc.errno : EIO))
         }
     }
 
@@ -330,11 +336,13 @@ final class BeginRecords: Sendable {
             case .claim:
                 let holder = Holder(content)
                 let settled = holder == nil ? settledSeconds(entry.fileName, in: directory) : nil
-                return Attempt(entry: entry, content: content, holder: holder,
-                               over: BeginRecords.isOver(holder, settledFor: settled, attemptsOver: attemptsOver, job: job))
+                return Attempt(
+                    entry: entry, content: content, holder: holder,
+                    over: BeginRecords.isOver(holder, settledFor: settled, attemptsOver: attemptsOver, job: job))
             case .legacy(let restart, let pid, let hostTag):
-                return Attempt(entry: entry, content: content, holder: Holder(content),
-                               over: BeginRecords.isOver(legacy: restart, pid: pid, hostTag: hostTag, attemptsOver: attemptsOver))
+                return Attempt(
+                    entry: entry, content: content, holder: Holder(content),
+                    over: BeginRecords.isOver(legacy: restart, pid: pid, hostTag: hostTag, attemptsOver: attemptsOver))
             }
         }
     }

@@ -191,7 +191,7 @@ final class DoneMarkers: Sendable {
             }
             try shard.forEachEntry { name in
                 guard name.count > suffixLength, name.count <= 255, name[0] != UInt8(ascii: "."),
-                      name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix)
+                    name[(name.count - suffixLength)...].elementsEqual(MarkerName.suffix)
                 else { return }
                 let stemLength = name.count - suffixLength
                 names.withUnsafeMutableBufferPointer { buffer in

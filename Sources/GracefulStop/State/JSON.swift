@@ -55,7 +55,10 @@ struct JSONReader {
         try enterContainer()
         defer { depth -= 1 }
         try expect(UInt8(ascii: "{"))
-        if try peek() == UInt8(ascii: "}") { position += 1; return }
+        if try peek() == UInt8(ascii: "}") {
+            position += 1
+            return
+        }
         while true {
             let key = try readString()
             try expect(UInt8(ascii: ":"))
@@ -63,7 +66,10 @@ struct JSONReader {
             let next = try peek()
             position += 1
             if next == UInt8(ascii: "}") { return }
-            if next != UInt8(ascii: ",") { position -= 1; throw error("expected ',' or '}'") }
+            if next != UInt8(ascii: ",") {
+                position -= 1
+                throw error("expected ',' or '}'")
+            }
         }
     }
 
@@ -72,13 +78,19 @@ struct JSONReader {
         try enterContainer()
         defer { depth -= 1 }
         try expect(UInt8(ascii: "["))
-        if try peek() == UInt8(ascii: "]") { position += 1; return }
+        if try peek() == UInt8(ascii: "]") {
+            position += 1
+            return
+        }
         while true {
             try body(&self)
             let next = try peek()
             position += 1
             if next == UInt8(ascii: "]") { return }
-            if next != UInt8(ascii: ",") { position -= 1; throw error("expected ',' or ']'") }
+            if next != UInt8(ascii: ",") {
+                position -= 1
+                throw error("expected ',' or ']'")
+            }
         }
     }
 
@@ -178,7 +190,7 @@ struct JSONReader {
         while position < bytes.count {
             switch bytes[position] {
             case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."),
-                 UInt8(ascii: "e"), UInt8(ascii: "E"):
+                UInt8(ascii: "e"), UInt8(ascii: "E"):
                 position += 1
             default:
                 return String(decoding: bytes[start..<position], as: UTF8.self)
@@ -190,14 +202,20 @@ struct JSONReader {
     mutating func readInteger() throws -> Int {
         let start = position
         let text = try readNumberText()
-        guard let value = Int(text) else { position = start; throw error("expected an integer") }
+        guard let value = Int(text) else {
+            position = start
+            throw error("expected an integer")
+        }
         return value
     }
 
     mutating func readDouble() throws -> Double {
         let start = position
         let text = try readNumberText()
-        guard !text.isEmpty, let value = Double(text), value.isFinite else { position = start; throw error("expected a number") }
+        guard !text.isEmpty, let value = Double(text), value.isFinite else {
+            position = start
+            throw error("expected a number")
+        }
         return value
     }
 
@@ -225,7 +243,9 @@ struct JSONReader {
         switch try peek() {
         case UInt8(ascii: "{"): try readObject { reader, _ in try reader.skipValue() }
         case UInt8(ascii: "["): try readArray { reader in try reader.skipValue() }
-        case UInt8(ascii: "\""): var sink: [UInt8] = []; try readString(appendingTo: &sink)
+        case UInt8(ascii: "\""):
+            var sink: [UInt8] = []
+            try readString(appendingTo: &sink)
         case UInt8(ascii: "t"), UInt8(ascii: "f"), UInt8(ascii: "n"):
             for word in ["true", "false", "null"] where bytes[position...].starts(with: word.utf8) {
                 position += word.utf8.count
@@ -289,11 +309,11 @@ public enum JSONValue: Equatable, Sendable {
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
         switch (lhs, rhs) {
         case (.null, .null): return true
-        case let (.bool(a), .bool(b)): return a == b
-        case let (.number(a), .number(b)): return a == b
-        case let (.string(a), .string(b)): return a == b
-        case let (.array(a), .array(b)): return a == b
-        case let (.object(a), .object(b)): return a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+        case (.bool(let a), .bool(let b)): return a == b
+        case (.number(let a), .number(let b)): return a == b
+        case (.string(let a), .string(let b)): return a == b
+        case (.array(let a), .array(let b)): return a == b
+        case (.object(let a), .object(let b)): return a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         default: return false
         }
     }

@@ -30,12 +30,16 @@ public struct Manifest: Sendable {
     /// The manifest of a new run, as this release writes it (version 2).
     init(units: UnitTable, nodes: Int, rule: PartitionRule, legacyDoneDirectory: String?) throws {
         guard units.count > 0 else { throw GracefulStopError(.invalidArgument, "a state needs at least one unit (the unit list is empty)") }
-        try self.init(version: Manifest.version, unitCount: units.count, nodes: nodes, rule: rule, legacyDoneDirectory: legacyDoneDirectory,
-                      unitsSHA256: Manifest.hash(units)) { UnitCatalog(whole: units, partition: $0) }
+        try self.init(
+            version: Manifest.version, unitCount: units.count, nodes: nodes, rule: rule, legacyDoneDirectory: legacyDoneDirectory,
+            unitsSHA256: Manifest.hash(units)
+        ) { UnitCatalog(whole: units, partition: $0) }
     }
 
-    private init(version: Int, unitCount: Int, nodes: Int, rule: PartitionRule, legacyDoneDirectory: String?, unitsSHA256: String?,
-                 catalog: (Partition) -> UnitCatalog) throws {
+    private init(
+        version: Int, unitCount: Int, nodes: Int, rule: PartitionRule, legacyDoneDirectory: String?, unitsSHA256: String?,
+        catalog: (Partition) -> UnitCatalog
+    ) throws {
         guard unitCount > 0 else { throw GracefulStopError(.invalidArgument, "a state needs at least one unit (unit_count is \(unitCount))") }
         guard unitCount <= Manifest.maximumUnits else {
             throw GracefulStopError(.invalidArgument, "the unit count \(unitCount) is above the limit of \(Manifest.maximumUnits)")
@@ -103,19 +107,29 @@ public struct Manifest: Sendable {
     static func decode(_ bytes: [UInt8], source: String, state: Directory? = nil) throws -> Manifest {
         if bytes.isEmpty { throw GracefulStopError(.badState, "\(source) is empty (truncated?)") }
         var reader = JSONReader(bytes, source: source)
-        var format: String? = nil, version: Int? = nil, nodes: Int? = nil, rule: String? = nil
-        var legacy: String? = nil, declaredCount: Int? = nil, listHash: String? = nil
+        var format: String? = nil
+        var version: Int? = nil
+        var nodes: Int? = nil
+        var rule: String? = nil
+        var legacy: String? = nil
+        var declaredCount: Int? = nil
+        var listHash: String? = nil
         var units = UnitTable()
         var sawUnits = false
         try reader.readObject { reader, key in
             switch key {
             case "format":
                 format = try reader.readString()
-                if format != formatName { throw GracefulStopError(.badState, "\(source) is not a gracefulstop manifest (format is '\(format!)', expected '\(formatName)')") }
+                if format != formatName {
+                    throw GracefulStopError(.badState, "\(source) is not a gracefulstop manifest (format is '\(format!)', expected '\(formatName)')")
+                }
             case "version":
                 version = try reader.readInteger()
                 if !readableVersions.contains(version!) {
-                    throw GracefulStopError(.badState, "\(source) has format version \(version!); this gracefulstop (\(GracefulStopVersion.string)) reads versions \(readableVersions.lowerBound) to \(readableVersions.upperBound)")
+                    throw GracefulStopError(
+                        .badState,
+                        "\(source) has format version \(version!); this gracefulstop (\(GracefulStopVersion.string)) reads versions \(readableVersions.lowerBound) to \(readableVersions.upperBound)"
+                    )
                 }
             case "nodes": nodes = try reader.readInteger()
             case "partition": rule = try reader.readString()
@@ -144,17 +158,22 @@ public struct Manifest: Sendable {
                     throw GracefulStopError(.badState, "\(source) declares \(declaredCount) units but lists \(units.count)")
                 }
                 try units.buildIndex(source: source)
-                return try Manifest(version: 1, unitCount: units.count, nodes: nodes, rule: PartitionRule(parsing: rule),
-                                    legacyDoneDirectory: legacy, unitsSHA256: nil) { UnitCatalog(whole: units, partition: $0) }
+                return try Manifest(
+                    version: 1, unitCount: units.count, nodes: nodes, rule: PartitionRule(parsing: rule),
+                    legacyDoneDirectory: legacy, unitsSHA256: nil
+                ) { UnitCatalog(whole: units, partition: $0) }
             }
             guard let declaredCount else { throw GracefulStopError(.badState, "\(source) has no \"unit_count\" field") }
             guard let listHash else { throw GracefulStopError(.badState, "\(source) has no \"units_sha256\" field") }
             // It names a directory: only the 64 hex digits a hash has, never a path.
             guard listHash.utf8.count == 64, listHash.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
-                throw GracefulStopError(.badState, "\(source): units_sha256 must be 64 lowercase hex digits (got \(UnitName.preview(Array(listHash.utf8))))")
+                throw GracefulStopError(
+                    .badState, "\(source): units_sha256 must be 64 lowercase hex digits (got \(UnitName.preview(Array(listHash.utf8))))")
             }
-            return try Manifest(version: 2, unitCount: declaredCount, nodes: nodes, rule: PartitionRule(parsing: rule),
-                                legacyDoneDirectory: legacy, unitsSHA256: listHash) {
+            return try Manifest(
+                version: 2, unitCount: declaredCount, nodes: nodes, rule: PartitionRule(parsing: rule),
+                legacyDoneDirectory: legacy, unitsSHA256: listHash
+            ) {
                 UnitCatalog(shards: UnitShards(state: state, unitsSHA256: listHash), partition: $0)
             }
         } catch let error as GracefulStopError {
@@ -181,7 +200,8 @@ public struct Manifest: Sendable {
 
     private func firstDifference(from other: Manifest) throws -> (ArraySlice<UInt8>, ArraySlice<UInt8>, Int)? {
         for index in 0..<min(unitCount, other.unitCount) {
-            let here = try catalog.nameBytes(index), asked = try other.catalog.nameBytes(index)
+            let here = try catalog.nameBytes(index)
+            let asked = try other.catalog.nameBytes(index)
             if !here.elementsEqual(asked) { return (here, asked, index) }
         }
         return nil

@@ -17,7 +17,7 @@ public enum MarkerName {
     static func isKept(_ byte: UInt8, atStart: Bool) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
             return true
         case UInt8(ascii: "."):
             return !atStart
@@ -90,7 +90,7 @@ public enum MarkerName {
             let byte = stem[index]
             if byte == UInt8(ascii: "%") {
                 guard index + 3 <= stem.endIndex,
-                      let high = hexDigits.firstIndex(of: stem[index + 1]), let low = hexDigits.firstIndex(of: stem[index + 2])
+                    let high = hexDigits.firstIndex(of: stem[index + 1]), let low = hexDigits.firstIndex(of: stem[index + 2])
                 else { return .notAMarker }
                 unit.append(UInt8(high << 4 | low))
                 index += 3

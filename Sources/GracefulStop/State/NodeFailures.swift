@@ -46,21 +46,27 @@ public enum NodeFailures {
 
     /// A SLURM node name that can name a file: letters, digits, `.`, `_`, `-`, not led by a dot.
     static func isFileSafe(_ node: String) -> Bool {
-        !node.isEmpty && node.utf8.count <= 200 && node.first != "." && node.utf8.allSatisfy { byte in
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || [UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-")].contains(byte)
-        }
+        !node.isEmpty && node.utf8.count <= 200 && node.first != "."
+            && node.utf8.allSatisfy { byte in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+                    || [UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-")].contains(byte)
+            }
     }
 
     static func record(_ evidence: Evidence, in state: Directory) throws {
         guard isFileSafe(evidence.node) else { return }
         let directory = try state.subdirectory(evidenceDirectory, create: true).subdirectory(evidence.node, create: true)
         var json = JSONWriter()
-        json.value(.object([
-            ("unit", .string(evidence.unit)), ("share", .number(Double(evidence.share))), ("place", .number(Double(evidence.place))),
-            ("failed", .array(evidence.failed.map { .object([("job", $0.job.map { .string($0) } ?? .null), ("restart", .number(Double($0.restart)))]) })),
-            ("done_on", .string(evidence.doneOn)), ("at", .number((Clock.unixSeconds() * 1000).rounded() / 1000)),
-        ]))
+        json.value(
+            .object([
+                ("unit", .string(evidence.unit)), ("share", .number(Double(evidence.share))), ("place", .number(Double(evidence.place))),
+                (
+                    "failed",
+                    .array(evidence.failed.map { .object([("job", $0.job.map { .string($0) } ?? .null), ("restart", .number(Double($0.restart)))]) })
+                ),
+                ("done_on", .string(evidence.doneOn)), ("at", .number((Clock.unixSeconds() * 1000).rounded() / 1000)),
+            ]))
         json.raw("\n")
         try directory.writeAtomically("\(evidence.share).\(evidence.place)", json.bytes, exclusive: true)
     }
@@ -77,10 +83,13 @@ public enum NodeFailures {
                 guard let bytes = try? directory.readFile(name) else { continue }
                 var reader = JSONReader(bytes, source: name)
                 guard let value = try? reader.readValue(), let unit = value["unit"]?.string, let share = value["share"]?.int,
-                      let place = value["place"]?.int, case .array(let failed)? = value["failed"] else { continue }
-                found.append(Evidence(node: node, share: share, place: place, unit: unit,
-                                      failed: failed.compactMap { item in item["restart"]?.int.map { AttemptID(job: item["job"]?.string, restart: $0) } },
-                                      doneOn: value["done_on"]?.string ?? "?"))
+                    let place = value["place"]?.int, case .array(let failed)? = value["failed"]
+                else { continue }
+                found.append(
+                    Evidence(
+                        node: node, share: share, place: place, unit: unit,
+                        failed: failed.compactMap { item in item["restart"]?.int.map { AttemptID(job: item["job"]?.string, restart: $0) } },
+                        doneOn: value["done_on"]?.string ?? "?"))
             }
         }
         return found
@@ -103,10 +112,11 @@ public enum NodeFailures {
         guard isFileSafe(bad.node) else { return false }
         let directory = try state.subdirectory(badDirectory, create: true)
         var json = JSONWriter()
-        json.value(.object([
-            ("node", .string(bad.node)), ("units", .array(bad.units.map { .string($0) })), ("job", job.map { .string($0) } ?? .null),
-            ("judged_at", .number((Clock.unixSeconds() * 1000).rounded() / 1000)),
-        ]))
+        json.value(
+            .object([
+                ("node", .string(bad.node)), ("units", .array(bad.units.map { .string($0) })), ("job", job.map { .string($0) } ?? .null),
+                ("judged_at", .number((Clock.unixSeconds() * 1000).rounded() / 1000)),
+            ]))
         json.raw("\n")
         return try directory.writeAtomically("\(bad.node).json", json.bytes, exclusive: true)
     }

@@ -40,7 +40,9 @@ public struct Partition: Sendable, Equatable {
     /// Throws `.nodeOutOfRange` unless `node` is in 0..<nodes.
     public func validate(node: Int, source: String = "") throws {
         guard (0..<nodes).contains(node) else {
-            throw GracefulStopError(.nodeOutOfRange, "node \(node)\(source) is out of range: this state has \(nodes) node\(nodes == 1 ? "" : "s"), numbered 0 to \(nodes - 1)")
+            throw GracefulStopError(
+                .nodeOutOfRange,
+                "node \(node)\(source) is out of range: this state has \(nodes) node\(nodes == 1 ? "" : "s"), numbered 0 to \(nodes - 1)")
         }
     }
 

@@ -35,7 +35,7 @@ public struct ProcessStop: Sendable, Equatable {
     static func records(in events: [JSONValue], attemptStart: String) -> [ProcessStop] {
         events.compactMap { event in
             guard event["event"]?.string == ProcessStop.event, event["attempt_start"]?.string == attemptStart,
-                  let reasonName = event["reason"]?.string, let reason = StopCheck.Reason(name: reasonName)
+                let reasonName = event["reason"]?.string, let reason = StopCheck.Reason(name: reasonName)
             else { return nil }
             return ProcessStop(
                 reason: reason, signal: event["signal"]?.string.flatMap { try? StopSignals.parse($0).first } ?? 0,
@@ -66,8 +66,9 @@ struct ProcessStopRecorder: Sendable {
     func record(_ reason: StopCheck.Reason, signal: Int32, detail: String) {
         if reason == .signal, job != nil {
             // The request first: the other nodes are waiting for it, the log line is for later.
-            let request = StopRequest(requestedAt: Clock.unixSeconds(), by: "\(HostName.current):\(getpid())",
-                                      reason: "\(StopSignals.name(of: signal)) to node \(node)'s process", signal: signal)
+            let request = StopRequest(
+                requestedAt: Clock.unixSeconds(), by: "\(HostName.current):\(getpid())",
+                reason: "\(StopSignals.name(of: signal)) to node \(node)'s process", signal: signal)
             try? request.write(to: directory, job: job)
         }
         var fields: [(String, JSONValue)] = [
@@ -75,8 +76,10 @@ struct ProcessStopRecorder: Sendable {
             ("host", .string(HostName.current)), ("pid", .number(Double(getpid()))), ("reason", .string(reason.name)),
         ]
         if reason == .signal { fields.append(("signal", .string(StopSignals.name(of: signal)))) }
-        fields += [("detail", .string(detail)), ("attempt_start", attemptStart.map { .string($0) } ?? .null),
-                   ("restart", .number(Double(Environment.restarts())))]
+        fields += [
+            ("detail", .string(detail)), ("attempt_start", attemptStart.map { .string($0) } ?? .null),
+            ("restart", .number(Double(Environment.restarts()))),
+        ]
         // Not fsync'd: this runs inside the first should_stop() that sees the stop, whose answer
         // should not wait for a disk; gstop reads the line seconds later from the page cache (or,
         // on NFS, after the close that flushed it).

@@ -15,7 +15,8 @@ enum Quarantine {
     static func maxUnitAttempts() throws -> Int {
         guard let text = Environment.value(attemptsVariable) else { return defaultAttempts }
         guard let count = Int(text), count >= 0 else {
-            throw GracefulStopError(.invalidArgument, "\(attemptsVariable)='\(text)' is not a number of attempts (a whole number; 0 turns quarantine off)")
+            throw GracefulStopError(
+                .invalidArgument, "\(attemptsVariable)='\(text)' is not a number of attempts (a whole number; 0 turns quarantine off)")
         }
         return count
     }
@@ -44,11 +45,12 @@ enum Quarantine {
     static func write(node: Int, place: Int, unit: String, attempts: [JSONValue], maxUnitAttempts: Int, in nodes: NodeDirectories) throws {
         let directory = try nodes.directory(node, create: true)!
         var json = JSONWriter()
-        json.value(.object([
-            ("unit", .string(unit)), ("node", .number(Double(node))), ("attempts", .array(attempts)),
-            ("max_unit_attempts", .number(Double(maxUnitAttempts))), ("quarantined_at", .number((Clock.unixSeconds() * 1000).rounded() / 1000)),
-            ("by", .string("\(HostName.current):\(getpid())")),
-        ]))
+        json.value(
+            .object([
+                ("unit", .string(unit)), ("node", .number(Double(node))), ("attempts", .array(attempts)),
+                ("max_unit_attempts", .number(Double(maxUnitAttempts))), ("quarantined_at", .number((Clock.unixSeconds() * 1000).rounded() / 1000)),
+                ("by", .string("\(HostName.current):\(getpid())")),
+            ]))
         json.raw("\n")
         try directory.writeAtomically(fileName(place: place), json.bytes, exclusive: true)
     }
@@ -69,10 +71,11 @@ enum RunQuarantined {
 
     static func write(in directory: Directory, unitCount: Int, done: Int, units: [String]) throws {
         var json = JSONWriter()
-        json.value(.object([
-            ("units", .number(Double(unitCount))), ("done", .number(Double(done))), ("quarantined", .array(units.map { .string($0) })),
-            ("completed_at", .number(Clock.unixSeconds())), ("by", .string("\(HostName.current):\(getpid())")),
-        ]))
+        json.value(
+            .object([
+                ("units", .number(Double(unitCount))), ("done", .number(Double(done))), ("quarantined", .array(units.map { .string($0) })),
+                ("completed_at", .number(Clock.unixSeconds())), ("by", .string("\(HostName.current):\(getpid())")),
+            ]))
         json.raw("\n")
         try directory.writeAtomically(fileName, json.bytes)
     }

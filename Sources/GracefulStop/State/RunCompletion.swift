@@ -27,8 +27,9 @@ enum NodeCompletion {
     /// Writes `complete/<node>` unless it exists.
     static func write(node: Int, unitCount: Int, in state: Directory) throws {
         let directory = try state.subdirectory(directoryName, create: true)
-        try directory.writeAtomically(String(node), completionRecord([("node", .number(Double(node))), ("units", .number(Double(unitCount)))]),
-                                      exclusive: true)
+        try directory.writeAtomically(
+            String(node), completionRecord([("node", .number(Double(node))), ("units", .number(Double(unitCount)))]),
+            exclusive: true)
     }
 
     /// The nodes with a `complete/` file, read afresh (another host may have just written one).

@@ -14,8 +14,11 @@ enum ShareSummary {
     static func write(share: Int, done: Int, total: Int, in state: Directory) throws {
         let directory = try state.subdirectory(directoryName, create: true)
         var json = JSONWriter()
-        json.value(.object([("done", .number(Double(done))), ("total", .number(Double(total))),
-                            ("at", .number((Clock.unixSeconds() * 1000).rounded() / 1000)), ("host", .string(HostName.current))]))
+        json.value(
+            .object([
+                ("done", .number(Double(done))), ("total", .number(Double(total))),
+                ("at", .number((Clock.unixSeconds() * 1000).rounded() / 1000)), ("host", .string(HostName.current)),
+            ]))
         json.raw("\n")
         try directory.writeAtomically(String(share), json.bytes, syncDirectory: false)
     }

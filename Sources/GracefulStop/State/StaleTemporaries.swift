@@ -23,8 +23,9 @@ public enum StaleTemporaries {
                 }
                 for name in names {
                     guard let info = try name.withCString({ try directory.status($0, display: name) }),
-                          info.st_mode & S_IFMT == S_IFREG,
-                          now - Double(info.st_mtim.tv_sec) >= minimumAge else { continue }
+                        info.st_mode & S_IFMT == S_IFREG,
+                        now - Double(info.st_mtim.tv_sec) >= minimumAge
+                    else { continue }
                     try directory.remove(name)
                     removed += 1
                 }

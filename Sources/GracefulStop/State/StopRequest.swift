@@ -110,9 +110,11 @@ public struct StopRequest: Sendable, Equatable {
         var present = Set(fileNames)
         if !namesTrusted {
             var listed = Set<String>()
-            guard (try? directory.forEachEntry { name in
-                if let file = fileNames.first(where: { $0.utf8.elementsEqual(name) }) { listed.insert(file) }
-            }) != nil else { return nil }
+            guard
+                (try? directory.forEachEntry { name in
+                    if let file = fileNames.first(where: { $0.utf8.elementsEqual(name) }) { listed.insert(file) }
+                }) != nil
+            else { return nil }
             present = listed
         }
         return fileNames.map { present.contains($0) ? (try? read(from: directory, fileName: $0)) ?? nil : nil }

@@ -16,11 +16,12 @@ enum SweepProgress {
     /// only makes the idle guard count that attempt as idle (never a lost trial: Optuna has those).
     static func record(count: Int, what: String, node: Int, in directory: Directory) throws {
         guard let attemptStart = Environment.value(Environment.attemptStart) else { return }
-        try EventLog.append([
-            ("event", .string(event)), ("job", Environment.job().map { .string($0) } ?? .null), ("node", .number(Double(node))),
-            ("host", .string(HostName.current)), ("pid", .number(Double(getpid()))), ("count", .number(Double(count))),
-            ("what", .string(what)), ("attempt_start", .string(attemptStart)),
-        ], in: directory, durable: false)
+        try EventLog.append(
+            [
+                ("event", .string(event)), ("job", Environment.job().map { .string($0) } ?? .null), ("node", .number(Double(node))),
+                ("host", .string(HostName.current)), ("pid", .number(Double(getpid()))), ("count", .number(Double(count))),
+                ("what", .string(what)), ("attempt_start", .string(attemptStart)),
+            ], in: directory, durable: false)
     }
 
     /// What the attempt that started at `attemptStart` (as gstop set it; every process it started,

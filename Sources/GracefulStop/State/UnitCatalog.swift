@@ -110,16 +110,21 @@ struct UnitShards: Sendable {
         do {
             directory = try state.subdirectory(relativePath, create: false)
         } catch let error as GracefulStopError where error.errno == ENOENT {
-            throw GracefulStopError(.badState, "\(state.pathOf(relativePath)) does not exist: the manifest's unit shards are missing (was the state copied without its units/ directory?)")
+            throw GracefulStopError(
+                .badState,
+                "\(state.pathOf(relativePath)) does not exist: the manifest's unit shards are missing (was the state copied without its units/ directory?)"
+            )
         }
         // The file's bytes are let go before the names are indexed, so that the two never add up.
-        var units = try UnitShards.decodeUnindexed(directory: directory, source: source, node: node, expectedCount: expectedCount,
-                                                   unitsSHA256: unitsSHA256)
+        var units = try UnitShards.decodeUnindexed(
+            directory: directory, source: source, node: node, expectedCount: expectedCount,
+            unitsSHA256: unitsSHA256)
         try UnitShards.index(&units, source: source)
         return units
     }
 
-    private static func decodeUnindexed(directory: Directory, source: String, node: Int, expectedCount: Int, unitsSHA256: String) throws -> UnitTable {
+    private static func decodeUnindexed(directory: Directory, source: String, node: Int, expectedCount: Int, unitsSHA256: String) throws -> UnitTable
+    {
         guard let bytes = try directory.readFile(UnitShards.fileName(node: node)) else {
             throw GracefulStopError(.badState, "\(source) does not exist: node \(node)'s unit names are missing (was the state copied in part?)")
         }
@@ -127,16 +132,19 @@ struct UnitShards: Sendable {
     }
 
     /// Parses a shard and checks it against what the manifest says node `node` owns.
-    static func decode(_ bytes: [UInt8], source: String, node: Int, expectedCount: Int, unitsSHA256: String, indexed: Bool = true) throws -> UnitTable {
+    static func decode(_ bytes: [UInt8], source: String, node: Int, expectedCount: Int, unitsSHA256: String, indexed: Bool = true) throws -> UnitTable
+    {
         let shard = try parse(bytes, source: source, indexed: indexed)
         guard shard.node == node else {
             throw GracefulStopError(.badState, "\(source) holds the units of node \(shard.node), not of node \(node)")
         }
         guard shard.unitsSHA256 == unitsSHA256 else {
-            throw GracefulStopError(.badState, "\(source) belongs to another unit list (units_sha256 \(shard.unitsSHA256), the manifest's is \(unitsSHA256))")
+            throw GracefulStopError(
+                .badState, "\(source) belongs to another unit list (units_sha256 \(shard.unitsSHA256), the manifest's is \(unitsSHA256))")
         }
         guard shard.units.count == expectedCount else {
-            throw GracefulStopError(.badState, "\(source) lists \(shard.units.count) units, but the manifest's partition gives node \(node) \(expectedCount)")
+            throw GracefulStopError(
+                .badState, "\(source) lists \(shard.units.count) units, but the manifest's partition gives node \(node) \(expectedCount)")
         }
         return shard.units
     }
@@ -146,7 +154,10 @@ struct UnitShards: Sendable {
     static func parse(_ bytes: [UInt8], source: String, indexed: Bool = true) throws -> (node: Int, unitsSHA256: String, units: UnitTable) {
         if bytes.isEmpty { throw GracefulStopError(.badState, "\(source) is empty (truncated?)") }
         var reader = JSONReader(bytes, source: source)
-        var format: String? = nil, node: Int? = nil, declaredCount: Int? = nil, run: String? = nil
+        var format: String? = nil
+        var node: Int? = nil
+        var declaredCount: Int? = nil
+        var run: String? = nil
         var units = UnitTable()
         var sawUnits = false
         try reader.readObject { reader, key in
@@ -168,7 +179,9 @@ struct UnitShards: Sendable {
         }
         try reader.expectEnd()
         guard format == formatName else {
-            throw GracefulStopError(.badState, "\(source) is not a gracefulstop unit shard (format is \(format.map { "'\($0)'" } ?? "missing"), expected '\(formatName)')")
+            throw GracefulStopError(
+                .badState, "\(source) is not a gracefulstop unit shard (format is \(format.map { "'\($0)'" } ?? "missing"), expected '\(formatName)')"
+            )
         }
         guard let node else { throw GracefulStopError(.badState, "\(source) has no \"node\" field") }
         guard let run else { throw GracefulStopError(.badState, "\(source) has no \"units_sha256\" field") }

@@ -128,8 +128,10 @@ struct UnitTable: Sendable {
         }
 
         /// Builds slots for every stem; returns the first pair of equal stems, if any.
-        static func fill(_ slots: UnsafeMutableBufferPointer<UInt64>, stems: UnsafeBufferPointer<UInt8>,
-                         ends: UnsafeBufferPointer<UInt32>) -> (Int, Int)? {
+        static func fill(
+            _ slots: UnsafeMutableBufferPointer<UInt64>, stems: UnsafeBufferPointer<UInt8>,
+            ends: UnsafeBufferPointer<UInt32>
+        ) -> (Int, Int)? {
             for index in 0..<ends.count {
                 let key = UnsafeBufferPointer(rebasing: stems[UnitTable.range(ends, index)])
                 let hash = UnitTable.hash(key)
@@ -139,7 +141,10 @@ struct UnitTable: Sendable {
                     let entry = slots[slot]
                     let other = Int(entry & 0xFFFF_FFFF) - 1
                     if entry & 0xFFFF_FFFF_0000_0000 == tag,
-                       UnitTable.equal(UnsafeBufferPointer(rebasing: stems[UnitTable.range(ends, other)]), key) { return (other, index) }
+                        UnitTable.equal(UnsafeBufferPointer(rebasing: stems[UnitTable.range(ends, other)]), key)
+                    {
+                        return (other, index)
+                    }
                     slot = slot + 1 == slots.count ? 0 : slot + 1
                 }
                 slots[slot] = tag | UInt64(index + 1)
@@ -186,8 +191,9 @@ struct UnitTable: Sendable {
                 let stem = Array(table.stem(unit))
                 stem.withUnsafeBufferPointer { key in
                     let hash = UnitTable.hash(key)
-                    var record = Record(tag: UInt32(truncatingIfNeeded: hash), unit: Int32(local), head: Subset.head(key),
-                                        offset: UInt32(long.count), length: UInt32(key.count))
+                    var record = Record(
+                        tag: UInt32(truncatingIfNeeded: hash), unit: Int32(local), head: Subset.head(key),
+                        offset: UInt32(long.count), length: UInt32(key.count))
                     if key.count > 16 { long.append(contentsOf: key) } else { record.offset = 0 }
                     var slot = UnitTable.slot(hash, records.count)
                     while records[slot].unit != -1 { slot = slot + 1 == records.count ? 0 : slot + 1 }
@@ -230,7 +236,8 @@ struct UnitTable: Sendable {
                             if record.unit == -1 { break }
                             if record.tag == tag && record.length == UInt32(key.count) && record.head == head
                                 && (key.count <= 16
-                                    || UnitTable.equal(UnsafeBufferPointer(rebasing: long[Int(record.offset)..<Int(record.offset + record.length)]), key))
+                                    || UnitTable.equal(
+                                        UnsafeBufferPointer(rebasing: long[Int(record.offset)..<Int(record.offset + record.length)]), key))
                             {
                                 unit = Int(record.unit)
                                 break
@@ -277,7 +284,8 @@ struct UnitTable: Sendable {
             }
         }
         if let (first, second) = duplicate {
-            throw GracefulStopError(.invalidArgument, "\(source): unit \(UnitName.preview(nameBytes(second))) appears twice (#\(first) and #\(second))")
+            throw GracefulStopError(
+                .invalidArgument, "\(source): unit \(UnitName.preview(nameBytes(second))) appears twice (#\(first) and #\(second))")
         }
     }
 
@@ -292,7 +300,7 @@ struct UnitTable: Sendable {
                 let hugePage: UInt = 2 << 20
                 let start = (UInt(bitPattern: base) + hugePage - 1) & ~(hugePage - 1)
                 let end = (UInt(bitPattern: base) + bytes) & ~(hugePage - 1)
-                if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), 14 /* MADV_HUGEPAGE */) }
+                if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), 14) }  // 14: MADV_HUGEPAGE
             }
             buffer.initialize(repeating: 0)
             initialized = count
@@ -336,7 +344,8 @@ struct UnitTable: Sendable {
         let count = a.count
         guard count == b.count else { return false }
         if count == 0 { return true }
-        let left = UnsafeRawPointer(a.baseAddress!), right = UnsafeRawPointer(b.baseAddress!)
+        let left = UnsafeRawPointer(a.baseAddress!)
+        let right = UnsafeRawPointer(b.baseAddress!)
         if count >= 8 && count <= 16 {
             return left.loadUnaligned(as: UInt64.self) == right.loadUnaligned(as: UInt64.self)
                 && left.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self) == right.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self)

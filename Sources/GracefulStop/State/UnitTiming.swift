@@ -30,8 +30,10 @@ public struct UnitTiming: Sendable, Equatable {
         var json = JSONWriter()
         var fields: [(String, JSONValue)] = []
         if let started { fields.append(("started", .number(UnitTiming.milliseconds(started)))) }
-        fields += [("ended", .number(UnitTiming.milliseconds(ended))), ("host", .string(host)), ("node", .number(Double(node))),
-                   ("restart", .number(Double(restart)))]
+        fields += [
+            ("ended", .number(UnitTiming.milliseconds(ended))), ("host", .string(host)), ("node", .number(Double(node))),
+            ("restart", .number(Double(restart))),
+        ]
         json.value(.object(fields))
         return Array(name) + [0] + json.bytes
     }
@@ -45,9 +47,11 @@ public struct UnitTiming: Sendable, Equatable {
         guard let separator = content.firstIndex(of: 0) else { return nil }
         var reader = JSONReader(Array(content[(separator + 1)...]), source: "marker")
         guard let value = try? reader.readValue(), (try? reader.expectEnd()) != nil,
-              let ended = value["ended"]?.number, ended.isFinite else { return nil }
+            let ended = value["ended"]?.number, ended.isFinite
+        else { return nil }
         let started = value["started"]?.number
-        return UnitTiming(started: started.flatMap { $0.isFinite ? $0 : nil }, ended: ended, host: value["host"]?.string ?? "",
-                          node: value["node"]?.int ?? 0, restart: value["restart"]?.int ?? 0)
+        return UnitTiming(
+            started: started.flatMap { $0.isFinite ? $0 : nil }, ended: ended, host: value["host"]?.string ?? "",
+            node: value["node"]?.int ?? 0, restart: value["restart"]?.int ?? 0)
     }
 }

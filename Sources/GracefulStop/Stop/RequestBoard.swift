@@ -86,7 +86,9 @@ final class RequestBoard: @unchecked Sendable {
 
     private static func map(key: String) -> (UnsafeMutablePointer<Atomic<Int64>>, String?) {
         let name = "/dev/shm/gracefulstop-\(getuid())-\(key)"
-        let descriptor = Environment.value(sharingVariable) == "0" ? -1
+        let descriptor =
+            Environment.value(sharingVariable) == "0"
+            ? -1
             : retryingOnInterrupt { Glibc.open(name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600) }.result
         if descriptor >= 0 {
             defer { close(descriptor) }
@@ -94,8 +96,9 @@ final class RequestBoard: @unchecked Sendable {
             // A regular file of ours, grown to a page (ftruncate of a page that is already one
             // page long changes nothing; two creators race harmlessly).
             if fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == getuid(),
-               info.st_size == pageSize || ftruncate(descriptor, off_t(pageSize)) == 0,
-               let memory = mmap(nil, pageSize, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0), memory != MAP_FAILED {
+                info.st_size == pageSize || ftruncate(descriptor, off_t(pageSize)) == 0,
+                let memory = mmap(nil, pageSize, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0), memory != MAP_FAILED
+            {
                 return (prepare(memory), name)
             }
         }

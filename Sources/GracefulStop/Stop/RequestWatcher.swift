@@ -50,8 +50,9 @@ final class RequestWatcher: @unchecked Sendable {
         return registry.withLock { watchers in
             if let existing = watchers[key]?.watcher { return existing }
             watchers = watchers.filter { $0.value.watcher != nil }
-            let watcher = RequestWatcher(board: RequestBoard(key: key), directory: directory, requestFiles: requestFiles,
-                                         intervalNanoseconds: intervalNanoseconds)
+            let watcher = RequestWatcher(
+                board: RequestBoard(key: key), directory: directory, requestFiles: requestFiles,
+                intervalNanoseconds: intervalNanoseconds)
             watchers[key] = Entry(watcher: watcher)
             return watcher
         }
@@ -102,11 +103,14 @@ final class RequestWatcher: @unchecked Sendable {
         else { return }
         var thread = pthread_t()
         let context = Unmanaged.passRetained(self).toOpaque()
-        if pthread_create(&thread, nil, { context in
-            let watcher = Unmanaged<RequestWatcher>.fromOpaque(context!).takeRetainedValue()
-            watcher.run()
-            return nil
-        }, context) == 0 {
+        if pthread_create(
+            &thread, nil,
+            { context in
+                let watcher = Unmanaged<RequestWatcher>.fromOpaque(context!).takeRetainedValue()
+                watcher.run()
+                return nil
+            }, context) == 0
+        {
             pthread_detach(thread)
         } else {
             Unmanaged<RequestWatcher>.fromOpaque(context).release()

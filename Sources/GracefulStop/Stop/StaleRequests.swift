@@ -47,7 +47,8 @@ struct StaleRequests: Sendable, Equatable {
     /// "stop.request=1f2e…,stop.12.request=0" (0: looked at, no request there); "none" when
     /// nothing was looked at (an empty variable reads as unset).
     var encoded: String {
-        looked.isEmpty ? "none"
+        looked.isEmpty
+            ? "none"
             : looked.sorted().map { "\($0)=\(String(identities[$0] ?? 0, radix: 16))" }.joined(separator: ",")
     }
 

@@ -53,8 +53,10 @@ public final class StopCheck: Sendable {
     private static let recordedSignal = Atomic<Int32>(0)
 
     /// `stale`: the requests there at the attempt's start (nil: those there now, read here).
-    init(directory: Directory?, job: String?, stale: StaleRequests?, deadline: Double?, intervalSeconds: Double,
-         recorder: ProcessStopRecorder? = nil) {
+    init(
+        directory: Directory?, job: String?, stale: StaleRequests?, deadline: Double?, intervalSeconds: Double,
+        recorder: ProcessStopRecorder? = nil
+    ) {
         self.directory = directory
         self.recorder = recorder
         let requestFiles = [StopRequest.fileName] + (job.map { [StopRequest.fileName(forJob: $0)] } ?? [])

@@ -25,10 +25,12 @@ extension Supervisor {
         let jobAtStart = lookUpJob(purpose: "no deadline for the command")
         let endTime = slurm != nil ? jobAtStart?.endTime : options.timeLimit.map { start + $0 }
         attemptEndTime = endTime
-        let deadline = options.setsDeadline ? endTime.flatMap { end -> Double? in
-            let margin = options.deadlineMargin ?? (slurm != nil ? min(60, (end - start) / 10) : (options.warnBefore ?? 0))
-            return end - margin > start ? end - margin : nil
-        } : nil
+        let deadline =
+            options.setsDeadline
+            ? endTime.flatMap { end -> Double? in
+                let margin = options.deadlineMargin ?? (slurm != nil ? min(60, (end - start) / 10) : (options.warnBefore ?? 0))
+                return end - margin > start ? end - margin : nil
+            } : nil
         return AttemptPlan(start: start, startText: String(start), jobAtStart: jobAtStart, endTime: endTime, deadline: deadline)
     }
 
@@ -37,13 +39,15 @@ extension Supervisor {
     func attemptNotStarted(alreadyDone: String?, before: Progress?) -> Attempt? {
         if let marker = alreadyDone {
             report("all work is done already (\(marker)): not starting the command")
-            return Attempt(end: AttemptEnd(cause: .none), exit: .exited(0), workDone: marker, remaining: 0, scope: "the run",
-                           requeueAllowed: nil, started: false, quarantined: before?.quarantined ?? [])
+            return Attempt(
+                end: AttemptEnd(cause: .none), exit: .exited(0), workDone: marker, remaining: 0, scope: "the run",
+                requeueAllowed: nil, started: false, quarantined: before?.quarantined ?? [])
         }
         guard let failure = SpaceProbe.failure(in: directory) else { return nil }
         report("the state cannot be written: \(failure.message)")
-        var attempt = Attempt(end: AttemptEnd(cause: .none), exit: .exited(0), workDone: nil, remaining: before?.remaining,
-                              scope: before?.scope ?? "the run", requeueAllowed: nil, started: false, quarantined: before?.quarantined ?? [])
+        var attempt = Attempt(
+            end: AttemptEnd(cause: .none), exit: .exited(0), workDone: nil, remaining: before?.remaining,
+            scope: before?.scope ?? "the run", requeueAllowed: nil, started: false, quarantined: before?.quarantined ?? [])
         attempt.stateWriteFailure = failure.message
         return attempt
     }
@@ -61,13 +65,16 @@ extension Supervisor {
         let stale = StaleRequests.snapshot(of: requestFiles, in: directory)
         environment[Environment.staleRequests] = stale.encoded
         environment[Environment.deadline] = plan.deadline.map { String($0) }
-        record("attempt_start", [
-            ("restart", .number(Double(restart))), ("command", .array(options.command.map { .string($0) })),
-            ("deadline", plan.deadline.map { .number($0) } ?? .null), ("attempt_start", .string(plan.startText)),
-        ])
+        record(
+            "attempt_start",
+            [
+                ("restart", .number(Double(restart))), ("command", .array(options.command.map { .string($0) })),
+                ("deadline", plan.deadline.map { .number($0) } ?? .null), ("attempt_start", .string(plan.startText)),
+            ])
         let child = try ChildProcess.start(options.command, environment: environment)
-        report("started `\(options.command.joined(separator: " "))` (pid \(child.pid), restart \(restart))"
-            + (plan.deadline.map { ", deadline in \(TimeSpan.format($0 - plan.start))" } ?? ""))
+        report(
+            "started `\(options.command.joined(separator: " "))` (pid \(child.pid), restart \(restart))"
+                + (plan.deadline.map { ", deadline in \(TimeSpan.format($0 - plan.start))" } ?? ""))
         return (child, stale)
     }
 
@@ -92,7 +99,8 @@ extension Supervisor {
             // Only scontrol tells a time limit (requeue) from a cancel (end): worth waiting out an outage for.
             let found = SlurmLookup.run(
                 deadline: SlurmRequeue.deadline(endTime: plan.endTime, now: Clock.unixSeconds()), now: Clock.unixSeconds, pause: Clock.sleep,
-                lookUp: { try slurm.info() }, report: { [self] line in
+                lookUp: { try slurm.info() },
+                report: { [self] line in
                     report(line)
                     record("lookup_try", [("error", .string(line))])
                 })
@@ -118,9 +126,10 @@ extension Supervisor {
         let marked = after.map { $0.done - (before?.done ?? 0) + $0.doneElsewhere - (before?.doneElsewhere ?? 0) } ?? sweepFinished?.count
         let newlyQuarantined = (after?.quarantined ?? []).filter { !(before?.quarantined ?? []).contains($0) }
         if !newlyQuarantined.isEmpty {
-            report("quarantined \(newlyQuarantined.count) unit\(newlyQuarantined.count == 1 ? "" : "s") begun \(options.limits.maxUnitAttempts) times without finishing: "
-                + newlyQuarantined.prefix(10).joined(separator: ", ") + (newlyQuarantined.count > 10 ? ", ..." : "")
-                + " (gstop status lists them; gstop release puts them back)")
+            report(
+                "quarantined \(newlyQuarantined.count) unit\(newlyQuarantined.count == 1 ? "" : "s") begun \(options.limits.maxUnitAttempts) times without finishing: "
+                    + newlyQuarantined.prefix(10).joined(separator: ", ") + (newlyQuarantined.count > 10 ? ", ..." : "")
+                    + " (gstop status lists them; gstop release puts them back)")
         }
         return WorkDone(marked: marked, newlyQuarantined: newlyQuarantined, sweepFinished: sweepFinished)
     }
@@ -128,12 +137,18 @@ extension Supervisor {
     /// Says how the command ended and records `child_exit` (kept in memory too: the crash-loop
     /// guard's counts must survive a log that cannot be written).
     func recordExit(_ exit: ChildExit, end: AttemptEnd, restart: Int, child: ChildProcess, after: Progress?, outcome: WorkDone) {
-        report("command ended (\(exit.description)) after \(TimeSpan.format(child.runningSeconds)); \(end.cause.description)"
-            + (end.route.map { " [\($0)]" } ?? "")
-            + (after.map { "; \($0.scope): \($0.remaining) of \($0.total) units left" + ($0.quarantined.isEmpty ? "" : ", \($0.quarantined.count) quarantined")
-                + ($0.heldByOthers > 0 ? ", \($0.heldByOthers) of them held by live workers of other jobs" : "")
-                + ($0.claimedElsewhere > 0 ? ", and \($0.claimedElsewhere) unit\($0.claimedElsewhere == 1 ? "" : "s") this job began in other shares unfinished" : "") } ?? "")
-            + (outcome.sweepFinished.map { "; \($0.count) \($0.what)\($0.count == 1 ? "" : "s") finished" } ?? ""))
+        report(
+            "command ended (\(exit.description)) after \(TimeSpan.format(child.runningSeconds)); \(end.cause.description)"
+                + (end.route.map { " [\($0)]" } ?? "")
+                + (after.map {
+                    "; \($0.scope): \($0.remaining) of \($0.total) units left"
+                        + ($0.quarantined.isEmpty ? "" : ", \($0.quarantined.count) quarantined")
+                        + ($0.heldByOthers > 0 ? ", \($0.heldByOthers) of them held by live workers of other jobs" : "")
+                        + ($0.claimedElsewhere > 0
+                            ? ", and \($0.claimedElsewhere) unit\($0.claimedElsewhere == 1 ? "" : "s") this job began in other shares unfinished"
+                            : "")
+                } ?? "")
+                + (outcome.sweepFinished.map { "; \($0.count) \($0.what)\($0.count == 1 ? "" : "s") finished" } ?? ""))
         let exitFields: [(String, JSONValue)] = [
             ("restart", .number(Double(restart))), ("exit", .number(Double(exit.status))), ("cause", .string(end.cause.description)),
             ("route", end.route.map { .string($0) } ?? .null), ("budget", .string(end.cause.budget.rawValue)),

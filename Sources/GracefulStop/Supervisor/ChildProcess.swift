@@ -26,8 +26,8 @@ final class ChildProcess {
         let failureLength = strlen(failure)
         defer {
             free(path)
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
+            for argument in argv { free(argument) }
+            for variable in envp { free(variable) }
             free(failure)
         }
         var noSignals = sigset_t()

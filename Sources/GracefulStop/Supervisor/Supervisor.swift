@@ -92,7 +92,8 @@ public final class Supervisor {
             throw GracefulStopError(.invalidArgument, "--warn-before needs --time-limit")
         }
         if let limit = options.timeLimit, let warn = options.warnBefore, warn >= limit {
-            throw GracefulStopError(.invalidArgument, "--warn-before (\(TimeSpan.format(warn))) must be shorter than --time-limit (\(TimeSpan.format(limit)))")
+            throw GracefulStopError(
+                .invalidArgument, "--warn-before (\(TimeSpan.format(warn))) must be shorter than --time-limit (\(TimeSpan.format(limit)))")
         }
         guard !options.stateDirectory.isEmpty else { throw GracefulStopError(.invalidArgument, "the state directory path is empty") }
         self.options = options
@@ -100,7 +101,9 @@ public final class Supervisor {
         directory = try Directory(opening: statePath, create: true)
         node = try Environment.node().number
         chain = slurm?.logID ?? "local-\(HostName.current)-\(getpid())"
-        guard options.limits.maxUnitAttempts >= 0 else { throw GracefulStopError(.invalidArgument, "--max-unit-attempts must be 0 (never quarantine) or more") }
+        guard options.limits.maxUnitAttempts >= 0 else {
+            throw GracefulStopError(.invalidArgument, "--max-unit-attempts must be 0 (never quarantine) or more")
+        }
         // gstop's own scans and the command's see the same limit, and the same balancing.
         setenv(Quarantine.attemptsVariable, String(options.limits.maxUnitAttempts), 1)
         if let balance = options.balance { setenv(Balance.variable, balance ? "1" : "0", 1) }
@@ -137,8 +140,9 @@ public final class Supervisor {
             let decision = RequeueDecision.decide(facts(for: attempt, restart: restart))
             switch decision.action {
             case .requeue(let target) where slurm != nil:
-                return requeueThroughOutages(decision, target: target, left: attempt.remaining.map { "\(attempt.scope) has \($0) units left" },
-                                             badNodes: attempt.badNodes)
+                return requeueThroughOutages(
+                    decision, target: target, left: attempt.remaining.map { "\(attempt.scope) has \($0) units left" },
+                    badNodes: attempt.badNodes)
             case .requeue:
                 report(decision.line)
                 record("decision", decision)
@@ -160,10 +164,12 @@ public final class Supervisor {
         let outcome = SlurmRequeue.run(
             target: target, restartsBefore: restartsBefore, deadline: SlurmRequeue.deadline(endTime: attemptEndTime, now: Clock.unixSeconds()),
             now: Clock.unixSeconds, pause: Clock.sleep,
-            requeue: Scontrol.requeue, restartsNow: { [slurm] in try? slurm?.info().restarts }, report: { [self] line in
+            requeue: Scontrol.requeue, restartsNow: { [slurm] in try? slurm?.info().restarts },
+            report: { [self] line in
                 report(line)
                 record("requeue_try", [("target", .string(target)), ("error", .string(line))])
-            }, stillTrying: { [self] sofar in
+            },
+            stillTrying: { [self] sofar in
                 // Said in the state at once: SLURM may kill gstop while it tries.
                 try? RequeueFailure.write(in: directory, job: chain, target: target, outcome: sofar, left: left ?? "work was left", stillTrying: true)
             })
@@ -172,11 +178,13 @@ public final class Supervisor {
             var done = decision
             if outcome.seenRequeued {
                 // scontrol can die by the requeue's own TERM before it answers: what SLURM did is the truth.
-                done.reasons.append("requeued: scontrol requeue reported a failure (\(outcome.lastError ?? "?")), but SLURM shows the job requeued"
-                    + (outcome.tries > 1 ? " (after \(outcome.tries) tries over \(TimeSpan.format(outcome.seconds)))" : ""))
+                done.reasons.append(
+                    "requeued: scontrol requeue reported a failure (\(outcome.lastError ?? "?")), but SLURM shows the job requeued"
+                        + (outcome.tries > 1 ? " (after \(outcome.tries) tries over \(TimeSpan.format(outcome.seconds)))" : ""))
             } else if outcome.tries > 1 {
-                done.reasons.append("requeued after \(outcome.tries) tries over \(TimeSpan.format(outcome.seconds))"
-                    + (outcome.lastError.map { "; slurmctld did not answer at first: \($0)" } ?? ""))
+                done.reasons.append(
+                    "requeued after \(outcome.tries) tries over \(TimeSpan.format(outcome.seconds))"
+                        + (outcome.lastError.map { "; slurmctld did not answer at first: \($0)" } ?? ""))
             }
             if !badNodes.isEmpty { done.reasons.append(excludeFromRequeue(badNodes, target: target)) }
             report(done.line)
@@ -184,11 +192,14 @@ public final class Supervisor {
             return 0
         }
         // What is logged is what happened: the job was not requeued, and the state says so.
-        let failed = RequeueDecision(action: .stop, exitCode: RequeueDecision.workRemainsExitCode, reasons: decision.reasons.dropLast() + [
-            outcome.cannotRun ? "the requeue failed: \(outcome.lastError ?? "?"); \(RequeueFailure.fileName) in the state says so"
-                : "the requeue never reached slurmctld: \(outcome.tries) tr\(outcome.tries == 1 ? "y" : "ies") over \(TimeSpan.format(outcome.seconds)) "
-                + "(last: \(outcome.lastError ?? "?")); \(RequeueFailure.fileName) in the state says so: \(RequeueFailure.whatToDo(target: target))",
-        ])
+        let failed = RequeueDecision(
+            action: .stop, exitCode: RequeueDecision.workRemainsExitCode,
+            reasons: decision.reasons.dropLast() + [
+                outcome.cannotRun
+                    ? "the requeue failed: \(outcome.lastError ?? "?"); \(RequeueFailure.fileName) in the state says so"
+                    : "the requeue never reached slurmctld: \(outcome.tries) tr\(outcome.tries == 1 ? "y" : "ies") over \(TimeSpan.format(outcome.seconds)) "
+                        + "(last: \(outcome.lastError ?? "?")); \(RequeueFailure.fileName) in the state says so: \(RequeueFailure.whatToDo(target: target))"
+            ])
         do {
             try RequeueFailure.write(in: directory, job: chain, target: target, outcome: outcome, left: left ?? "work was left")
         } catch let error as GracefulStopError {
@@ -208,15 +219,19 @@ public final class Supervisor {
         do {
             let evidence = try NodeFailures.evidence(in: directory)
             guard !evidence.isEmpty else { return [] }
-            var hardStopped = Set((try? EventLog.read(from: directory))?.compactMap { line -> NodeFailures.AttemptID? in
-                guard line["event"]?.string == "child_exit", line["hard_stop"] == .bool(true), let restart = line["restart"]?.int else { return nil }
-                return NodeFailures.AttemptID(job: line["job"]?.string, restart: restart)
-            } ?? [])
+            var hardStopped = Set(
+                (try? EventLog.read(from: directory))?.compactMap { line -> NodeFailures.AttemptID? in
+                    guard line["event"]?.string == "child_exit", line["hard_stop"] == .bool(true), let restart = line["restart"]?.int else {
+                        return nil
+                    }
+                    return NodeFailures.AttemptID(job: line["job"]?.string, restart: restart)
+                } ?? [])
             if cause.explainsDeaths { hardStopped.insert(NodeFailures.AttemptID(job: slurm?.logID, restart: restart)) }
             let bad = BadNodes.find(evidence, hardStopped: hardStopped, threshold: options.badNodeThreshold)
             for node in bad where try NodeFailures.recordBad(node, job: slurm?.logID, in: directory) {
-                report("bad node: \(node.description); its failures no longer count toward quarantine, and requeues exclude it "
-                    + "(\(NodeFailures.badDirectory)/\(node.node).json in the state; delete it to trust the node again)")
+                report(
+                    "bad node: \(node.description); its failures no longer count toward quarantine, and requeues exclude it "
+                        + "(\(NodeFailures.badDirectory)/\(node.node).json in the state; delete it to trust the node again)")
                 record("bad_node", [("bad_node", .string(node.node)), ("units", .array(node.units.map { .string($0) }))])
             }
             return bad
@@ -253,8 +268,9 @@ public final class Supervisor {
     /// batch scripts that keep their own trap (`gstop should-requeue`).
     public func decisionAfterWarning() throws -> RequeueDecision {
         let (workDone, after) = try assess(attemptsOver: Environment.restarts())
-        var attempt = Attempt(end: AttemptEnd(cause: .warning(signal: SIGUSR1)), exit: .exited(0), workDone: workDone,
-                              remaining: after?.remaining, scope: after?.scope ?? "the run", requeueAllowed: nil)
+        var attempt = Attempt(
+            end: AttemptEnd(cause: .warning(signal: SIGUSR1)), exit: .exited(0), workDone: workDone,
+            remaining: after?.remaining, scope: after?.scope ?? "the run", requeueAllowed: nil)
         attempt.quarantined = after?.quarantined ?? []
         attempt.heldByOthers = after?.heldByOthers ?? 0
         attempt.claimedElsewhere = after?.claimedElsewhere ?? 0
@@ -310,8 +326,9 @@ public final class Supervisor {
         }
         let outcome = countWork(before: before, after: after, events: events, attemptStart: plan.startText)
         recordExit(exit, end: end, restart: restart, child: child, after: after, outcome: outcome)
-        var attempt = Attempt(end: end, exit: exit, workDone: workDone, remaining: after?.remaining, scope: after?.scope ?? "the run",
-                              requeueAllowed: facts.jobAtEnd?.requeueAllowed ?? plan.jobAtStart?.requeueAllowed, quarantined: after?.quarantined ?? [])
+        var attempt = Attempt(
+            end: end, exit: exit, workDone: workDone, remaining: after?.remaining, scope: after?.scope ?? "the run",
+            requeueAllowed: facts.jobAtEnd?.requeueAllowed ?? plan.jobAtStart?.requeueAllowed, quarantined: after?.quarantined ?? [])
         attempt.heldByOthers = after?.heldByOthers ?? 0
         attempt.claimedElsewhere = after?.claimedElsewhere ?? 0
         attempt.diedOn = after?.diedOn ?? []
@@ -397,10 +414,14 @@ public final class Supervisor {
                 }
                 line.p50 = try state.unitEstimate(node: supervisor.node, limit: 32)?.p50
                 // In the log too, with its time: history and reports read what the line said.
-                supervisor.record("progress", [("done", .number(Double(counts.done))), ("total", .number(Double(counts.total))),
-                                               ("quarantined", .number(Double(counts.quarantined))),
-                                               ("run_done", line.runDone.map { .number(Double($0)) } ?? .null),
-                                               ("run_total", line.runTotal.map { .number(Double($0)) } ?? .null)], durable: false)
+                supervisor.record(
+                    "progress",
+                    [
+                        ("done", .number(Double(counts.done))), ("total", .number(Double(counts.total))),
+                        ("quarantined", .number(Double(counts.quarantined))),
+                        ("run_done", line.runDone.map { .number(Double($0)) } ?? .null),
+                        ("run_total", line.runTotal.map { .number(Double($0)) } ?? .null),
+                    ], durable: false)
                 return line.text(now: Clock.unixSeconds())
             } catch let error as GracefulStopError {
                 return "progress: cannot read the state (the run goes on): \(error.message)"
@@ -451,7 +472,10 @@ public final class Supervisor {
             signalled = true
         }
         func beginStop(_ newCause: StopCause, signalName: String, grace: Double) {
-            if stopping { shorten(grace); return }
+            if stopping {
+                shorten(grace)
+                return
+            }
             stopping = true
             // The request is for nodes the signal cannot reach.
             signalChild()
@@ -461,7 +485,9 @@ public final class Supervisor {
                 report("warning: could not write the stop request: \(error.message)")
             } catch {}
             shorten(grace)
-            report("\(signalName): \(newCause.description); asked the command to stop (\(options.childSignal == 0 ? "a stop request only: --child-signal none" : StopSignals.name(of: options.childSignal) + " and a stop request")), escalating in \(TimeSpan.format(grace))")
+            report(
+                "\(signalName): \(newCause.description); asked the command to stop (\(options.childSignal == 0 ? "a stop request only: --child-signal none" : StopSignals.name(of: options.childSignal) + " and a stop request")), escalating in \(TimeSpan.format(grace))"
+            )
         }
 
         while true {
@@ -527,8 +553,9 @@ public final class Supervisor {
                 if !stopping { signalChild() }
                 let newCause = arrived(toGstop(signal, reaping: child))
                 record("signal", [("signal", .string(StopSignals.name(of: signal))), ("cause", .string(newCause.description))])
-                beginStop(newCause, signalName: StopSignals.name(of: signal),
-                          grace: signal == SIGTERM ? options.termGrace : warningGrace(endTime: endTime))
+                beginStop(
+                    newCause, signalName: StopSignals.name(of: signal),
+                    grace: signal == SIGTERM ? options.termGrace : warningGrace(endTime: endTime))
             default:
                 // Handled but not graceful (TERM or HUP when --signals leaves them out): passed on as they are.
                 if taken == SIGTERM { _ = arrived(toGstop(taken, reaping: child)) }
@@ -594,9 +621,13 @@ public final class Supervisor {
         let state = try RunState.open(at: statePath, node: node)
         let shareCount = state.manifest!.nodes
         let balance = try Balance.enabled()
-        let shares: [Int]? = scopeIsEveryNode ? nil
-            : balance ? Balance.responsibleShares(worker: node, workers: slurm?.isArrayTask == true ? Environment.arrayTaskCount() : nil, shares: shareCount)
-            : [node]
+        let shares: [Int]? =
+            scopeIsEveryNode
+            ? nil
+            : balance
+                ? Balance.responsibleShares(
+                    worker: node, workers: slurm?.isArrayTask == true ? Environment.arrayTaskCount() : nil, shares: shareCount)
+                : [node]
         let account = try state.account(shares: shares, attemptsOver: attemptsOver, job: slurm?.logID, worker: node)
         let scope: String
         switch shares {
@@ -605,9 +636,12 @@ public final class Supervisor {
         case let shares? where shares.isEmpty: scope = "node \(node) (beyond the state's \(shareCount) shares)"
         case let shares?:
             let others = shares.filter { $0 != node }.map(String.init).joined(separator: ", ")
-            scope = (shares.contains(node) ? "node \(node) and " : "") + "share\(shares.count - (shares.contains(node) ? 1 : 0) == 1 ? "" : "s") \(others), which no task owns,"
+            scope =
+                (shares.contains(node) ? "node \(node) and " : "")
+                + "share\(shares.count - (shares.contains(node) ? 1 : 0) == 1 ? "" : "s") \(others), which no task owns,"
         }
-        var progress = Progress(done: account.done, remaining: account.remaining, total: account.total, scope: scope, quarantined: account.quarantined)
+        var progress = Progress(
+            done: account.done, remaining: account.remaining, total: account.total, scope: scope, quarantined: account.quarantined)
         progress.heldByOthers = account.heldByOthers
         progress.claimedElsewhere = account.claimedElsewhere
         progress.doneElsewhere = account.doneElsewhere
@@ -641,7 +675,7 @@ public final class Supervisor {
     func currentRequest(besides stale: StaleRequests) -> StopRequest? {
         for file in [StopRequest.fileName, StopRequest.fileName(forJob: slurm?.logID)] {
             if let request = try? StopRequest.read(from: directory, fileName: file), stale.applies(request, in: file),
-               !request.by.hasSuffix(":\(getpid())")
+                !request.by.hasSuffix(":\(getpid())")
             {
                 return request
             }
@@ -667,7 +701,8 @@ public final class Supervisor {
         let failed = AttemptHistory.failedAttempts(exits)
         let target = slurm?.requeueID(wholeArray: options.requeue == .array) ?? "a local restart"
         var facts = RequeueFacts(
-            cause: attempt.end.cause, route: attempt.end.route, exit: attempt.exit, workDone: attempt.workDone, remaining: attempt.remaining, scope: attempt.scope,
+            cause: attempt.end.cause, route: attempt.end.route, exit: attempt.exit, workDone: attempt.workDone, remaining: attempt.remaining,
+            scope: attempt.scope,
             restartCount: restart, idleAttempts: idle, failedAttempts: failed, mode: options.requeue, limits: options.limits,
             target: target, requeueAllowed: attempt.requeueAllowed, slurmRelease: attempt.slurmRelease)
         facts.preemptions = AttemptHistory.preemptions(exits, before: restart)
@@ -713,7 +748,11 @@ public final class Supervisor {
             action = "requeue"
             fields.append(("target", .string(target)))
         }
-        record(event, [("action", .string(action)), ("exit", .number(Double(decision.exitCode))),
-                       ("reasons", .array(decision.reasons.map { .string($0) }))] + fields + extra)
+        record(
+            event,
+            [
+                ("action", .string(action)), ("exit", .number(Double(decision.exitCode))),
+                ("reasons", .array(decision.reasons.map { .string($0) })),
+            ] + fields + extra)
     }
 }

@@ -204,10 +204,13 @@ final class Directory: Sendable {
     /// Without `syncDirectory` the caller fsyncs this directory itself, once after many writes
     /// (a version-2 state's shards).
     @discardableResult
-    func writeAtomically(_ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer, exclusive: Bool = false,
-                         syncDirectory: Bool = true, display: @autoclosure () -> String) throws -> Bool {
+    func writeAtomically(
+        _ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer, exclusive: Bool = false,
+        syncDirectory: Bool = true, display: @autoclosure () -> String
+    ) throws -> Bool {
         if exclusive && AnonymousFiles.enabled && !anonymousFilesUnsupported.load(ordering: .relaxed),
-           let created = try linkAnonymousFile(name, bytes, display: display()) {
+            let created = try linkAnonymousFile(name, bytes, display: display())
+        {
             if syncDirectory { try sync() }
             return created
         }
@@ -242,8 +245,10 @@ final class Directory: Sendable {
     /// linked as `name` through /proc/self/fd. Returns whether it created `name`, or nil when this
     /// filesystem has no such files or /proc is missing; the directory then remembers to use the
     /// named temporary from now on.
-    private func linkAnonymousFile(_ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer,
-                                   display: @autoclosure () -> String) throws -> Bool? {
+    private func linkAnonymousFile(
+        _ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer,
+        display: @autoclosure () -> String
+    ) throws -> Bool? {
         let opened = retryingOnInterrupt { openat(fd, ".", AnonymousFiles.openFlags | O_WRONLY | O_CLOEXEC, 0o644) }
         if opened.result == -1 {
             // EOPNOTSUPP: NFS, FUSE and others; EISDIR: kernels older than 3.11; EINVAL: some filesystems.
@@ -279,10 +284,13 @@ final class Directory: Sendable {
     /// server requests of a named temporary linked into place, and just as safe for such a file.
     /// A crash mid-write leaves the name with short content, which still means what it says; a
     /// failed write removes the name again. Returns whether it created `name`.
-    func createExclusively(_ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer,
-                           display: @autoclosure () -> String) throws -> Bool {
+    func createExclusively(
+        _ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer,
+        display: @autoclosure () -> String
+    ) throws -> Bool {
         if AnonymousFiles.enabled && !anonymousFilesUnsupported.load(ordering: .relaxed),
-           let created = try linkAnonymousFile(name, bytes, display: display()) {
+            let created = try linkAnonymousFile(name, bytes, display: display())
+        {
             try sync()
             return created
         }
@@ -306,8 +314,10 @@ final class Directory: Sendable {
 
     /// Writes, fsyncs and closes a new file; the error, if any (the caller removes the file).
     /// NFS reports deferred write errors at close: a failed close is a failed write.
-    private static func writeSyncAndClose(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer,
-                                          path: @autoclosure () -> String) -> GracefulStopError? {
+    private static func writeSyncAndClose(
+        _ descriptor: Int32, _ bytes: UnsafeRawBufferPointer,
+        path: @autoclosure () -> String
+    ) -> GracefulStopError? {
         var failure: GracefulStopError? = nil
         do { try writeAndSync(descriptor, bytes, path: path()) } catch let error as GracefulStopError { failure = error } catch {
             failure = .system("cannot write", path(), errno: EIO)  // not thrown by writeAndSync; never dropped
@@ -345,7 +355,10 @@ final class Directory: Sendable {
     /// Calls `body` with the name of every entry (without "." and ".."): one pass of readdir over a
     /// fresh descriptor, so concurrent scans never share a directory offset.
     func forEachEntry(_ body: (UnsafeBufferPointer<UInt8>) -> Void) throws {
-        try forEntries(until: { name in body(name); return true })
+        try forEntries(until: { name in
+            body(name)
+            return true
+        })
     }
 
     /// `forEachEntry` until `body` returns false: a sample of a big directory reads

@@ -60,7 +60,10 @@ public enum Environment {
     public static func node() throws -> (number: Int, source: String, tasks: Int?) {
         let share = value(shareVariable) ?? "task"
         guard share == "task" || share == "node" else {
-            throw GracefulStopError(.invalidArgument, "\(shareVariable)='\(share)' is not a share kind: use task (one share per srun task, the default) or node (the tasks of a node share its units)")
+            throw GracefulStopError(
+                .invalidArgument,
+                "\(shareVariable)='\(share)' is not a share kind: use task (one share per srun task, the default) or node (the tasks of a node share its units)"
+            )
         }
         let inStep = value("SLURM_STEP_ID").flatMap { Int($0) }.map { $0 >= 0 } ?? false
         let perTask = inStep && share == "task"
@@ -86,7 +89,7 @@ public enum Environment {
     /// SLURM_ARRAY_TASK_MIN 0 and a step of 1): then task i works on share i.
     static func arrayTaskCount() -> Int? {
         guard let count = value("SLURM_ARRAY_TASK_COUNT").flatMap({ Int($0) }), value("SLURM_ARRAY_TASK_MIN") == "0",
-              let maximum = value("SLURM_ARRAY_TASK_MAX").flatMap({ Int($0) }), maximum == count - 1
+            let maximum = value("SLURM_ARRAY_TASK_MAX").flatMap({ Int($0) }), maximum == count - 1
         else { return nil }
         return count
     }

@@ -45,8 +45,9 @@ public struct GracefulStopError: Error, Equatable, CustomStringConvertible, Send
         case EROFS: meaning = ": the state's filesystem is read-only"
         default: meaning = ""
         }
-        return GracefulStopError(errno == ENOSPC || errno == EDQUOT ? .diskFull : .system,
-                                 "\(what) \(path): \(reason) (errno \(errno))\(meaning)", errno: errno)
+        return GracefulStopError(
+            errno == ENOSPC || errno == EDQUOT ? .diskFull : .system,
+            "\(what) \(path): \(reason) (errno \(errno))\(meaning)", errno: errno)
     }
 
     /// No space or quota left where the state is.

@@ -21,8 +21,8 @@ public enum TimeSpan {
                 index = trimmed.index(after: index)
                 continue
             }
-            guard let value = Double(number), let unit = units.first(where: { trimmed[index...].hasPrefix($0.0) && !(
-                $0.0 == "m" && trimmed[index...].hasPrefix("ms")) })
+            guard let value = Double(number),
+                let unit = units.first(where: { trimmed[index...].hasPrefix($0.0) && !($0.0 == "m" && trimmed[index...].hasPrefix("ms")) })
             else { throw invalid }
             total += value * unit.1
             number = ""
