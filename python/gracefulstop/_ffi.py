@@ -16,6 +16,7 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs millis
 if TYPE_CHECKING:  # typing costs milliseconds at import; annotations stay strings
     from typing import Any, Callable
 
+_PACKAGE_VERSION: str | None
 try:  # an installed package: the version setup.py copied from Version.swift, which the library must report
     from ._version import VERSION as _PACKAGE_VERSION  # type: ignore[import-not-found,unused-ignore]  # written at build time
 except ImportError:  # a checkout (PYTHONPATH=python): the library built from the same sources says it

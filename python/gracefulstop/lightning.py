@@ -48,7 +48,7 @@ __all__ = ["GracefulStop", "resume_from"]
 _log = logging.getLogger("gracefulstop.lightning")
 
 
-def resume_from(checkpoint_path: str | "os.PathLike[str]") -> str | None:
+def resume_from(checkpoint_path: str | os.PathLike[str]) -> str | None:
     """``checkpoint_path`` when a stop left it (pass it to ``fit(ckpt_path=...)``), else None."""
     path = os.fspath(checkpoint_path)
     return path if os.path.exists(path) else None
@@ -61,7 +61,7 @@ class GracefulStop(pl.Callback):
     ``state``: the gracefulstop state (default: the default state, from $GRACEFULSTOP_STATE_DIR).
     """
 
-    def __init__(self, checkpoint_path: str | "os.PathLike[str]", state: _state.State | None = None) -> None:
+    def __init__(self, checkpoint_path: str | os.PathLike[str], state: _state.State | None = None) -> None:
         super().__init__()
         self.checkpoint_path = os.fspath(checkpoint_path)
         self._state = state

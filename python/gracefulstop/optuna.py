@@ -103,6 +103,11 @@ class SweepResult(NamedTuple):
     stopped: StopReason | None
 
 
+# The tuple's generated constructor belongs to no module; its annotations (strings, PEP 563) are
+# read in this one's names (documentation tools resolve them there).
+SweepResult.__new__.__module__ = __name__
+
+
 def storage(spec: str) -> "optuna.storages.BaseStorage":
     """An Optuna storage from a string: ``journal:PATH`` (or a path ending in .log or .journal) is a
     journal file storage, for many nodes on a shared filesystem; anything else is a database URL
@@ -160,7 +165,7 @@ def _redacted(url: str) -> str:
     return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
-def load_or_create_study(study_name: str, storage_spec: str | "optuna.storages.BaseStorage", **create_options: Any) -> optuna.Study:
+def load_or_create_study(study_name: str, storage_spec: str | optuna.storages.BaseStorage, **create_options: Any) -> optuna.Study:
     """The study named ``study_name``: created on the first attempt, loaded (with all its trials) on
     restarts and by every other task. ``create_options`` go to ``optuna.create_study`` (direction,
     sampler, pruner, ...)."""
@@ -343,7 +348,7 @@ def optimize(
     objective: Callable[[Trial], float | Sequence[float]],
     n_trials: int,
     *,
-    state: State | str | "os.PathLike[str]" | None = None,
+    state: State | str | os.PathLike[str] | None = None,
     count_failed: bool = False,
     catch: type[Exception] | tuple[type[Exception], ...] = (),
     callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),

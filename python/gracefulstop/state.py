@@ -489,17 +489,17 @@ def _node(node: int) -> int:
     return node
 
 
-def _path(path: str | "os.PathLike[str]") -> bytes:
+def _path(path: str | os.PathLike[str]) -> bytes:
     return os.fsencode(os.fspath(path))
 
 
 def create(
-    state_dir: str | "os.PathLike[str]",
+    state_dir: str | os.PathLike[str],
     units: Iterable[Unit],
     nodes: int = 1,
     partition: str = "round-robin",
     *,
-    legacy_done_dir: str | "os.PathLike[str]" | None = None,
+    legacy_done_dir: str | os.PathLike[str] | None = None,
     node: int | None = None,
 ) -> State:
     """Creates the state ``state_dir`` for ``units`` shared by ``nodes`` nodes, or opens it when it
@@ -538,7 +538,7 @@ def create(
     return State(handle, os.fspath(state_dir))
 
 
-def open(state_dir: str | "os.PathLike[str]" | None = None, node: int | None = None) -> State:
+def open(state_dir: str | os.PathLike[str] | None = None, node: int | None = None) -> State:
     """Opens an existing state. ``state_dir`` None means $GRACEFULSTOP_STATE_DIR; when that is unset
     too, the handle checks signals and the deadline only, and marking units raises.
     ``node`` as for ``create()``. Installs the stop signal handlers (see ``install_signals``)."""
@@ -551,7 +551,7 @@ def open(state_dir: str | "os.PathLike[str]" | None = None, node: int | None = N
     return State(handle, path)
 
 
-def open_sweep(state_dir: str | "os.PathLike[str]") -> State:
+def open_sweep(state_dir: str | os.PathLike[str]) -> State:
     """Opens (creating it if missing) a state directory that need not hold a unit list: a sweep's,
     whose work is a shared study. ``should_stop()`` sees its stop requests, ``mark_study_done()``
     declares the work complete. A directory that does hold a manifest opens as with ``open()``."""

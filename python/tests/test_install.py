@@ -35,6 +35,7 @@ def test_one_version_everywhere():
     # Kept in Version.swift alone: the library, gstop, the package and its metadata report it.
     swift = re.search(r'static let string = "([^"]+)"', (REPOSITORY / "Sources/GracefulStop/System/Version.swift").read_text()).group(1)
     assert gracefulstop.__version__ == gracefulstop._ffi.lib.gracefulstop_version().decode() == swift
+    assert f'#define GRACEFULSTOP_VERSION "{swift}"' in (REPOSITORY / "include/gracefulstop.h").read_text()
     assert subprocess.run([GSTOP, "--version"], capture_output=True, text=True).stdout == f"gstop {swift}\n"
     assert not re.search(r"^version\s*=", (REPOSITORY / "python/pyproject.toml").read_text(), re.MULTILINE)  # dynamic, from setup.py
     if os.environ.get("GRACEFULSTOP_TEST_INSTALLED") == "1":

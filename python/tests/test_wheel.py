@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import zipfile
@@ -257,3 +258,71 @@ def test_a_source_build_is_tagged_with_what_its_binaries_need(route, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout == "['b']\n"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_pip_installs_gracefulstop_by_name_from_a_package_index_in_bullseye(release_wheel, tmp_path):
+    # What a user types: `pip install gracefulstop` and `pip install "gracefulstop[optuna]"`, by name,
+    # from an index (pypiserver on 127.0.0.1 serving the release wheel and the sdist, passing any
+    # other name to PyPI), in the older userland; then the smoke test.
+    for module, requirement in (("pypiserver", "pypiserver"), ("build", "build"), ("twine", "twine")):
+        ensure_module(module, requirement)
+    packages = tmp_path / "packages"
+    packages.mkdir()
+    shutil.copy2(release_wheel, packages / release_wheel.name)
+    sdist = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--outdir", str(packages), str(REPOSITORY / "python")], capture_output=True, text=True, timeout=600
+    )
+    assert sdist.returncode == 0, sdist.stderr[-3000:]
+    checked = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, sorted(packages.iterdir()))], capture_output=True, text=True
+    )
+    assert checked.returncode == 0 and checked.stdout.count("PASSED") == 2, checked.stdout + checked.stderr
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1", "-p", str(port), "--fallback-url", "https://pypi.org/simple/", str(packages)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        import time
+        import urllib.request
+
+        for _ in range(100):
+            try:
+                listing = urllib.request.urlopen(f"http://127.0.0.1:{port}/simple/gracefulstop/", timeout=2).read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert release_wheel.name in listing and "gracefulstop-0.1.0.tar.gz" in listing, listing
+        (tmp_path / "smoke.py").write_text(SMOKE)
+        # This machine's certificate authorities (a site's TLS proxy among them) for PyPI's names.
+        shutil.copy2(ssl.get_default_verify_paths().openssl_cafile, tmp_path / "ca.crt")
+        result = in_bullseye(f"""
+            cd {tmp_path}
+            index="--index-url http://127.0.0.1:{port}/simple/ --cert {tmp_path}/ca.crt --disable-pip-version-check --no-cache-dir --quiet"
+            python3 -m venv plain
+            plain/bin/pip install $index gracefulstop
+            plain/bin/python smoke.py {tmp_path}/state > smoke.json
+            plain/bin/gstop --version > gstop-version.txt
+            python3 -m venv with-optuna
+            with-optuna/bin/pip install $index "gracefulstop[optuna]"
+            with-optuna/bin/python -c "import gracefulstop.optuna, optuna; print(optuna.__version__)" > optuna-version.txt
+        """)
+        assert result.returncode == 0, f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    smoke = json.loads((tmp_path / "smoke.json").read_text())
+    assert smoke["python"] == [3, 9] and smoke["after"] and smoke["reason"] == "signal"
+    assert smoke["library"].startswith(f"{tmp_path}/plain/lib/python3.9/site-packages/gracefulstop/")
+    assert (tmp_path / "gstop-version.txt").read_text() == "gstop 0.1.0\n"
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*\n", (tmp_path / "optuna-version.txt").read_text())
