@@ -4,7 +4,6 @@ or a deadline). Run it again and it continues where it stopped.
 
     python examples/demo_loop.py STATE_DIR [SECONDS_PER_UNIT]
 """
-
 from __future__ import annotations
 
 import sys
@@ -29,7 +28,8 @@ def main() -> int:
         state.mark_done(unit)
         print(f"job:   {unit} done", flush=True)
     if state.should_stop():
-        print(f"job: stopping cleanly ({state.stop_reason()}); {len(state.remaining_units())} units left for the next attempt", flush=True)
+        print(f"job: stopping cleanly ({state.stop_reason()}); "
+              f"{len(state.remaining_units())} units left for the next attempt", flush=True)
     else:
         print(f"job: all {len(UNITS)} units done (run.done: {(state_dir / 'run.done').exists()})", flush=True)
     return 0

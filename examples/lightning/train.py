@@ -1,14 +1,14 @@
 """A Lightning trainer that stops cleanly at a step when the time-limit warning comes, with a
 checkpoint, and resumes from it on the next attempt; gstop alone requeues (Lightning's own SLURM
 auto-requeue is switched off by the callback). Run under gstop (train.sbatch)."""
-
 import argparse
 import time
 
-import gracefulstop.lightning
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
+
+import gracefulstop.lightning
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--steps", type=int, default=200)
@@ -33,9 +33,8 @@ class Line(L.LightningModule):
 x = torch.linspace(0, 1, 256).unsqueeze(1)
 stop = gracefulstop.lightning.GracefulStop("stop.ckpt")  # stops at a step with this checkpoint
 trainer = L.Trainer(max_steps=args.steps, callbacks=[stop], logger=False, enable_checkpointing=False, enable_progress_bar=False)
-trainer.fit(
-    Line(), DataLoader(TensorDataset(x, 3 * x + 1), batch_size=16), ckpt_path=gracefulstop.lightning.resume_from("stop.ckpt")
-)  # None on the first attempt
+trainer.fit(Line(), DataLoader(TensorDataset(x, 3 * x + 1), batch_size=16),
+            ckpt_path=gracefulstop.lightning.resume_from("stop.ckpt"))  # None on the first attempt
 if stop.stopped:
     print(f"stopped at step {trainer.global_step}: {stop.stopped.detail}")
 else:

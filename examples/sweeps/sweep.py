@@ -1,6 +1,5 @@
 """One worker of a sweep: every array task runs this on the same study until it has its trials.
-python sweep.py --storage journal:/shared/optuna.log --study NAME --n-trials N"""
-
+    python sweep.py --storage journal:/shared/optuna.log --study NAME --n-trials N"""
 import argparse
 import time
 
@@ -23,7 +22,5 @@ def objective(trial):  # stands in for a training run
 
 study = gso.load_or_create_study(args.study, args.storage, direction="minimize")  # loads it on restarts
 result = gso.optimize(study, objective, n_trials=args.n_trials)
-print(
-    f"{'resumed' if gracefulstop.resuming() else 'started'} worker: ran {result.ran} trials; "
-    f"{result.finished}/{args.n_trials} finished; " + ("study done" if result.done else f"stopped: {result.stopped}")
-)
+print(f"{'resumed' if gracefulstop.resuming() else 'started'} worker: ran {result.ran} trials; "
+      f"{result.finished}/{args.n_trials} finished; " + ("study done" if result.done else f"stopped: {result.stopped}"))

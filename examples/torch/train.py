@@ -1,15 +1,15 @@
 """A PyTorch training loop that stops cleanly at a step when the time-limit warning comes (or
 SLURM, scancel or gstop sends TERM to every process of the job), checkpoints, and resumes exactly
 where it stopped on the next attempt. Run under gstop (train.sbatch)."""
-
 import argparse
 import os
 import time
 
-import gracefulstop
-import gracefulstop.torch
 import torch
 from torch.utils.data import DataLoader, TensorDataset
+
+import gracefulstop
+import gracefulstop.torch
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--epochs", type=int, default=3)
@@ -29,9 +29,8 @@ if os.path.exists(CHECKPOINT):  # a requeued attempt: go on from the stop
 state = gracefulstop.default_state()  # $GRACEFULSTOP_STATE_DIR, set by gstop; traps the stop signals
 while epoch < EPOCHS:
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(epoch))
-    batches = DataLoader(
-        torch.utils.data.Subset(data, order[step * 32 :].tolist()), batch_size=32, num_workers=2, **gracefulstop.torch.loader_options()
-    )  # workers live through a TERM to the whole job
+    batches = DataLoader(torch.utils.data.Subset(data, order[step * 32:].tolist()), batch_size=32, num_workers=2,
+                         **gracefulstop.torch.loader_options())  # workers live through a TERM to the whole job
     for inputs, targets in batches:
         loss = torch.nn.functional.mse_loss(model(inputs), targets)
         optimizer.zero_grad(), loss.backward(), optimizer.step()

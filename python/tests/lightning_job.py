@@ -14,11 +14,12 @@ import os
 import sys
 import time
 
-import gracefulstop
-import gracefulstop.lightning as gsl
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
+
+import gracefulstop
+import gracefulstop.lightning as gsl
 
 STEPS = 60
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 
-import gracefulstop
 import pytest
 from conftest import FIXTURES, GSTOP, child_environment, marker_files
+
+import gracefulstop
 
 NAMES = json.loads((FIXTURES / "bad-input" / "unit-names.json").read_text())
 CLI = json.loads((FIXTURES / "bad-input" / "cli.json").read_text())

@@ -14,9 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-import gracefulstop
 from conftest import GSTOP, WORKER, child_environment
 from slurmtest import assert_each_unit_once, work_log
+
+import gracefulstop
 
 
 def start(state: Path, node: int, shares: int, units: int, seconds: float, **env: str) -> subprocess.Popen:

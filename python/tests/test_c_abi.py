@@ -7,9 +7,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import gracefulstop
 import pytest
 from conftest import REPOSITORY
+
+import gracefulstop
 
 
 @pytest.mark.parametrize("compiler", ["gcc", "clang"])

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import gracefulstop
 from conftest import marker_files
+
+import gracefulstop
 
 WORKER = """
 import sys, gracefulstop

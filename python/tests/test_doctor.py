@@ -8,8 +8,9 @@ import json
 import subprocess
 from pathlib import Path
 
-import gracefulstop
 from conftest import GSTOP, child_environment
+
+import gracefulstop
 
 
 def run_doctor_in_a_job(cluster, directory: Path, state: Path, script_body: str, *sbatch_args: str) -> tuple[dict, int]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 
-import gracefulstop
 import pytest
 from conftest import FIXTURES, expected
+
+import gracefulstop
 
 # Every state twice: version 2 (as this release writes it) and "v1-<name>" (as the last one did).
 STATES = sorted(p.name for p in (FIXTURES / "states").iterdir() if not p.name.startswith("."))

@@ -12,9 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-import gracefulstop
 import pytest
 from conftest import GSTOP, child_environment
+
+import gracefulstop
 
 WORKER = r"""
 import os, sys, time, gracefulstop

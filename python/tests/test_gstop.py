@@ -11,9 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-import gracefulstop
 import pytest
 from conftest import GSTOP, child_environment, worker_command
+
+import gracefulstop
 
 
 def gstop(*arguments: str, timeout: float = 120, env: dict | None = None, **extra_env: str) -> subprocess.CompletedProcess:

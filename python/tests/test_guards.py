@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import gracefulstop
 from test_gstop import gstop
+
+import gracefulstop
 
 
 def blind(state: Path) -> None:

@@ -9,10 +9,11 @@ import shutil
 import subprocess
 import sys
 
-import gracefulstop
-import gracefulstop._ffi
 import pytest
 from conftest import GSTOP, REPOSITORY, child_environment
+
+import gracefulstop
+import gracefulstop._ffi
 
 
 def test_the_library_carries_the_swift_runtime_inside():

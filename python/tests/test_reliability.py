@@ -16,9 +16,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import gracefulstop
 import pytest
 from conftest import GSTOP, REPOSITORY, child_environment, marker_files, record_reliability, start_python, worker_command
+
+import gracefulstop
 
 
 @pytest.fixture(scope="module")

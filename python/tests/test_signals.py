@@ -7,8 +7,9 @@ import os
 import signal
 import time
 
-import gracefulstop
 from conftest import marker_files, start_python
+
+import gracefulstop
 
 
 def test_sigusr1_to_this_process_stops_and_the_python_handler_still_runs(tmp_path):

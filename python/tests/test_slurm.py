@@ -10,10 +10,11 @@ from __future__ import annotations
 import sys
 import time
 
-import gracefulstop
 import pytest
 from conftest import REPOSITORY
 from slurmtest import assert_each_unit_once, events, work_log
+
+import gracefulstop
 
 
 @pytest.fixture(scope="module")

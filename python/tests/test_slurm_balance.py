@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import gracefulstop
 from slurmtest import assert_each_unit_once, events, work_log
+
+import gracefulstop
 
 UNIT_SECONDS = 1.0
 UNITS = 30

@@ -16,10 +16,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import gracefulstop
 import pytest
 from conftest import CLUSTER_DIR, GSTOP, WORKER
 from slurmtest import assert_each_unit_once, events, work_log
+
+import gracefulstop
 
 
 def decisions(state: Path) -> list[dict]:

@@ -7,8 +7,9 @@ is reported as the requeue it was."""
 
 from __future__ import annotations
 
-import gracefulstop
 from slurmtest import assert_each_unit_once, events, scontrol_wrapper, work_log
+
+import gracefulstop
 
 
 def test_a_job_whose_guard_cannot_keep_its_counts_stops_with_exit_74(cluster, tmp_path):

@@ -9,9 +9,10 @@ import os
 import shutil
 from pathlib import Path
 
-import gracefulstop
 import pytest
 from slurmtest import assert_each_unit_once, events, work_log
+
+import gracefulstop
 
 MPI_ENV = {
     "OMPI_ALLOW_RUN_AS_ROOT": "1",

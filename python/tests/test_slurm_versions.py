@@ -14,10 +14,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import gracefulstop
 import pytest
 from conftest import GSTOP, REPOSITORY, WORKER
 from slurmtest import Cluster, assert_each_unit_once, events, work_log
+
+import gracefulstop
 
 RELEASES = {"trixie": "24.11", "forky": "26.05"}
 

@@ -11,9 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-import gracefulstop
 from conftest import child_environment, worker_command
 from test_gstop import events, gstop, work_log
+
+import gracefulstop
 
 UNITS = [f"u{i:03d}" for i in range(6)]
 

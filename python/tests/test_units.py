@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import gracefulstop
 import pytest
 from conftest import child_environment, marker_files, run_python
+
+import gracefulstop
 
 UNITS = [f"eq{i}" for i in range(1, 11)] + ["a/b c", "..", "x" * 1000, "ünï ✓", "new\nline"]
 

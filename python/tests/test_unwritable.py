@@ -11,9 +11,10 @@ import gc
 import os
 import subprocess
 
-import gracefulstop
 import pytest
 from conftest import marker_files
+
+import gracefulstop
 
 
 @contextlib.contextmanager

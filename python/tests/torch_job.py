@@ -19,10 +19,11 @@ import os
 import sys
 import time
 
-import gracefulstop
-import gracefulstop.torch as gst
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+import gracefulstop
+import gracefulstop.torch as gst
 
 SAMPLES, BATCH, EPOCHS = 96, 4, 2
 

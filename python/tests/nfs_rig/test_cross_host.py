@@ -14,8 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-import gracefulstop
 import pytest
+
+import gracefulstop
 
 HERE = Path(__file__).resolve().parent
 ON_B = shlex.split(os.environ["GSTOP_NFS_ON_B"])

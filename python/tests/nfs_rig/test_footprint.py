@@ -13,8 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-import gracefulstop
 import pytest
+
+import gracefulstop
 
 ON_B = shlex.split(os.environ["GSTOP_NFS_ON_B"])
 FIGURES = Path(os.environ.get("GSTOP_NFS_FIGURES", "/tmp/gracefulstop-nfs-figures.json"))

@@ -13,8 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-import gracefulstop
 import pytest
+
+import gracefulstop
 
 # An ordinary user by number alone: the rig's / is this machine's, whose /etc/passwd it leaves be.
 UID = 4242
