@@ -224,31 +224,19 @@ final class BeginRecords: Sendable {
         return seconds(look.status.st_mtim) - seconds(file.st_mtim)
     }
 
-    /// Creates `name` with `bytes` exclusively; false when it exists. Written and closed (NFS sends
-    /// the data at close, and reports a failed write there): a record that did not reach the server
-    /// is no record.
+    /// Creates `name` with `bytes` exclusively; false when it exists. The name appears with its
+    /// content (a file without a name, or a named temporary, written and closed, then linked):
+    /// a claim that exists always says who holds it. Created in place, a writer killed between
+    /// the create and the write left an empty claim that no worker could judge for 60 s — in the
+    /// rig's kill -9 test, a unit nobody took in the next attempt. Not fsynced: a claim must
+    /// outlive its process, which the close ensures (NFS sends the data then, and reports a
+    /// failed write there).
     private func create(_ name: String, _ bytes: [UInt8], in directory: Directory) throws -> Bool {
-        var created = retryingOnInterrupt { openat(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
-        // NFS v3: a name another host has just removed can answer ESTALE from this host's cached
-        // handle; the kernel looks it up afresh on the next try (seen in the rig's stealing test).
-        for _ in 0..<3 where created.result == -1 && created.errno == ESTALE {
-            created = retryingOnInterrupt { openat(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+        try name.withCString { cName in
+            try bytes.withUnsafeBytes { raw in
+                try directory.writeAtomically(cName, raw, exclusive: true, syncDirectory: false, durable: false, display: name)
+            }
         }
-        if created.result == -1 {
-            if created.errno == EEXIST { return false }
-            throw GracefulStopError.system("cannot create", directory.pathOf(name), errno: created.errno)
-        }
-        var failure: GracefulStopError? = nil
-        let written = retryingOnInterrupt { bytes.withUnsafeBytes { Glibc.write(created.result, $0.baseAddress, $0.count) } }
-        if written.result != bytes.count {
-            failure = .system("cannot write", directory.pathOf(name), errno: written.result == -1 ? written.errno : EIO)
-        }
-        if close(created.result) == -1 && failure == nil { failure = .system("cannot write", directory.pathOf(name), errno: Glibc.errno) }
-        if let failure {
-            _ = unlinkat(directory.fd, name, 0)
-            throw failure
-        }
-        return true
     }
 
     /// Writes a legacy record (not exclusive): for the tasks of a host that each begin the same
@@ -270,18 +258,10 @@ final class BeginRecords: Sendable {
     func giveUp(_ claim: Claim, fileName: String, _ how: GivenUp) throws {
         guard let directory = try nodes.directory(claim.node, create: false) else { return }
         if Entry(fileName: fileName)?.generation == nil { return how == .released ? try directory.remove(fileName) : () }
-        let bytes = BeginRecords.content(claim, givenUp: how)
-        let opened = retryingOnInterrupt { openat(directory.fd, fileName, O_WRONLY | O_TRUNC | O_CLOEXEC) }
-        if opened.result == -1 {
-            if opened.errno == ENOENT { return }
-            throw GracefulStopError.system("cannot open", directory.pathOf(fileName), errno: opened.errno)
-        }
-        let written = retryingOnInterrupt { bytes.withUnsafeBytes { Glibc.write(opened.result, $0.baseAddress, $0.count) } }
-        let closed = close(opened.result)
-        if written.result != bytes.count || closed == -1 {
-            throw GracefulStopError.system(
-                "cannot write", directory.pathOf(fileName), errno: written.result == -1 ? written.errno : (closed == -1 ? Glibc.errno : EIO))
-        }
+        // Replaced whole (a temporary renamed over it): the name stays, and never reads empty —
+        // rewritten in place, a kill between the truncation and the write left an empty claim.
+        guard try directory.exists(fileName) else { return }  // gone: the unit was done meanwhile, and tidied
+        try directory.writeAtomically(fileName, BeginRecords.content(claim, givenUp: how), syncDirectory: false, durable: false)
     }
 
     /// Removes a record (one that is already gone is fine).

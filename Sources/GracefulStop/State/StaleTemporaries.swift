@@ -10,7 +10,8 @@ public enum StaleTemporaries {
     public static let minimumAge: Double = 3600
     static let prefix: [UInt8] = Array(".tmp.".utf8)
 
-    /// Removes stale temporaries from the state directory, `done/` and each `done/<node>/`.
+    /// Removes stale temporaries from the state directory, and from `done/`, `begun/` and each of
+    /// their node directories (claims are linked into place from a temporary on NFS).
     /// Returns how many were removed and the first problem met (tidying never fails a job).
     static func remove(in state: Directory, now: Double, minimumAge: Double = minimumAge) -> (removed: Int, problem: String?) {
         var removed = 0
@@ -36,16 +37,18 @@ public enum StaleTemporaries {
             }
         }
         sweep(state)
-        guard let done = try? state.subdirectory(DoneMarkers.directoryName, create: false) else { return (removed, problem) }
-        sweep(done)
-        var shards: [String] = []
-        try? done.forEachEntry { name in
-            if !name.isEmpty, name.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
-                shards.append(String(decoding: name, as: UTF8.self))
+        for parentName in [DoneMarkers.directoryName, BeginRecords.directoryName] {
+            guard let parent = try? state.subdirectory(parentName, create: false) else { continue }
+            sweep(parent)
+            var shards: [String] = []
+            try? parent.forEachEntry { name in
+                if !name.isEmpty, name.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+                    shards.append(String(decoding: name, as: UTF8.self))
+                }
             }
-        }
-        for shard in shards {
-            if let directory = try? done.subdirectory(shard, create: false) { sweep(directory) }
+            for shard in shards {
+                if let directory = try? parent.subdirectory(shard, create: false) { sweep(directory) }
+            }
         }
         return (removed, problem)
     }

@@ -202,14 +202,15 @@ final class Directory: Sendable {
     /// atomically on NFS too) and removed.
     ///
     /// Without `syncDirectory` the caller fsyncs this directory itself, once after many writes
-    /// (a version-2 state's shards).
+    /// (a version-2 state's shards). Without `durable` nothing is fsynced: the file must only
+    /// outlive its writer's process (a claim), which a close ensures, on NFS too.
     @discardableResult
     func writeAtomically(
         _ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer, exclusive: Bool = false,
-        syncDirectory: Bool = true, display: @autoclosure () -> String
+        syncDirectory: Bool = true, durable: Bool = true, display: @autoclosure () -> String
     ) throws -> Bool {
         if exclusive && AnonymousFiles.enabled && !anonymousFilesUnsupported.load(ordering: .relaxed),
-            let created = try linkAnonymousFile(name, bytes, display: display())
+            let created = try linkAnonymousFile(name, bytes, durable: durable, display: display())
         {
             if syncDirectory { try sync() }
             return created
@@ -220,9 +221,14 @@ final class Directory: Sendable {
             let tmpName = tmp.baseAddress!
             let created = retryingOnInterrupt { openat(fd, tmpName, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
             if created.result == -1 { throw GracefulStopError.system("cannot create", pathOf(display()), errno: created.errno) }
-            var failure = Directory.writeSyncAndClose(created.result, bytes, path: pathOf(display()))
+            var failure = Directory.writeSyncAndClose(created.result, bytes, durable: durable, path: pathOf(display()))
             if failure == nil && exclusive {
-                let linked = retryingOnInterrupt { linkat(fd, tmpName, fd, name, 0) }
+                var linked = retryingOnInterrupt { linkat(fd, tmpName, fd, name, 0) }
+                // NFS: a name another host has just removed can answer ESTALE from this host's
+                // cached handle; the kernel looks it up afresh on the next try.
+                for _ in 0..<3 where linked.result == -1 && linked.errno == ESTALE {
+                    linked = retryingOnInterrupt { linkat(fd, tmpName, fd, name, 0) }
+                }
                 if linked.result == -1 && linked.errno != EEXIST {
                     failure = .system("cannot link a temporary file to", pathOf(display()), errno: linked.errno)
                 }
@@ -246,7 +252,7 @@ final class Directory: Sendable {
     /// filesystem has no such files or /proc is missing; the directory then remembers to use the
     /// named temporary from now on.
     private func linkAnonymousFile(
-        _ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer,
+        _ name: UnsafePointer<CChar>, _ bytes: UnsafeRawBufferPointer, durable: Bool = true,
         display: @autoclosure () -> String
     ) throws -> Bool? {
         let opened = retryingOnInterrupt { openat(fd, ".", AnonymousFiles.openFlags | O_WRONLY | O_CLOEXEC, 0o644) }
@@ -261,7 +267,7 @@ final class Directory: Sendable {
         // Closed after the link: the file needs its descriptor until then, and once fsync has
         // succeeded on a filesystem with O_TMPFILE a close has nothing left to report.
         defer { close(opened.result) }
-        try Directory.writeAndSync(opened.result, bytes, path: pathOf(display()))
+        try Directory.writeAndSync(opened.result, bytes, durable: durable, path: pathOf(display()))
         let linked = "/proc/self/fd/\(opened.result)".withCString { source in
             retryingOnInterrupt { linkat(AT_FDCWD, source, fd, name, AT_SYMLINK_FOLLOW) }
         }
@@ -315,11 +321,11 @@ final class Directory: Sendable {
     /// Writes, fsyncs and closes a new file; the error, if any (the caller removes the file).
     /// NFS reports deferred write errors at close: a failed close is a failed write.
     private static func writeSyncAndClose(
-        _ descriptor: Int32, _ bytes: UnsafeRawBufferPointer,
+        _ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, durable: Bool = true,
         path: @autoclosure () -> String
     ) -> GracefulStopError? {
         var failure: GracefulStopError? = nil
-        do { try writeAndSync(descriptor, bytes, path: path()) } catch let error as GracefulStopError { failure = error } catch {
+        do { try writeAndSync(descriptor, bytes, durable: durable, path: path()) } catch let error as GracefulStopError { failure = error } catch {
             failure = .system("cannot write", path(), errno: EIO)  // not thrown by writeAndSync; never dropped
         }
         if close(descriptor) == -1 && failure == nil { failure = .system("cannot write", path(), errno: Glibc.errno) }
@@ -327,18 +333,22 @@ final class Directory: Sendable {
     }
 
     /// Writes all of `bytes` to `descriptor` and fsyncs it; errors name `path`.
-    private static func writeAndSync(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, path: @autoclosure () -> String) throws {
+    private static func writeAndSync(
+        _ descriptor: Int32, _ bytes: UnsafeRawBufferPointer, durable: Bool = true, path: @autoclosure () -> String
+    ) throws {
         var written = 0
         while written < bytes.count {
             written += try systemCall("cannot write", path()) { write(descriptor, bytes.baseAddress! + written, bytes.count - written) }
         }
-        try systemCall("cannot fsync", path()) { fsync(descriptor) }
+        if durable { try systemCall("cannot fsync", path()) { fsync(descriptor) } }
     }
 
     @discardableResult
-    func writeAtomically(_ name: String, _ bytes: [UInt8], exclusive: Bool = false, syncDirectory: Bool = true) throws -> Bool {
+    func writeAtomically(_ name: String, _ bytes: [UInt8], exclusive: Bool = false, syncDirectory: Bool = true, durable: Bool = true) throws -> Bool {
         try name.withCString { (cName) in
-            try bytes.withUnsafeBytes { (raw) in try writeAtomically(cName, raw, exclusive: exclusive, syncDirectory: syncDirectory, display: name) }
+            try bytes.withUnsafeBytes { (raw) in
+                try writeAtomically(cName, raw, exclusive: exclusive, syncDirectory: syncDirectory, durable: durable, display: name)
+            }
         }
     }
 

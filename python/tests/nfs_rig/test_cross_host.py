@@ -319,7 +319,12 @@ def test_workers_on_both_hosts_take_over_each_others_units_and_kill_9_never_doub
             overlaps += [unit for first, second in zip(ordered, ordered[1:]) if second[0] < first[1]]
         doubles += [unit for unit in set(marked) if marked.count(unit) > 1]
         left = gracefulstop.open(a, node=0)
-        lost += [f"{trial}:{unit}" for unit in left.remaining_units(0) + left.remaining_units(1)]
+        lost_here = left.remaining_units(0) + left.remaining_units(1)
+        lost += [f"{trial}:{unit}" for unit in lost_here]
+        for unit in lost_here:  # what held it: its claims as the server has them
+            share, place = units.index(unit) % 2, units.index(unit) // 2
+            claims = sorted((Path(a) / "begun" / str(share)).glob(f"{place}.*")) if (Path(a) / "begun" / str(share)).exists() else []
+            print(f"\nlost {trial}:{unit}: " + "; ".join(f"{c.name} ({c.stat().st_size} B): {c.read_text().strip()}" for c in claims))
         taken += sum(1 for share in (0, 1) if (Path(a) / "taken" / str(share)).exists() for _ in (Path(a) / "taken" / str(share)).iterdir())
     assert overlaps == [] and doubles == [] and lost == [], (overlaps, doubles, lost)
     assert taken >= trials, taken  # the workers did take over each other's units
