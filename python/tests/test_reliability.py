@@ -119,6 +119,7 @@ def test_kill_9_while_marking_loses_no_returned_mark_and_leaves_no_torn_marker_b
     # unit whose in-place create a kill interrupted (its work was done: it was being marked); every
     # other marker holds its whole unit name.
     torn = 0
+    done_dir.mkdir(parents=True, exist_ok=True)  # a loaded machine may kill every trial before its first mark made it
     for path in done_dir.iterdir():
         # The name, then (this release) a NUL and the unit's timing record.
         if not path.name.startswith(".") and path.name.endswith(".done") and path.read_bytes().split(b"\0")[0] != path.name[:-5].encode():
