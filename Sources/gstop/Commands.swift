@@ -16,7 +16,7 @@ struct Subcommand {
         valued: [
             "state", "requeue", "remaining", "signals", "child-signal", "grace", "term-grace", "kill-after", "deadline-margin",
             "max-restarts", "max-preemptions", "exclude-bad-nodes", "progress-every", "max-idle-attempts", "retry-failures", "max-unit-attempts",
-            "time-limit", "warn-before", "balance",
+            "time-limit", "warn-before", "balance", "right-size",
         ],
         flags: []
     ) { arguments in
@@ -63,6 +63,10 @@ struct Subcommand {
         if let text = arguments.string("balance") {
             guard ["on", "off"].contains(text) else { throw Arguments.UsageError(message: "--balance takes on or off (got '\(text)')") }
             options.balance = text == "on"
+        }
+        if let text = arguments.string("right-size") {
+            guard ["auto", "off"].contains(text) else { throw Arguments.UsageError(message: "--right-size takes auto or off (got '\(text)')") }
+            options.rightSize = text == "auto"
         }
         return try Supervisor(options: options, report: printError).run()
     },

@@ -123,6 +123,11 @@ enum Help {
                                 the command sees it as GRACEFULSTOP_MAX_UNIT_ATTEMPTS
           --balance on|off          take over units of other shares once this worker's share is done (default on);
                                 the command sees it as GRACEFULSTOP_BALANCE; off keeps the strict split
+          --right-size auto|off     after a requeue, ask the scheduler only for what the work left needs (default
+                                    auto): TimeLimit lowered to the units left × their p90 time + 25 % + 1 min
+                                    (never raised), and a TimeMin (the start's overhead + enough units that it is
+                                    a tenth of the window) so that backfill can start the job in a gap sooner;
+                                    off: the requeued job asks for what it was submitted with
 
         local mode (outside SLURM, for a laptop or a test):
           --time-limit DURATION     act out a time limit: at the limit, stop as SLURM's TERM would

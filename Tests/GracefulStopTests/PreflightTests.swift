@@ -119,6 +119,14 @@ import Testing
         ("prterun with USR1", facts { $0.mpiLauncher = ("/opt/ompi5/bin/prterun", "USR1") }, "mpirun", .warning, "--child-signal none"),
         ("prterun with none", facts { $0.mpiLauncher = ("prterun", "none") }, "mpirun", .ok, "--child-signal none"),
         ("Lightning alone", facts { $0.lightningWithoutCallback = ["train.py"] }, "competing handler", .warning, "GracefulStop"),
+        ("no --time-min", facts { $0.timeMinSet = false }, "time-min", .ok, "gstop sets the job's TimeMin"),
+        (
+            "no --time-min, right-size off",
+            facts {
+                $0.timeMinSet = false
+                $0.rightSizeOff = true
+            }, "time-min", .ok, "--right-size off"
+        ),
     ]
 
     @Test(arguments: rows.indices)

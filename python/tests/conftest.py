@@ -3,8 +3,10 @@ way to run a fresh Python process with gracefulstop (signals and environment are
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -156,10 +158,15 @@ RELIABILITY_REPORT = Path(os.environ.get("GRACEFULSTOP_RELIABILITY_REPORT", "/tm
 
 def record_reliability(section: str, **figures) -> None:
     """Adds figures to the reliability report (one JSON object, merged across tests), from which
-    scripts/reliability-report writes docs/reliability.md."""
-    report = json.loads(RELIABILITY_REPORT.read_text()) if RELIABILITY_REPORT.exists() else {}
-    report.setdefault(section, {}).update(figures)
-    RELIABILITY_REPORT.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    scripts/reliability-report writes docs/reliability.md. Locked: ./scripts/test runs its test
+    streams side by side, and each adds its figures."""
+    with open(f"{RELIABILITY_REPORT}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        report = json.loads(RELIABILITY_REPORT.read_text()) if RELIABILITY_REPORT.exists() else {}
+        report.setdefault(section, {}).update(figures)
+        temporary = RELIABILITY_REPORT.with_name(RELIABILITY_REPORT.name + ".tmp")
+        temporary.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        temporary.replace(RELIABILITY_REPORT)
 
 
 CLUSTER_DIR = os.environ.get("GSTOP_SLURM_DIR", "/tmp/gracefulstop-slurm")
@@ -183,3 +190,28 @@ def cluster():
     yield Cluster(f"{CLUSTER_DIR}/slurm.conf")
     if "already running" not in result.stdout:  # a cluster somebody else started stays up
         subprocess.run([str(REPOSITORY / "scripts" / "slurm-cluster"), "stop", CLUSTER_DIR], timeout=120)
+
+
+USER = "gstopuser"
+
+
+@pytest.fixture(scope="module")
+def unprivileged(cluster, tmp_path_factory):
+    """An ordinary user, and a copy of the installed package, gstop and the worker that user can
+    reach (the test's own paths are under root's private directories)."""
+    if subprocess.run(["id", USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/bash", USER], check=True)
+    account = pwd.getpwnam(USER)
+    base = Path(f"/tmp/gracefulstop-{USER}")
+    shutil.rmtree(base, ignore_errors=True)
+    (base / "site").mkdir(parents=True)
+    shutil.copytree(Path(gracefulstop.__file__).parent, base / "site" / "gracefulstop", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(gracefulstop.LIBRARY_PATH, base / "site" / "gracefulstop" / "libgracefulstop.so")
+    shutil.copy2(GSTOP, base / "gstop")
+    shutil.copy2(WORKER, base / "job_worker.py")
+    for path in [base, *base.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() or path.name in ("gstop",) else 0o644)
+    work = base / "work"
+    work.mkdir()
+    os.chown(work, account.pw_uid, account.pw_gid)
+    return base, work

@@ -9,7 +9,8 @@ sleep; for escalation tests), loop (the seed's loop: remaining_units() and shoul
 so a unit may start with too little time left), poison (like work, but the unit WORKER_POISON
 kills its worker with a real segfault every time). WORKER_SLOW "NODE:FACTOR,..." makes the worker of
 a node that many times slower per unit (a slower machine); WORKER_NODE_NAMES "NAME:FACTOR,..." the same
-by SLURMD_NODENAME; WORKER_HANG "UNIT@NODE" makes that node's worker hang in that unit (a stuck
+by SLURMD_NODENAME; WORKER_SLOW_AFTER_RESTART "FACTOR" makes every attempt after the first that many
+times slower per unit; WORKER_HANG "UNIT@NODE" makes that node's worker hang in that unit (a stuck
 unit, for kill tests). WORKER_CRASH_NODE "NAME" makes every unit begun on that SLURM node kill its
 worker (SIGKILL, before its work.log line; STATE/crashes.log gets "unit node restart"): a bad node. Balancing is the library's default: a worker whose share is done takes over
 units of others, and its work.log lines name its own node.
@@ -37,6 +38,8 @@ for entry in filter(None, os.environ.get("WORKER_NODE_NAMES", "").split(",")):
     name, factor = entry.split(":")
     if name == os.environ.get("SLURMD_NODENAME"):
         seconds *= float(factor)
+if restart not in ("?", "0") and os.environ.get("WORKER_SLOW_AFTER_RESTART"):
+    seconds *= float(os.environ["WORKER_SLOW_AFTER_RESTART"])  # the units got slower after the first attempt
 hang = os.environ.get("WORKER_HANG", "@").split("@")
 resume = os.environ.get("GRACEFULSTOP_RESUME", "?")
 print(f"worker: node {state.node}, restart {restart}, resume {resume}, pid {os.getpid()}, {len(state.remaining_units())} units to do", flush=True)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import CLUSTER_DIR, GSTOP, WORKER
+from conftest import CLUSTER_DIR, USER
 from slurmtest import assert_each_unit_once, events, work_log
 
 import gracefulstop
@@ -266,31 +266,6 @@ def test_a_node_failure_is_named_and_the_job_resumes(cluster, limit_jobs, tmp_pa
     assert sorted({unit for unit, *_ in log}) == [f"u{i:03d}" for i in range(40)]
     twice = [unit for unit in {u for u, *_ in log} if sum(1 for u, *_ in log if u == unit) > 1]
     assert len(twice) <= 1 and all(int(u[1:]) >= 20 for u in twice), twice  # only n2's unit in flight may run again
-
-
-USER = "gstopuser"
-
-
-@pytest.fixture(scope="module")
-def unprivileged(cluster, tmp_path_factory):
-    """An ordinary user, and a copy of the installed package, gstop and the worker that user can
-    reach (the test's own paths are under root's private directories)."""
-    if subprocess.run(["id", USER], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/bash", USER], check=True)
-    account = pwd.getpwnam(USER)
-    base = Path(f"/tmp/gracefulstop-{USER}")
-    shutil.rmtree(base, ignore_errors=True)
-    (base / "site").mkdir(parents=True)
-    shutil.copytree(Path(gracefulstop.__file__).parent, base / "site" / "gracefulstop", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy2(gracefulstop.LIBRARY_PATH, base / "site" / "gracefulstop" / "libgracefulstop.so")
-    shutil.copy2(GSTOP, base / "gstop")
-    shutil.copy2(WORKER, base / "job_worker.py")
-    for path in [base, *base.rglob("*")]:
-        os.chmod(path, 0o755 if path.is_dir() or path.name in ("gstop",) else 0o644)
-    work = base / "work"
-    work.mkdir()
-    os.chown(work, account.pw_uid, account.pw_gid)
-    return base, work
 
 
 def test_a_job_of_an_unprivileged_user_is_warned_requeued_resumed_and_finished(cluster, limit_jobs, unprivileged):

@@ -150,7 +150,9 @@ def test_the_scontrol_calls_of_an_attempt_are_few_and_none_while_the_command_wor
     cluster.wait_state(job, "COMPLETED", restarts=1, timeout=180)
     calls = [line.split(maxsplit=1) for line in log.read_text().splitlines()]
     names = [call for _, call in calls]
-    split = names.index(f"requeue {job}") + 1
+    # The requeue is followed by the right-sizing of the pending job (one update; --time=10 is more
+    # than the 9 units left need), made by attempt 1's gstop.
+    split = names.index(f"requeue {job}") + 2
     first, second = names[:split], names[split:]
     warned = events(state, "signal")[0]["time"]
     # Attempt 1 worked for seconds before the warning: the start's lookup is the only call before it.
@@ -159,5 +161,6 @@ def test_the_scontrol_calls_of_an_attempt_are_few_and_none_while_the_command_wor
     span = float(calls[-1][0]) - float(calls[split][0])
     print(f"\nscontrol calls: attempt 1 (warned, requeued) {first}; attempt 2 (finished) {second}, {span:.0f} s apart")
     assert before_warning == [f"show job -o {job}"], before_warning
-    assert first == [f"show job -o {job}", f"show job -o {job}", f"requeue {job}"], first
+    assert first[:3] == [f"show job -o {job}", f"show job -o {job}", f"requeue {job}"], first
+    assert first[3].startswith(f"update JobId={job} TimeLimit=") and len(first) == 4, first
     assert second == [f"show job -o {job}", f"show job -o {job}"] and span >= 3, (second, span)

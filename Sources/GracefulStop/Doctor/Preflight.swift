@@ -41,6 +41,11 @@ public struct PreflightFacts: Sendable {
     public var mpiLauncher: (name: String, childSignal: String?)? = nil
     /// Files of the job (the script, the Python it runs) that use Lightning without gracefulstop's callback.
     public var lightningWithoutCallback: [String] = []
+    /// The job has a TimeMin (scontrol), or the script or submit line sets --time-min; nil: no job
+    /// and no script to tell.
+    public var timeMinSet: Bool? = nil
+    /// The script's gstop runs with --right-size off.
+    public var rightSizeOff = false
 
     public init() {}
 }
@@ -227,6 +232,15 @@ public enum Preflight {
                     "gstop runs \(launcher.name) with --child-signal \(signal.lowercased()): OpenMPI 4's mpirun forwards USR1 "
                         + "to every rank; each rank works on its own share (OMPI_COMM_WORLD_RANK), so create the state with one share per rank")
             }
+        }
+        if facts.timeMinSet == false {
+            add(
+                "time-min", .ok,
+                facts.rightSizeOff
+                    ? "no --time-min, and --right-size off: every attempt asks the scheduler for the whole --time"
+                    : "no --time-min: after a requeue gstop sets the job's TimeMin and lowers its TimeLimit to what the "
+                        + "remaining units need (--right-size); the first attempt asks for the whole --time unless you give one",
+                fix: "#SBATCH --time-min=MINUTES (the least time worth starting for: backfill may then start the job in a gap that long)")
         }
         for file in facts.lightningWithoutCallback {
             add(

@@ -28,6 +28,7 @@ extension PreflightFacts {
                 facts.tasks = field("NumTasks", in: shown.output).flatMap { Int($0) }
                 submitLine = lastField("SubmitLine", in: shown.output)
                 facts.submitLineSeen = submitLine != nil
+                facts.timeMinSet = info.timeMin != nil
             }
             if script == nil {
                 let written = try Command.run(["scontrol", "write", "batch_script", job, "-"])
@@ -39,6 +40,9 @@ extension PreflightFacts {
         facts.signal = SignalOption.find(submitLine: submitLine, batchScript: script)
         facts.scriptSaysNoRequeue = SbatchDirectives.sets("--no-requeue", submitLine: submitLine, batchScript: script)
         facts.scriptSaysRequeue = SbatchDirectives.sets("--requeue", submitLine: submitLine, batchScript: script)
+        if facts.timeMinSet != true, script != nil || submitLine != nil {
+            facts.timeMinSet = SbatchDirectives.sets("--time-min", submitLine: submitLine, batchScript: script)
+        }
         if let script { facts.readScript(script, directory: scriptDirectory) }
         facts.stateDirectory = stateDirectory ?? Environment.value(Environment.stateDirectory)
         if let path = facts.stateDirectory { try facts.readState(path) }
@@ -60,6 +64,11 @@ extension PreflightFacts {
             // torchrun forwards TERM; none sends nothing. Anything else (USR1 by default) kills it.
             let childSignal = SignalOption.value(of: "--child-signal", in: words[run..<launcher].map(String.init))?.uppercased()
             return !["NONE", "TERM", "SIGTERM", "15"].contains(childSignal ?? "USR1")
+        }
+        rightSizeOff = commands.contains { line in
+            let words = line.split(separator: " ").map(String.init)
+            guard let run = words.firstIndex(where: { $0 == "gstop" || $0.hasSuffix("/gstop") }) else { return false }
+            return SignalOption.value(of: "--right-size", in: Array(words[run...])) == "off"
         }
         for line in commands {
             let words = line.split(separator: " ").map(String.init)

@@ -23,6 +23,9 @@ public struct JobInfo: Sendable, Equatable {
     /// Its partition (Partition=), and the nodes it must not run on (ExcNodeList=, a hostlist).
     public var partition: String? = nil
     public var excludedNodes: String? = nil
+    /// TimeLimit= and TimeMin=, seconds; nil when unlimited, the partition's, or none.
+    public var timeLimit: Double? = nil
+    public var timeMin: Double? = nil
 
     public init(
         state: String, reason: String = "None", endTime: Double? = nil, restarts: Int = 0, requeueAllowed: Bool? = nil,
@@ -83,6 +86,8 @@ public struct JobInfo: Sendable, Equatable {
             nodeCount: fields["NumNodes"].flatMap { Int($0.prefix { $0.isNumber }) })
         info.partition = fields["Partition"].map(String.init)
         info.excludedNodes = fields["ExcNodeList"].map(String.init).flatMap { $0 == "(null)" || $0.isEmpty ? nil : $0 }
+        info.timeLimit = fields["TimeLimit"].flatMap { parseDuration(String($0)) }
+        info.timeMin = fields["TimeMin"].flatMap { parseDuration(String($0)) }
         return info
     }
 
@@ -97,6 +102,28 @@ public struct JobInfo: Sendable, Equatable {
             bytes.formIndex(after: &start)
         }
         return nil
+    }
+
+    /// A SLURM duration ("[days-]hours:minutes:seconds", "minutes:seconds", "minutes") to seconds;
+    /// nil for UNLIMITED, Partition_Limit, N/A.
+    static func parseDuration(_ text: String) -> Double? {
+        var days = 0
+        var clock = Substring(text)
+        if let dash = clock.firstIndex(of: "-") {
+            guard let d = Int(clock[..<dash]) else { return nil }
+            days = d
+            clock = clock[clock.index(after: dash)...]
+        }
+        let parts = clock.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
+        guard !parts.isEmpty, parts.count <= 3, parts.allSatisfy({ $0 != nil && $0! >= 0 }) else { return nil }
+        let numbers = parts.map { $0! }
+        let seconds: Int
+        switch numbers.count {
+        case 3: seconds = numbers[0] * 3600 + numbers[1] * 60 + numbers[2]
+        case 2: seconds = numbers[0] * 60 + numbers[1]
+        default: seconds = numbers[0] * 60
+        }
+        return Double(days * 86400 + seconds)
     }
 
     /// "2026-11-25T16:40:51" in this host's local time (as scontrol prints it) to unix seconds.

@@ -52,6 +52,19 @@ public enum Scontrol {
         }
     }
 
+    /// `scontrol update JobId=ID TimeMin=M TimeLimit=L` (minutes; a nil field is left out): a job's
+    /// owner may lower both on a pending job, not raise them.
+    public static func updateLimits(_ id: String, timeMin: Int?, timeLimit: Int?) throws {
+        let fields = [timeLimit.map { "TimeLimit=\($0)" }, timeMin.map { "TimeMin=\($0)" }].compactMap { $0 }
+        guard !fields.isEmpty else { return }
+        let arguments = ["scontrol", "update", "JobId=\(id)"] + fields
+        let result = try Command.run(arguments, shielded: true)
+        guard result.status == 0 else {
+            throw GracefulStopError(
+                .system, "\(arguments.joined(separator: " ")) failed (exit \(result.status)): \(result.output.trimmingSpaces)")
+        }
+    }
+
     /// `scontrol requeue ID`.
     public static func requeue(_ id: String) throws {
         let result = try Command.run(["scontrol", "requeue", id])

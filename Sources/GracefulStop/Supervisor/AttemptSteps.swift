@@ -25,6 +25,7 @@ extension Supervisor {
         let jobAtStart = lookUpJob(purpose: "no deadline for the command")
         let endTime = slurm != nil ? jobAtStart?.endTime : options.timeLimit.map { start + $0 }
         attemptEndTime = endTime
+        warningLead = nil
         let deadline =
             options.setsDeadline
             ? endTime.flatMap { end -> Double? in

@@ -48,6 +48,9 @@ public struct SupervisorOptions: Sendable {
     public var badNodeThreshold = BadNodes.defaultThreshold
     /// Seconds between progress lines in the job's output (nil: none).
     public var progressEvery: Double? = 600
+    /// After a requeue, lower the pending job's TimeLimit and set its TimeMin to what the
+    /// remaining work needs (`RightSize`): `--right-size auto|off`.
+    public var rightSize = true
 
     public init(command: [String], stateDirectory: String) {
         self.command = command
@@ -73,6 +76,8 @@ public final class Supervisor {
     private var mask = sigset_t()
     /// The current attempt's end (unix seconds), when known: how long a requeue may be tried.
     var attemptEndTime: Double? = nil
+    /// How long before the attempt's end its time-limit warning reached gstop, when it did.
+    var warningLead: Double? = nil
     /// This gstop's own `child_exit` records: the crash-loop guard's memory of local restarts when
     /// events.jsonl cannot keep them.
     var exitsHere: [JSONValue] = []
@@ -142,7 +147,7 @@ public final class Supervisor {
             case .requeue(let target) where slurm != nil:
                 return requeueThroughOutages(
                     decision, target: target, left: attempt.remaining.map { "\(attempt.scope) has \($0) units left" },
-                    badNodes: attempt.badNodes)
+                    badNodes: attempt.badNodes, attempt: attempt, restart: restart)
             case .requeue:
                 report(decision.line)
                 record("decision", decision)
@@ -159,7 +164,9 @@ public final class Supervisor {
     /// Makes the requeue a decision asked for, trying again through a slurmctld outage until the
     /// job's end is near (SlurmRequeue), and says what finally happened: requeued (after how many
     /// tries), or never — then `requeue.failed` in the state tells `gstop status` and the next run.
-    private func requeueThroughOutages(_ decision: RequeueDecision, target: String, left: String?, badNodes: [BadNodes.BadNode] = []) -> Int32 {
+    private func requeueThroughOutages(
+        _ decision: RequeueDecision, target: String, left: String?, badNodes: [BadNodes.BadNode] = [], attempt: Attempt? = nil, restart: Int = 0
+    ) -> Int32 {
         let restartsBefore = slurm?.restartCount ?? 0
         let outcome = SlurmRequeue.run(
             target: target, restartsBefore: restartsBefore, deadline: SlurmRequeue.deadline(endTime: attemptEndTime, now: Clock.unixSeconds()),
@@ -187,6 +194,7 @@ public final class Supervisor {
                         + (outcome.lastError.map { "; slurmctld did not answer at first: \($0)" } ?? ""))
             }
             if !badNodes.isEmpty { done.reasons.append(excludeFromRequeue(badNodes, target: target)) }
+            if let attempt, let line = rightSize(attempt, restart: restart, target: target) { done.reasons.append(line) }
             report(done.line)
             record("decision", done, extra: [("requeue_tries", .number(Double(outcome.tries)))])
             return 0
@@ -299,6 +307,12 @@ public final class Supervisor {
         var diedOn: [UnitInFlight] = []
         /// Every node judged bad so far (`BadNodes`), this attempt's judgements included.
         var badNodes: [BadNodes.BadNode] = []
+        /// For right-sizing the requeue: when the attempt began, what scontrol said of the job,
+        /// the units it answers for, and how long before its end the warning came (if it did).
+        var start = 0.0
+        var job: JobInfo? = nil
+        var left: Int? = nil
+        var warningLead: Double? = nil
     }
 
     /// One attempt, as a few steps: plan its time, start the command unless there is no point,
@@ -333,6 +347,10 @@ public final class Supervisor {
         attempt.claimedElsewhere = after?.claimedElsewhere ?? 0
         attempt.diedOn = after?.diedOn ?? []
         attempt.badNodes = badNodes
+        attempt.start = plan.start
+        attempt.job = facts.jobAtEnd ?? plan.jobAtStart
+        attempt.left = after?.left
+        attempt.warningLead = warningLead
         attempt.progressed = outcome.marked.map { $0 > 0 || !outcome.newlyQuarantined.isEmpty } ?? (outcome.newlyQuarantined.isEmpty ? nil : true)
         if workDone == nil, let failure = SpaceProbe.failure(in: directory) {
             report("the state cannot be written: \(failure.message)")
@@ -442,6 +460,7 @@ public final class Supervisor {
 
     /// Waits for the command to end, turning signals and timers into a graceful stop.
     private func supervise(_ child: ChildProcess, endTime: Double?, attemptStart: String, facts: inout AttemptFacts) -> ChildExit {
+        let attemptStarted = Double(attemptStart) ?? Clock.unixSeconds()
         var cause = StopCause.none
         var stopping = false
         let start = Clock.monotonicNanoseconds()
@@ -551,6 +570,11 @@ public final class Supervisor {
                 if graceEnds == nil && killAt == nil { shorten(options.killAfter) }
             case let signal where options.gracefulSignals.contains(signal):
                 if !stopping { signalChild() }
+                if signal != SIGTERM, let endTime, warningLead == nil {
+                    // The lead of `--signal=B:USR1@N`; a warning sent by hand long before the end is not one.
+                    let lead = endTime - Clock.unixSeconds()
+                    if lead >= 0, lead <= (endTime - attemptStarted) / 2 { warningLead = lead }
+                }
                 let newCause = arrived(toGstop(signal, reaping: child))
                 record("signal", [("signal", .string(StopSignals.name(of: signal))), ("cause", .string(newCause.description))])
                 beginStop(
