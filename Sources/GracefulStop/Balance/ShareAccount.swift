@@ -41,9 +41,11 @@ extension RunState {
     public func account(shares: [Int]?, attemptsOver: Int, job: String?, worker: Int? = nil) throws -> ShareAccount {
         let files = try requireFiles()
         let partition = files.manifest.partition
-        let complete = try NodeCompletion.nodes(in: files.directory)
-        var account = ShareAccount()
         let scope = shares ?? Array(0..<partition.nodes)
+        // Only records gracefulstop wrote count a share done: a stray one must not end its work.
+        let complete = try NodeCompletion.trusted(
+            NodeCompletion.nodes(in: files.directory).intersection(scope), partition: partition, in: files.directory)
+        var account = ShareAccount()
         for share in scope where share < partition.nodes {
             let total = partition.unitCount(ofNode: share)
             account.total += total

@@ -60,7 +60,7 @@ public struct RightSize: Sendable, Equatable {
         warningLead ?? min(60, window / 9)
     }
 
-    static func minutes(_ seconds: Double) -> Int { max(1, Int((seconds / 60).rounded(.up))) }
+    static func minutes(_ seconds: Double) -> Int { max(1, Int(saturating: seconds / 60, rounding: .up)) }
 
     public static func decide(_ facts: Facts) -> RightSize {
         guard facts.units > 0 else { return RightSize(explanation: "right-size: no units left, the job is left as it is") }
@@ -72,7 +72,7 @@ public struct RightSize: Sendable, Equatable {
             facts.overhead.map { "overhead \(TimeSpan.format($0))" } ?? "overhead \(TimeSpan.format(overhead)) (assumed: none measured)"
         let perWorker = (facts.units + max(1, facts.workers) - 1) / max(1, facts.workers)
         // Enough units that the start's overhead is at most a tenth of the window's work.
-        let worthUnits = min(perWorker, max(1, Int((overhead * (1 - overheadShare) / overheadShare / unit - 1e-9).rounded(.up))))
+        let worthUnits = min(perWorker, max(1, Int(saturating: overhead * (1 - overheadShare) / overheadShare / unit - 1e-9, rounding: .up)))
         let least = overhead + Double(worthUnits) * unit
         let leastMinutes = minutes(least + tail(window: least, warningLead: facts.warningLead))
         let all = overhead + Double(perWorker) * unit * (1 + workMargin) + extraSeconds
@@ -83,7 +83,7 @@ public struct RightSize: Sendable, Equatable {
 
         var result = RightSize(explanation: "")
         var parts: [String] = []
-        let limitMinutes = facts.timeLimit.map { Int(($0 / 60).rounded(.down)) }
+        let limitMinutes = facts.timeLimit.map { Int(saturating: $0 / 60, rounding: .down) }
         var newLimit = limitMinutes
         if limitMinutes.map({ allMinutes < $0 }) ?? false {
             result.timeLimit = allMinutes
@@ -96,7 +96,7 @@ public struct RightSize: Sendable, Equatable {
                 "TimeLimit \(limitMinutes.map(format) ?? "unlimited") kept: \(unitsLeft)"
                     + (facts.workers > 1 ? " over \(facts.workers) workers" : "") + " need \(format(allMinutes)) with the margin")
         }
-        let userMin = facts.timeMin.map { Int(($0 / 60).rounded(.down)) }
+        let userMin = facts.timeMin.map { Int(saturating: $0 / 60, rounding: .down) }
         if let newLimit, leastMinutes >= newLimit {
             parts.append("no TimeMin: the least useful window (\(format(leastMinutes))) is the whole limit")
             if let userMin, userMin > newLimit { result.timeMin = newLimit }  // SLURM wants TimeMin <= TimeLimit

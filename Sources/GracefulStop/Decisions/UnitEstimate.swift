@@ -21,7 +21,7 @@ public struct UnitEstimate: Sendable, Equatable {
     /// interpolated between two.
     static func percentile(_ sorted: [Double], _ fraction: Double) -> Double {
         // ceil(fraction × count), less a hair: 0.9 × 10 is 9.000000000000002 in binary.
-        let rank = Int((fraction * Double(sorted.count) - 1e-9).rounded(.up))
+        let rank = Int(saturating: fraction * Double(sorted.count) - 1e-9, rounding: .up)
         return sorted[max(0, min(sorted.count - 1, rank - 1))]
     }
 

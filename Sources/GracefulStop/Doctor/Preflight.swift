@@ -68,7 +68,7 @@ public enum Preflight {
             findings.append(Finding(check: check, status: status, message: message, fix: fix))
         }
         let lead = facts.signal?.seconds ?? 300
-        let suggestedLead = max(lead, Int((facts.longestUnitSeconds ?? 0) * 1.25 + 30))
+        let suggestedLead = max(lead, Int(saturating: (facts.longestUnitSeconds ?? 0) * 1.25 + 30))
         // The warning.
         if let signal = facts.signal {
             if signal.signal == nil {
@@ -110,7 +110,7 @@ public enum Preflight {
             if let longest = facts.longestUnitSeconds, Double(signal.seconds) < longest * 1.25 + 30 {
                 add(
                     "warning lead", .warning,
-                    "units have taken up to \(Int(longest.rounded())) s, but the warning comes \(signal.seconds) s "
+                    "units have taken up to \(Int(saturating: longest, rounding: .toNearestOrAwayFromZero)) s, but the warning comes \(signal.seconds) s "
                         + "before the end (SLURM may send it up to \(earlyDelivery) s earlier, never later): a unit that starts just before "
                         + "it cannot finish and is done again next time", fix: "--signal=B:\(signal.signalName)@\(suggestedLead)")
             } else if signal.seconds < 60 {
@@ -121,7 +121,7 @@ public enum Preflight {
             } else {
                 add(
                     "warning lead", .ok,
-                    "\(signal.seconds) s" + (facts.longestUnitSeconds.map { "; units have taken up to \(Int($0.rounded())) s" } ?? ""))
+                    "\(signal.seconds) s" + (facts.longestUnitSeconds.map { "; units have taken up to \(Int(saturating: $0, rounding: .toNearestOrAwayFromZero)) s" } ?? ""))
             }
         }
         // The requeue.

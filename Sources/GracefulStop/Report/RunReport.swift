@@ -190,7 +190,7 @@ public struct RunReport {
         let bins = 24
         let high = max(seconds.last! * 1.1, 0.001)  // room right of the longest
         var counts = [Int](repeating: 0, count: bins)
-        for value in seconds { counts[min(bins - 1, Int(value / high * Double(bins)))] += 1 }
+        for value in seconds { counts[min(bins - 1, Swift.max(0, Int(saturating: value / high * Double(bins))))] += 1 }
         let left = 50.0
         let width = 900.0
         let height = 160.0

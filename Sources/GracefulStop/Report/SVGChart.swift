@@ -14,7 +14,7 @@ struct SVGChart {
     /// Two decimals at most: the file stays small and the same on every machine.
     static func number(_ value: Double) -> String {
         let rounded = (value * 100).rounded() / 100
-        return rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
+        return rounded == rounded.rounded() ? String(Int(saturating: rounded)) : String(rounded)
     }
 
     mutating func rect(x: Double, y: Double, width: Double, height: Double, className: String, tip: String? = nil, data: [String: String] = [:]) {

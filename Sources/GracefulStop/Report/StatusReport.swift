@@ -32,6 +32,8 @@ public struct StatusReport: Sendable {
     public var partition: String?
     public var nodes: [NodeCounts]
     public var runDone: Bool
+    /// Why a `run.done` present is not trusted (not what gracefulstop writes for this run).
+    public var runDoneProblem: String? = nil
     public var runQuarantined: Bool = false
     public var studyDone: Bool
     /// Request files present, with what they say (current or not is each process's business).
@@ -73,6 +75,7 @@ public struct StatusReport: Sendable {
 
     public static func gather(path: String) throws -> StatusReport {
         let directory = try Directory(opening: path)
+        if let damaged = try Manifest.missingProblem(in: directory) { throw damaged }
         let state = try directory.exists(Manifest.fileName) ? RunState.open(at: path, node: 0) : nil
         return try gather(path: path, directory: directory, state: state)
     }
@@ -109,6 +112,11 @@ public struct StatusReport: Sendable {
             report.estimate = UnitEstimate(durations: pooled)
         }
         report.runDone = try directory.exists(RunCompletion.fileName)
+        if report.runDone, let manifest = state?.manifest, let problem = RunCompletion.problem(in: directory, unitCount: manifest.unitCount) {
+            // A stray or forged run.done is shown as what it is; the counts above are the markers'.
+            report.runDone = false
+            report.runDoneProblem = problem
+        }
         report.runQuarantined = try directory.exists(RunQuarantined.fileName)
         report.studyDone = try directory.exists(StudyCompletion.fileName)
         var requestFiles: [String] = []
@@ -177,7 +185,7 @@ public struct StatusReport: Sendable {
             if quarantined.count > 20 { lines.append("quarantined: \(quarantined.count - 20) more (gstop status --json lists them all)") }
         }
         lines.append(
-            "run.done: \(runDone ? "yes" : "no")" + (runQuarantined ? "; run.quarantined: yes (every other unit is done)" : "")
+            "run.done: \(runDone ? "yes" : runDoneProblem.map { "no (a run.done is there but ignored: \($0))" } ?? "no")" + (runQuarantined ? "; run.quarantined: yes (every other unit is done)" : "")
                 + (studyDone ? "; study.done: yes" : ""))
         for (file, request) in stopRequests {
             lines.append("\(file): requested \(Self.clock(request.requestedAt, now: gatheredAt)) by \(request.by) (\(request.reason))")
@@ -240,14 +248,16 @@ public struct StatusReport: Sendable {
     /// Units per hour as people read them: "1200", "3.5".
     static func rate(_ value: Double) -> String {
         guard value.isFinite else { return "-" }
-        return value >= 100 ? String(Int(value.rounded())) : String((value * 10).rounded() / 10)
+        return value >= 100 ? String(Int(saturating: value, rounding: .toNearestOrAwayFromZero)) : String((value * 10).rounded() / 10)
     }
 
     /// A unix time as a local clock time with its age: "2026-11-27 14:03:12 UTC (5m ago)".
     public static func clock(_ unixSeconds: Double, now: Double) -> String {
-        var seconds = time_t(unixSeconds.rounded(.down))
+        // A time read from a file may be anything: one no calendar holds is said, not converted.
+        guard unixSeconds.isFinite, abs(unixSeconds) < 1e12 else { return "at an impossible time (\(unixSeconds))" }
+        var seconds = time_t(Int(saturating: unixSeconds, rounding: .down))
         var parts = tm()
-        localtime_r(&seconds, &parts)
+        guard localtime_r(&seconds, &parts) != nil else { return "at an impossible time (\(unixSeconds))" }
         var buffer = [CChar](repeating: 0, count: 64)
         let length = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S %Z", &parts)
         let text = String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -318,6 +328,7 @@ public struct StatusReport: Sendable {
                         ])
                     })
             ))
+        if let runDoneProblem { fields.append(("run_done_ignored", .string(runDoneProblem))) }
         fields += [("run_done", .bool(runDone)), ("run_quarantined", .bool(runQuarantined)), ("study_done", .bool(studyDone))]
         fields.append(("stop_requests", .array(requestObjects)))
         fields.append(("last_decision", lastDecision ?? .null))

@@ -265,7 +265,7 @@ extension RunState {
         let files = try requireFiles()
         if try checkRunDone() { return nil }
         let partition = files.manifest.partition
-        let complete = try NodeCompletion.nodes(in: files.directory)
+        let complete = try NodeCompletion.trusted(NodeCompletion.nodes(in: files.directory), partition: partition, in: files.directory)
         var names: [String] = []
         var done = 0
         for node in 0..<partition.nodes where partition.unitCount(ofNode: node) > 0 {

@@ -379,7 +379,7 @@ public final class RunState: Sendable {
     public func countsByNode() throws -> [(done: Int, total: Int)] {
         let files = try requireFiles()
         let partition = files.manifest.partition
-        let complete = try NodeCompletion.nodes(in: files.directory)
+        let complete = try NodeCompletion.trusted(NodeCompletion.nodes(in: files.directory), partition: partition, in: files.directory)
         var counts: [(done: Int, total: Int)] = []
         counts.reserveCapacity(partition.nodes)
         for node in 0..<partition.nodes {
@@ -404,15 +404,23 @@ public final class RunState: Sendable {
         let files = try requireFiles()
         // Asked afresh (Directory.contains): on NFS a lookup could cache "no such name" just
         // before another host's finisher creates it.
-        if try files.directory.contains(RunCompletion.fileName) { return true }
         let partition = files.manifest.partition
-        let complete = try NodeCompletion.nodes(in: files.directory)
+        let stray = try files.directory.contains(RunCompletion.fileName)
+        if stray, RunCompletion.problem(in: files.directory, unitCount: partition.unitCount) == nil { return true }
+        // No run.done, or one gracefulstop did not write: the run is done only if every share is,
+        // by a record it wrote or by its markers.
+        let complete = try NodeCompletion.trusted(NodeCompletion.nodes(in: files.directory), partition: partition, in: files.directory)
         for node in 0..<partition.nodes where partition.unitCount(ofNode: node) > 0 && !complete.contains(node) {
             let count = try refresh(node: node, keepNames: node == self.node).count
             guard count == partition.unitCount(ofNode: node) else { return false }
             try NodeCompletion.write(node: node, unitCount: count, in: files.directory)
         }
-        try RunCompletion.write(in: files.directory, unitCount: partition.unitCount)
+        if stray {
+            // The work is all done after all: the damaged file is replaced by a whole one.
+            try files.directory.writeAtomically(RunCompletion.fileName, RunCompletion.record(unitCount: partition.unitCount))
+        } else {
+            try RunCompletion.write(in: files.directory, unitCount: partition.unitCount)
+        }
         return true
     }
 

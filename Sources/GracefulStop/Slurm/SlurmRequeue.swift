@@ -142,7 +142,7 @@ public enum RequeueFailure {
 
     /// What the file says, or nil when there is none.
     static func read(in directory: Directory) -> JSONValue? {
-        guard let bytes = try? directory.readFile(fileName) else { return nil }
+        guard let bytes = try? directory.readFile(fileName, limit: Directory.recordLimit) else { return nil }
         var reader = JSONReader(bytes, source: fileName)
         return (try? reader.readValue()) ?? .object([("unreadable", .bool(true))])
     }

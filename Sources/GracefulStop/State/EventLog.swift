@@ -15,8 +15,25 @@ public enum EventLog {
         var json = JSONWriter()
         json.value(.object([("time", .number((Clock.unixSeconds() * 1000).rounded() / 1000))] + fields))
         json.raw("\n")
-        let opened = retryingOnInterrupt { openat(directory.fd, fileName, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644) }
-        if opened.result == -1 { throw GracefulStopError.system("cannot open", directory.pathOf(fileName), errno: opened.errno) }
+        // Not through a symbolic link, and never blocking on a FIFO put in its place (with
+        // O_NONBLOCK its open fails, ENXIO, instead of waiting for a reader for ever).
+        let opened = retryingOnInterrupt {
+            openat(directory.fd, fileName, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o644)
+        }
+        if opened.result == -1 {
+            if opened.errno == ELOOP || opened.errno == ENXIO {
+                throw GracefulStopError(
+                    .badState,
+                    "\(directory.pathOf(fileName)) is \(opened.errno == ELOOP ? "a symbolic link" : "a FIFO"), not the events log gracefulstop writes: the state is damaged")
+            }
+            throw GracefulStopError.system("cannot open", directory.pathOf(fileName), errno: opened.errno)
+        }
+        var info = stat()
+        if fstat(opened.result, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
+            close(opened.result)
+            throw GracefulStopError(
+                .badState, "\(directory.pathOf(fileName)) is \(Directory.kind(of: info.st_mode)), not the events log gracefulstop writes: the state is damaged")
+        }
         let bytes = json.bytes
         // NFS reports a write that found no space or quota only at fsync or close: each is checked,
         // or a line would be lost without a word (a 0-byte log on a full export).

@@ -90,7 +90,7 @@ public struct Manifest: Sendable {
         if let legacyDoneDirectory { json.string(legacyDoneDirectory) } else { json.raw("null") }
         json.raw(",\n  \"unit_count\": \(partition.unitCount),\n  \"units_sha256\": ")
         json.string(unitsSHA256())
-        json.raw("\n}\n")
+        json.raw(",\n  \"shard_checksums\": \"fnv1a64\"\n}\n")
         return json.bytes
     }
 
@@ -114,6 +114,7 @@ public struct Manifest: Sendable {
         var legacy: String? = nil
         var declaredCount: Int? = nil
         var listHash: String? = nil
+        var shardChecksums: String? = nil
         var units = UnitTable()
         var sawUnits = false
         try reader.readObject { reader, key in
@@ -139,6 +140,7 @@ public struct Manifest: Sendable {
                 // The names are at most the file's size: reserve once instead of growing a million times.
                 if let declaredCount, declaredCount > 0, declaredCount < bytes.count { units.reserve(units: declaredCount, bytes: bytes.count) }
             case "units_sha256": listHash = try reader.readString()
+            case "shard_checksums": shardChecksums = try reader.readString()
             case "units" where version == nil || version == 1:
                 sawUnits = true
                 try reader.readArray { reader in try units.appendName { try reader.readString(appendingTo: &$0) } }
@@ -165,6 +167,9 @@ public struct Manifest: Sendable {
             }
             guard let declaredCount else { throw GracefulStopError(.badState, "\(source) has no \"unit_count\" field") }
             guard let listHash else { throw GracefulStopError(.badState, "\(source) has no \"units_sha256\" field") }
+            if let shardChecksums, shardChecksums != "fnv1a64" {
+                throw GracefulStopError(.badState, "\(source): shard_checksums '\(shardChecksums)' is not one this release knows (fnv1a64)")
+            }
             // It names a directory: only the 64 hex digits a hash has, never a path.
             guard listHash.utf8.count == 64, listHash.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
                 throw GracefulStopError(
@@ -174,12 +179,28 @@ public struct Manifest: Sendable {
                 version: 2, unitCount: declaredCount, nodes: nodes, rule: PartitionRule(parsing: rule),
                 legacyDoneDirectory: legacy, unitsSHA256: listHash
             ) {
-                UnitCatalog(shards: UnitShards(state: state, unitsSHA256: listHash), partition: $0)
+                UnitCatalog(shards: UnitShards(state: state, unitsSHA256: listHash, checksumsRequired: shardChecksums != nil), partition: $0)
             }
         } catch let error as GracefulStopError {
             let message = error.message.hasPrefix(source) ? error.message : "\(source): \(error.message)"
             throw GracefulStopError(.badState, message)
         }
+    }
+
+    /// A state without `manifest.json` whose unit shards, markers or completion records are there
+    /// is damaged, not empty: without the manifest nobody can tell what remains. The error names
+    /// what is there; nil when the directory holds no run (a sweep's, or a new one).
+    static func missingProblem(in directory: Directory) throws -> GracefulStopError? {
+        if try directory.exists(fileName) { return nil }
+        let parts = try [UnitShards.directoryName, DoneMarkers.directoryName, NodeCompletion.directoryName, RunCompletion.fileName].filter {
+            try directory.exists($0)
+        }
+        guard !parts.isEmpty else { return nil }
+        return GracefulStopError(
+            .badState,
+            "\(directory.pathOf(fileName)) is missing, but \(parts.joined(separator: ", ")) \(parts.count == 1 ? "is" : "are") there: the state is damaged "
+                + "(without its manifest nobody can tell which units remain; restore manifest.json, or create the state again "
+                + "with the same unit list, nodes and partition — its markers are kept)")
     }
 
     /// Why `other` describes a different run, or nil when it is the same one. Names are compared

@@ -80,7 +80,7 @@ public enum NodeFailures {
         for node in try names(in: parent) where isFileSafe(node) {
             guard let directory = try? parent.subdirectory(node, create: false) else { continue }
             for name in try names(in: directory) where !name.hasPrefix(".") {
-                guard let bytes = try? directory.readFile(name) else { continue }
+                guard let bytes = try? directory.readFile(name, limit: Directory.recordLimit) else { continue }
                 var reader = JSONReader(bytes, source: name)
                 guard let value = try? reader.readValue(), let unit = value["unit"]?.string, let share = value["share"]?.int,
                     let place = value["place"]?.int, case .array(let failed)? = value["failed"]
@@ -101,7 +101,7 @@ public enum NodeFailures {
         let directory = try state.subdirectory(badDirectory, create: false)
         try directory.refresh()
         return try names(in: directory).filter { $0.hasSuffix(".json") && !$0.hasPrefix(".") }.sorted().map { name in
-            let bytes = try? directory.readFile(name)
+            let bytes = try? directory.readFile(name, limit: Directory.recordLimit)
             var reader = JSONReader(bytes ?? [], source: name)
             return (String(name.dropLast(5)), bytes == nil ? nil : try? reader.readValue())
         }

@@ -35,7 +35,7 @@ enum Quarantine {
         var places: [Int: JSONValue?] = [:]
         for name in names {
             guard let place = Int(name.dropLast(5)), place >= 0 else { continue }
-            let bytes = try directory.readFile(name)
+            let bytes = try directory.readFile(name, limit: Directory.recordLimit)
             var reader = JSONReader(bytes ?? [], source: directory.pathOf(name))
             places[place] = bytes == nil ? nil : try? reader.readValue()
         }

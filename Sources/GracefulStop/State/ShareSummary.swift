@@ -34,7 +34,7 @@ enum ShareSummary {
         }
         var found: [Int: (done: Int, at: Double)] = [:]
         for share in shares {
-            guard let bytes = try? directory.readFile(String(share)) else { continue }
+            guard let bytes = try? directory.readFile(String(share), limit: Directory.recordLimit) else { continue }
             var reader = JSONReader(bytes, source: directory.pathOf(String(share)))
             guard let value = try? reader.readValue(), let done = value["done"]?.int, let at = value["at"]?.number else { continue }
             found[share] = (done, at)

@@ -12,7 +12,7 @@ enum SpaceProbe {
     static func failure(in directory: Directory) -> GracefulStopError? {
         // A temporary's name: readers skip it, and gstop tidies one a kill left behind.
         let name = ".tmp.space-probe.\(getpid())"
-        let opened = retryingOnInterrupt { openat(directory.fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+        let opened = retryingOnInterrupt { openat(directory.fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0o644) }
         let what = "cannot write a file in"
         if opened.result == -1 { return relevant(.system(what, directory.path, errno: opened.errno)) }
         defer { _ = unlinkat(directory.fd, name, 0) }

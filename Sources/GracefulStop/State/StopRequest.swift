@@ -94,7 +94,7 @@ public struct StopRequest: Sendable, Equatable {
     /// The request in `fileName`, or nil. A file that is not our JSON (say, one made with `touch`)
     /// is still a request: its modification time says when it was made.
     static func read(from directory: Directory, fileName: String = fileName) throws -> StopRequest? {
-        guard let bytes = try directory.readFile(fileName) else { return nil }
+        guard let bytes = try directory.readFile(fileName, limit: Directory.recordLimit) else { return nil }
         let source = directory.pathOf(fileName)
         if let parsed = try? decode(bytes, source: source) { return parsed }
         guard let info = try fileName.withCString({ try directory.status($0, display: fileName) }) else { return nil }

@@ -97,6 +97,12 @@ struct UnitShards: Sendable {
     /// The state directory; nil for a manifest read without one (the fuzzer's), whose names cannot be read.
     let state: Directory?
     let unitsSHA256: String
+    /// The manifest says every shard carries `names_fnv1a64` (states this release creates): a
+    /// shard without it is damaged. Older states' shards are read without.
+    var checksumsRequired = false
+
+    /// The field that holds a shard's checksum of its names.
+    static let checksumField = "names_fnv1a64"
 
     var relativePath: String { "\(UnitShards.directoryName)/\(unitsSHA256)" }
 
@@ -118,23 +124,27 @@ struct UnitShards: Sendable {
         // The file's bytes are let go before the names are indexed, so that the two never add up.
         var units = try UnitShards.decodeUnindexed(
             directory: directory, source: source, node: node, expectedCount: expectedCount,
-            unitsSHA256: unitsSHA256)
+            unitsSHA256: unitsSHA256, checksumRequired: checksumsRequired)
         try UnitShards.index(&units, source: source)
         return units
     }
 
-    private static func decodeUnindexed(directory: Directory, source: String, node: Int, expectedCount: Int, unitsSHA256: String) throws -> UnitTable
-    {
+    private static func decodeUnindexed(
+        directory: Directory, source: String, node: Int, expectedCount: Int, unitsSHA256: String, checksumRequired: Bool
+    ) throws -> UnitTable {
         guard let bytes = try directory.readFile(UnitShards.fileName(node: node)) else {
             throw GracefulStopError(.badState, "\(source) does not exist: node \(node)'s unit names are missing (was the state copied in part?)")
         }
-        return try decode(bytes, source: source, node: node, expectedCount: expectedCount, unitsSHA256: unitsSHA256, indexed: false)
+        return try decode(
+            bytes, source: source, node: node, expectedCount: expectedCount, unitsSHA256: unitsSHA256, indexed: false,
+            checksumRequired: checksumRequired)
     }
 
     /// Parses a shard and checks it against what the manifest says node `node` owns.
-    static func decode(_ bytes: [UInt8], source: String, node: Int, expectedCount: Int, unitsSHA256: String, indexed: Bool = true) throws -> UnitTable
-    {
-        let shard = try parse(bytes, source: source, indexed: indexed)
+    static func decode(
+        _ bytes: [UInt8], source: String, node: Int, expectedCount: Int, unitsSHA256: String, indexed: Bool = true, checksumRequired: Bool = false
+    ) throws -> UnitTable {
+        let shard = try parse(bytes, source: source, indexed: indexed, checksumRequired: checksumRequired)
         guard shard.node == node else {
             throw GracefulStopError(.badState, "\(source) holds the units of node \(shard.node), not of node \(node)")
         }
@@ -151,19 +161,23 @@ struct UnitShards: Sendable {
 
     /// A shard's fields, each checked on its own (the count right; names valid and distinct, when
     /// `indexed`: else `index` does that).
-    static func parse(_ bytes: [UInt8], source: String, indexed: Bool = true) throws -> (node: Int, unitsSHA256: String, units: UnitTable) {
+    static func parse(
+        _ bytes: [UInt8], source: String, indexed: Bool = true, checksumRequired: Bool = false
+    ) throws -> (node: Int, unitsSHA256: String, units: UnitTable) {
         if bytes.isEmpty { throw GracefulStopError(.badState, "\(source) is empty (truncated?)") }
         var reader = JSONReader(bytes, source: source)
         var format: String? = nil
         var node: Int? = nil
         var declaredCount: Int? = nil
         var run: String? = nil
+        var checksum: String? = nil
         var units = UnitTable()
         var sawUnits = false
         try reader.readObject { reader, key in
             switch key {
             case "format": format = try reader.readString()
             case "node": node = try reader.readInteger()
+            case checksumField: checksum = try reader.readString()
             case "unit_count":
                 declaredCount = try reader.readInteger()
                 // Each name takes its bytes plus at least two quotes and a separator in the file.
@@ -189,6 +203,16 @@ struct UnitShards: Sendable {
         if let declaredCount, declaredCount != units.count {
             throw GracefulStopError(.badState, "\(source) declares \(declaredCount) units but lists \(units.count)")
         }
+        // One changed byte in a name would otherwise make another, valid-looking unit.
+        if let checksum {
+            let computed = checksumText(units.namesChecksum())
+            guard checksum == computed else {
+                throw GracefulStopError(
+                    .badState, "\(source): its names do not match their checksum (\(checksumField) \(checksum), computed \(computed)): the shard is damaged")
+            }
+        } else if checksumRequired {
+            throw GracefulStopError(.badState, "\(source) has no \"\(checksumField)\" field, which the manifest says every shard has: the shard is damaged")
+        }
         if indexed { try index(&units, source: source) }
         return (node, run, units)
     }
@@ -209,6 +233,10 @@ struct UnitShards: Sendable {
         json.string(formatName)
         json.raw(", \"node\": \(node), \"unit_count\": \(count), \"units_sha256\": ")
         json.string(unitsSHA256)
+        var checksum = UnitTable.checksumStart
+        for position in positions { UnitTable.checksum(&checksum, name: table.nameBytes(position)) }
+        json.raw(", \"\(checksumField)\": ")
+        json.string(checksumText(checksum))
         json.raw(",\n\"units\": [")
         var first = true
         for position in positions {
@@ -218,6 +246,12 @@ struct UnitShards: Sendable {
         }
         json.raw("\n]}\n")
         return json.bytes
+    }
+
+    /// 16 lowercase hex digits.
+    static func checksumText(_ value: UInt64) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: (0..<16).reversed().map { digits[Int((value >> (UInt64($0) * 4)) & 0xF)] }, as: UTF8.self)
     }
 
     /// Writes every shard of `table` that is not there yet, then makes the directory durable.

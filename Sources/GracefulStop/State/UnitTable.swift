@@ -50,6 +50,25 @@ struct UnitTable: Sendable {
 
     func name(_ index: Int) -> String { String(decoding: nameBytes(index), as: UTF8.self) }
 
+    /// FNV-1a (64 bits) over every name followed by one NUL byte, in order: a unit shard's check
+    /// of its names (`names_fnv1a64`), a byte-at-a-time hash fast enough for the cold path.
+    static let checksumStart: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    static func checksum<Name: Collection<UInt8>>(_ hash: inout UInt64, name: Name) {
+        for byte in name { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        hash = hash &* 0x0000_0100_0000_01b3  // the NUL after each name (hash ^ 0 is hash)
+    }
+
+    func namesChecksum() -> UInt64 {
+        var hash = UnitTable.checksumStart
+        nameBytes.withUnsafeBufferPointer { bytes in
+            nameEnds.withUnsafeBufferPointer { ends in
+                for index in 0..<ends.count { UnitTable.checksum(&hash, name: UnsafeBufferPointer(rebasing: bytes[UnitTable.range(ends, index)])) }
+            }
+        }
+        return hash
+    }
+
     /// Calls `body` with the raw bytes of names, for copying many names out at once.
     func withNameStorage<R>(_ body: (UnsafeBufferPointer<UInt8>, (Int) -> Range<Int>) throws -> R) rethrows -> R {
         try nameBytes.withUnsafeBufferPointer { bytes in

@@ -639,6 +639,7 @@ public final class Supervisor {
     private func assess(attemptsOver: Int) throws -> (workDone: String?, progress: Progress?) {
         let studyDone = try directory.exists(StudyCompletion.fileName) ? StudyCompletion.fileName : nil
         guard try directory.exists(Manifest.fileName) else {
+            if let damaged = try Manifest.missingProblem(in: directory) { throw damaged }
             let runDone = try directory.exists(RunCompletion.fileName) ? RunCompletion.fileName : nil
             return (studyDone ?? runDone, nil)
         }

@@ -17,13 +17,18 @@ final class Directory: Sendable {
     private let onNFS: Bool
     private let nameCache = Locked(NameCacheTrust())
 
-    /// Opens `path`, creating it (and missing parents) first when `create` is true.
-    init(opening path: String, create: Bool = false) throws {
+    /// Opens `path`, creating it (and missing parents) first when `create` is true. Without
+    /// `followingSymlink` a symbolic link at `path` is refused: a state's own directories are
+    /// never links (the state directory itself may be one).
+    init(opening path: String, create: Bool = false, followingSymlink: Bool = true) throws {
         if create { try Directory.makeDirectories(path) }
-        let fd = retryingOnInterrupt { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        let fd = retryingOnInterrupt { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (followingSymlink ? 0 : O_NOFOLLOW)) }
         if fd.result == -1 {
             switch fd.errno {
             case ENOENT: throw GracefulStopError(.system, "directory \(path) does not exist", errno: ENOENT)
+            case ELOOP where !followingSymlink:
+                throw GracefulStopError(
+                    .badState, "\(path) is a symbolic link: gracefulstop follows none inside a state (docs/state-format.md)", errno: ELOOP)
             case ENOTDIR: throw GracefulStopError(.system, "\(path) is not a directory", errno: ENOTDIR)
             default: throw GracefulStopError.system("cannot open directory", path, errno: fd.errno)
             }
@@ -132,7 +137,7 @@ final class Directory: Sendable {
                 throw GracefulStopError.system("cannot create directory", pathOf(name), errno: made.errno)
             }
         }
-        return try Directory(opening: pathOf(name))
+        return try Directory(opening: pathOf(name), followingSymlink: false)
     }
 
     /// Metadata of the entry `name`, or nil when it does not exist.
@@ -152,9 +157,18 @@ final class Directory: Sendable {
         try name.withCString { (cName) throws -> Bool in try exists(cName, display: name) }
     }
 
-    /// The whole content of `name`, or nil when it does not exist.
-    func readFile(_ name: String) throws -> [UInt8]? {
-        let opened = retryingOnInterrupt { openat(fd, name, O_RDONLY | O_CLOEXEC) }
+    /// The most any file of a state is read to (a shard of millions of names fits); callers that
+    /// read small records give their own, smaller bound.
+    static let readLimit = 1 << 31
+    /// The bound for one small record: a marker, a stop request, a claim, a quarantine record.
+    static let recordLimit = 1 << 20
+
+    /// The whole content of `name`, or nil when it does not exist. Only a regular file is read,
+    /// and at most `limit` bytes of it: a FIFO, a device or a symlink to one (`/dev/zero`) in the
+    /// state is an error that names it, never a hang or gigabytes of memory. (O_NONBLOCK: opening
+    /// a FIFO would otherwise wait for a writer for ever; on a regular file it changes nothing.)
+    func readFile(_ name: String, limit: Int = Directory.readLimit) throws -> [UInt8]? {
+        let opened = retryingOnInterrupt { openat(fd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) }
         if opened.result == -1 {
             if opened.errno == ENOENT { return nil }
             throw GracefulStopError.system("cannot open", pathOf(name), errno: opened.errno)
@@ -163,11 +177,23 @@ final class Directory: Sendable {
         // Read straight into the result, sized by fstat (a shard of a million names is read with
         // no second copy); a file that grows meanwhile is read to its end all the same.
         var info = stat()
-        let expected = fstat(opened.result, &info) == 0 && info.st_size > 0 ? Int(info.st_size) : 0
-        var content = [UInt8](repeating: 0, count: expected + 1)
+        guard fstat(opened.result, &info) == 0 else { throw GracefulStopError.system("cannot stat", pathOf(name), errno: Glibc.errno) }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw GracefulStopError(.badState, "\(pathOf(name)) is \(Directory.kind(of: info.st_mode)), not a regular file: the state is damaged")
+        }
+        guard info.st_size <= limit else {
+            throw GracefulStopError(
+                .badState, "\(pathOf(name)) is \(info.st_size) bytes, more than such a file may be (\(limit)): the state is damaged")
+        }
+        var content = [UInt8](repeating: 0, count: Int(info.st_size) + 1)
         var filled = 0
         while true {
-            if filled == content.count { content.append(contentsOf: repeatElement(0, count: max(4096, content.count))) }
+            if filled == content.count {
+                guard filled <= limit else {
+                    throw GracefulStopError(.badState, "\(pathOf(name)) grew past \(limit) bytes while read: the state is damaged")
+                }
+                content.append(contentsOf: repeatElement(0, count: max(4096, content.count)))
+            }
             let count = try systemCall("cannot read", pathOf(name)) {
                 content.withUnsafeMutableBytes { read(opened.result, $0.baseAddress! + filled, $0.count - filled) }
             }
@@ -176,6 +202,19 @@ final class Directory: Sendable {
         }
         content.removeLast(content.count - filled)
         return content
+    }
+
+    /// What a file that is not a regular one is, for messages.
+    static func kind(of mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFDIR: return "a directory"
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        case S_IFLNK: return "a symbolic link"
+        default: return "not a regular file"
+        }
     }
 
     /// Everything on standard input.

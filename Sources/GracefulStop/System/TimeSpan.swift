@@ -59,9 +59,9 @@ public enum TimeSpan {
         if seconds < 60 {
             // To a tenth of a second, without a ".0": "1s" for 1.003, "2.5s".
             let tenths = (seconds * 10).rounded() / 10
-            return tenths == tenths.rounded() ? "\(Int(tenths))s" : "\(tenths)s"
+            return tenths == tenths.rounded() ? "\(Int(saturating: tenths))s" : "\(tenths)s"
         }
-        var rest = Int(seconds.rounded())
+        var rest = Int(saturating: seconds, rounding: .toNearestOrAwayFromZero)
         var text = ""
         for (name, size) in [("d", 86400), ("h", 3600), ("m", 60), ("s", 1)] where rest >= size {
             text += "\(rest / size)\(name)"
