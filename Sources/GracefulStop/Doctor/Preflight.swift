@@ -121,7 +121,9 @@ public enum Preflight {
             } else {
                 add(
                     "warning lead", .ok,
-                    "\(signal.seconds) s" + (facts.longestUnitSeconds.map { "; units have taken up to \(Int(saturating: $0, rounding: .toNearestOrAwayFromZero)) s" } ?? ""))
+                    "\(signal.seconds) s"
+                        + (facts.longestUnitSeconds.map { "; units have taken up to \(Int(saturating: $0, rounding: .toNearestOrAwayFromZero)) s" }
+                            ?? ""))
             }
         }
         // The requeue.

@@ -48,7 +48,9 @@ public struct ProgressLine: Equatable, Sendable {
         var parts = ["\(scope): \(scopeDone) of \(scopeTotal) units done (\(percent(scopeDone, scopeTotal)))"]
         if let runDone, let runTotal { parts.append("the run: \(runDone) of \(runTotal) (\(percent(runDone, runTotal)))") }
         if let rate = unitsPerHour {
-            parts.append("\(rate >= 10 ? String(Int(saturating: rate, rounding: .toNearestOrAwayFromZero)) : String((rate * 10).rounded() / 10)) units/h in this attempt")
+            parts.append(
+                "\(rate >= 10 ? String(Int(saturating: rate, rounding: .toNearestOrAwayFromZero)) : String((rate * 10).rounded() / 10)) units/h in this attempt"
+            )
         } else {
             parts.append("no unit finished yet in this attempt (\(TimeSpan.format(secondsSinceStart)))")
         }

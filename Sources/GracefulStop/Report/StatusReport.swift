@@ -185,7 +185,8 @@ public struct StatusReport: Sendable {
             if quarantined.count > 20 { lines.append("quarantined: \(quarantined.count - 20) more (gstop status --json lists them all)") }
         }
         lines.append(
-            "run.done: \(runDone ? "yes" : runDoneProblem.map { "no (a run.done is there but ignored: \($0))" } ?? "no")" + (runQuarantined ? "; run.quarantined: yes (every other unit is done)" : "")
+            "run.done: \(runDone ? "yes" : runDoneProblem.map { "no (a run.done is there but ignored: \($0))" } ?? "no")"
+                + (runQuarantined ? "; run.quarantined: yes (every other unit is done)" : "")
                 + (studyDone ? "; study.done: yes" : ""))
         for (file, request) in stopRequests {
             lines.append("\(file): requested \(Self.clock(request.requestedAt, now: gatheredAt)) by \(request.by) (\(request.reason))")

@@ -302,7 +302,8 @@ final class BeginRecords: Sendable {
 
     /// What a record says (nil: gone meanwhile, or unreadable).
     func content(node: Int, fileName: String) -> JSONValue? {
-        guard let directory = try? nodes.directory(node, create: false), let bytes = try? directory.readFile(fileName, limit: Directory.recordLimit) else { return nil }
+        guard let directory = try? nodes.directory(node, create: false), let bytes = try? directory.readFile(fileName, limit: Directory.recordLimit)
+        else { return nil }
         var reader = JSONReader(bytes, source: fileName)
         return try? reader.readValue()
     }

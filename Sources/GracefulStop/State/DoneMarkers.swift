@@ -136,7 +136,9 @@ final class DoneMarkers: Sendable {
         })
         // A marker removed meanwhile, or unreadable, is left out: the sample is a sample.
         return names.compactMap { name in
-            guard let content = try? shard.readFile(name, limit: Directory.recordLimit), let timing = UnitTiming.decode(markerContent: content) else { return nil }
+            guard let content = try? shard.readFile(name, limit: Directory.recordLimit), let timing = UnitTiming.decode(markerContent: content) else {
+                return nil
+            }
             return (String(decoding: content.prefix { $0 != 0 }, as: UTF8.self), timing)
         }
     }

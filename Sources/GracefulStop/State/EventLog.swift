@@ -24,7 +24,8 @@ public enum EventLog {
             if opened.errno == ELOOP || opened.errno == ENXIO {
                 throw GracefulStopError(
                     .badState,
-                    "\(directory.pathOf(fileName)) is \(opened.errno == ELOOP ? "a symbolic link" : "a FIFO"), not the events log gracefulstop writes: the state is damaged")
+                    "\(directory.pathOf(fileName)) is \(opened.errno == ELOOP ? "a symbolic link" : "a FIFO"), not the events log gracefulstop writes: the state is damaged"
+                )
             }
             throw GracefulStopError.system("cannot open", directory.pathOf(fileName), errno: opened.errno)
         }
@@ -32,7 +33,8 @@ public enum EventLog {
         if fstat(opened.result, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
             close(opened.result)
             throw GracefulStopError(
-                .badState, "\(directory.pathOf(fileName)) is \(Directory.kind(of: info.st_mode)), not the events log gracefulstop writes: the state is damaged")
+                .badState,
+                "\(directory.pathOf(fileName)) is \(Directory.kind(of: info.st_mode)), not the events log gracefulstop writes: the state is damaged")
         }
         let bytes = json.bytes
         // NFS reports a write that found no space or quota only at fsync or close: each is checked,

@@ -49,7 +49,8 @@ enum NodeCompletion {
         let directory = try state.subdirectory(directoryName, create: false)
         return nodes.filter { node in
             node < partition.nodes
-                && completionProblem(in: directory, name: String(node), expecting: [("node", node), ("units", partition.unitCount(ofNode: node))]) == nil
+                && completionProblem(in: directory, name: String(node), expecting: [("node", node), ("units", partition.unitCount(ofNode: node))])
+                    == nil
         }
     }
 
@@ -92,7 +93,8 @@ private func completionProblem(in directory: Directory, name: String, expecting 
         return "\(directory.pathOf(name)) is not a completion record gracefulstop writes (not one JSON object)"
     }
     for (key, expected) in fields where value[key]?.int != expected {
-        return "\(directory.pathOf(name)) says \(key) \(value[key].map { "\($0)" } ?? "nothing"), not \(expected): not a record gracefulstop wrote for this run"
+        return
+            "\(directory.pathOf(name)) says \(key) \(value[key].map { "\($0)" } ?? "nothing"), not \(expected): not a record gracefulstop wrote for this run"
     }
     return nil
 }

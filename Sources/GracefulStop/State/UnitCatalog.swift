@@ -208,10 +208,12 @@ struct UnitShards: Sendable {
             let computed = checksumText(units.namesChecksum())
             guard checksum == computed else {
                 throw GracefulStopError(
-                    .badState, "\(source): its names do not match their checksum (\(checksumField) \(checksum), computed \(computed)): the shard is damaged")
+                    .badState,
+                    "\(source): its names do not match their checksum (\(checksumField) \(checksum), computed \(computed)): the shard is damaged")
             }
         } else if checksumRequired {
-            throw GracefulStopError(.badState, "\(source) has no \"\(checksumField)\" field, which the manifest says every shard has: the shard is damaged")
+            throw GracefulStopError(
+                .badState, "\(source) has no \"\(checksumField)\" field, which the manifest says every shard has: the shard is damaged")
         }
         if indexed { try index(&units, source: source) }
         return (node, run, units)
