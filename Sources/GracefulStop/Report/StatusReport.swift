@@ -39,6 +39,8 @@ public struct StatusReport: Sendable {
     /// Request files present, with what they say (current or not is each process's business).
     public var stopRequests: [(file: String, request: StopRequest)]
     public var lastDecision: JSONValue?
+    /// Why events.jsonl could not be read (then there is no last decision to show).
+    public var eventsProblem: String? = nil
     /// `requeue.failed`: a requeue gstop decided on that never reached slurmctld.
     public var requeueFailed: JSONValue? = nil
     public var quarantined: [QuarantinedUnit] = []
@@ -132,7 +134,12 @@ public struct StatusReport: Sendable {
             if case .array(let items)? = entry.record?["units"] { units = items.compactMap(\.string) }
             return (entry.node, units, entry.record?["job"]?.string)
         }
-        report.lastDecision = try EventLog.read(from: directory).last { $0["event"]?.string == "decision" }
+        // A damaged events log costs the last decision, not the report: it is said instead.
+        do {
+            report.lastDecision = try EventLog.read(from: directory).last { $0["event"]?.string == "decision" }
+        } catch let error as GracefulStopError {
+            report.eventsProblem = error.message
+        }
         report.requeueFailed = RequeueFailure.read(in: directory)
         return report
     }
@@ -199,6 +206,7 @@ public struct StatusReport: Sendable {
                     + "; requeues exclude it, its failures count toward no quarantine (delete \(NodeFailures.badDirectory)/\(bad.node).json to trust it again)"
             )
         }
+        if let eventsProblem { lines.append("events log: cannot be read: \(eventsProblem)") }
         if let decision = lastDecision {
             let reasons: [String]
             if case .array(let items)? = decision["reasons"] { reasons = items.compactMap(\.string) } else { reasons = [] }
@@ -333,6 +341,7 @@ public struct StatusReport: Sendable {
         fields += [("run_done", .bool(runDone)), ("run_quarantined", .bool(runQuarantined)), ("study_done", .bool(studyDone))]
         fields.append(("stop_requests", .array(requestObjects)))
         fields.append(("last_decision", lastDecision ?? .null))
+        if let eventsProblem { fields.append(("events_problem", .string(eventsProblem))) }
         fields.append(("requeue_failed", requeueFailed ?? .null))
         fields.append(("gathered_at", .number(Self.rounded(gatheredAt))))
         var writer = JSONWriter()

@@ -21,12 +21,18 @@ final class Directory: Sendable {
     /// `followingSymlink` a symbolic link at `path` is refused: a state's own directories are
     /// never links (the state directory itself may be one).
     init(opening path: String, create: Bool = false, followingSymlink: Bool = true) throws {
-        if create { try Directory.makeDirectories(path) }
-        let fd = retryingOnInterrupt { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (followingSymlink ? 0 : O_NOFOLLOW)) }
+        let flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC | (followingSymlink ? 0 : O_NOFOLLOW)
+        var fd = retryingOnInterrupt { open(path, flags) }
+        // Created only when missing: an existing state under a parent this user may pass but not
+        // list or write (another user's scratch) opens, and an error names the directory itself.
+        if create && fd.result == -1 && fd.errno == ENOENT {
+            try Directory.makeDirectories(path)
+            fd = retryingOnInterrupt { open(path, flags) }
+        }
         if fd.result == -1 {
             switch fd.errno {
             case ENOENT: throw GracefulStopError(.system, "directory \(path) does not exist", errno: ENOENT)
-            case ELOOP where !followingSymlink:
+            case ELOOP where !followingSymlink, ENOTDIR where !followingSymlink && Directory.isSymbolicLink(path):
                 throw GracefulStopError(
                     .badState, "\(path) is a symbolic link: gracefulstop follows none inside a state (docs/state-format.md)", errno: ELOOP)
             case ENOTDIR: throw GracefulStopError(.system, "\(path) is not a directory", errno: ENOTDIR)
@@ -37,6 +43,11 @@ final class Directory: Sendable {
         self.fd = fd.result
         self.absolutePath = path.hasPrefix("/") ? path : Directory.workingDirectory() + "/" + path
         self.onNFS = Directory.isOnNFS(fd.result)
+    }
+
+    static func isSymbolicLink(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK
     }
 
     /// NFS_SUPER_MAGIC: `statfs.f_type` of an NFS mount.
