@@ -24,7 +24,7 @@ public struct RunReport {
     /// Reads the state at `path`.
     public static func gather(path: String) throws -> RunReport {
         let status = try StatusReport.gather(path: path)
-        let read = try EventLog.readCounting(from: Directory(opening: path))
+        let read = try EventLog.readCounting(from: Directory(opening: path), keep: EventLog.isHistory)
         let finished: [(Double, String, Int, String)] = read.events.compactMap { line in
             guard line["event"]?.string == SweepProgress.event, let time = line["time"]?.number, let count = line["count"]?.int, count > 0 else {
                 return nil

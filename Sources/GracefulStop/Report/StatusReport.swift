@@ -136,7 +136,10 @@ public struct StatusReport: Sendable {
         }
         // A damaged events log costs the last decision, not the report: it is said instead.
         do {
-            report.lastDecision = try EventLog.read(from: directory).last { $0["event"]?.string == "decision" }
+            // Read from the end: a log of a million lines costs what its tail does.
+            report.lastDecision = try EventLog.readBack(from: directory, until: { $0["event"]?.string == "decision" }).first {
+                $0["event"]?.string == "decision"
+            }
         } catch let error as GracefulStopError {
             report.eventsProblem = error.message
         }

@@ -10,10 +10,33 @@ import Glibc
 public enum EventLog {
     public static let fileName = "events.jsonl"
 
+    /// The most of one text field a line keeps: a stop reason of megabytes is cut, with a note.
+    static let textLimit = 4096
+
+    /// `text` cut to at most `limit` bytes of UTF-8 (at a character's edge), with a note of how
+    /// much was cut.
+    static func cut(_ text: String, to limit: Int) -> String {
+        let bytes = text.utf8.count
+        guard bytes > limit else { return text }
+        var kept = Substring(text).utf8.prefix(limit)
+        while let last = kept.last, last & 0xC0 == 0x80 { kept = kept.dropLast() }  // not inside a character
+        if let last = kept.last, last >= 0xC0 { kept = kept.dropLast() }
+        return String(decoding: kept, as: UTF8.self) + " … (\(bytes - kept.count) more bytes cut)"
+    }
+
+    private static func bounded(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .string(let text): return .string(cut(text, to: textLimit))
+        case .array(let items): return .array(items.map(bounded))
+        case .object(let fields): return .object(fields.map { ($0.0, bounded($0.1)) })
+        default: return value
+        }
+    }
+
     /// Appends `fields` (with `time` first) as one line; `durable`: fsync'd before returning.
     static func append(_ fields: [(String, JSONValue)], in directory: Directory, durable: Bool = true) throws {
         var json = JSONWriter()
-        json.value(.object([("time", .number((Clock.unixSeconds() * 1000).rounded() / 1000))] + fields))
+        json.value(bounded(.object([("time", .number((Clock.unixSeconds() * 1000).rounded() / 1000))] + fields)))
         json.raw("\n")
         // Not through a symbolic link, and never blocking on a FIFO put in its place (with
         // O_NONBLOCK its open fails, ENXIO, instead of waiting for a reader for ever).
@@ -53,28 +76,133 @@ public enum EventLog {
         if let failure { throw failure }
     }
 
+    /// The events from the log's end back to the first one, going back, for which `stop` is true
+    /// (it included), oldest first; every event when none is. The file is read backward a block at
+    /// a time, so what an attempt's end needs — its own lines, the last decision — costs the length
+    /// of that tail, not of the log (a big array's log after many requeues holds millions of
+    /// lines). `keep` chooses the events returned (all by default); `stop` sees every event.
+    ///
+    /// With `only`, lines that do not contain those bytes are skipped unparsed (the `"job": "J"` of
+    /// one job's lines): scanning a long log then costs a byte search per line, not a JSON parse.
+    static func readBack(
+        from directory: Directory, only needle: [UInt8]? = nil, until stop: (JSONValue) -> Bool, keep: (JSONValue) -> Bool = { _ in true }
+    ) throws -> [JSONValue] {
+        var found: [JSONValue] = []
+        try scanBack(from: directory, only: needle) { value in
+            guard let value else { return false }
+            let stopping = stop(value)
+            if stopping || keep(value) { found.append(value) }
+            return stopping
+        }
+        return found.reversed()
+    }
+
+    /// Calls `visit` with each line from the last to the first — the event, or nil for a line that
+    /// does not parse — until it returns true. Memory: one block and the line across its edge.
+    static func scanBack(from directory: Directory, only needle: [UInt8]? = nil, _ visit: (JSONValue?) -> Bool) throws {
+        guard let (descriptor, info) = try directory.openRegularFile(fileName) else { return }
+        defer { close(descriptor) }
+        let block = 1 << 20
+        var end = Int(info.st_size)
+        var carry: [UInt8] = []  // the start of a line whose beginning is in an earlier block
+        var discarding = false  // inside an overlong line already counted: its rest is not a line
+        func take(_ line: ArraySlice<UInt8>) -> Bool {
+            if discarding {
+                discarding = false
+                return false
+            }
+            guard !line.isEmpty else { return false }
+            if let needle, !EventLog.contains(line, needle) { return false }
+            var reader = JSONReader(Array(line), source: fileName)
+            guard let value = try? reader.readValue(), (try? reader.expectEnd()) != nil, value["event"] != nil else { return visit(nil) }
+            return visit(value)
+        }
+        while end > 0 {
+            let start = max(0, end - block)
+            var chunk = [UInt8](repeating: 0, count: end - start)
+            var filled = 0
+            while filled < chunk.count {
+                let count = try systemCall("cannot read", directory.pathOf(fileName)) {
+                    chunk.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress! + filled, $0.count - filled, off_t(start + filled)) }
+                }
+                if count == 0 { break }
+                filled += count
+            }
+            chunk.removeLast(chunk.count - filled)
+            chunk += carry
+            // Lines wholly inside: from the last back to the first newline; what precedes the
+            // first newline may continue in the block before.
+            var lineEnd = chunk.endIndex
+            var index = chunk.endIndex
+            while index > chunk.startIndex {
+                index -= 1
+                if chunk[index] == UInt8(ascii: "\n") {
+                    if take(chunk[(index + 1)..<lineEnd]) { return }
+                    lineEnd = index
+                }
+            }
+            carry = Array(chunk[..<lineEnd])
+            end = start
+            // A line longer than 16 blocks is not an event gracefulstop writes: skipped whole.
+            if carry.count > 16 * block {
+                if !discarding, visit(nil) { return }
+                carry = []
+                discarding = true
+            }
+        }
+        _ = take(carry[...])
+    }
+
+    /// The bytes `"job": "J"` as the log writes them: the needle of job J's lines.
+    static func jobNeedle(_ job: String) -> [UInt8] {
+        var json = JSONWriter()
+        json.raw("\"job\": ")
+        json.string(job)
+        return json.bytes
+    }
+
+    static func contains(_ line: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first, line.count >= needle.count else { return needle.isEmpty }
+        var index = line.startIndex
+        let last = line.endIndex - needle.count
+        while index <= last {
+            if line[index] == first, line[index..<(index + needle.count)].elementsEqual(needle) { return true }
+            index += 1
+        }
+        return false
+    }
+
     /// Every event that parses, oldest first.
     static func read(from directory: Directory) throws -> [JSONValue] { try readCounting(from: directory).events }
 
     /// Every event that parses, and how many lines did not (a write cut short by a kill, two
     /// hosts' appends that collided on NFS): skipped, never fatal.
-    static func readCounting(from directory: Directory) throws -> (events: [JSONValue], skipped: Int) {
-        guard let bytes = try directory.readFile(fileName) else { return ([], 0) }
+    static func readCounting(from directory: Directory, keep: (JSONValue) -> Bool = { _ in true }) throws -> (events: [JSONValue], skipped: Int) {
         var skipped = 0
-        let events: [JSONValue] = bytes.split(separator: UInt8(ascii: "\n")).compactMap { line in
-            var reader = JSONReader(Array(line), source: fileName)
-            guard let value = try? reader.readValue(), (try? reader.expectEnd()) != nil, value["event"] != nil else {
+        var events: [JSONValue] = []
+        try scanBack(from: directory) { value in
+            if let value {
+                if keep(value) { events.append(value) }
+            } else {
                 skipped += 1
-                return nil
             }
-            return value
+            return false
         }
-        return (events, skipped)
+        return (events.reversed(), skipped)
+    }
+
+    /// The events a run's history and report read (RunHistory, a sweep's finished work): of a
+    /// million lines, the few per attempt.
+    static func isHistory(_ event: JSONValue) -> Bool {
+        switch event["event"]?.string {
+        case "attempt_start", "child_exit", "decision", SweepProgress.event: return true
+        default: return false
+        }
     }
 
     /// The run's attempts (RunHistory) from the log of the state at `path`, and the lines skipped.
     public static func history(path: String) throws -> (rows: [RunHistory.Row], skipped: Int) {
-        let read = try readCounting(from: Directory(opening: path))
+        let read = try readCounting(from: Directory(opening: path), keep: isHistory)
         return (RunHistory.rows(read.events), read.skipped)
     }
 }

@@ -33,6 +33,10 @@ public struct StopRequest: Sendable, Equatable {
     /// (the signal went to the job's steps; see `ProcessStop`).
     public var signal: Int32?
 
+    /// The most of a reason kept: a stop request is one small record (a reason of megabytes would
+    /// be copied into every process's stop and three times into the log).
+    static let reasonLimit = 4096
+
     public init(requestedAt: Double, by: String, reason: String, signal: Int32? = nil) {
         self.requestedAt = requestedAt
         self.by = by
@@ -71,7 +75,7 @@ public struct StopRequest: Sendable, Equatable {
         json.raw(", \"by\": ")
         json.string(by)
         json.raw(", \"reason\": ")
-        json.string(reason)
+        json.string(EventLog.cut(reason, to: StopRequest.reasonLimit))
         if let signal {
             json.raw(", \"signal\": ")
             json.string(StopSignals.name(of: signal))

@@ -85,7 +85,8 @@ extension Supervisor {
     /// Returns the events read and the end.
     func whyItEnded(_ facts: inout AttemptFacts, plan: AttemptPlan, stale: StaleRequests) -> ([JSONValue], AttemptEnd) {
         facts.deadlinePassed = plan.deadline.map { Clock.unixSeconds() >= $0 } ?? false
-        let events = (try? EventLog.read(from: directory)) ?? []
+        // This attempt's lines: the log back to its attempt_start.
+        let events = (try? EventLog.readBack(from: directory, until: { isThisAttemptsStart($0, plan.startText) })) ?? []
         facts.processStops = ProcessStop.records(in: events, attemptStart: plan.startText)
         facts.request = currentRequest(besides: stale)
         if let slurm {
@@ -161,5 +162,16 @@ extension Supervisor {
         ]
         exitsHere.append(.object([("event", .string("child_exit")), ("job", .string(chain)), ("node", .number(Double(node)))] + exitFields))
         historyWriteFailure = record("child_exit", exitFields)
+    }
+
+    /// The `attempt_start` line gstop wrote for the attempt that began at `startText`.
+    func isThisAttemptsStart(_ event: JSONValue, _ startText: String) -> Bool {
+        event["event"]?.string == "attempt_start" && event["attempt_start"]?.string == startText && event["job"]?.string == chain
+            && event["node"]?.int == node
+    }
+
+    /// The first `attempt_start` of this job's node (restart 0): the log back to it is this job's.
+    func isThisJobsFirstStart(_ event: JSONValue) -> Bool {
+        event["event"]?.string == "attempt_start" && event["job"]?.string == chain && event["node"]?.int == node && event["restart"]?.int == 0
     }
 }

@@ -41,7 +41,11 @@ extension Supervisor {
     /// Decides, updates the pending job, records `right_size`; returns the decision line's words.
     func rightSize(_ attempt: Attempt, restart: Int, target: String) -> String? {
         guard options.rightSize else { return nil }
-        let events = (try? EventLog.read(from: directory)) ?? []
+        // The last right_size of this job's node, back at most to its first attempt.
+        let events =
+            (try? EventLog.readBack(
+                from: directory, only: EventLog.jobNeedle(chain),
+                until: { [self] in ($0["event"]?.string == "right_size" && $0["node"]?.int == node) || isThisJobsFirstStart($0) })) ?? []
         guard let facts = rightSizeFacts(attempt, restart: restart, events: events) else {
             return "right-size: the job's limits are not known (scontrol did not answer), the job is left as submitted"
         }

@@ -227,8 +227,19 @@ public final class Supervisor {
         do {
             let evidence = try NodeFailures.evidence(in: directory)
             guard !evidence.isEmpty else { return [] }
+            // Only attempts the evidence names matter: the log back to the oldest of them.
+            var named = Set(evidence.flatMap(\.failed))
+            named.remove(NodeFailures.AttemptID(job: slurm?.logID, restart: restart))  // this attempt: its cause decides
+            let hardStopLines = try? EventLog.readBack(
+                from: directory,
+                until: { line in
+                    if line["event"]?.string == "child_exit", let restart = line["restart"]?.int {
+                        named.remove(NodeFailures.AttemptID(job: line["job"]?.string, restart: restart))
+                    }
+                    return named.isEmpty
+                }, keep: { $0["event"]?.string == "child_exit" && $0["hard_stop"] == .bool(true) })
             var hardStopped = Set(
-                (try? EventLog.read(from: directory))?.compactMap { line -> NodeFailures.AttemptID? in
+                hardStopLines?.compactMap { line -> NodeFailures.AttemptID? in
                     guard line["event"]?.string == "child_exit", line["hard_stop"] == .bool(true), let restart = line["restart"]?.int else {
                         return nil
                     }
@@ -414,7 +425,7 @@ public final class Supervisor {
         func line(secondsSinceStart: Double) -> String? {
             do {
                 guard let counts = try counts(), let state else {
-                    let events = try EventLog.read(from: supervisor.directory)
+                    let events = try EventLog.readBack(from: supervisor.directory, until: { supervisor.isThisAttemptsStart($0, attemptStart) })
                     guard let finished = SweepProgress.finished(in: events, attemptStart: attemptStart) else { return nil }
                     var line = ProgressLine(scope: "the sweep", scopeDone: 0, scopeTotal: 0)
                     line.finished = finished
@@ -712,9 +723,12 @@ public final class Supervisor {
         var historyFailure = historyWriteFailure
         var exits: [JSONValue] = []
         do {
-            exits = try EventLog.read(from: directory).filter {
-                $0["event"]?.string == "child_exit" && $0["job"]?.string == chain && $0["node"]?.int == node
-            }
+            // This job's lines only (a byte search skips the others unparsed), back to its first attempt.
+            exits = try EventLog.readBack(
+                from: directory, only: EventLog.jobNeedle(chain), until: isThisJobsFirstStart,
+                keep: { $0["event"]?.string == "child_exit" && $0["job"]?.string == chain && $0["node"]?.int == node }
+            )
+            .filter { $0["event"]?.string == "child_exit" }
         } catch let error as GracefulStopError {
             historyFailure = historyFailure ?? "cannot read \(directory.pathOf(EventLog.fileName)): \(error.message)"
         } catch {}

@@ -179,19 +179,11 @@ final class Directory: Sendable {
     /// state is an error that names it, never a hang or gigabytes of memory. (O_NONBLOCK: opening
     /// a FIFO would otherwise wait for a writer for ever; on a regular file it changes nothing.)
     func readFile(_ name: String, limit: Int = Directory.readLimit) throws -> [UInt8]? {
-        let opened = retryingOnInterrupt { openat(fd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) }
-        if opened.result == -1 {
-            if opened.errno == ENOENT { return nil }
-            throw GracefulStopError.system("cannot open", pathOf(name), errno: opened.errno)
-        }
-        defer { close(opened.result) }
+        guard let (descriptor, info) = try openRegularFile(name) else { return nil }
+        defer { close(descriptor) }
+        let opened = (result: descriptor, errno: Int32(0))
         // Read straight into the result, sized by fstat (a shard of a million names is read with
         // no second copy); a file that grows meanwhile is read to its end all the same.
-        var info = stat()
-        guard fstat(opened.result, &info) == 0 else { throw GracefulStopError.system("cannot stat", pathOf(name), errno: Glibc.errno) }
-        guard info.st_mode & S_IFMT == S_IFREG else {
-            throw GracefulStopError(.badState, "\(pathOf(name)) is \(Directory.kind(of: info.st_mode)), not a regular file: the state is damaged")
-        }
         guard info.st_size <= limit else {
             throw GracefulStopError(
                 .badState, "\(pathOf(name)) is \(info.st_size) bytes, more than such a file may be (\(limit)): the state is damaged")
@@ -213,6 +205,27 @@ final class Directory: Sendable {
         }
         content.removeLast(content.count - filled)
         return content
+    }
+
+    /// Opens `name` for reading when it is a regular file (its descriptor and status; the caller
+    /// closes it); nil when it does not exist. Anything else is an error naming it (see readFile).
+    func openRegularFile(_ name: String) throws -> (Int32, stat)? {
+        let opened = retryingOnInterrupt { openat(fd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) }
+        if opened.result == -1 {
+            if opened.errno == ENOENT { return nil }
+            throw GracefulStopError.system("cannot open", pathOf(name), errno: opened.errno)
+        }
+        var info = stat()
+        guard fstat(opened.result, &info) == 0 else {
+            let error = Glibc.errno
+            close(opened.result)
+            throw GracefulStopError.system("cannot stat", pathOf(name), errno: error)
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            close(opened.result)
+            throw GracefulStopError(.badState, "\(pathOf(name)) is \(Directory.kind(of: info.st_mode)), not a regular file: the state is damaged")
+        }
+        return (opened.result, info)
     }
 
     /// What a file that is not a regular one is, for messages.

@@ -1,0 +1,72 @@
+import Glibc
+import Testing
+
+@testable import GracefulStop
+
+/// The events log read from its end: what an attempt's end and `gstop status` read costs the
+/// tail they need, whatever the log's length; torn and overlong lines are skipped.
+@Suite struct EventLogTests {
+    /// A log of `count` lines (about 3 MB for 20,000: several of the reader's 1 MiB blocks), a torn
+    /// line in the middle and an overlong one near the start.
+    static func writeLog(_ directory: TemporaryDirectory, count: Int) throws -> Directory {
+        let state = try Directory(opening: directory.path)
+        var text = ""
+        for index in 0..<count {
+            if index == 10 { text += "{\"event\": \"huge\", \"x\": \"" + String(repeating: "y", count: 17 << 20) + "\"}\n" }
+            if index == count / 2 { text += "{\"time\": 1, \"event\": \"torn\n" }
+            text +=
+                "{\"time\": \(index), \"event\": \"\(index % 100 == 0 ? "decision" : "tick")\", \"job\": \"j\(index % 7)\", \"n\": \(index), \"pad\": \"\(String(repeating: "p", count: 100))\"}\n"
+        }
+        try state.writeAtomically(EventLog.fileName, Array(text.utf8))
+        return state
+    }
+
+    @Test func readBackStopsAtTheLineAskedForAndReturnsTheTailOldestFirst() throws {
+        let directory = TemporaryDirectory()
+        let state = try Self.writeLog(directory, count: 20_000)
+        var seen = 0
+        let tail = try EventLog.readBack(
+            from: state,
+            until: { event in
+                seen += 1
+                return event["n"]?.int == 12_345
+            })
+        #expect(tail.map { $0["n"]?.int } == (12_345..<20_000).map { $0 })
+        #expect(seen == 20_000 - 12_345)  // nothing before the stop was parsed
+        let last = try EventLog.readBack(from: state, until: { $0["event"]?.string == "decision" })
+        #expect(last.first?["n"]?.int == 19_900 && last.count == 100)
+        // Only one job's lines, by a byte search: the others are never parsed.
+        var parsed = 0
+        let job = try EventLog.readBack(
+            from: state, only: EventLog.jobNeedle("j3"),
+            until: { _ in
+                parsed += 1
+                return false
+            })
+        #expect(job.count == (0..<20_000).filter { $0 % 7 == 3 }.count && parsed == job.count)
+    }
+
+    @Test func everyLineIsCountedAndTornOrOverlongOnesAreSkipped() throws {
+        let directory = TemporaryDirectory()
+        let state = try Self.writeLog(directory, count: 20_000)
+        let read = try EventLog.readCounting(from: state)
+        #expect(read.events.count == 20_000 && read.skipped == 2)  // the torn line, the 17 MB one
+        #expect(read.events.map { $0["n"]?.int } == (0..<20_000).map { $0 })
+        #expect(try EventLog.readBack(from: state, until: { _ in false }).count == 20_000)
+    }
+
+    @Test func longTextIsCutAtACharactersEdgeWithANote() throws {
+        let long = String(repeating: "é", count: 5000)  // 2 bytes each
+        let cut = EventLog.cut(long, to: 4095)
+        #expect(cut.hasPrefix(String(repeating: "é", count: 2047)) && cut.includes("(5906 more bytes cut)"))
+        #expect(EventLog.cut("short", to: 4096) == "short")
+        let directory = TemporaryDirectory()
+        let state = try Directory(opening: directory.path)
+        try EventLog.append([("event", .string("decision")), ("reasons", .array([.string(String(repeating: "r", count: 10 << 20))]))], in: state)
+        let line = try #require(try state.readFile(EventLog.fileName))
+        #expect(line.count < 5000)
+        let request = StopRequest(requestedAt: 1, by: "h:1", reason: String(repeating: "z", count: 10 << 20))
+        try request.write(to: state, job: nil)
+        #expect(try StopRequest.read(from: state, fileName: StopRequest.fileName)?.reason.utf8.count ?? .max < 5000)
+    }
+}
