@@ -202,7 +202,7 @@ def unprivileged(cluster, tmp_path_factory):
     if subprocess.run(["id", USER], capture_output=True).returncode != 0:
         subprocess.run(["useradd", "--no-create-home", "--shell", "/bin/bash", USER], check=True)
     account = pwd.getpwnam(USER)
-    base = Path(f"/tmp/gracefulstop-{USER}")
+    base = Path(f"/tmp/gracefulstop-{USER}-{Path(CLUSTER_DIR).name}")  # one per cluster: streams may run side by side
     shutil.rmtree(base, ignore_errors=True)
     (base / "site").mkdir(parents=True)
     shutil.copytree(Path(gracefulstop.__file__).parent, base / "site" / "gracefulstop", ignore=shutil.ignore_patterns("__pycache__"))
