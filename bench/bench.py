@@ -1404,7 +1404,9 @@ def long_history(size: dict) -> None:
                 common = {"job": job, "node": index % 1000, "host": f"n{index % 97}", "pid": 1000 + index % 30000}
                 log.write(json.dumps({"time": start, "event": "attempt_start", **common, "restart": index // 1000}) + "\n")
                 log.write(
-                    json.dumps({"time": start + 1, "event": "child_exit", **common, "restart": index // 1000, "exit": 0, "marked": 1, "quarantined": 0})
+                    json.dumps(
+                        {"time": start + 1, "event": "child_exit", **common, "restart": index // 1000, "exit": 0, "marked": 1, "quarantined": 0}
+                    )
                     + "\n"
                 )
                 log.write(json.dumps({"time": start + 2, "event": "decision", **common, "action": "requeue", "exit": 0, "reasons": ["bench"]}) + "\n")
