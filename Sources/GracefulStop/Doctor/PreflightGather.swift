@@ -174,7 +174,7 @@ extension PreflightFacts {
 
     static func readWholeFile(_ path: String) throws -> [UInt8]? {
         let directory = try Directory(opening: parentDirectory(of: path))
-        return try directory.readFile(String(path.split(separator: "/").last ?? Substring(path)))
+        return try directory.readFile(String(path.split(separator: "/").last ?? Substring(path)), anyKind: true)
     }
 
     static func parentDirectory(of path: String) -> String {

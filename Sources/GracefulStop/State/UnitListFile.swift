@@ -8,7 +8,7 @@ public enum UnitListFile {
         } else {
             let slash = path.lastIndex(of: "/")
             let directory = try Directory(opening: slash.map { path[..<$0].isEmpty ? "/" : String(path[..<$0]) } ?? ".")
-            guard let content = try directory.readFile(slash.map { String(path[path.index(after: $0)...]) } ?? path) else {
+            guard let content = try directory.readFile(slash.map { String(path[path.index(after: $0)...]) } ?? path, anyKind: true) else {
                 throw GracefulStopError(.system, "unit list \(path) does not exist", errno: 2)
             }
             bytes = content

@@ -178,17 +178,20 @@ final class Directory: Sendable {
     /// and at most `limit` bytes of it: a FIFO, a device or a symlink to one (`/dev/zero`) in the
     /// state is an error that names it, never a hang or gigabytes of memory. (O_NONBLOCK: opening
     /// a FIFO would otherwise wait for a writer for ever; on a regular file it changes nothing.)
-    func readFile(_ name: String, limit: Int = Directory.readLimit) throws -> [UInt8]? {
-        guard let (descriptor, info) = try openRegularFile(name) else { return nil }
+    ///
+    /// `anyKind` is for files a user names that are not the state's (`gstop init --units <(...)`,
+    /// `/dev/null`): a pipe or a device is read, blocking, to its end.
+    func readFile(_ name: String, limit: Int = Directory.readLimit, anyKind: Bool = false) throws -> [UInt8]? {
+        guard let (descriptor, info) = try openRegularFile(name, anyKind: anyKind) else { return nil }
         defer { close(descriptor) }
         let opened = (result: descriptor, errno: Int32(0))
         // Read straight into the result, sized by fstat (a shard of a million names is read with
         // no second copy); a file that grows meanwhile is read to its end all the same.
-        guard info.st_size <= limit else {
+        guard Int(info.st_size) <= limit else {
             throw GracefulStopError(
                 .badState, "\(pathOf(name)) is \(info.st_size) bytes, more than such a file may be (\(limit)): the state is damaged")
         }
-        var content = [UInt8](repeating: 0, count: Int(info.st_size) + 1)
+        var content = [UInt8](repeating: 0, count: max(0, Int(info.st_size)) + 1)
         var filled = 0
         while true {
             if filled == content.count {
@@ -209,8 +212,8 @@ final class Directory: Sendable {
 
     /// Opens `name` for reading when it is a regular file (its descriptor and status; the caller
     /// closes it); nil when it does not exist. Anything else is an error naming it (see readFile).
-    func openRegularFile(_ name: String) throws -> (Int32, stat)? {
-        let opened = retryingOnInterrupt { openat(fd, name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) }
+    func openRegularFile(_ name: String, anyKind: Bool = false) throws -> (Int32, stat)? {
+        let opened = retryingOnInterrupt { openat(fd, name, O_RDONLY | (anyKind ? 0 : O_NONBLOCK) | O_NOCTTY | O_CLOEXEC) }
         if opened.result == -1 {
             if opened.errno == ENOENT { return nil }
             throw GracefulStopError.system("cannot open", pathOf(name), errno: opened.errno)
@@ -221,6 +224,7 @@ final class Directory: Sendable {
             close(opened.result)
             throw GracefulStopError.system("cannot stat", pathOf(name), errno: error)
         }
+        if anyKind && info.st_mode & S_IFMT != S_IFDIR { return (opened.result, info) }
         guard info.st_mode & S_IFMT == S_IFREG else {
             close(opened.result)
             throw GracefulStopError(.badState, "\(pathOf(name)) is \(Directory.kind(of: info.st_mode)), not a regular file: the state is damaged")
