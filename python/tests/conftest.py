@@ -48,6 +48,16 @@ NEEDING_TESTS = {
     "test_returned_buffers_are_freed_under_valgrind": "valgrind (slow)",
     "test_the_python_unit_tests_under_valgrind_lose_nothing_allocated_in_the_library": "valgrind (slow)",
 }
+# Variants that the quick tier's five minutes leave to the full run: the same test with another
+# start method or signal (one spawn and one fork variant stay), and the load tests of many processes.
+_GROUP_STOP = "test_a_stop_signal_to_the_whole_group_stops_at_a_step_with_a_checkpoint_and_resumes_exactly"
+NEEDING_VARIANTS = {
+    f"{_GROUP_STOP}[{variant}]": "more variants of one test (slow)"
+    for variant in ("spawn-persistent-SIGTERM-late", "spawn-persistent-SIGUSR1-late", "fork-fresh-SIGTERM", "fork-persistent-SIGTERM")
+} | {
+    "test_64_processes_and_threads_mark_64000_units_and_run_done_is_created_once": "64 processes at once (slow)",
+    "test_eight_processes_of_a_host_look_at_the_state_once_per_interval_between_them": "eight processes for seconds (slow)",
+}
 _left_out: dict[str, int] = {}
 
 
@@ -57,7 +67,7 @@ def pytest_collection_modifyitems(config, items):
     kept, dropped = [], []
     for item in items:
         needs = next((NEEDS[name] for name in item.fixturenames if name in NEEDS), None)
-        needs = needs or NEEDING_MODULES.get(item.module.__name__) or NEEDING_TESTS.get(item.originalname)
+        needs = needs or NEEDING_MODULES.get(item.module.__name__) or NEEDING_TESTS.get(item.originalname) or NEEDING_VARIANTS.get(item.name)
         if needs:
             dropped.append(item)
             _left_out[needs] = _left_out.get(needs, 0) + 1
