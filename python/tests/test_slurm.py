@@ -69,7 +69,9 @@ def test_scancel_ends_the_job_without_requeue(cluster, time_limit_job, tmp_path)
 
 def test_an_array_task_warned_alone_is_requeued_alone(cluster, time_limit_job, tmp_path):
     state = tmp_path / "state"
-    array = cluster.submit(tmp_path, state, sbatch="--array=0-3", WORKER_UNITS="16", WORKER_NODES="4", WORKER_SECONDS="1")
+    # 12 units a share: with balancing, three tasks would finish a share of 4 before a fourth that
+    # starts seconds late (a loaded machine) had begun one, and it would never log a unit.
+    array = cluster.submit(tmp_path, state, sbatch="--array=0-3", WORKER_UNITS="48", WORKER_NODES="4", WORKER_SECONDS="1")
     cluster.wait("all four tasks working", lambda: {node for _, node, *_ in work_log(state)} == {"0", "1", "2", "3"})
     cluster.warn(f"{array}_2")
     cluster.wait_state(f"{array}_2", "PENDING", restarts=1)
@@ -77,7 +79,7 @@ def test_an_array_task_warned_alone_is_requeued_alone(cluster, time_limit_job, t
     for task in range(4):
         info = cluster.wait_state(f"{array}_{task}", "COMPLETED", timeout=180)
         assert info["Restarts"] == ("1" if task == 2 else "0"), f"task {task}: {info['Restarts']} restarts"
-    log = assert_each_unit_once(state, 16)
+    log = assert_each_unit_once(state, 48)
     # Only task 2 ran a second attempt (balancing: the others may have finished its share meanwhile).
     assert {node for _, node, restart, _ in log if restart == "1"} <= {"2"}
     requeues = [d for d in events(state, "decision") if d["action"] == "requeue"]
