@@ -9,15 +9,15 @@ extension Supervisor {
     func rightSizeFacts(_ attempt: Attempt, restart: Int, events: [JSONValue]) -> RightSize.Facts? {
         guard let job = attempt.job, let units = attempt.left else { return nil }
         var samples: [UnitTiming] = []
-        var sampleProblem: String? = nil
+        var shares: Int? = nil
         do {
             let state = try RunState.open(at: statePath, node: node)
+            shares = state.manifest?.nodes
             // The job's own share: its units' times are the best guess for what is left of it.
             samples = try state.requireFiles().markers.timings(node: node, limit: StatusReport.sampleSize(nodes: 1))
         } catch let error as GracefulStopError {
-            sampleProblem = error.message
+            report("right-size: could not read the share's unit times: \(error.message)")
         } catch {}
-        if let sampleProblem { report("right-size: could not read the share's unit times: \(sampleProblem)") }
         let estimate = UnitEstimate(durations: samples.compactMap(\.seconds))
         // From the attempt's start to its first unit begun: this attempt's (the earliest sampled
         // unit it began), else the last one measured (right_size events).
@@ -32,7 +32,7 @@ extension Supervisor {
             overhead: measured ?? earlier, units: units, warningLead: attempt.warningLead)
         // A job that answers for the whole run (one batch script for all its nodes) has its
         // shares worked side by side; with balancing, its workers share all that is left.
-        if attempt.scope == "the run", (try? Balance.enabled()) ?? true, let shares = try? RunState.open(at: statePath, node: node).manifest?.nodes {
+        if attempt.scope == "the run", (try? Balance.enabled()) ?? true, let shares {
             facts.workers = max(1, shares)
         }
         return facts
