@@ -165,6 +165,26 @@ import Testing
         }
     }
 
+    @Test func aClaimPastTheQuarantineLimitQuarantinesInsteadOfTakingAnotherGeneration() throws {
+        // Two workers that both counted two failures of u (limit 3) began it one after the other:
+        // the first died in generation 3, the second, not looking again, claimed generation 4.
+        // The claim now stops at the limit, and the unit is quarantined where it would be begun.
+        let directory = TemporaryDirectory()
+        do {
+            let state = try RunState.create(at: directory.path, units: ["a", "u"], nodes: 1, node: 0)
+            for generation in 1...3 { Self.writeClaim(directory.path, share: 0, place: 1, generation: generation, pid: Self.gonePid()) }
+            #expect(try state.beginUnit("u") == .quarantined)
+            #expect(access("\(directory.path)/begun/0/1.4", F_OK) != 0)
+            #expect(access("\(directory.path)/quarantine/0/1.json", F_OK) == 0)
+            // Below the limit, the next generation is claimed as before.
+            #expect(try state.beginUnit("a") == .begun)
+            let again = try RunState.create(at: directory.path + "-two", units: ["u"], nodes: 1, node: 0)
+            for generation in 1...2 { Self.writeClaim(directory.path + "-two", share: 0, place: 0, generation: generation, pid: Self.gonePid()) }
+            #expect(try again.beginUnit("u") == .begun)
+            #expect(access("\(directory.path)-two/begun/0/0.3", F_OK) == 0)
+        }
+    }
+
     @Test func aWorkerTakesTheEndOfTheShareWithTheMostLeftOnceItsOwnIsDone() throws {
         let directory = TemporaryDirectory()
         do {

@@ -82,7 +82,18 @@ extension RunState {
         var record: String? = nil
         var failedBefore: [BeginRecords.Holder] = []
         if exclusive {
-            guard case .claimed(let name) = try files.begun.claim(claim, attemptsOver: restart, failedBefore: &failedBefore) else { return .claimed }
+            var outcome = try files.begun.claim(
+                claim, attemptsOver: restart, failedBefore: &failedBefore, failureLimit: try Quarantine.maxUnitAttempts(), badNodes: badNodes)
+            if outcome == .limitReached {
+                // Its failures earn a quarantine: written here, unless they turn out not to count
+                // (the unit was done meanwhile, or a record changed): then it is claimed after all.
+                let done = try refresh(node: owner, keepNames: owner == node)
+                if done.contains(place) { return .done }
+                if try applyQuarantine(node: owner, done: done, attemptsOver: restart).places.contains(place) { return .quarantined }
+                failedBefore = []
+                outcome = try files.begun.claim(claim, attemptsOver: restart, failedBefore: &failedBefore)
+            }
+            guard case .claimed(let name) = outcome else { return .claimed }
             if try files.markers.isDoneForClaimHolder(index, in: files.manifest.catalog) {
                 try? files.begun.remove(node: owner, fileName: name)  // the unit is done: no gap can matter
                 return .done

@@ -170,6 +170,10 @@ final class BeginRecords: Sendable {
         case claimed(String)
         /// Somebody else holds it (nil: an unreadable record, being written).
         case held(Holder?)
+        /// Not claimed: the unit's failed attempts reached the quarantine limit. Two workers that
+        /// both counted one failure too few before claiming would otherwise each claim the next
+        /// generation (4 attempts where 3 quarantine, seen under load): the caller quarantines.
+        case limitReached
     }
 
     /// How a process gave a unit up.
@@ -197,11 +201,21 @@ final class BeginRecords: Sendable {
 
     /// Claims the unit at `place` of `node`: creates the first free generation, unless a live
     /// attempt holds one on the way. `failedBefore` gets the holders of the earlier generations
-    /// whose attempts failed (over, not released): where the unit failed before this claim.
-    func claim(_ claim: Claim, attemptsOver: Int, failedBefore: inout [Holder]) throws -> ClaimOutcome {
+    /// whose attempts failed (over, not released): where the unit failed before this claim. With
+    /// a `failureLimit` (0: none), no generation is created once that many failed, not counting
+    /// failures on the `badNodes` (a bad node's failures are the node's, not the unit's).
+    func claim(
+        _ claim: Claim, attemptsOver: Int, failedBefore: inout [Holder], failureLimit: Int = 0, badNodes: () -> Set<String> = { [] }
+    ) throws -> ClaimOutcome {
         let directory = try nodes.directory(claim.node, create: true)!
         let bytes = BeginRecords.content(claim)
+        var failures = 0
         for generation in 1...256 {
+            if failureLimit > 0, failures >= failureLimit {
+                let bad = badNodes()
+                let counted = failures - failedBefore.filter { $0.slurmNode.map(bad.contains) ?? false }.count
+                if counted >= failureLimit { return .limitReached }
+            }
             let name = "\(claim.place).\(generation)"
             if try create(name, bytes, in: directory) { return .claimed(name) }
             let holder = Holder(self.content(node: claim.node, fileName: name))
@@ -211,6 +225,7 @@ final class BeginRecords: Sendable {
             {
                 return .held(holder)
             }
+            if holder?.released != true { failures += 1 }  // an unreadable record counts, as in quarantine
             if let holder, !holder.released { failedBefore.append(holder) }
         }
         return .held(nil)  // 256 attempts over in a row: quarantine (at 3 by default) stops it long before
