@@ -103,14 +103,17 @@ struct Subcommand {
         }
         return 0
     },
-    "history": Subcommand(help: Help.history, valued: ["state"], flags: ["json"]) { arguments in
-        let history = try EventLog.history(path: try arguments.stateDirectory())
+    "history": Subcommand(help: Help.history, valued: ["state", "last"], flags: ["json"]) { arguments in
+        let history = try EventLog.history(path: try arguments.stateDirectory(), last: try arguments.integer("last", minimum: 1))
+        // Written a piece at a time: a history of a million attempts is never one string.
         if arguments.flag("json") {
-            print(RunHistory.jsonText(history.rows, skippedLines: history.skipped), terminator: "")
+            RunHistory.jsonText(history.rows, skippedLines: history.skipped) { bytes in
+                print(String(decoding: bytes, as: UTF8.self), terminator: "")
+            }
+        } else if history.rows.isEmpty {
+            print("no attempt yet: events.jsonl has no attempt_start or child_exit line")
         } else {
-            print(
-                history.rows.isEmpty ? "no attempt yet: events.jsonl has no attempt_start or child_exit line" : RunHistory.table(history.rows),
-                terminator: "")
+            RunHistory.table(history.rows) { print($0, terminator: "") }
         }
         if history.skipped > 0 {
             printError(

@@ -197,16 +197,19 @@ enum Help {
         """
 
     static let history = """
-        usage: gstop history [--json] [--state DIR]
+        usage: gstop history [--last N] [--json] [--state DIR]
 
         One row per attempt of the run, oldest first, from events.jsonl: the job (or array task) and
         gstop's node, the restart, the host, when it started (UTC) and how long it ran, its exit, what
         gstop decided (finish, requeue, stop, slurm_requeued) with its exit code, the units it marked
         and quarantined, and why it ended, with the route the stop took. An attempt still running (or
         whose gstop was killed) has no end. A line that does not parse (a write cut short) is skipped,
-        with a note on standard error.
+        with a note on standard error. The log is read once, forward, holding only the attempts:
+        a log of a million lines takes seconds; --last reads only its end.
 
         options:
+          --last N      only the last N attempts to start (read from the log's end: as fast on a
+                        log of millions of lines as on a new one)
           --json        {"attempts": [{job, node, restart, host, start, end, duration, cause, route,
                         exit, outcome, decision, decision_exit, marked, quarantined, budget}],
                         "skipped_lines": N}; outcome is done, warning, timelimit, preempted, nodefail,

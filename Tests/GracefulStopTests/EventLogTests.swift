@@ -53,6 +53,33 @@ import Testing
         #expect(read.events.count == 20_000 && read.skipped == 2)  // the torn line, the 17 MB one
         #expect(read.events.map { $0["n"]?.int } == (0..<20_000).map { $0 })
         #expect(try EventLog.readBack(from: state, until: { _ in false }).count == 20_000)
+        // A last line without its newline (being written) is read, forward as backward.
+        let fd = open(directory.path + "/" + EventLog.fileName, O_WRONLY | O_APPEND)
+        _ = "{\"event\": \"tail\", \"n\": 20000}".withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+        #expect(try EventLog.readCounting(from: state).events.last?["n"]?.int == 20_000)
+        #expect(try EventLog.readBack(from: state, until: { _ in true }).first?["n"]?.int == 20_000)
+    }
+
+    @Test func historyHoldsAttemptsNotLinesAndLastReadsOnlyTheEnd() throws {
+        let directory = TemporaryDirectory()
+        let state = try Directory(opening: directory.path)
+        var text = "{\"time\": 0, \"event\": \"torn\n"
+        for index in 0..<5000 {  // two chains of attempts, each start, exit and decision
+            let job = "7_\(index % 2)"
+            text +=
+                "{\"time\": \(index * 10), \"event\": \"attempt_start\", \"job\": \"\(job)\", \"node\": 0, \"restart\": \(index / 2), \"host\": \"h\"}\n"
+            text +=
+                "{\"time\": \(index * 10 + 5), \"event\": \"child_exit\", \"job\": \"\(job)\", \"node\": 0, \"restart\": \(index / 2), \"exit\": 0, \"marked\": 1}\n"
+            text += "{\"time\": \(index * 10 + 6), \"event\": \"decision\", \"job\": \"\(job)\", \"node\": 0, \"action\": \"requeue\", \"exit\": 0}\n"
+        }
+        try state.writeAtomically(EventLog.fileName, Array(text.utf8))
+        let all = try EventLog.history(path: directory.path)
+        #expect(all.rows.count == 5000 && all.skipped == 1)
+        #expect(all.rows.allSatisfy { $0.decision == "requeue" && $0.duration == 5 && $0.marked == 1 })
+        #expect(all.rows.last?.job == "7_1" && all.rows.last?.restart == 2499)
+        let last = try EventLog.history(path: directory.path, last: 3)
+        #expect(last.rows == Array(all.rows.suffix(3)) && last.skipped == 0)  // the torn line is before them: never read
     }
 
     @Test func longTextIsCutAtACharactersEdgeWithANote() throws {

@@ -79,6 +79,11 @@ def test_history_has_one_row_per_attempt_matching_the_events(campaign):
     assert sum(row["marked"] for row in rows) == UNITS - 1 and sum(row["quarantined"] for row in rows) == 1
     table = gstop("history", "--state", str(state)).stdout.splitlines()
     assert len(table) == len(rows) + 1 and table[0].split()[:3] == ["job", "node", "restart"]
+    # --last N: the last N attempts to start, the same rows, read from the log's end.
+    last = json.loads(gstop("history", "--last", "2", "--json", "--state", str(state)).stdout)["attempts"]
+    assert last == rows[-2:]
+    refused = gstop("history", "--last", "0", "--state", str(state))
+    assert refused.returncode == 64 and "--last takes a whole number from 1" in refused.stderr
     # A line cut short by a kill is skipped, with a note; the rows stay.
     torn = state.parent / "torn"
     shutil.copytree(state, torn)

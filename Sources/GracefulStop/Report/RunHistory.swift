@@ -49,101 +49,163 @@ public enum RunHistory {
     }
 
     public static func rows(_ events: [JSONValue]) -> [Row] {
-        var rows: [Row] = []
-        var index: [String: Int] = [:]
-        func key(_ line: JSONValue, restart: Int) -> String { "\(line["job"]?.string ?? "?")\u{0}\(line["node"]?.int ?? 0)\u{0}\(restart)" }
-        /// The row an attempt's line belongs to: its restart's, created on first sight.
-        func row(for line: JSONValue, restart: Int) -> Int {
-            let id = key(line, restart: restart)
-            if let found = index[id] { return found }
-            rows.append(Row(job: line["job"]?.string ?? "?", node: line["node"]?.int ?? 0, restart: restart))
-            index[id] = rows.count - 1
-            return rows.count - 1
+        var builder = Builder()
+        for line in events { builder.add(line) }
+        return builder.rows()
+    }
+
+    /// Rows built one line at a time, oldest line first: a log of a million lines is never held
+    /// whole, only its attempts.
+    public struct Builder {
+        private struct Attempt: Hashable {
+            var job: String
+            var node: Int
+            var restart: Int
         }
+        private struct Chain: Hashable {
+            var job: String
+            var node: Int
+        }
+        private var found: [Row] = []
+        private var index: [Attempt: Int] = [:]
         /// Each job and node's latest restart seen: a decision line names no restart.
-        var latest: [String: Int] = [:]
-        for line in events {
-            let chain = "\(line["job"]?.string ?? "?")\u{0}\(line["node"]?.int ?? 0)"
+        private var latest: [Chain: Int] = [:]
+
+        public init() {}
+
+        /// The row an attempt's line belongs to: its restart's, created on first sight.
+        private mutating func row(_ chain: Chain, restart: Int) -> Int {
+            let id = Attempt(job: chain.job, node: chain.node, restart: restart)
+            if let at = index[id] { return at }
+            found.append(Row(job: chain.job, node: chain.node, restart: restart))
+            index[id] = found.count - 1
+            return found.count - 1
+        }
+
+        public mutating func add(_ line: JSONValue) {
+            let chain = Chain(job: line["job"]?.string ?? "?", node: line["node"]?.int ?? 0)
             switch line["event"]?.string {
             case "attempt_start":
-                guard let restart = line["restart"]?.int else { continue }
-                let at = row(for: line, restart: restart)
-                rows[at].start = line["time"]?.number
-                rows[at].host = line["host"]?.string
+                guard let restart = line["restart"]?.int else { return }
+                let at = row(chain, restart: restart)
+                found[at].start = line["time"]?.number
+                found[at].host = line["host"]?.string
                 latest[chain] = restart
             case "child_exit":
-                guard let restart = line["restart"]?.int else { continue }
-                let at = row(for: line, restart: restart)
-                rows[at].end = line["time"]?.number
-                rows[at].host = rows[at].host ?? line["host"]?.string
-                rows[at].cause = line["cause"]?.string
-                rows[at].route = line["route"]?.string
-                rows[at].exit = line["exit"]?.int
-                rows[at].marked = line["marked"]?.int
-                rows[at].quarantined = line["quarantined"]?.int
-                rows[at].budget = line["budget"]?.string
+                guard let restart = line["restart"]?.int else { return }
+                let at = row(chain, restart: restart)
+                found[at].end = line["time"]?.number
+                found[at].host = found[at].host ?? line["host"]?.string
+                found[at].cause = line["cause"]?.string
+                found[at].route = line["route"]?.string
+                found[at].exit = line["exit"]?.int
+                found[at].marked = line["marked"]?.int
+                found[at].quarantined = line["quarantined"]?.int
+                found[at].budget = line["budget"]?.string
                 latest[chain] = restart
             case "decision":
-                guard let restart = latest[chain], let at = index[key(line, restart: restart)], rows[at].decision == nil else { continue }
-                rows[at].decision = line["action"]?.string
-                rows[at].decisionExit = line["exit"]?.int
+                guard let restart = latest[chain], let at = index[Attempt(job: chain.job, node: chain.node, restart: restart)],
+                    found[at].decision == nil
+                else { return }
+                found[at].decision = line["action"]?.string
+                found[at].decisionExit = line["exit"]?.int
             default:
-                continue
+                return
             }
         }
-        return rows.sorted { ($0.start ?? $0.end ?? 0, $0.job, $0.node, $0.restart) < ($1.start ?? $1.end ?? 0, $1.job, $1.node, $1.restart) }
+
+        /// The rows by start (an attempt without one by its end), then job, node and restart. The
+        /// builder is spent: its rows are sorted in place, not copied.
+        public mutating func rows() -> [Row] {
+            index = [:]
+            latest = [:]
+            var rows = found
+            found = []
+            rows.sort { ($0.start ?? $0.end ?? 0, $0.job, $0.node, $0.restart) < ($1.start ?? $1.end ?? 0, $1.job, $1.node, $1.restart) }
+            return rows
+        }
     }
 
     /// The rows as a table for people.
     public static func table(_ rows: [Row]) -> String {
-        let header = ["job", "node", "restart", "host", "start (UTC)", "duration", "ended", "exit", "decision", "marked", "quarantined"]
-        let body: [[String]] = rows.map { row in
+        var text = ""
+        table(rows) { text += $0 }
+        return text
+    }
+
+    /// The rows as a table for people, handed to `write` a piece at a time: the cells are made
+    /// twice (once for the widths) rather than held for a history of a million attempts.
+    public static func table(_ rows: [Row], write: (String) -> Void) {
+        let header = ["job", "node", "restart", "host", "start (UTC)", "duration", "exit", "decision", "marked", "quarantined", "ended"]
+        // The long "ended" column goes last: the others are aligned, it runs on.
+        func cells(_ row: Row) -> [String] {
             [
                 row.job, String(row.node), String(row.restart), row.host ?? "-", row.start.map(Self.utc) ?? "-",
-                row.duration.map(TimeSpan.format) ?? (row.end == nil ? "running" : "-"),
-                row.cause.map { $0 + (row.route.map { " [\($0)]" } ?? "") } ?? "-", row.exit.map(String.init) ?? "-",
+                row.duration.map(TimeSpan.format) ?? (row.end == nil ? "running" : "-"), row.exit.map(String.init) ?? "-",
                 row.decision.map { $0 + (row.decisionExit.map { " (\($0))" } ?? "") } ?? "-",
                 row.marked.map(String.init) ?? "-", row.quarantined.map(String.init) ?? "-",
+                row.cause.map { $0 + (row.route.map { " [\($0)]" } ?? "") } ?? "-",
             ]
         }
-        // The long "ended" column goes last: the others are aligned, it runs on.
-        let order = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 6]
-        let lines = ([header] + body).map { cells in order.map { cells[$0] } }
-        let widths = order.indices.map { column in lines.map { $0[column].count }.max() ?? 0 }
-        return lines.map { cells in
-            cells.indices.map { column in
-                column == cells.count - 1 ? cells[column] : cells[column] + String(repeating: " ", count: widths[column] - cells[column].count)
-            }.joined(separator: "  ")
-        }.joined(separator: "\n") + "\n"
+        var widths = header.map(\.count)
+        for row in rows {
+            for (column, cell) in cells(row).enumerated() { widths[column] = max(widths[column], cell.count) }
+        }
+        var piece = ""
+        func line(_ cells: [String]) {
+            for (column, cell) in cells.enumerated() {
+                piece += column == cells.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count + 2)
+            }
+            piece += "\n"
+            if piece.utf8.count >= 1 << 16 {
+                write(piece)
+                piece = ""
+            }
+        }
+        line(header)
+        for row in rows { line(cells(row)) }
+        write(piece)
     }
 
     /// The rows as one JSON object (`gstop history --json`), with a newline.
     public static func jsonText(_ rows: [Row], skippedLines: Int) -> String {
+        var text = ""
+        jsonText(rows, skippedLines: skippedLines) { text += String(decoding: $0, as: UTF8.self) }
+        return text
+    }
+
+    /// The same, handed to `write` a piece at a time (one row's object made at a time).
+    public static func jsonText(_ rows: [Row], skippedLines: Int, write: ([UInt8]) -> Void) {
         var writer = JSONWriter()
-        writer.value(json(rows, skippedLines: skippedLines))
-        writer.raw("\n")
-        return String(decoding: writer.bytes, as: UTF8.self)
+        writer.raw("{\"attempts\": [")
+        for (index, row) in rows.enumerated() {
+            if index > 0 { writer.raw(", ") }
+            writer.value(json(row))
+            if writer.bytes.count >= 1 << 16 {
+                write(writer.bytes)
+                writer = JSONWriter()
+            }
+        }
+        writer.raw("], \"skipped_lines\": ")
+        writer.value(.number(Double(skippedLines)))
+        writer.raw("}\n")
+        write(writer.bytes)
     }
 
     static func json(_ rows: [Row], skippedLines: Int) -> JSONValue {
+        .object([("attempts", .array(rows.map(json))), ("skipped_lines", .number(Double(skippedLines)))])
+    }
+
+    static func json(_ row: Row) -> JSONValue {
         func number(_ value: Double?) -> JSONValue { value.map { .number(($0 * 1000).rounded() / 1000) } ?? .null }
         func integer(_ value: Int?) -> JSONValue { value.map { .number(Double($0)) } ?? .null }
         func text(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
         return .object([
-            (
-                "attempts",
-                .array(
-                    rows.map { row in
-                        .object([
-                            ("job", .string(row.job)), ("node", .number(Double(row.node))), ("restart", .number(Double(row.restart))),
-                            ("host", text(row.host)), ("start", number(row.start)), ("end", number(row.end)), ("duration", number(row.duration)),
-                            ("cause", text(row.cause)), ("route", text(row.route)), ("exit", integer(row.exit)), ("outcome", .string(row.outcome)),
-                            ("decision", text(row.decision)), ("decision_exit", integer(row.decisionExit)), ("marked", integer(row.marked)),
-                            ("quarantined", integer(row.quarantined)), ("budget", text(row.budget)),
-                        ])
-                    })
-            ),
-            ("skipped_lines", .number(Double(skippedLines))),
+            ("job", .string(row.job)), ("node", .number(Double(row.node))), ("restart", .number(Double(row.restart))),
+            ("host", text(row.host)), ("start", number(row.start)), ("end", number(row.end)), ("duration", number(row.duration)),
+            ("cause", text(row.cause)), ("route", text(row.route)), ("exit", integer(row.exit)), ("outcome", .string(row.outcome)),
+            ("decision", text(row.decision)), ("decision_exit", integer(row.decisionExit)), ("marked", integer(row.marked)),
+            ("quarantined", integer(row.quarantined)), ("budget", text(row.budget)),
         ])
     }
 

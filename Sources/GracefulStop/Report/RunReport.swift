@@ -24,15 +24,21 @@ public struct RunReport {
     /// Reads the state at `path`.
     public static func gather(path: String) throws -> RunReport {
         let status = try StatusReport.gather(path: path)
-        let read = try EventLog.readCounting(from: Directory(opening: path), keep: EventLog.isHistory)
-        let finished: [(Double, String, Int, String)] = read.events.compactMap { line in
-            guard line["event"]?.string == SweepProgress.event, let time = line["time"]?.number, let count = line["count"]?.int, count > 0 else {
-                return nil
+        // One pass forward over the log, holding the attempts and a sweep's counts, not its lines.
+        var builder = RunHistory.Builder()
+        var skipped = 0
+        var finished: [(Double, String, Int, String)] = []
+        try EventLog.scan(from: Directory(opening: path)) { line in
+            guard let line else {
+                skipped += 1
+                return
             }
-            return (time, "\(line["job"]?.string ?? "local") node \(line["node"]?.int ?? 0)", count, line["what"]?.string ?? "trial")
+            builder.add(line)
+            if line["event"]?.string == SweepProgress.event, let time = line["time"]?.number, let count = line["count"]?.int, count > 0 {
+                finished.append((time, "\(line["job"]?.string ?? "local") node \(line["node"]?.int ?? 0)", count, line["what"]?.string ?? "trial"))
+            }
         }
-        return RunReport(
-            status: status, history: RunHistory.rows(read.events), skippedLines: read.skipped, finished: finished, now: status.gatheredAt)
+        return RunReport(status: status, history: builder.rows(), skippedLines: skipped, finished: finished, now: status.gatheredAt)
     }
 
     /// Writes `html` to `path` whole (a temporary file renamed into place): a reader never sees half.

@@ -111,11 +111,10 @@ public enum EventLog {
                 discarding = false
                 return false
             }
-            guard !line.isEmpty else { return false }
-            if let needle, !EventLog.contains(line, needle) { return false }
-            var reader = JSONReader(Array(line), source: fileName)
-            guard let value = try? reader.readValue(), (try? reader.expectEnd()) != nil, value["event"] != nil else { return visit(nil) }
-            return visit(value)
+            switch parse(line, only: needle) {
+            case .skip: return false
+            case .event(let value): return visit(value)
+            }
         }
         while end > 0 {
             let start = max(0, end - block)
@@ -153,6 +152,65 @@ public enum EventLog {
         _ = take(carry[...])
     }
 
+    /// What one line of the log is to a reader.
+    private enum Line {
+        /// Empty, or without the bytes looked for: not visited.
+        case skip
+        /// The event, or nil for a line that does not parse.
+        case event(JSONValue?)
+    }
+
+    private static func parse(_ line: ArraySlice<UInt8>, only needle: [UInt8]?) -> Line {
+        guard !line.isEmpty else { return .skip }
+        if let needle, !EventLog.contains(line, needle) { return .skip }
+        var reader = JSONReader(Array(line), source: fileName)
+        guard let value = try? reader.readValue(), (try? reader.expectEnd()) != nil, value["event"] != nil else { return .event(nil) }
+        return .event(value)
+    }
+
+    /// Calls `visit` with each line from the first to the last: the event, or nil for a line that
+    /// does not parse. Memory: one block and the line across its edge, however long the log.
+    static func scan(from directory: Directory, _ visit: (JSONValue?) -> Void) throws {
+        guard let (descriptor, _) = try directory.openRegularFile(fileName) else { return }
+        defer { close(descriptor) }
+        let block = 1 << 20
+        var chunk = [UInt8](repeating: 0, count: block)
+        var offset = 0
+        var carry: [UInt8] = []  // a line begun in an earlier block
+        var discarding = false  // inside an overlong line already counted: its rest is not a line
+        func take(_ line: ArraySlice<UInt8>) {
+            if case .event(let value) = parse(line, only: nil) { visit(value) }
+        }
+        while true {
+            let count = try systemCall("cannot read", directory.pathOf(fileName)) {
+                chunk.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress!, block, off_t(offset)) }
+            }
+            if count == 0 { break }
+            offset += count
+            var lineStart = 0
+            for index in 0..<count where chunk[index] == UInt8(ascii: "\n") {
+                if discarding {
+                    discarding = false
+                } else if carry.isEmpty {
+                    take(chunk[lineStart..<index])
+                } else {
+                    carry += chunk[lineStart..<index]
+                    take(carry[...])
+                    carry = []
+                }
+                lineStart = index + 1
+            }
+            if !discarding { carry += chunk[lineStart..<count] }
+            // A line longer than 16 blocks is not an event gracefulstop writes: skipped whole.
+            if carry.count > 16 * block {
+                visit(nil)
+                carry = []
+                discarding = true
+            }
+        }
+        if !discarding { take(carry[...]) }  // a last line without its newline (being written, or cut short)
+    }
+
     /// The bytes `"job": "J"` as the log writes them: the needle of job J's lines.
     static func jobNeedle(_ job: String) -> [UInt8] {
         var json = JSONWriter()
@@ -172,23 +230,16 @@ public enum EventLog {
         return false
     }
 
-    /// Every event that parses, oldest first.
-    static func read(from directory: Directory) throws -> [JSONValue] { try readCounting(from: directory).events }
-
-    /// Every event that parses, and how many lines did not (a write cut short by a kill, two
-    /// hosts' appends that collided on NFS): skipped, never fatal.
-    static func readCounting(from directory: Directory, keep: (JSONValue) -> Bool = { _ in true }) throws -> (events: [JSONValue], skipped: Int) {
+    /// Every event that parses, oldest first, and how many lines did not (a write cut short by a
+    /// kill, two hosts' appends that collided on NFS): skipped, never fatal. The whole log in
+    /// memory: for tests and small logs; readers of a long one use `scan` or `scanBack`.
+    static func readCounting(from directory: Directory) throws -> (events: [JSONValue], skipped: Int) {
         var skipped = 0
         var events: [JSONValue] = []
-        try scanBack(from: directory) { value in
-            if let value {
-                if keep(value) { events.append(value) }
-            } else {
-                skipped += 1
-            }
-            return false
+        try scan(from: directory) { value in
+            if let value { events.append(value) } else { skipped += 1 }
         }
-        return (events.reversed(), skipped)
+        return (events, skipped)
     }
 
     /// The events a run's history and report read (RunHistory, a sweep's finished work): of a
@@ -201,8 +252,39 @@ public enum EventLog {
     }
 
     /// The run's attempts (RunHistory) from the log of the state at `path`, and the lines skipped.
-    public static func history(path: String) throws -> (rows: [RunHistory.Row], skipped: Int) {
-        let read = try readCounting(from: Directory(opening: path), keep: isHistory)
-        return (RunHistory.rows(read.events), read.skipped)
+    /// The log is read forward a block at a time into the rows: memory grows with the attempts,
+    /// not with the log. `last`: only the attempts of the last `last` attempt_start lines, read
+    /// from the log's end (what an attempt needs of the lines before its start: nothing).
+    public static func history(path: String, last: Int? = nil) throws -> (rows: [RunHistory.Row], skipped: Int) {
+        let directory = try Directory(opening: path)
+        var builder = RunHistory.Builder()
+        var skipped = 0
+        if let last {
+            var starts = 0
+            var lines: [JSONValue] = []
+            guard last > 0 else { return ([], 0) }
+            try scanBack(from: directory) { value in
+                guard let value else {
+                    skipped += 1
+                    return false
+                }
+                guard isHistory(value) else { return false }
+                lines.append(value)
+                if value["event"]?.string == "attempt_start" { starts += 1 }
+                return starts >= last
+            }
+            for line in lines.reversed() { builder.add(line) }
+            // Lines of attempts that started before the last `last` (their ends, decisions) are
+            // not rows of this view.
+            return (builder.rows().filter { $0.start != nil }, skipped)
+        }
+        try scan(from: directory) { value in
+            guard let value else {
+                skipped += 1
+                return
+            }
+            if isHistory(value) { builder.add(value) }
+        }
+        return (builder.rows(), skipped)
     }
 }
