@@ -281,6 +281,11 @@ def test_a_damaged_state_is_never_a_crash_a_hang_or_a_silently_wrong_answer(tmp_
         assert status["units"] in (0, len(UNITS)) and not (status["units"] == 0 and before), f"{case}: {output[:500]}"
         if status["units"]:
             assert status["done"] <= len(done_units), f"{case}: status says {status['done']} done, the markers {len(done_units)}"
+    if case == "a stop request from the future":
+        # Left from before this attempt began, it is stale whatever its date says: the attempt
+        # runs and finishes, rather than every later attempt stopping at once until it is deleted.
+        code, output = outcomes["gstop run"]
+        assert code == 0 and "decision: finish" in output and done_units == set(UNITS), f"{case}: {output[-2000:]}"
     # The table of docs/reliability.md: each runner's exit (0, or the error's sysexits/Python status).
     summary = ", ".join(f"{name} {code}" for name, (code, _) in outcomes.items())
     record_reliability("damaged states", **{case: summary})
