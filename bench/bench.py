@@ -1031,6 +1031,38 @@ def gstop_heap_peak(arguments: list[str], env: dict) -> int:
     return int(Path(report).read_text())
 
 
+def checksum_cost(v2: str, node: int, runs: int) -> tuple[float, float, float, float]:
+    """The cold path with and without the shards' checksums (issue 28), in turn: the checked
+    manifest and shards and a copy without the checksum fields, swapped by rename."""
+    manifest = os.path.join(v2, "manifest.json")
+    units = os.path.join(v2, "units")
+    bare_manifest, bare_units = manifest + ".bare", os.path.join(v2, "units.bare")
+    Path(bare_manifest).write_text(re.sub(r',\n  "shard_checksums": "[^"]*"', "", Path(manifest).read_text()))
+    shutil.copytree(units, bare_units)
+    for shard in Path(bare_units).glob("*/*.json"):
+        shard.write_bytes(re.sub(rb', "names_fnv1a64": "[0-9a-f]*"', b"", shard.read_bytes(), count=1))
+
+    def swap() -> None:
+        for path, other in ((manifest, bare_manifest), (units, bare_units)):
+            os.rename(path, path + ".swap")
+            os.rename(other, path)
+            os.rename(path + ".swap", other)
+
+    open_command = [sys.executable, "-c", COLD_OPEN, v2, str(node)]
+    requeue_command = [GSTOP, "should-requeue", "--state", v2]
+    env = {"GRACEFULSTOP_NODE": str(node)}
+    timings: dict[str, list[float]] = {"checked": [], "unchecked": [], "requeue checked": [], "requeue unchecked": []}
+    for _ in range(2 * runs + 1):
+        for label in ("checked", "unchecked"):
+            timings[label].append(fresh_ms(open_command, runs=1))
+            timings["requeue " + label].append(fresh_ms(requeue_command, env, runs=1))
+            swap()
+    assert "shard_checksums" in Path(manifest).read_text()  # back as created
+    shutil.rmtree(bare_units)
+    os.unlink(bare_manifest)
+    return tuple(statistics.median(timings[label]) for label in ("checked", "unchecked", "requeue checked", "requeue unchecked"))  # type: ignore[return-value]
+
+
 def cold_path(size: dict) -> None:
     """Issue 13: what a job start costs a node, in fresh processes, version 2 against version 1 and
     the seed's checker; bytes and heap per node share; gstop at the largest size; the shared
@@ -1059,6 +1091,20 @@ def cold_path(size: dict) -> None:
         ours = fresh_ms([sys.executable, "-c", COLD_OPEN, v2, str(node)], runs=runs)
         before = fresh_ms([sys.executable, "-c", COLD_OPEN, v1, str(node)], runs=runs)
         seed = fresh_ms([sys.executable, str(REPOSITORY / "bench" / "seed_checker.py"), completed, units_file, str(node), str(nodes)], runs=runs)
+        checked, unchecked, requeue_checked, requeue_unchecked = checksum_cost(v2, node, runs)
+        row(
+            "13c",
+            f"cold `open` + `remaining_units()` of node 3 of {units:,} units (a fresh Python), and `gstop should-requeue`: "
+            "shards with their checksum (names_fnv1a64) against the same shards without",
+            f"{checked:.1f} ms; should-requeue {requeue_checked:.1f} ms",
+            f"without: {unchecked:.1f} ms; should-requeue {requeue_unchecked:.1f} ms",
+            f"{checked / unchecked:.3f}×; should-requeue {requeue_checked / requeue_unchecked:.3f}×",
+            "≤ 1.10×",
+            checked <= 1.10 * unchecked and requeue_checked <= 1.10 * requeue_unchecked,
+            f"issue 28; the same state read both ways in turn (the checksums stripped from manifest.json and the shards, "
+            f"swapped in by rename between runs), medians of {2 * runs + 1} each; the check is one FNV-1a pass over the names the reader "
+            "already walks",
+        )
         state = gracefulstop.open(v2, node=node)
         state.remaining_units()
         warm = median_ns_per_call(lambda n: [state.remaining_units() for _ in range(n)], 1, repeats=5) / 1e6
