@@ -82,6 +82,21 @@ import Testing
         #expect(last.rows == Array(all.rows.suffix(3)) && last.skipped == 0)  // the torn line is before them: never read
     }
 
+    @Test(arguments: [
+        ("{\"job\": \"7_1\"}", "\"job\": \"7_1\"", true),  // the whole line
+        ("{\"time\": 1, \"job\": \"7_12\", \"job\": \"7_1\"}", "\"job\": \"7_1\"", true),  // at the end, after a near miss
+        ("{\"job\": \"7_12\"}", "\"job\": \"7_1\"\"", false),
+        ("{\"job\": \"7_", "\"job\": \"7_1\"", false),  // cut short
+        ("jjjjjob", "job", true),  // the pivot byte again and again
+        ("\"event\": \"attempt_start\"", "\"event\": \"attempt_start\"", true),
+        ("{\"event\": \"attempt_end\"}", "\"event\": \"attempt_start\"", false),
+        ("ab", "abc", false), ("", "a", false), ("abc", "", true), ("xxabc", "abc", true),
+    ])
+    func aByteSearchFindsTheNeedleWhereverItStands(line: String, needle: String, found: Bool) {
+        let bytes = Array(("padding" + line).utf8)
+        #expect(EventLog.contains(bytes[7...], Array(needle.utf8)) == found)  // a slice that does not start at 0
+    }
+
     @Test func longTextIsCutAtACharactersEdgeWithANote() throws {
         let long = String(repeating: "é", count: 5000)  // 2 bytes each
         let cut = EventLog.cut(long, to: 4095)

@@ -131,7 +131,8 @@ extension PreflightFacts {
     /// started between them): how long a unit has taken, at most.
     static func longestUnit(in path: String, nodes: Int) throws -> Double? {
         let state = try Directory(opening: path)
-        let attemptStarts = try EventLog.readBack(from: state, until: { _ in false }, keep: { $0["event"]?.string == "attempt_start" })
+        let attemptStarts = try EventLog.readBack(
+            from: state, only: EventLog.eventNeedle("attempt_start"), until: { _ in false }, keep: { $0["event"]?.string == "attempt_start" })
             .compactMap { $0["time"]?.number }
             .sorted()
         var longest: Double? = nil

@@ -219,15 +219,39 @@ public enum EventLog {
         return json.bytes
     }
 
+    private static let rareBytes = Array("jkqvxzwy".utf8)
+
+    /// Whether `line` holds `needle`: memchr to each place a rare byte of the needle could stand
+    /// (the `j` of `"job"`, the `v` of `"event"`: once a line, where `"` is everywhere), then
+    /// memcmp: glibc's vector code, many times faster than a byte loop on the megabytes of other
+    /// jobs' lines a guard skips. (memmem is not in the Glibc module without _GNU_SOURCE.)
     static func contains(_ line: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
-        guard let first = needle.first, line.count >= needle.count else { return needle.isEmpty }
-        var index = line.startIndex
-        let last = line.endIndex - needle.count
-        while index <= last {
-            if line[index] == first, line[index..<(index + needle.count)].elementsEqual(needle) { return true }
-            index += 1
+        guard !needle.isEmpty else { return true }
+        guard line.count >= needle.count else { return false }
+        let pivot = needle.firstIndex { rareBytes.contains($0) } ?? 0
+        return line.withUnsafeBytes { haystack in
+            needle.withUnsafeBytes { wanted in
+                guard let base = haystack.baseAddress else { return false }
+                let last = haystack.count - wanted.count  // the last offset a match may start at
+                var start = 0
+                while start <= last {
+                    // The pivot byte of a match starting at `start`...`last`.
+                    guard let found = memchr(base + start + pivot, Int32(needle[pivot]), last - start + 1) else { return false }
+                    start = base.distance(to: UnsafeRawPointer(found)) - pivot
+                    if memcmp(base + start, wanted.baseAddress!, wanted.count) == 0 { return true }
+                    start += 1
+                }
+                return false
+            }
         }
-        return false
+    }
+
+    /// The bytes `"event": "E"` as the log writes them: the needle of one kind of line.
+    static func eventNeedle(_ event: String) -> [UInt8] {
+        var json = JSONWriter()
+        json.raw("\"event\": ")
+        json.string(event)
+        return json.bytes
     }
 
     /// Every event that parses, oldest first, and how many lines did not (a write cut short by a
