@@ -132,9 +132,10 @@ extension PreflightFacts {
     static func longestUnit(in path: String, nodes: Int) throws -> Double? {
         let state = try Directory(opening: path)
         let attemptStarts = try EventLog.readBack(
-            from: state, only: EventLog.eventNeedle("attempt_start"), until: { _ in false }, keep: { $0["event"]?.string == "attempt_start" })
-            .compactMap { $0["time"]?.number }
-            .sorted()
+            from: state, only: EventLog.eventNeedle("attempt_start"), until: { _ in false }, keep: { $0["event"]?.string == "attempt_start" }
+        )
+        .compactMap { $0["time"]?.number }
+        .sorted()
         var longest: Double? = nil
         for node in 0..<nodes {
             guard let shard = try? Directory(opening: path + "/done/\(node)") else { continue }
