@@ -88,6 +88,10 @@ import Testing
         #expect(JobInfo.parseDuration("1-02:03:04") == 93784)
         #expect(JobInfo.parseDuration("05:30") == 330)
         #expect(JobInfo.parseDuration("15") == 900)
+        #expect(JobInfo.parseDuration("2-12") == 216_000)  // days-hours, as sbatch --time takes it
+        #expect(JobInfo.parseDuration("2-12:30") == 217_800)
+        #expect(JobInfo.parseDuration("99999999999999999999:00") == nil)  // beyond any count: not a crash
+        #expect(JobInfo.parseDuration("9223372036854775807:00:00") != nil)  // huge, in Double: not an overflow
         for text in ["UNLIMITED", "Partition_Limit", "N/A", "", "1:-2:00", "a-01:00:00"] { #expect(JobInfo.parseDuration(text) == nil, "\(text)") }
     }
 

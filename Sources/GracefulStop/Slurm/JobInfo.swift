@@ -104,26 +104,30 @@ public struct JobInfo: Sendable, Equatable {
         return nil
     }
 
-    /// A SLURM duration ("[days-]hours:minutes:seconds", "minutes:seconds", "minutes") to seconds;
-    /// nil for UNLIMITED, Partition_Limit, N/A.
+    /// A SLURM duration to seconds, in the forms sbatch's --time takes and scontrol prints:
+    /// "minutes", "minutes:seconds", "hours:minutes:seconds", "days-hours",
+    /// "days-hours:minutes", "days-hours:minutes:seconds"; nil for UNLIMITED, Partition_Limit,
+    /// N/A and anything else. In Double: no number from outside can overflow an Int here.
     static func parseDuration(_ text: String) -> Double? {
-        var days = 0
+        var days: Double? = nil
         var clock = Substring(text)
         if let dash = clock.firstIndex(of: "-") {
-            guard let d = Int(clock[..<dash]) else { return nil }
-            days = d
+            guard let d = UInt(clock[..<dash]) else { return nil }
+            days = Double(d)
             clock = clock[clock.index(after: dash)...]
         }
-        let parts = clock.split(separator: ":", omittingEmptySubsequences: false).map { Int($0) }
-        guard !parts.isEmpty, parts.count <= 3, parts.allSatisfy({ $0 != nil && $0! >= 0 }) else { return nil }
-        let numbers = parts.map { $0! }
-        let seconds: Int
-        switch numbers.count {
-        case 3: seconds = numbers[0] * 3600 + numbers[1] * 60 + numbers[2]
-        case 2: seconds = numbers[0] * 60 + numbers[1]
-        default: seconds = numbers[0] * 60
+        let parts = clock.split(separator: ":", omittingEmptySubsequences: false).map { UInt($0).map(Double.init) }
+        guard !parts.isEmpty, parts.count <= 3, parts.allSatisfy({ $0 != nil }) else { return nil }
+        let n = parts.map { $0! }
+        if let days {  // after a day count: hours first
+            let hours = n[0] * 3600 + (n.count > 1 ? n[1] * 60 : 0) + (n.count > 2 ? n[2] : 0)
+            return days * 86400 + hours
         }
-        return Double(days * 86400 + seconds)
+        switch n.count {
+        case 3: return n[0] * 3600 + n[1] * 60 + n[2]
+        case 2: return n[0] * 60 + n[1]
+        default: return n[0] * 60
+        }
     }
 
     /// "2026-11-25T16:40:51" in this host's local time (as scontrol prints it) to unix seconds.
