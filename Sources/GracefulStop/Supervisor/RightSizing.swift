@@ -32,7 +32,7 @@ extension Supervisor {
             overhead: measured ?? earlier, units: units, warningLead: attempt.warningLead)
         // A job that answers for the whole run (one batch script for all its nodes) has its
         // shares worked side by side; with balancing, its workers share all that is left.
-        if attempt.scope == "the run", (try? Balance.enabled()) ?? true, let shares {
+        if scopeIsEveryNode, (try? Balance.enabled()) ?? true, let shares {
             facts.workers = max(1, shares)
         }
         return facts

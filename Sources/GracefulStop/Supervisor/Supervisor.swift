@@ -628,7 +628,7 @@ public final class Supervisor {
     /// array task, when it runs on several nodes (one batch script decides for all) or balances
     /// (its workers take over every share, whatever their number: a job that came back smaller
     /// must not end with shares nobody does); an array task answers for its own (Balance).
-    private var scopeIsEveryNode: Bool {
+    var scopeIsEveryNode: Bool {
         switch options.remainingScope {
         case .anyNode: return true
         case .thisNode: return false
