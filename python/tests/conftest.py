@@ -225,3 +225,27 @@ def unprivileged(cluster, tmp_path_factory):
     work.mkdir()
     os.chown(work, account.pw_uid, account.pw_gid)
     return base, work
+
+
+def submit_as_user(cluster, unprivileged, name: str, *, sbatch: str, gstop_options: str = "", **worker_env: str) -> tuple[str, Path]:
+    """Submits job_worker.py under gstop as the ordinary user, in its own directory `name` of the
+    user's work directory: the job id and the state's path."""
+    base, work = unprivileged
+    directory = work / name
+    directory.mkdir()
+    shutil.chown(directory, USER, USER)
+    state = directory / "state"
+    python = shutil.which("python3", path="/usr/bin:/bin")
+    job = cluster.submit(
+        directory,
+        state,
+        user=USER,
+        gstop=str(base / "gstop"),
+        gstop_options=gstop_options,
+        command=f"{python} -u {base / 'job_worker.py'}",
+        sbatch=sbatch,
+        PYTHONPATH=str(base / "site"),
+        GRACEFULSTOP_LIBRARY=str(base / "site" / "gracefulstop" / "libgracefulstop.so"),
+        **worker_env,
+    )
+    return job, state

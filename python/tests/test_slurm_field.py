@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import CLUSTER_DIR, USER
+from conftest import CLUSTER_DIR, USER, submit_as_user
 from slurmtest import assert_each_unit_once, events, work_log
 
 import gracefulstop
@@ -269,21 +268,7 @@ def test_a_node_failure_is_named_and_the_job_resumes(cluster, limit_jobs, tmp_pa
 
 
 def test_a_job_of_an_unprivileged_user_is_warned_requeued_resumed_and_finished(cluster, limit_jobs, unprivileged):
-    base, work = unprivileged
-    state = work / "state"
-    python = shutil.which("python3", path="/usr/bin:/bin")
-    job = cluster.submit(
-        work,
-        state,
-        user=USER,
-        gstop=str(base / "gstop"),
-        command=f"{python} -u {base / 'job_worker.py'}",
-        sbatch="--exclude=n3",
-        WORKER_UNITS="12",
-        WORKER_SECONDS="1",
-        PYTHONPATH=str(base / "site"),
-        GRACEFULSTOP_LIBRARY=str(base / "site" / "gracefulstop" / "libgracefulstop.so"),
-    )
+    job, state = submit_as_user(cluster, unprivileged, "field", sbatch="--exclude=n3", WORKER_UNITS="12", WORKER_SECONDS="1")
     assert cluster.show(job)["UserId"].startswith(f"{USER}(")
     cluster.wait("three units started", lambda: len(work_log(state)) >= 3)
     cluster.warn(job)

@@ -7,11 +7,10 @@ non-root user's, as on a real cluster (a user may lower a pending job's limits, 
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from pathlib import Path
 
-from conftest import USER
+from conftest import submit_as_user
 from slurmtest import assert_each_unit_once, events, work_log
 
 # SLURM's default bf_interval: backfill looks at the queue every 30 s.
@@ -25,28 +24,6 @@ def minutes(text: str) -> int | None:
         return None
     days, hours, mins, _ = (int(g) if g else 0 for g in match.groups())
     return days * 1440 + hours * 60 + mins
-
-
-def submit_as_user(cluster, unprivileged, name: str, *, sbatch: str, gstop_options: str = "", **worker_env: str) -> tuple[str, Path]:
-    base, work = unprivileged
-    directory = work / name
-    directory.mkdir()
-    shutil.chown(directory, USER, USER)
-    state = directory / "state"
-    python = shutil.which("python3", path="/usr/bin:/bin")
-    job = cluster.submit(
-        directory,
-        state,
-        user=USER,
-        gstop=str(base / "gstop"),
-        gstop_options=gstop_options,
-        command=f"{python} -u {base / 'job_worker.py'}",
-        sbatch=sbatch,
-        PYTHONPATH=str(base / "site"),
-        GRACEFULSTOP_LIBRARY=str(base / "site" / "gracefulstop" / "libgracefulstop.so"),
-        **worker_env,
-    )
-    return job, state
 
 
 def right_size_event(state: Path, index: int = -1) -> dict:
