@@ -65,6 +65,20 @@ def run_example(tmp_path, directory: str, *arguments: str, env: dict | None = No
     )
 
 
+def test_the_torch_example_resumed_at_the_end_of_its_last_epoch_finishes(tmp_path):
+    # A stop after the last batch of the last epoch checkpoints (epoch 2, step 16): the next attempt
+    # trains no batch, and once said its loss from a variable no batch had set (NameError, exit 1:
+    # a CI run under load stopped there).
+    checkpoint = (
+        "import torch; m = torch.nn.Linear(1, 1); o = torch.optim.SGD(m.parameters(), lr=0.1); "
+        "torch.save({'model': m.state_dict(), 'optimizer': o.state_dict(), 'epoch': 2, 'step': 16}, 'checkpoint.pt')"
+    )
+    subprocess.run([sys.executable, "-c", checkpoint], cwd=tmp_path, check=True, timeout=120)
+    result = run_example(tmp_path, "torch")
+    assert result.returncode == 0 and "trained 3 epochs: loss" in result.stdout, result.stdout + result.stderr[-3000:]
+    assert [e["exit"] for e in attempts(tmp_path)] == [0]
+
+
 def attempts(tmp_path) -> list[dict]:
     lines = (tmp_path / "state" / "events.jsonl").read_text().splitlines()
     return [event for event in map(json.loads, lines) if event["event"] == "child_exit"]
@@ -73,7 +87,7 @@ def attempts(tmp_path) -> list[dict]:
 def test_the_torch_example_stops_with_a_checkpoint_and_the_restart_finishes(tmp_path):
     result = run_example(tmp_path, "torch", "--step-seconds", "0.1")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "all work is done (study.done)" in result.stderr and "trained 3 epochs" in result.stdout
+    assert "all work is done (study.done)" in result.stderr and "trained 3 epochs" in result.stdout, result.stdout + result.stderr[-3000:]
     assert "checkpoint written" in result.stdout and "killed by signal" not in result.stderr
     exits = attempts(tmp_path)
     assert len(exits) >= 2 and all(e["exit"] == 0 for e in exits), exits
