@@ -16,6 +16,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+import gracefulstop
 from conftest import worker_command
 from test_gstop import gstop
 
@@ -244,3 +245,26 @@ def test_the_report_of_a_state_written_from_the_format_alone(fixture_state, tmp_
     dom = check_page(state, page, tmp_path)
     assert re.findall(r'<rect class="attempt (\w+)"', dom) == ["warning", "running", "failed", "done"]
     assert "1 line of events.jsonl did not parse" in dom and "t6" in dom and "restart 2 on n9" in dom
+
+
+def test_the_timeline_of_a_long_history_draws_the_newest_attempts_and_says_so(tmp_path):
+    # 6,000 attempts of 60 array tasks (a big array after many requeues): the page draws the
+    # newest 5,000 as bars and says how many there are; gstop history lists every one.
+    state = tmp_path / "state"
+    gracefulstop.create(state, ["u0", "u1"], nodes=1)
+    with open(state / "events.jsonl", "w") as log:
+        for index in range(6000):
+            common = {"job": f"5_{index % 60}", "node": 0, "host": "h"}
+            log.write(json.dumps({"time": 1.7e9 + index * 10, "event": "attempt_start", **common, "restart": index // 60}) + "\n")
+            exit_line = {"time": 1.7e9 + index * 10 + 5, "event": "child_exit", **common, "restart": index // 60, "exit": 0, "marked": 0}
+            log.write(json.dumps(exit_line) + "\n")
+            log.write(json.dumps({"time": 1.7e9 + index * 10 + 6, "event": "decision", **common, "action": "requeue", "exit": 0}) + "\n")
+    page = tmp_path / "report.html"
+    result = gstop("report", "--out", str(page), "--state", str(state))
+    assert result.returncode == 0, result.stderr
+    html = page.read_text()
+    assert "The last 5000 of 6000 attempts" in html
+    bars = re.findall(r'<rect class="attempt [a-z]+"[^>]*data-restart="(\d+)"', html)
+    assert len(bars) == 5000 and min(map(int, bars)) == 1000 // 60  # the oldest drawn: attempt 1,000 (restart 16)
+    history = json.loads(gstop("history", "--json", "--state", str(state)).stdout)["attempts"]
+    assert len(history) == 6000

@@ -108,16 +108,29 @@ public struct RunReport {
     }
 
     /// One lane per job and node, one bar per attempt.
+    /// The most attempts the timeline draws: a big array after many requeues has hundreds of
+    /// thousands, which no page can show as bars (`gstop history` lists them all).
+    static let timelineLimit = 5000
+
     private func timeline(_ page: inout HTMLPage) {
         page.add("<section id=\"timeline\"><h2>Attempts</h2>")
+        let history = self.history.suffix(Self.timelineLimit)  // the newest (rows are by start)
         guard let first = history.compactMap({ $0.start ?? $0.end }).min() else {
             page.add("<p>No attempt recorded yet (events.jsonl has none).</p></section>")
             return
         }
+        if history.count < self.history.count {
+            page.add(
+                "<p>The last \(history.count) of \(self.history.count) attempts; <code>gstop history</code> lists every one.</p>")
+        }
         let last = max(history.compactMap { $0.end ?? $0.start }.max() ?? first, history.contains { $0.end == nil } ? now : first)
         let span = max(1, last - first)
         var lanes: [String] = []
-        for row in history where !lanes.contains("\(row.job) node \(row.node)") { lanes.append("\(row.job) node \(row.node)") }
+        var laneOf: [String: Int] = [:]
+        for row in history where laneOf["\(row.job) node \(row.node)"] == nil {
+            laneOf["\(row.job) node \(row.node)"] = lanes.count
+            lanes.append("\(row.job) node \(row.node)")
+        }
         let laneHeight = 22.0
         let left = 170.0
         let width = 900.0
@@ -126,7 +139,7 @@ public struct RunReport {
             chart.text(x: left - 8, y: Double(index) * laneHeight + 15, lane, anchor: "end", className: "lane")
         }
         for row in history {
-            let lane = lanes.firstIndex(of: "\(row.job) node \(row.node)")!
+            let lane = laneOf["\(row.job) node \(row.node)"]!
             let start = row.start ?? row.end!
             let end = row.end ?? now
             let x = left + (start - first) / span * width
