@@ -224,7 +224,7 @@ enum Help {
         directory): no script and nothing fetched, the pictures are inline SVG, so it opens in any
         browser, from the shared filesystem too. It shows the counts (as gstop status); the attempts on
         a timeline, one lane per job (array task) and node, each bar coloured by how the attempt ended,
-        requeues as the gaps; units done over time, exact at each attempt's end, with the line to the
+        requeues as the gaps (the newest 5,000 attempts; gstop history lists all); units done over time, exact at each attempt's end, with the line to the
         estimated end; the distribution of sampled unit times with p50 and p90 and the slowest sampled
         units; the quarantined units with the command that puts each back; bad nodes; and for a sweep,
         the trials each worker finished over time. It reads what gstop status and gstop history read.
