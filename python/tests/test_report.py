@@ -16,9 +16,10 @@ import zlib
 from pathlib import Path
 
 import pytest
-import gracefulstop
 from conftest import worker_command
 from test_gstop import gstop
+
+import gracefulstop
 
 UNITS = 12
 
