@@ -278,3 +278,31 @@ def test_a_state_without_complete_files_still_gets_run_done(tmp_path):
     other.mark_done("a")
     assert not other.run_done() and not (tmp_path / "t" / "run.done").exists()
     assert sorted(p.name for p in (tmp_path / "t" / "complete").iterdir()) == ["0"]
+
+
+def words64(names: list[str]) -> str:
+    """names_words64 as docs/state-format.md defines it, written from the text alone."""
+    prime, mask = 0x100000001B3, (1 << 64) - 1
+    hash_ = 0xCBF29CE484222325
+    data = b"".join(name.encode() for name in names)
+    padded = data + b"\0" * (-len(data) % 8)
+    for offset in range(0, len(padded), 8):
+        hash_ = ((hash_ ^ int.from_bytes(padded[offset : offset + 8], "little")) * prime) & mask
+    for name in names:
+        hash_ = ((hash_ ^ len(name.encode())) * prime) & mask
+    return f"{((hash_ ^ len(data)) * prime) & mask:016x}"
+
+
+def test_each_shard_carries_the_documented_checksum_of_its_names(tmp_path):
+    # Names of every length around a word's 8 bytes, and multi-byte UTF-8, over 3 shards.
+    names = [f"n{'x' * (i % 19)}{i}" for i in range(40)] + ["é", "日本語-7", "a b"]
+    gracefulstop.create(tmp_path / "state", names, nodes=3)
+    manifest = json.loads((tmp_path / "state" / "manifest.json").read_text())
+    assert manifest["shard_checksums"] == "words64"
+    shards = sorted((tmp_path / "state" / "units" / manifest["units_sha256"]).glob("*.json"))
+    assert len(shards) == 3
+    for shard in shards:
+        content = json.loads(shard.read_text())
+        assert content["names_words64"] == words64(content["units"]), shard
+    # The same names with one boundary moved ("ab", "c" against "a", "bc") are another checksum.
+    assert words64(["ab", "c"]) != words64(["a", "bc"]) and words64(["a"]) != words64(["a\0"])

@@ -90,7 +90,7 @@ public struct Manifest: Sendable {
         if let legacyDoneDirectory { json.string(legacyDoneDirectory) } else { json.raw("null") }
         json.raw(",\n  \"unit_count\": \(partition.unitCount),\n  \"units_sha256\": ")
         json.string(unitsSHA256())
-        json.raw(",\n  \"shard_checksums\": \"fnv1a64\"\n}\n")
+        json.raw(",\n  \"shard_checksums\": \"\(UnitShards.checksumKind)\"\n}\n")
         return json.bytes
     }
 
@@ -167,8 +167,9 @@ public struct Manifest: Sendable {
             }
             guard let declaredCount else { throw GracefulStopError(.badState, "\(source) has no \"unit_count\" field") }
             guard let listHash else { throw GracefulStopError(.badState, "\(source) has no \"units_sha256\" field") }
-            if let shardChecksums, shardChecksums != "fnv1a64" {
-                throw GracefulStopError(.badState, "\(source): shard_checksums '\(shardChecksums)' is not one this release knows (fnv1a64)")
+            if let shardChecksums, shardChecksums != UnitShards.checksumKind {
+                throw GracefulStopError(
+                    .badState, "\(source): shard_checksums '\(shardChecksums)' is not one this release knows (\(UnitShards.checksumKind))")
             }
             // It names a directory: only the 64 hex digits a hash has, never a path.
             guard listHash.utf8.count == 64, listHash.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {

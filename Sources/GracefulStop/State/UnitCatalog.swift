@@ -97,12 +97,14 @@ struct UnitShards: Sendable {
     /// The state directory; nil for a manifest read without one (the fuzzer's), whose names cannot be read.
     let state: Directory?
     let unitsSHA256: String
-    /// The manifest says every shard carries `names_fnv1a64` (states this release creates): a
+    /// The manifest says every shard carries `names_words64` (states this release creates): a
     /// shard without it is damaged. Older states' shards are read without.
     var checksumsRequired = false
 
-    /// The field that holds a shard's checksum of its names.
-    static let checksumField = "names_fnv1a64"
+    /// The field that holds a shard's checksum of its names, and the manifest's name for its kind
+    /// (`UnitTable.namesChecksum`).
+    static let checksumField = "names_words64"
+    static let checksumKind = "words64"
 
     var relativePath: String { "\(UnitShards.directoryName)/\(unitsSHA256)" }
 
@@ -235,10 +237,15 @@ struct UnitShards: Sendable {
         json.string(formatName)
         json.raw(", \"node\": \(node), \"unit_count\": \(count), \"units_sha256\": ")
         json.string(unitsSHA256)
-        var checksum = UnitTable.checksumStart
-        for position in positions { UnitTable.checksum(&checksum, name: table.nameBytes(position)) }
+        var names: [UInt8] = []
+        var lengths: [Int] = []
+        for position in positions {
+            let name = table.nameBytes(position)
+            names += name
+            lengths.append(name.count)
+        }
         json.raw(", \"\(checksumField)\": ")
-        json.string(checksumText(checksum))
+        json.string(checksumText(names.withUnsafeBytes { UnitTable.namesChecksum(bytes: $0, lengths: lengths) }))
         json.raw(",\n\"units\": [")
         var first = true
         for position in positions {

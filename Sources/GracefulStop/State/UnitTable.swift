@@ -50,23 +50,35 @@ struct UnitTable: Sendable {
 
     func name(_ index: Int) -> String { String(decoding: nameBytes(index), as: UTF8.self) }
 
-    /// FNV-1a (64 bits) over every name followed by one NUL byte, in order: a unit shard's check
-    /// of its names (`names_fnv1a64`), a byte-at-a-time hash fast enough for the cold path.
-    static let checksumStart: UInt64 = 0xcbf2_9ce4_8422_2325
-
-    static func checksum<Name: Collection<UInt8>>(_ hash: inout UInt64, name: Name) {
-        for byte in name { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        hash = hash &* 0x0000_0100_0000_01b3  // the NUL after each name (hash ^ 0 is hash)
+    /// A unit shard's check of its names (`names_words64`): FNV-1a's offset basis and prime,
+    /// applied a 64-bit word at a time — over the names' bytes laid end to end (little-endian
+    /// words, the last zero-padded), then each name's length, then the total. Byte-at-a-time FNV-1a
+    /// is one multiply per byte, in a chain no CPU overlaps: 15 % of `gstop should-requeue` at a
+    /// million units (bench 13c). A word at a time is an eighth of that, and still no changed byte
+    /// or moved boundary can go unseen (each step is a bijection of the hash).
+    static func namesChecksum(bytes: UnsafeRawBufferPointer, lengths: some Sequence<Int>) -> UInt64 {
+        let prime: UInt64 = 0x0000_0100_0000_01b3
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var offset = 0
+        while offset + 8 <= bytes.count {
+            hash = (hash ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))) &* prime
+            offset += 8
+        }
+        if offset < bytes.count {
+            var last: UInt64 = 0
+            for (shift, byte) in bytes[offset...].enumerated() { last |= UInt64(byte) << (8 * UInt64(shift)) }
+            hash = (hash ^ last) &* prime
+        }
+        for length in lengths { hash = (hash ^ UInt64(length)) &* prime }
+        return (hash ^ UInt64(bytes.count)) &* prime
     }
 
     func namesChecksum() -> UInt64 {
-        var hash = UnitTable.checksumStart
-        nameBytes.withUnsafeBufferPointer { bytes in
+        nameBytes.withUnsafeBytes { bytes in
             nameEnds.withUnsafeBufferPointer { ends in
-                for index in 0..<ends.count { UnitTable.checksum(&hash, name: UnsafeBufferPointer(rebasing: bytes[UnitTable.range(ends, index)])) }
+                UnitTable.namesChecksum(bytes: bytes, lengths: ends.indices.lazy.map { UnitTable.range(ends, $0).count })
             }
         }
-        return hash
     }
 
     /// Calls `body` with the raw bytes of names, for copying many names out at once.
